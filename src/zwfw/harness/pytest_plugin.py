@@ -1,0 +1,1 @@
+"""Pytest plugin: runs conformance suites against a target profile."""
