@@ -1,1 +1,356 @@
-"""Pytest plugin: runs conformance suites against a target profile."""
+"""Pytest plugin: runs conformance suites against a target profile.
+
+Loaded in every pytest run of this project (entry point `zwfw`), so it stays inert unless the
+run is a conformance run: `--target` or `--zwfw-results` was given, a test carries a
+`requirement` marker, or a test lives in a suite directory (`conformance/`, `security/`,
+`loadtests/`). For those tests it
+
+- refuses the run when a test names no requirement or one the catalog does not know;
+- gives them the `target` profile, HTTP clients per service and credentials from the
+  environment (a service the profile does not list skips the test: not tested);
+- parametrises `@pytest.mark.declared(KIND)` tests over the profile's declared values;
+- records each test's outcome and, with `--zwfw-results PATH`, writes the results document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    import httpx
+
+    from zwfw.harness.profile import ServiceName, TargetProfile
+    from zwfw.harness.requirements import Catalog
+    from zwfw.harness.results import TestRecord
+
+SUITE_NAMES = ("conformance", "security", "loadtests")
+
+
+@dataclass
+class HarnessRun:
+    """Per-session state, kept in the pytest config's stash."""
+
+    profile: TargetProfile | None = None
+    results_path: Path | None = None
+    catalog: Catalog | None = None
+    # nodeid -> requirement IDs of every collected conformance test
+    checks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    records: dict[str, TestRecord] = field(default_factory=dict)
+    # Reasons the run cannot give a verdict (bad markers, collection errors).
+    problems: list[str] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    document: dict[str, Any] | None = None
+
+    @property
+    def explicit(self) -> bool:
+        return self.profile is not None or self.results_path is not None
+
+
+RUN_KEY = pytest.StashKey[HarnessRun]()
+
+
+def harness_run(config: pytest.Config) -> HarnessRun:
+    """The session's harness state (for drivers that registered a plugin object)."""
+    return config.stash[RUN_KEY]
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from zwfw.harness import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("zwfw", "zwfw certification harness")
+    group.addoption(
+        "--target",
+        metavar="FILE",
+        default=None,
+        help="target profile (YAML) of the platform under test.",
+    )
+    group.addoption(
+        "--zwfw-results",
+        metavar="PATH",
+        default=None,
+        help="write the per-requirement results document (JSON) here; needs --target.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "requirement(*ids): requirement IDs (conformance/spec/requirements.yaml) this test "
+        "verifies.",
+    )
+    config.addinivalue_line(
+        "markers",
+        "declared(kind): run once per value of this kind the target profile declares, "
+        "passed as the `value` argument.",
+    )
+    run = HarnessRun()
+    target = config.getoption("target")
+    results = config.getoption("zwfw_results")
+    if results is not None and target is None:
+        raise pytest.UsageError("--zwfw-results needs --target FILE")
+    if target is not None:
+        from zwfw.harness.errors import HarnessConfigError
+        from zwfw.harness.profile import load_profile
+        from zwfw.harness.requirements import load_catalog
+
+        try:
+            run.profile = load_profile(target)
+            # Loaded up front so that even a run that collects nothing gets a verdict.
+            run.catalog = load_catalog()
+        except HarnessConfigError as error:
+            raise pytest.UsageError(str(error)) from None
+    run.results_path = Path(results) if results is not None else None
+    config.stash[RUN_KEY] = run
+    config.pluginmanager.register(Recorder(config, run), "zwfw-recorder")
+
+
+def _suite_dirs() -> list[Path]:
+    from zwfw.harness.errors import HarnessConfigError
+    from zwfw.harness.requirements import conformance_dir
+
+    try:
+        conformance = conformance_dir()
+    except HarnessConfigError:
+        return []
+    return [conformance, *(conformance.parent / name for name in SUITE_NAMES[1:])]
+
+
+def _requirement_ids(item: pytest.Item) -> list[object]:
+    return [rid for marker in item.iter_markers("requirement") for rid in marker.args]
+
+
+def _is_check(item: pytest.Item, run: HarnessRun, suite_dirs: Callable[[], list[Path]]) -> bool:
+    if run.explicit or item.get_closest_marker("requirement") is not None:
+        return True
+    return any(item.path.is_relative_to(directory) for directory in suite_dirs())
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    run = config.stash[RUN_KEY]
+    dirs: list[Path] | None = None
+
+    def suite_dirs() -> list[Path]:
+        nonlocal dirs
+        if dirs is None:
+            dirs = _suite_dirs()
+        return dirs
+
+    checks = [item for item in items if _is_check(item, run, suite_dirs)]
+    if not checks:
+        return
+    from zwfw.harness.errors import HarnessConfigError
+    from zwfw.harness.requirements import load_catalog
+
+    try:
+        catalog = run.catalog = run.catalog or load_catalog()
+    except HarnessConfigError as error:
+        raise pytest.UsageError(str(error)) from None
+    problems: list[str] = []
+    for item in checks:
+        ids = _requirement_ids(item)
+        if not ids:
+            problems.append(
+                f"{item.nodeid}: names no requirement; add @pytest.mark.requirement(ID)"
+            )
+        for requirement_id in ids:
+            if not isinstance(requirement_id, str) or requirement_id not in catalog:
+                problems.append(f"{item.nodeid}: unknown requirement {requirement_id!r}")
+        run.checks[item.nodeid] = tuple(dict.fromkeys(str(rid) for rid in ids))
+    if problems:
+        run.problems.extend(problems)
+        raise pytest.UsageError(*problems)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("declared")
+    if marker is None:
+        return
+    from zwfw.harness.profile import Declared
+
+    if len(marker.args) != 1 or marker.args[0] not in Declared.model_fields:
+        kinds = ", ".join(Declared.model_fields)
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid}: @pytest.mark.declared takes one of: {kinds}"
+        )
+    if "value" not in metafunc.fixturenames:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid}: @pytest.mark.declared needs a `value` argument"
+        )
+    kind: str = marker.args[0]
+    profile = metafunc.config.stash[RUN_KEY].profile
+    values: list[str] = getattr(profile.declared, kind) if profile is not None else []
+    if values:
+        metafunc.parametrize("value", values, ids=values)
+        return
+    reason = (
+        f"the target profile declares no {kind}"
+        if profile is not None
+        else "no target profile (pass --target FILE)"
+    )
+    metafunc.parametrize(
+        "value", [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="none-declared")]
+    )
+
+
+def _summary(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """The one line that says why a test failed or was skipped."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # skip: (path, line, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message).removeprefix("Failed: ")
+    lines = [line for line in str(longrepr).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else report.outcome
+
+
+def _relative(path: Path, root: Path) -> str:
+    resolved = path.resolve()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(path)
+
+
+class Recorder:
+    """Records conformance tests of one session (registered per config as `zwfw-recorder`)."""
+
+    def __init__(self, config: pytest.Config, run: HarnessRun) -> None:
+        self.config = config
+        self.run = run
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            # Kept for drivers; pytest itself reports the error and stops the run.
+            where = report.nodeid or "."
+            self.run.problems.append(f"{where}: cannot collect: {_summary(report)}")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        run = self.run
+        if report.nodeid not in run.checks:
+            return
+        from zwfw.harness.results import TestRecord, clean_reason
+
+        record = run.records.get(report.nodeid)
+        if record is None:
+            record = TestRecord(report.nodeid, run.checks[report.nodeid])
+            run.records[report.nodeid] = record
+        record.duration += report.duration
+        if record.outcome != "passed":
+            return  # the first phase that did not pass decides
+        xfail = getattr(report, "wasxfail", None)
+        if report.skipped and xfail is not None:
+            # An expected failure is still the target failing; waivers are how to accept one.
+            record.outcome = "failed"
+            record.reason = clean_reason(f"expected failure: {xfail or _summary(report)}")
+        elif report.failed:
+            record.outcome = "failed" if report.when == "call" else "error"
+            record.reason = clean_reason(_summary(report))
+        elif report.skipped:
+            record.outcome = "skipped"
+            record.reason = clean_reason(_summary(report))
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        record = self.run.records.get(nodeid)
+        if record is not None:
+            self.config.hook.pytest_zwfw_test_recorded(record=record)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        run = self.run
+        if run.profile is None or run.catalog is None or run.problems:
+            return
+        if self.config.option.collectonly:
+            return
+        from zwfw.harness.results import results_document, write_document
+
+        root = self.config.rootpath
+        suites = [_relative(Path(arg.split("::")[0]), root) for arg in self.config.args]
+        run.document = results_document(
+            catalog=run.catalog,
+            profile=run.profile,
+            records=[run.records[nodeid] for nodeid in run.checks if nodeid in run.records],
+            suites=suites,
+            started_at=run.started_at,
+            finished_at=datetime.now(UTC),
+        )
+        if run.results_path is not None:
+            write_document(run.results_path, run.document)
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> TargetProfile:
+    """The profile of the platform under test (`--target FILE`)."""
+    profile = request.config.stash[RUN_KEY].profile
+    if profile is None:
+        pytest.fail("no target profile: run with --target FILE", pytrace=False)
+    return profile
+
+
+@pytest.fixture(scope="session")
+def service_client(target: TargetProfile) -> Iterator[Callable[[ServiceName], httpx.Client]]:
+    """`service_client("hall")`: the session's client for that service, or skip when absent."""
+    from zwfw.harness.http import service_client as make_client
+    from zwfw.harness.profile import SERVICE_NAMES
+
+    clients: dict[str, httpx.Client] = {}
+
+    def client(service: ServiceName) -> httpx.Client:
+        if service not in SERVICE_NAMES:
+            raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICE_NAMES)}")
+        if target.base_url(service) is None:
+            pytest.skip(f"the target profile lists no {service} service")
+        if service not in clients:
+            clients[service] = make_client(target, service)
+        return clients[service]
+
+    yield client
+    for opened in clients.values():
+        opened.close()
+
+
+@pytest.fixture
+def identity_client(service_client: Callable[[ServiceName], httpx.Client]) -> httpx.Client:
+    return service_client("identity")
+
+
+@pytest.fixture
+def hall_client(service_client: Callable[[ServiceName], httpx.Client]) -> httpx.Client:
+    return service_client("hall")
+
+
+@pytest.fixture
+def elicense_client(service_client: Callable[[ServiceName], httpx.Client]) -> httpx.Client:
+    return service_client("elicense")
+
+
+@pytest.fixture
+def eseal_client(service_client: Callable[[ServiceName], httpx.Client]) -> httpx.Client:
+    return service_client("eseal")
+
+
+@pytest.fixture
+def hub_client(service_client: Callable[[ServiceName], httpx.Client]) -> httpx.Client:
+    return service_client("hub")
+
+
+@pytest.fixture
+def credential(target: TargetProfile) -> Callable[[str], str]:
+    """`credential("name")`: the secret from its environment variable, or fail naming it."""
+    from zwfw.harness.profile import SecretUnavailable
+
+    def resolve(name: str) -> str:
+        try:
+            return target.secret(name)
+        except SecretUnavailable as error:
+            pytest.fail(str(error), pytrace=False)
+
+    return resolve

@@ -1,0 +1,287 @@
+"""Target profiles: the province under test, as one YAML file without any secret in it.
+
+```yaml
+name: Anhui provincial platform
+region_code: "340000"
+services: {hall: "https://hall.example.gov.cn", hub: "https://hub.example.gov.cn"}
+tls: {ca_bundle: certs/ca.pem, client_cert: certs/client.pem, client_key: certs/client.key}
+credentials:
+  hub_client_secret: {env: ZWFW_HUB_CLIENT_SECRET}
+declared:
+  credit_codes: ["11370800MB28559184"]
+```
+
+Paths are relative to the profile file. Secrets are only ever named by environment variable
+and read when a test asks for them, so a missing variable fails only the tests that need it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import ssl
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from zwfw.harness.errors import ProfileError, describe_validation_error
+
+ServiceName = Literal["identity", "hall", "elicense", "eseal", "hub"]
+SERVICE_NAMES: tuple[ServiceName, ...] = ("identity", "hall", "elicense", "eseal", "hub")
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SecretUnavailable(LookupError):
+    """A credential the test needs cannot be resolved; fails that test only."""
+
+
+class EnvSecret(BaseModel):
+    """A secret named by the environment variable that holds it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    env: str
+
+    @field_validator("env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not an environment variable name")
+        return value
+
+
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        # A password in a URL is a literal secret in the file.
+        raise ValueError("must not carry user or password; use credentials with {env: VAR_NAME}")
+    if parts.query or parts.fragment:
+        raise ValueError("must be a base URL without query or fragment")
+    return value.rstrip("/")
+
+
+class Services(BaseModel):
+    """Base URL of each service the target runs; a service left out is not tested."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    identity: str | None = None
+    hall: str | None = None
+    elicense: str | None = None
+    eseal: str | None = None
+    hub: str | None = None
+
+    @field_validator(*SERVICE_NAMES)
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _base_url(value)
+
+    def configured(self) -> dict[ServiceName, str]:
+        return {name: url for name in SERVICE_NAMES if (url := getattr(self, name)) is not None}
+
+
+def _existing_file(value: str | Path | None, info: ValidationInfo) -> Path | None:
+    if value is None:
+        return None
+    base_dir: Path = (info.context or {}).get("base_dir", Path.cwd())
+    path = (base_dir / Path(value).expanduser()).resolve()
+    if not path.is_file():
+        raise ValueError(f"file not found: {path}")
+    return path
+
+
+class TLSSettings(BaseModel):
+    """Trust anchors for the target's servers and the client certificate for mutual TLS."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_bundle: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+    @field_validator("ca_bundle", "client_cert", "client_key", mode="before")
+    @classmethod
+    def _relative_to_profile(cls, value: str | Path | None, info: ValidationInfo) -> Path | None:
+        return _existing_file(value, info)
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> TLSSettings:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key must be given together")
+        return self
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Context verifying servers against `ca_bundle` (system store if none)."""
+        cafile = str(self.ca_bundle) if self.ca_bundle else None
+        context = ssl.create_default_context(cafile=cafile)
+        if self.client_cert and self.client_key:
+            context.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return context
+
+
+class Declared(BaseModel):
+    """Values the province declares for the format checks, until live suites fetch them."""
+
+    # YAML reads unquoted all-digit codes as integers; none of these codes starts with 0.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    division_codes: list[str] = Field(default_factory=list)
+    credit_codes: list[str] = Field(default_factory=list)
+    implementation_codes: list[str] = Field(default_factory=list)
+    handling_item_codes: list[str] = Field(default_factory=list)
+    case_numbers: list[str] = Field(default_factory=list)
+    licence_identifiers: list[str] = Field(default_factory=list)
+
+
+DeclaredKind = Literal[
+    "division_codes",
+    "credit_codes",
+    "implementation_codes",
+    "handling_item_codes",
+    "case_numbers",
+    "licence_identifiers",
+]
+
+
+def _province_level(code: str) -> str:
+    from zwfw.codes import KINDS, CodeError
+
+    try:
+        KINDS["division"](code)
+    except CodeError as error:
+        raise ValueError(str(error)) from None
+    if not code.endswith("0000"):
+        raise ValueError(f"{code} is not a province-level division code (expected ..0000)")
+    return code
+
+
+class TargetProfile(BaseModel):
+    """The platform under test."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    name: str = Field(min_length=1)
+    region_code: str
+    services: Services = Field(default_factory=Services)
+    tls: TLSSettings = Field(default_factory=TLSSettings)
+    credentials: dict[str, EnvSecret] = Field(default_factory=dict)
+    declared: Declared = Field(default_factory=Declared)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # Where the profile was read from; not part of what is certified.
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("region_code")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return _province_level(value)
+
+    @field_validator("credentials", mode="before")
+    @classmethod
+    def _only_env_references(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError("must map credential names to {env: VAR_NAME}")
+        for key, ref in value.items():
+            if not isinstance(ref, dict):
+                # Never echo the value: it is probably the secret itself.
+                raise ValueError(
+                    f"{key}: literal secrets are not allowed in a profile; "
+                    "give {env: VAR_NAME} and set the variable"
+                )
+        return value
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    def base_url(self, service: ServiceName) -> str | None:
+        return self.services.configured().get(service)
+
+    def secret(self, name: str) -> str:
+        """The credential's value from its environment variable, read now."""
+        ref = self.credentials.get(name)
+        if ref is None:
+            raise SecretUnavailable(f"the target profile declares no credential {name!r}")
+        value = os.environ.get(ref.env)
+        if not value:
+            raise SecretUnavailable(
+                f"credential {name!r}: environment variable {ref.env} is not set"
+            )
+        return value
+
+    def canonical(self) -> dict[str, Any]:
+        """The profile as certified: public material only, independent of file locations."""
+        return {
+            "name": self.name,
+            "region_code": self.region_code,
+            "services": dict(sorted(self.services.configured().items())),
+            "tls": {
+                "ca_bundle": _file_digest(self.tls.ca_bundle),
+                "client_cert": _file_digest(self.tls.client_cert),
+                # The key's content is secret; only whether one is used counts.
+                "client_key": self.tls.client_key is not None,
+            },
+            "credentials": {name: ref.env for name, ref in sorted(self.credentials.items())},
+            "declared": self.declared.model_dump(),
+            "timeout_seconds": self.timeout_seconds,
+        }
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the canonical JSON form; never covers a secret value."""
+        canonical = json.dumps(
+            self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _file_digest(path: Path | None) -> str | None:
+    return None if path is None else "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_profile(path: str | Path) -> TargetProfile:
+    """Read and validate a profile; any problem raises `ProfileError` with a one-line reason."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(f"profile {path}: file not found") from None
+    except IsADirectoryError:
+        raise ProfileError(f"profile {path}: is a directory, expected a YAML file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ProfileError(f"profile {path}: cannot read: {error}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "syntax error"
+        raise ProfileError(f"profile {path}: invalid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"profile {path}: expected a mapping of profile fields")
+    base_dir = path.resolve().parent
+    try:
+        profile = TargetProfile.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as error:
+        raise ProfileError(f"profile {path}: {describe_validation_error(error)}") from None
+    try:
+        profile.tls.ssl_context()
+    except (ssl.SSLError, OSError) as error:
+        raise ProfileError(f"profile {path}: tls: cannot load certificates: {error}") from None
+    profile._source = path.resolve()
+    return profile

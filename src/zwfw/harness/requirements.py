@@ -1,0 +1,126 @@
+"""The requirement catalog (`conformance/spec/requirements.yaml`): what a target must satisfy.
+
+Every conformance test names the requirement IDs it verifies; the catalog says what each ID
+means, how binding it is and which standard clause it comes from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from zwfw.harness.errors import CatalogError, describe_validation_error
+
+Level = Literal["MUST", "SHOULD", "MAY"]
+LEVELS: tuple[Level, ...] = ("MUST", "SHOULD", "MAY")
+
+REQUIREMENT_ID = re.compile(r"^[A-Z]+(-[A-Z]+)*-\d{3}$")
+CONFORMANCE_DIR_ENV = "ZWFW_CONFORMANCE_DIR"
+CATALOG_PATH = Path("spec") / "requirements.yaml"
+
+
+class Requirement(BaseModel):
+    """One requirement; every field is mandatory so no entry is half-specified."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    level: Level
+    title: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _id_format(cls, value: str) -> str:
+        if not REQUIREMENT_ID.fullmatch(value):
+            raise ValueError(f"{value!r} is not a requirement ID like IC-CODE-001")
+        return value
+
+
+class Catalog(BaseModel):
+    """The whole catalog, in file order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec_version: str = Field(min_length=1)
+    requirements: list[Requirement]
+
+    @field_validator("spec_version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        # `spec_version: 1.0` in YAML is a float; keep what was written.
+        return str(value) if isinstance(value, int | float) else value
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Catalog:
+        seen: set[str] = set()
+        for requirement in self.requirements:
+            if requirement.id in seen:
+                raise ValueError(f"duplicate requirement ID {requirement.id}")
+            seen.add(requirement.id)
+        return self
+
+    @cached_property
+    def by_id(self) -> dict[str, Requirement]:
+        return {requirement.id: requirement for requirement in self.requirements}
+
+    def __contains__(self, requirement_id: object) -> bool:
+        return requirement_id in self.by_id
+
+    def get(self, requirement_id: str) -> Requirement | None:
+        return self.by_id.get(requirement_id)
+
+
+def conformance_dir() -> Path:
+    """The `conformance/` directory: `$ZWFW_CONFORMANCE_DIR`, else the one next to `src/`.
+
+    Falls back to the current directory and its parents, for an installed (non-editable) zwfw
+    run from a checkout.
+    """
+    override = os.environ.get(CONFORMANCE_DIR_ENV)
+    if override:
+        path = Path(override).expanduser().resolve()
+        if not (path / CATALOG_PATH).is_file():
+            raise CatalogError(f"{CONFORMANCE_DIR_ENV}={override}: no {CATALOG_PATH} there")
+        return path
+    here = Path(__file__).resolve().parent
+    cwd = Path.cwd().resolve()
+    for base in (*here.parents, cwd, *cwd.parents):
+        candidate = base / "conformance"
+        if (candidate / CATALOG_PATH).is_file():
+            return candidate
+    raise CatalogError(
+        f"requirement catalog not found: run from a zwfw checkout or set {CONFORMANCE_DIR_ENV}"
+    )
+
+
+def catalog_path() -> Path:
+    return conformance_dir() / CATALOG_PATH
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Read and validate the catalog; any problem raises `CatalogError` with a one-line reason."""
+    path = Path(path) if path is not None else catalog_path()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogError(f"catalog {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise CatalogError(f"catalog {path}: cannot read: {error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise CatalogError(f"catalog {path}: invalid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise CatalogError(f"catalog {path}: expected spec_version and requirements")
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as error:
+        raise CatalogError(f"catalog {path}: {describe_validation_error(error)}") from None

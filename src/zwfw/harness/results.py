@@ -1,0 +1,173 @@
+"""From per-test outcomes to a verdict per requirement, and the `results.json` document.
+
+A requirement fails when any of its tests failed or errored, passes when every one of its tests
+passed, and is not tested otherwise (no test ran, or some were skipped: a partly verified
+requirement is not verified). Certification needs every MUST requirement to pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from zwfw import __version__
+from zwfw.codes.personal import mask_personal_data
+from zwfw.harness.profile import TargetProfile
+from zwfw.harness.requirements import LEVELS, Catalog, Requirement
+
+# Bumped whenever a consumer of results.json would have to change.
+SCHEMA_VERSION = 1
+
+Outcome = Literal["passed", "failed", "error", "skipped"]
+Status = Literal["pass", "fail", "not-tested"]
+STATUSES: tuple[Status, ...] = ("pass", "fail", "not-tested")
+
+_REASON_LIMIT = 500
+
+
+def clean_reason(text: str | None) -> str | None:
+    """A failure or skip reason fit for a report: one line, bounded, personal data masked."""
+    if not text:
+        return None
+    line = " ".join(text.split())
+    if len(line) > _REASON_LIMIT:
+        line = line[: _REASON_LIMIT - 1] + "…"
+    return mask_personal_data(line)
+
+
+@dataclass
+class TestRecord:
+    """What one collected conformance test did (setup, call and teardown together)."""
+
+    nodeid: str
+    requirement_ids: tuple[str, ...]
+    outcome: Outcome = "passed"
+    duration: float = 0.0
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "duration": round(self.duration, 6),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class RequirementResult:
+    requirement: Requirement
+    status: Status
+    reason: str | None
+    tests: list[TestRecord] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        requirement = self.requirement
+        return {
+            "id": requirement.id,
+            "level": requirement.level,
+            "title": requirement.title,
+            "source": requirement.source,
+            "status": self.status,
+            "reason": self.reason,
+            "tests": [test.as_dict() for test in self.tests],
+        }
+
+
+def decide(tests: list[TestRecord]) -> tuple[Status, str | None]:
+    """The status of one requirement from the tests that verify it, and why."""
+    if not tests:
+        return "not-tested", "no test in the selected suites verifies it"
+    broken = [test for test in tests if test.outcome in ("failed", "error")]
+    if broken:
+        first = broken[0]
+        more = f" (and {len(broken) - 1} more failing tests)" if len(broken) > 1 else ""
+        return "fail", f"{first.nodeid}: {first.reason or first.outcome}{more}"
+    skipped = [test for test in tests if test.outcome == "skipped"]
+    if not skipped:
+        return "pass", None
+    first = skipped[0]
+    why = first.reason or "skipped"
+    return "not-tested", f"{len(skipped)} of {len(tests)} tests skipped; {first.nodeid}: {why}"
+
+
+def aggregate(catalog: Catalog, records: Iterable[TestRecord]) -> list[RequirementResult]:
+    """One result per catalog requirement, in catalog order."""
+    by_requirement: dict[str, list[TestRecord]] = {r.id: [] for r in catalog.requirements}
+    for record in records:
+        for requirement_id in record.requirement_ids:
+            # Unknown IDs never get this far: the plugin refuses them at collection.
+            by_requirement.setdefault(requirement_id, []).append(record)
+    results = []
+    for requirement in catalog.requirements:
+        tests = by_requirement[requirement.id]
+        status, reason = decide(tests)
+        results.append(RequirementResult(requirement, status, reason, tests))
+    return results
+
+
+def is_certified(results: Iterable[RequirementResult]) -> bool:
+    return all(result.status == "pass" for result in results if result.requirement.level == "MUST")
+
+
+def summarize(results: list[RequirementResult]) -> dict[str, Any]:
+    """Counts per status, overall and per level, plus the MUST requirements blocking a pass."""
+    summary: dict[str, Any] = {"requirements": len(results)}
+    summary.update(dict.fromkeys(STATUSES, 0))
+    by_level: dict[str, dict[str, int]] = {level: dict.fromkeys(STATUSES, 0) for level in LEVELS}
+    for result in results:
+        summary[result.status] += 1
+        by_level[result.requirement.level][result.status] += 1
+    summary["by_level"] = by_level
+    summary["blocking"] = [
+        result.requirement.id
+        for result in results
+        if result.requirement.level == "MUST" and result.status != "pass"
+    ]
+    return summary
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def results_document(
+    *,
+    catalog: Catalog,
+    profile: TargetProfile,
+    records: Iterable[TestRecord],
+    suites: list[str],
+    started_at: datetime,
+    finished_at: datetime,
+) -> dict[str, Any]:
+    """The `results.json` document for one run."""
+    results = aggregate(catalog, records)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "harness_version": __version__,
+        "spec_version": catalog.spec_version,
+        "target": {
+            "name": profile.name,
+            "region_code": profile.region_code,
+            "fingerprint": profile.fingerprint(),
+        },
+        "suites": suites,
+        "started_at": _timestamp(started_at),
+        "finished_at": _timestamp(finished_at),
+        "requirements": [result.as_dict() for result in results],
+        "summary": summarize(results),
+        "certified": is_certified(results),
+    }
+
+
+def write_document(path: Path, document: Mapping[str, Any]) -> None:
+    """Write JSON so that readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)

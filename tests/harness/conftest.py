@@ -1,0 +1,32 @@
+"""Fixtures: the `zwfw` CLI in-process, and throw-away suite checkouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from zwfw.cli import app
+
+from .support import Checkout, Invoke
+
+
+@pytest.fixture
+def zwfw() -> Invoke:
+    """Run `zwfw ARGS...` in-process; the result has exit_code, stdout and stderr."""
+    runner = CliRunner()
+
+    def invoke(*args: str | Path) -> Result:
+        return runner.invoke(app, [str(arg) for arg in args], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Checkout:
+    """An empty scratch checkout the harness is pointed at through ZWFW_CONFORMANCE_DIR."""
+    scratch = Checkout(tmp_path / "checkout")
+    scratch.conformance.mkdir(parents=True)
+    monkeypatch.setenv("ZWFW_CONFORMANCE_DIR", str(scratch.conformance))
+    return scratch
