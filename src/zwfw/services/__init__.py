@@ -1,1 +1,11 @@
-"""zwfw.services."""
+"""zwfw.services: the product services and the kit they are built on.
+
+``SERVICES`` maps a product service name to the ``"module:attribute"`` path of its
+``zwfw.services.kit.ServiceDefinition``; ``zwfw serve NAME`` and ``zwfw migrate NAME`` look
+names up here. Each product service adds its own line when it lands, e.g.
+``"hall": "zwfw.services.hall:SERVICE"``.
+"""
+
+from __future__ import annotations
+
+SERVICES: dict[str, str] = {}

@@ -1,1 +1,151 @@
-"""zwfw.services.kit."""
+"""The service kit: what the five product services (identity, hall, elicense, eseal, hub) share.
+
+One service built on the kit::
+
+    # src/zwfw/services/hall/__init__.py
+    from pathlib import Path
+    from typing import Annotated
+
+    from fastapi import APIRouter, Depends, FastAPI
+    from sqlalchemy import String, select
+    from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+    from zwfw.services.kit import (
+        DbSession, Principal, ServiceDefinition, ServiceSettings, audit, create_app,
+        naming_metadata, not_found, public, require_scopes,
+    )
+
+
+    class HallSettings(ServiceSettings):
+        service: str = "hall"
+        bad_rating_deadline_days: int = 15       # provincial practice, configurable
+
+
+    class Base(DeclarativeBase):
+        metadata = naming_metadata()
+
+
+    class Item(Base):
+        __tablename__ = "hall_item"
+        code: Mapped[str] = mapped_column(String(31), primary_key=True)
+        name: Mapped[str]
+
+
+    router = APIRouter(prefix="/items")
+
+
+    @router.get("/{code}")
+    @public                                   # no token needed; every other route needs one
+    def get_item(code: str, db: DbSession) -> dict[str, str]:
+        item = db.get(Item, code)
+        if item is None:
+            raise not_found(f"item {code} does not exist")
+        return {"code": item.code, "name": item.name}
+
+
+    @router.post("", status_code=201)
+    def add_item(
+        body: dict[str, str],
+        db: DbSession,
+        principal: Annotated[Principal, Depends(require_scopes("hall:items:write"))],
+    ) -> dict[str, str]:
+        db.add(Item(code=body["code"], name=body["name"]))
+        audit.record(db, actor=principal.subject, action="item.create",
+                     resource=f"item/{body['code']}", result="success")
+        return body                            # the session commits after the endpoint returns
+
+
+    def build(settings: HallSettings) -> FastAPI:
+        return create_app(settings, title="hall", version="1.0",
+                          routers=[router], migrations=Path(__file__).parent / "migrations")
+
+
+    SERVICE = ServiceDefinition(name="hall", settings_class=HallSettings, factory=build)
+    # and in zwfw/services/__init__.py: SERVICES["hall"] = "zwfw.services.hall:SERVICE"
+
+    # then:  zwfw migrate hall --config hall.yaml ; zwfw serve hall --config hall.yaml
+
+Service migrations live in the service's own Alembic version directory, on their own branch:
+the first revision there has ``down_revision = None`` and ``branch_labels = ("hall",)``. The kit
+adds its own branch (``kit``: the audit log) to every database; ``migrate`` upgrades all heads.
+Endpoints that use ``DbSession`` should be plain ``def`` (SQLAlchemy sessions are synchronous;
+FastAPI runs them in its thread pool).
+"""
+
+from __future__ import annotations
+
+from zwfw.services import SERVICES
+from zwfw.services.kit import audit
+from zwfw.services.kit.app import KitState, ServiceDefinition, create_app, kit_state
+from zwfw.services.kit.auth import (
+    Principal,
+    TokenValidator,
+    current_principal,
+    public,
+    require_scopes,
+)
+from zwfw.services.kit.db import (
+    DbSession,
+    get_session,
+    make_engine,
+    naming_metadata,
+    session_factory,
+)
+from zwfw.services.kit.logs import JsonFormatter, configure_logging, current_request_id
+from zwfw.services.kit.migrations import MigrationStatus, migrate, migration_status
+from zwfw.services.kit.problems import (
+    Problem,
+    bad_request,
+    conflict,
+    forbidden,
+    not_found,
+    unauthorized,
+)
+from zwfw.services.kit.registry import UnknownServiceError, resolve_service
+from zwfw.services.kit.settings import (
+    AuditSettings,
+    AuthSettings,
+    ServiceSettings,
+    SettingsError,
+    TLSSettings,
+    load_settings,
+)
+
+__all__ = [
+    "SERVICES",
+    "AuditSettings",
+    "AuthSettings",
+    "DbSession",
+    "JsonFormatter",
+    "KitState",
+    "MigrationStatus",
+    "Principal",
+    "Problem",
+    "ServiceDefinition",
+    "ServiceSettings",
+    "SettingsError",
+    "TLSSettings",
+    "TokenValidator",
+    "UnknownServiceError",
+    "audit",
+    "bad_request",
+    "configure_logging",
+    "conflict",
+    "create_app",
+    "current_principal",
+    "current_request_id",
+    "forbidden",
+    "get_session",
+    "kit_state",
+    "load_settings",
+    "make_engine",
+    "migrate",
+    "migration_status",
+    "naming_metadata",
+    "not_found",
+    "public",
+    "require_scopes",
+    "resolve_service",
+    "session_factory",
+    "unauthorized",
+]

@@ -1,0 +1,121 @@
+"""SQLAlchemy 2 engines and sessions: SQLite embedded by default, PostgreSQL (psycopg 3) in
+production."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+# Constraint names must be deterministic so Alembic migrations can drop and alter them on both
+# SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def naming_metadata() -> MetaData:
+    """A fresh ``MetaData`` with the kit's constraint naming convention (one per service)."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Parse ``url``; plain ``postgresql://`` and ``postgres://`` use the psycopg 3 driver."""
+    if isinstance(url, str) and url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the kit's per-backend setup.
+
+    SQLite: WAL journal, foreign keys on, a busy timeout, and transactions that start with
+    ``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing half-way (this is what
+    keeps the audit chain linear). ``sqlite://`` is one in-memory database shared by the
+    engine's connections. The directory of a SQLite file is created if missing.
+    PostgreSQL: psycopg 3 with pre-ping, so a restarted server costs no failed request.
+    """
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, **kwargs)
+
+    memory = is_memory_sqlite(parsed)
+    connect_args = kwargs.pop("connect_args", {})
+    connect_args.setdefault("check_same_thread", False)
+    if memory:
+        # Every connection to ":memory:" would be a new empty database; share one.
+        kwargs.setdefault("poolclass", StaticPool)
+    else:
+        Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions bound to ``engine``; objects stay readable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """FastAPI dependency: one session per request, committed when the endpoint returns
+    normally and rolled back when it raises (``Problem`` included)."""
+    factory: sessionmaker[Session] = request.app.state.kit.sessions
+    state = request.state
+    state.kit_sessions_open = getattr(state, "kit_sessions_open", 0) + 1
+    try:
+        with factory.begin() as session:
+            yield session
+    finally:
+        state.kit_sessions_open -= 1
+        if state.kit_sessions_open == 0:
+            # Audit records of refusals and failures wait for the request's transaction to
+            # end: that transaction may hold the write lock (SQLite) or the chain head (PG).
+            from zwfw.services.kit.audit import write_pending
+
+            try:
+                write_pending(request)
+            except Exception:
+                logging.getLogger("zwfw.audit").exception("cannot write deferred audit records")
+
+
+# scope="function": commit before the response is sent, so a failed commit becomes a 500
+# problem instead of a success the database never saw.
+DbSession = Annotated[Session, Depends(get_session, scope="function")]

@@ -1,0 +1,243 @@
+"""The kit against real databases: SQLite and PostgreSQL (each test runs with both)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from kit_example_service import build
+from kit_tokens import TokenMint
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from zwfw.cli import app as cli
+from zwfw.services.kit import audit, make_engine, migrate, migration_status
+from zwfw.services.kit.audit import audit_chain_head, audit_log
+
+RESIDENT_ID = "110101199003074578"
+
+
+@pytest.fixture
+def db_app(make_settings: Callable, database_url: str) -> Iterator[FastAPI]:
+    app = build(make_settings(database_url=database_url))
+    yield app
+    app.state.kit.engine.dispose()
+
+
+@pytest.fixture
+def engine(db_app: FastAPI) -> Engine:
+    migrate(db_app)
+    return db_app.state.kit.engine
+
+
+def _append(engine: Engine, n: int, **fields: object) -> list[audit.AuditRecord]:
+    records = []
+    with Session(engine) as session, session.begin():
+        for i in range(n):
+            record = audit.record(
+                session,
+                actor=str(fields.get("actor", f"officer-{i}")),
+                action="case.accept",
+                resource=f"case/{i}",
+                result="success",
+                detail={"step": i, "note": fields.get("note", "ok")},
+            )
+            assert record is not None
+            records.append(record)
+    return records
+
+
+def test_readyz_is_503_before_migrations_and_200_after(db_app: FastAPI) -> None:
+    with TestClient(db_app) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["expected_revisions"] == ["ex_0001", "kit_0001"]
+        assert "no migrations applied" in response.json()["detail"]
+        assert migrate(db_app) == {"ex_0001", "kit_0001"}
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ready", "revisions": ["ex_0001", "kit_0001"]}
+
+
+def test_readyz_names_a_partial_schema(db_app: FastAPI) -> None:
+    migrate(db_app.state.kit.engine)  # the kit's branch only, as an old deployment would have
+    status = migration_status(db_app.state.kit.engine, db_app.state.kit.migrations)
+    assert status.current == {"kit_0001"}
+    with TestClient(db_app) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "behind" in response.json()["detail"]
+    assert "ex_0001" in response.json()["detail"]
+
+
+def test_audit_chain_links_every_record(engine: Engine) -> None:
+    records = _append(engine, 5)
+    assert [r.seq for r in records] == [1, 2, 3, 4, 5]
+    assert records[0].prev_hash == audit.GENESIS_HASH
+    for before, after in zip(records, records[1:], strict=False):
+        assert after.prev_hash == before.hash
+    result = audit.verify(engine)
+    assert result.ok
+    assert result.records == 5
+    assert result.head == records[-1].hash
+    assert result.describe() == f"ok: 5 records, head {records[-1].hash}"
+
+
+def test_audit_record_masks_personal_data(engine: Engine) -> None:
+    _append(engine, 1, actor=RESIDENT_ID, note=f"holder {RESIDENT_ID} tel 13812345678")
+    with Session(engine) as session:
+        row = session.execute(select(audit_log)).one()
+    stored = f"{row.actor} {row.detail}"
+    assert RESIDENT_ID not in stored
+    assert "13812345678" not in stored
+    assert audit.verify(engine).ok
+
+
+def test_audit_log_is_append_only_in_the_database(engine: Engine) -> None:
+    _append(engine, 2)
+    for statement in (
+        "UPDATE audit_log SET result = 'failure' WHERE seq = 1",
+        "DELETE FROM audit_log WHERE seq = 2",
+        "UPDATE audit_chain_head SET seq = 0, hash = 'x'",
+    ):
+        with (
+            pytest.raises(DBAPIError, match="append-only|only moves forward"),
+            engine.begin() as connection,
+        ):
+            connection.execute(text(statement))
+    assert audit.verify(engine).records == 2
+
+
+def _drop_triggers(engine: Engine) -> None:
+    with engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            for name in ("audit_log_no_update", "audit_log_no_delete", "audit_chain_head_forward"):
+                connection.execute(text(f"DROP TRIGGER {name}"))
+        else:
+            connection.execute(text("DROP TRIGGER audit_log_no_change ON audit_log"))
+            connection.execute(text("DROP TRIGGER audit_chain_head_forward ON audit_chain_head"))
+
+
+def test_verify_reports_exactly_the_edited_record(engine: Engine, database_url: str) -> None:
+    _append(engine, 5)
+    _drop_triggers(engine)  # as an attacker with database access would
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE audit_log SET result = 'failure' WHERE seq = 3"))
+    result = audit.verify(engine)
+    assert not result.ok
+    assert result.broken_seq == 3
+    assert result.records == 2
+    assert "content does not match its hash" in (result.problem or "")
+    outcome = CliRunner().invoke(cli, ["audit", "verify", "--database", database_url])
+    assert outcome.exit_code == 1
+    assert outcome.output.startswith("broken at record 3: content does not match its hash")
+
+
+def test_verify_catches_a_rehashed_record_by_its_successor(engine: Engine) -> None:
+    # A smarter attacker recomputes the edited record's hash; the next link then breaks.
+    records = _append(engine, 3)
+    _drop_triggers(engine)
+    fields = {name: getattr(records[1], name) for name in audit.HASHED_FIELDS}
+    fields["result"] = "failure"
+    forged = audit.chain_hash(records[1].prev_hash, fields)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE audit_log SET result = 'failure', hash = :h WHERE seq = 2"), {"h": forged}
+        )
+    result = audit.verify(engine)
+    assert (result.ok, result.broken_seq) == (False, 3)
+    assert "prev_hash" in (result.problem or "")
+
+
+def test_verify_catches_removed_records(engine: Engine) -> None:
+    _append(engine, 4)
+    _drop_triggers(engine)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE seq = 4"))
+    result = audit.verify(engine)
+    assert (result.ok, result.broken_seq) == (False, 4)
+    assert "were removed" in (result.problem or "")
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE seq = 2"))
+    result = audit.verify(engine)
+    assert (result.ok, result.broken_seq) == (False, 2)
+    assert "record 2 is missing" in (result.problem or "")
+
+
+def test_concurrent_appends_do_not_fork_the_chain(db_app: FastAPI, engine: Engine) -> None:
+    writers, each = 4, 10
+    errors: list[BaseException] = []
+    engines = [
+        make_engine(str(engine.url.render_as_string(hide_password=False))) for _ in range(writers)
+    ]
+
+    def work(own: Engine) -> None:
+        try:
+            for _ in range(each):
+                _append(own, 1)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for own in engines:
+        own.dispose()
+    assert errors == []
+    result = audit.verify(engine)
+    assert result.ok
+    assert result.records == writers * each
+    with Session(engine) as session:
+        head = session.execute(select(audit_chain_head)).one()
+    assert head.seq == writers * each
+    assert head.hash == result.head
+
+
+def test_business_change_and_its_audit_record_commit_together(
+    db_app: FastAPI, engine: Engine, mint: TokenMint
+) -> None:
+    headers = {"Authorization": f"Bearer {mint.token(sub='officer-7', scopes=['notes:write'])}"}
+    with TestClient(db_app) as client:
+        assert (
+            client.post("/notes", json={"code": "c1", "text": "t"}, headers=headers).status_code
+            == 201
+        )
+        # The conflict rolls back the request's transaction; its audit record still lands.
+        assert (
+            client.post("/notes", json={"code": "c1", "text": "t"}, headers=headers).status_code
+            == 409
+        )
+    with Session(engine) as session:
+        rows = session.execute(select(audit_log).order_by(audit_log.c.seq)).all()
+    assert [(r.actor, r.result, r.resource) for r in rows] == [
+        ("officer-7", "success", "note/c1"),
+        ("officer-7", "conflict", "note/c1"),
+    ]
+    assert rows[0].request_id
+    assert rows[0].request_id != rows[1].request_id
+    assert audit.verify(engine).ok
+
+
+def test_cli_migrate_and_verify_with_a_config_file(
+    database_url: str, tmp_path, mint: TokenMint
+) -> None:
+    config = tmp_path / "example.yaml"
+    config.write_text(f"database_url: '{database_url}'\nservice: example\ngreeting: hi\n")
+    runner = CliRunner()
+    outcome = runner.invoke(
+        cli, ["migrate", "kit_example_service:SERVICE", "--config", str(config)]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert "migrated example" in outcome.output
+    assert "ex_0001, kit_0001" in outcome.output
+    outcome = runner.invoke(cli, ["audit", "verify", "--database", database_url])
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.output.strip() == f"ok: 0 records, head {audit.GENESIS_HASH}"
