@@ -20,6 +20,7 @@ app = typer.Typer(
     name="zwfw",
     help="政务服务: provision, operate and certify Internet + Government Services platforms.",
     no_args_is_help=True,
+    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
