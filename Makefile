@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py --out bench/results.json
 
 demo: $(STAMP)
-	@$(BIN)/zwfw certify --target conformance/profiles/example.yaml --out out/demo
+	@$(BIN)/zwfw certify --target conformance/profiles/example.yaml --out out/demo --suites conformance/codes
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -12,6 +12,7 @@ from zwfw import __version__
 COMMAND_MODULES = (
     "zwfw.codes.cli",
     "zwfw.services.kit.cli",
+    "zwfw.services.identity.cli",
     "zwfw.crypto.cli",
     "zwfw.harness.cli",
 )

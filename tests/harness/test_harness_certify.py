@@ -14,19 +14,30 @@ from zwfw.harness.requirements import load_catalog
 from .support import BAD_PROFILE, EXAMPLE_PROFILE, Invoke, read_results, statuses
 
 
-def test_example_profile_is_certified(zwfw: Invoke, tmp_path: Path) -> None:
+def test_example_profile_passes_the_code_suite(zwfw: Invoke, tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = zwfw("certify", "--target", EXAMPLE_PROFILE, "--out", out)
+    result = zwfw(
+        "certify", "--target", EXAMPLE_PROFILE, "--out", out, "--suites", "conformance/codes"
+    )
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert "CERTIFIED" in result.stdout
-    assert "NOT CERTIFIED" not in result.stdout
+    assert "PASSED partial run (conformance/codes)" in result.stdout
+    assert "not a certification" in result.stdout
+    assert "CERTIFIED" not in result.stdout
 
     document = read_results(out)
     catalog = load_catalog()
     assert [entry["id"] for entry in document["requirements"]] == [
         r.id for r in catalog.requirements
     ]
-    assert set(statuses(document).values()) == {"pass"}
+    assert document["scope"] == "partial"
+    in_scope = {e["id"]: e["status"] for e in document["requirements"] if e["in_scope"]}
+    assert set(in_scope) == {r.id for r in catalog.requirements if r.id.startswith("IC-CODE-")}
+    assert set(in_scope.values()) == {"pass"}
+    outside = [e for e in document["requirements"] if not e["in_scope"]]
+    assert outside
+    assert {(e["status"], e["reason"]) for e in outside} == {
+        ("not-tested", "outside the selected suites")
+    }
     assert document["certified"] is True
     assert document["schema_version"] == 1
     assert document["harness_version"] == __version__
@@ -37,7 +48,7 @@ def test_example_profile_is_certified(zwfw: Invoke, tmp_path: Path) -> None:
         "fingerprint": load_profile(EXAMPLE_PROFILE).fingerprint(),
     }
     assert document["started_at"] <= document["finished_at"]
-    assert document["summary"]["pass"] == len(catalog.requirements)
+    assert document["summary"]["pass"] == len(in_scope)
     assert document["summary"]["blocking"] == []
     licence = next(e for e in document["requirements"] if e["id"] == "IC-CODE-007")
     assert licence["level"] == "MUST"
@@ -47,16 +58,32 @@ def test_example_profile_is_certified(zwfw: Invoke, tmp_path: Path) -> None:
     assert "test_licence_identifier[" in result.stderr
 
 
-def test_bad_profile_fails_exactly_the_broken_requirements(zwfw: Invoke, tmp_path: Path) -> None:
-    out = tmp_path / "bad"
-    result = zwfw("certify", "--target", BAD_PROFILE, "--out", out)
+def test_a_full_run_without_services_is_not_certified(zwfw: Invoke, tmp_path: Path) -> None:
+    # The example profile lists no live services: their MUST requirements cannot be verified.
+    out = tmp_path / "full"
+    result = zwfw("certify", "--target", EXAMPLE_PROFILE, "--out", out, "-q")
     assert result.exit_code == 1
     assert "NOT CERTIFIED" in result.stdout
+    document = read_results(out)
+    assert document["scope"] == "complete"
+    assert all(entry["in_scope"] for entry in document["requirements"])
+    found = statuses(document)
+    assert {found[r] for r in found if r.startswith("IC-CODE-")} == {"pass"}
+    assert found["IC-ID-001"] == "not-tested"
+    assert "IC-ID-001" in document["summary"]["blocking"]
+
+
+def test_bad_profile_fails_exactly_the_broken_requirements(zwfw: Invoke, tmp_path: Path) -> None:
+    out = tmp_path / "bad"
+    result = zwfw("certify", "--target", BAD_PROFILE, "--out", out, "--suites", "conformance/codes")
+    assert result.exit_code == 1
+    assert "FAILED partial run" in result.stdout
 
     document = read_results(out)
-    failed = {rid for rid, status in statuses(document).items() if status == "fail"}
+    found = {e["id"]: e["status"] for e in document["requirements"] if e["in_scope"]}
+    failed = {rid for rid, status in found.items() if status == "fail"}
     assert failed == {"IC-CODE-003", "IC-CODE-007"}
-    assert {s for rid, s in statuses(document).items() if rid not in failed} == {"pass"}
+    assert {s for rid, s in found.items() if rid not in failed} == {"pass"}
     assert document["certified"] is False
     assert document["summary"]["blocking"] == ["IC-CODE-003", "IC-CODE-007"]
 
@@ -90,7 +117,7 @@ def test_undeclared_values_leave_requirements_not_tested(zwfw: Invoke, tmp_path:
         )
     )
     out = tmp_path / "out"
-    result = zwfw("certify", "--target", profile, "--out", out)
+    result = zwfw("certify", "--target", profile, "--out", out, "--suites", "conformance/codes")
     assert result.exit_code == 1
     document = read_results(out)
     found = statuses(document)
@@ -133,7 +160,8 @@ def test_out_must_be_a_directory(zwfw: Invoke, tmp_path: Path) -> None:
 
 def test_results_are_replaced_by_a_new_run(zwfw: Invoke, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert zwfw("certify", "--target", BAD_PROFILE, "--out", out).exit_code == 1
-    assert zwfw("certify", "--target", EXAMPLE_PROFILE, "--out", out).exit_code == 0
+    codes = ("--suites", "conformance/codes")
+    assert zwfw("certify", "--target", BAD_PROFILE, "--out", out, *codes).exit_code == 1
+    assert zwfw("certify", "--target", EXAMPLE_PROFILE, "--out", out, *codes).exit_code == 0
     assert json.loads((out / "results.json").read_text())["certified"] is True
     assert sorted(p.name for p in out.iterdir()) == ["results.json"]

@@ -84,7 +84,16 @@ def certify(
     summary = document["summary"]
     counts = ", ".join(f"{summary[status]} {status}" for status in ("pass", "fail", "not-tested"))
     target_info = document["target"]
-    if outcome.certified:
+    if document.get("scope") == "partial":
+        verdict = "[bold green]PASSED[/]" if outcome.certified else "[bold red]FAILED[/]"
+        blocking = summary["blocking"]
+        console.print(
+            f"{verdict} partial run ({', '.join(document['suites'])}) of {target_info['name']} "
+            f"({target_info['region_code']}): not a certification; {counts}"
+            + (f"; MUST not passed: {', '.join(blocking)}" if blocking else ""),
+            soft_wrap=True,
+        )
+    elif outcome.certified:
         console.print(
             f"[bold green]CERTIFIED[/] {target_info['name']} ({target_info['region_code']}): "
             f"every MUST requirement passed; {counts}",

@@ -38,6 +38,8 @@ class HarnessRun:
 
     profile: TargetProfile | None = None
     results_path: Path | None = None
+    # A run over a subset of the suites judges only the requirements that subset verifies.
+    partial: bool = False
     catalog: Catalog | None = None
     # nodeid -> requirement IDs of every collected conformance test
     checks: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -80,6 +82,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write the per-requirement results document (JSON) here; needs --target.",
     )
+    group.addoption(
+        "--zwfw-partial",
+        action="store_true",
+        default=False,
+        help="the selected tests are a subset of the suites: judge only the requirements "
+        "they verify and never call the run a certification.",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -110,6 +119,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except HarnessConfigError as error:
             raise pytest.UsageError(str(error)) from None
     run.results_path = Path(results) if results is not None else None
+    run.partial = bool(config.getoption("zwfw_partial"))
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(Recorder(config, run), "zwfw-recorder")
 
@@ -279,11 +289,16 @@ class Recorder:
             profile=run.profile,
             records=[run.records[nodeid] for nodeid in run.checks if nodeid in run.records],
             suites=suites,
+            in_scope=_named_requirements(run.checks) if run.partial else None,
             started_at=run.started_at,
             finished_at=datetime.now(UTC),
         )
         if run.results_path is not None:
             write_document(run.results_path, run.document)
+
+
+def _named_requirements(checks: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    return frozenset(requirement_id for ids in checks.values() for requirement_id in ids)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,10 @@
 A requirement fails when any of its tests failed or errored, passes when every one of its tests
 passed, and is not tested otherwise (no test ran, or some were skipped: a partly verified
 requirement is not verified). Certification needs every MUST requirement to pass.
+
+A run over a subset of the suites (`zwfw certify --suites ...`) is partial: only the
+requirements its tests verify are in scope and judged; the others are listed as not tested and
+out of scope, and a partial run is never a certification.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class RequirementResult:
     status: Status
     reason: str | None
     tests: list[TestRecord] = field(default_factory=list)
+    in_scope: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         requirement = self.requirement
@@ -74,6 +79,7 @@ class RequirementResult:
             "title": requirement.title,
             "source": requirement.source,
             "status": self.status,
+            "in_scope": self.in_scope,
             "reason": self.reason,
             "tests": [test.as_dict() for test in self.tests],
         }
@@ -96,8 +102,12 @@ def decide(tests: list[TestRecord]) -> tuple[Status, str | None]:
     return "not-tested", f"{len(skipped)} of {len(tests)} tests skipped; {first.nodeid}: {why}"
 
 
-def aggregate(catalog: Catalog, records: Iterable[TestRecord]) -> list[RequirementResult]:
-    """One result per catalog requirement, in catalog order."""
+def aggregate(
+    catalog: Catalog,
+    records: Iterable[TestRecord],
+    in_scope: frozenset[str] | None = None,
+) -> list[RequirementResult]:
+    """One result per catalog requirement, in catalog order (`in_scope` None: all of them)."""
     by_requirement: dict[str, list[TestRecord]] = {r.id: [] for r in catalog.requirements}
     for record in records:
         for requirement_id in record.requirement_ids:
@@ -106,13 +116,25 @@ def aggregate(catalog: Catalog, records: Iterable[TestRecord]) -> list[Requireme
     results = []
     for requirement in catalog.requirements:
         tests = by_requirement[requirement.id]
+        if in_scope is not None and requirement.id not in in_scope:
+            results.append(
+                RequirementResult(
+                    requirement, "not-tested", "outside the selected suites", [], in_scope=False
+                )
+            )
+            continue
         status, reason = decide(tests)
         results.append(RequirementResult(requirement, status, reason, tests))
     return results
 
 
 def is_certified(results: Iterable[RequirementResult]) -> bool:
-    return all(result.status == "pass" for result in results if result.requirement.level == "MUST")
+    """Every in-scope MUST requirement passed (for a partial run: the verdict of its scope)."""
+    return all(
+        result.status == "pass"
+        for result in results
+        if result.requirement.level == "MUST" and result.in_scope
+    )
 
 
 def summarize(results: list[RequirementResult]) -> dict[str, Any]:
@@ -127,7 +149,7 @@ def summarize(results: list[RequirementResult]) -> dict[str, Any]:
     summary["blocking"] = [
         result.requirement.id
         for result in results
-        if result.requirement.level == "MUST" and result.status != "pass"
+        if result.requirement.level == "MUST" and result.in_scope and result.status != "pass"
     ]
     return summary
 
@@ -144,9 +166,10 @@ def results_document(
     suites: list[str],
     started_at: datetime,
     finished_at: datetime,
+    in_scope: frozenset[str] | None = None,
 ) -> dict[str, Any]:
-    """The `results.json` document for one run."""
-    results = aggregate(catalog, records)
+    """The `results.json` document for one run (`in_scope` set: a partial run)."""
+    results = aggregate(catalog, records, in_scope)
     return {
         "schema_version": SCHEMA_VERSION,
         "harness_version": __version__,
@@ -157,6 +180,7 @@ def results_document(
             "fingerprint": profile.fingerprint(),
         },
         "suites": suites,
+        "scope": "partial" if in_scope is not None else "complete",
         "started_at": _timestamp(started_at),
         "finished_at": _timestamp(finished_at),
         "requirements": [result.as_dict() for result in results],

@@ -163,6 +163,7 @@ def certify(
         str(target),
         "--zwfw-results",
         str(results_path),
+        *(["--zwfw-partial"] if set(paths) != set(resolve_suites()) else []),
         *map(str, paths),
     ]
     exit_code = _run_pytest(args, driver, root)

@@ -9,3 +9,4 @@ names up here. Each product service adds its own line when it lands, e.g.
 from __future__ import annotations
 
 SERVICES: dict[str, str] = {}
+SERVICES["identity"] = "zwfw.services.identity:SERVICE"

@@ -1,0 +1,280 @@
+"""What the identity suite needs from the target's IdP, all named in the target profile.
+
+Credentials (each `{env: VAR}` in the profile's `credentials:`):
+
+- `identity_rp_client_id`, `identity_rp_redirect_uri`: a public relying party (code + PKCE,
+  refresh tokens; scopes `openid profile`).
+- `identity_user`, `identity_password`: a test person signing in with a password only.
+- `identity_lockout_user`, `identity_lockout_password`: a second test person the lockout check
+  locks (do not use it for anything else).
+- `identity_client_id`, `identity_client_key`: a system client authenticating with
+  `private_key_jwt`; the key is its private JWK (JSON). Grants: client_credentials and
+  token exchange.
+- `federation_issuer`, `federation_issuer_key`: the certification issuer standing in for the
+  national IdP, and its private JWK. The target's trust list holds its public key.
+
+Sign-in pages are driven as a person would: the form with a password field, then the form
+with an "allow" button. Nothing here depends on how the target is built.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet
+
+from zwfw.harness.profile import TargetProfile
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+
+
+@dataclass
+class Form:
+    action: str
+    method: str
+    fields: dict[str, str] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
+    buttons: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[Form] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {key: value or "" for key, value in attrs}
+        if tag == "form":
+            self.forms.append(Form(values.get("action", ""), values.get("method", "get").lower()))
+        elif self.forms and tag == "input" and values.get("name"):
+            self.forms[-1].fields[values["name"]] = values.get("value", "")
+            self.forms[-1].types[values["name"]] = values.get("type", "text").lower()
+        elif self.forms and tag == "button" and values.get("name"):
+            self.forms[-1].buttons.append((values["name"], values.get("value", "")))
+
+
+def page_forms(html: str) -> list[Form]:
+    parser = _Forms()
+    parser.feed(html)
+    return parser.forms
+
+
+@dataclass
+class SignIn:
+    location: str | None
+    response: httpx.Response
+    # The page answering the submitted password (to compare refusals).
+    password_answer: httpx.Response | None = None
+
+    def param(self, name: str) -> str:
+        if self.location is None:
+            pytest.fail(
+                f"sign-in did not return to the relying party; last page: "
+                f"HTTP {self.response.status_code}",
+                pytrace=False,
+            )
+        values = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.location).query))
+        assert name in values, f"the redirect carries no {name}: {self.location}"
+        return values[name]
+
+
+def sign_in(
+    browser: httpx.Client, url: str, redirect_uri: str, username: str, password: str
+) -> SignIn:
+    response = browser.get(url, follow_redirects=False)
+    done: set[str] = set()
+    answer: httpx.Response | None = None
+    for _ in range(12):
+        here = str(response.request.url)
+        if response.is_redirect:
+            location = urllib.parse.urljoin(here, response.headers["location"])
+            if location.startswith(redirect_uri):
+                return SignIn(location, response, answer)
+            response = browser.get(location, follow_redirects=False)
+            continue
+        chosen: tuple[str, Form, dict[str, str]] | None = None
+        for form in page_forms(response.text):
+            kinds = form.types
+            if "password" in kinds.values():
+                data = dict(form.fields)
+                user_field = next(n for n, t in kinds.items() if t in ("text", "email", "tel"))
+                data[user_field] = username
+                data[next(n for n, t in kinds.items() if t == "password")] = password
+                chosen = ("password", form, data)
+                break
+            allow = [(n, v) for n, v in form.buttons if v == "allow"]
+            if allow:
+                chosen = ("consent", form, {**form.fields, allow[0][0]: allow[0][1]})
+                break
+        if chosen is None or chosen[0] in done:
+            return SignIn(None, response, answer)
+        kind, form, data = chosen
+        done.add(kind)
+        response = browser.request(
+            form.method.upper(),
+            urllib.parse.urljoin(here, form.action),
+            data=data,
+            follow_redirects=False,
+        )
+        if kind == "password":
+            answer = response
+    return SignIn(None, response, answer)
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+@dataclass
+class IdP:
+    """The target's IdP as a relying party and a system client see it."""
+
+    http: httpx.Client
+    config: dict[str, Any]
+    credential: Callable[[str], str]
+    target: TargetProfile
+
+    @property
+    def issuer(self) -> str:
+        return str(self.config["issuer"])
+
+    def keys(self) -> KeySet:
+        return KeySet.import_key_set(httpx.get(self.config["jwks_uri"], timeout=10).json())
+
+    def claims(self, token: str) -> dict[str, Any]:
+        return dict(jwt.decode(token, self.keys(), algorithms=["ES256"]).claims)
+
+    def browser(self) -> httpx.Client:
+        # A fresh cookie jar per sign-in, with the profile's trust settings.
+        return httpx.Client(
+            verify=self.target.tls.ssl_context(), timeout=self.target.timeout_seconds
+        )
+
+    def forms(self, html: str) -> list[Form]:
+        return page_forms(html)
+
+    # --- relying party ------------------------------------------------------------------------
+
+    def authorize_url(self, **params: str) -> str:
+        base = {
+            "response_type": "code",
+            "client_id": self.credential("identity_rp_client_id"),
+            "redirect_uri": self.credential("identity_rp_redirect_uri"),
+            "scope": "openid profile",
+            "state": secrets.token_urlsafe(8),
+        }
+        base.update(params)
+        return self.config["authorization_endpoint"] + "?" + urllib.parse.urlencode(base)
+
+    def sign_in(self, username: str, password: str, **params: str) -> tuple[SignIn, str]:
+        verifier, challenge = pkce()
+        url = self.authorize_url(code_challenge=challenge, code_challenge_method="S256", **params)
+        with self.browser() as browser:
+            result = sign_in(
+                browser, url, self.credential("identity_rp_redirect_uri"), username, password
+            )
+        return result, verifier
+
+    def code_tokens(self, code: str, verifier: str) -> httpx.Response:
+        return self.http.post(
+            self.config["token_endpoint"],
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": self.credential("identity_rp_redirect_uri"),
+                "client_id": self.credential("identity_rp_client_id"),
+                "code_verifier": verifier,
+            },
+        )
+
+    def user_tokens(self) -> dict[str, Any]:
+        result, verifier = self.sign_in(
+            self.credential("identity_user"), self.credential("identity_password")
+        )
+        response = self.code_tokens(result.param("code"), verifier)
+        assert response.status_code == 200, f"token endpoint: {response.text}"
+        return dict(response.json())
+
+    # --- system client -----------------------------------------------------------------------
+
+    def client_key(self) -> ECKey:
+        return ECKey.import_key(json.loads(self.credential("identity_client_key")))
+
+    def assertion(self, audience: str, key: ECKey | None = None) -> dict[str, str]:
+        client_id = self.credential("identity_client_id")
+        now = int(time.time())
+        claims = {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": audience,
+            "iat": now,
+            "exp": now + 60,
+            "jti": secrets.token_urlsafe(16),
+        }
+        signer = key or self.client_key()
+        token = jwt.encode({"alg": "ES256", "kid": signer.kid}, claims, signer)
+        return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": token}
+
+    def system_post(self, endpoint: str, data: dict[str, str]) -> httpx.Response:
+        url = self.config[endpoint]
+        return self.http.post(url, data={**data, **self.assertion(url)})
+
+    def exchange(self, subject_token: str, **extra: str) -> httpx.Response:
+        return self.system_post(
+            "token_endpoint",
+            {
+                "grant_type": TOKEN_EXCHANGE,
+                "subject_token": subject_token,
+                "subject_token_type": ACCESS_TOKEN_TYPE,
+                **extra,
+            },
+        )
+
+    # --- the national side ------------------------------------------------------------------
+
+    def federation_key(self) -> ECKey:
+        return ECKey.import_key(json.loads(self.credential("federation_issuer_key")))
+
+    def federation_token(self, key: ECKey | None = None, **claims: Any) -> str:
+        """A person's token as the (stand-in) national IdP issues it for this province."""
+        signer = key or self.federation_key()
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "iss": self.credential("federation_issuer"),
+            "sub": "cert-" + secrets.token_hex(8),
+            "aud": [self.issuer],
+            "iat": now,
+            "exp": now + 300,
+            "acr": self.config.get("acr_values_supported", ["registered"])[-1],
+            "user_type": "person",
+            "jti": secrets.token_hex(8),
+        }
+        body.update(claims)
+        return jwt.encode({"alg": "ES256", "kid": signer.kid}, body, signer)
+
+
+@pytest.fixture
+def idp(
+    identity_client: httpx.Client, credential: Callable[[str], str], target: TargetProfile
+) -> IdP:
+    response = identity_client.get(".well-known/openid-configuration")
+    assert response.status_code == 200, (
+        f"discovery document: HTTP {response.status_code} at {response.request.url}"
+    )
+    return IdP(identity_client, response.json(), credential, target)

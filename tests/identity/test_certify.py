@@ -1,0 +1,162 @@
+"""The identity conformance suite, run by `zwfw certify` against a locally started instance:
+the reference implementation passes every IC-ID-* and SEC-AUTH-* requirement."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from joserfc.jwk import ECKey
+from sqlalchemy.orm import Session
+
+from zwfw.services.identity.app import (
+    ClientIn,
+    IdentityService,
+    PersonIn,
+    create_account,
+    register_client,
+)
+
+from .processes import ZWFW, running, seed, write_config
+from .support import PASSWORD
+
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+NATIONAL = "https://national-idp.certification.test"
+REDIRECT = "https://rp.certification.test/cb"
+REQUIREMENTS = [f"IC-ID-00{n}" for n in range(1, 9)] + [f"SEC-AUTH-00{n}" for n in (1, 2, 3)]
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def test_reference_idp_passes_the_identity_suite(tmp_path: Path) -> None:
+    system_key = ECKey.generate_key("P-256", parameters={"kid": "conformance-system-1"})
+    national_key = ECKey.generate_key("P-256", parameters={"kid": "national-1"})
+    config, _ = write_config(
+        tmp_path,
+        "province",
+        trust_list=[{"issuer": NATIONAL, "jwks": {"keys": [national_key.as_dict(private=False)]}}],
+    )
+
+    def setup(svc: IdentityService, db: Session) -> None:
+        for username, id_number in (
+            ("cert-user", "11010519491231002X"),
+            ("cert-lockout", "340104198001010012"),
+        ):
+            create_account(
+                svc,
+                db,
+                PersonIn(
+                    kind="person",
+                    username=username,
+                    password=PASSWORD,
+                    name="测试用户",
+                    id_number=id_number,
+                    phone="13812345678",
+                ),
+            )
+        register_client(
+            db,
+            ClientIn(
+                client_id="conformance-rp",
+                name="认证测试应用",
+                auth_method="none",
+                redirect_uris=[REDIRECT],
+                grant_types=["authorization_code", "refresh_token"],
+                scopes=["openid", "profile", "phone"],
+            ),
+        )
+        register_client(
+            db,
+            ClientIn(
+                client_id="conformance-system",
+                name="认证测试系统",
+                auth_method="private_key_jwt",
+                jwks={"keys": [system_key.as_dict(private=False)]},
+                grant_types=["client_credentials", EXCHANGE],
+                scopes=["openid"],
+            ),
+        )
+
+    seed(config, setup)
+    values = {
+        "identity_rp_client_id": "conformance-rp",
+        "identity_rp_redirect_uri": REDIRECT,
+        "identity_user": "cert-user",
+        "identity_password": PASSWORD,
+        "identity_lockout_user": "cert-lockout",
+        "identity_lockout_password": PASSWORD,
+        "identity_client_id": "conformance-system",
+        "identity_client_key": json.dumps(system_key.as_dict(private=True)),
+        "federation_issuer": NATIONAL,
+        "federation_issuer_key": json.dumps(national_key.as_dict(private=True)),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZWFW_")}
+    env.update({f"CERT_{name.upper()}": value for name, value in values.items()})
+    with running(config) as idp:
+        profile = tmp_path / "target.yaml"
+        profile.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "Reference identity service",
+                    "region_code": "340000",
+                    "services": {"identity": idp.url},
+                    "credentials": {name: {"env": f"CERT_{name.upper()}"} for name in values},
+                }
+            ),
+            encoding="utf-8",
+        )
+        out = tmp_path / "out"
+        run = subprocess.run(
+            [ZWFW, "certify", "--target", str(profile), "--out", str(out)]
+            + ["--suites", "conformance/identity"],
+            env=env,
+            cwd=CHECKOUT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    # Only the identity suite ran, so other MUST requirements stay untested (exit 1).
+    assert run.returncode in (0, 1), run.stdout + run.stderr
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    status = {r["id"]: (r["status"], r["reason"]) for r in document["requirements"]}
+    failing = {rid: status[rid] for rid in REQUIREMENTS if status[rid][0] != "pass"}
+    assert not failing, run.stdout
+    for secret in (PASSWORD, values["identity_client_key"]):
+        assert secret not in run.stdout
+        assert secret not in (out / "results.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("missing", ["identity_client_key"])
+def test_suite_reports_a_missing_credential(tmp_path: Path, missing: str) -> None:
+    profile = tmp_path / "target.yaml"
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "name": "No identity credentials",
+                "region_code": "340000",
+                # Nothing listens here: the discovery fixture fails before any credential.
+                "services": {"identity": "http://127.0.0.1:9"},
+                "credentials": {missing: {"env": "CERT_UNSET_VARIABLE"}},
+                "timeout_seconds": 2,
+            }
+        ),
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CERT_UNSET_VARIABLE"}
+    run = subprocess.run(
+        [ZWFW, "certify", "--target", str(profile), "--out", str(tmp_path / "out")]
+        + ["--suites", "conformance/identity"],
+        env=env,
+        cwd=CHECKOUT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    document = json.loads((tmp_path / "out/results.json").read_text(encoding="utf-8"))
+    status = {r["id"]: r["status"] for r in document["requirements"]}
+    assert all(status[rid] == "fail" for rid in REQUIREMENTS)
+    assert document["certified"] is False

@@ -1,0 +1,247 @@
+"""The authorization code + PKCE flow through the login pages, and what follows it."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet
+
+from .browser import sign_in
+from .support import ISSUER, PASSWORD, Idp, add_client, add_person, client_assertion, pkce_pair
+
+REDIRECT = "https://rp.test/cb"
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def _login_and_authorize(idp: Idp, challenge: str, username: str = "zhangsan") -> str:
+    params = {
+        "response_type": "code",
+        "client_id": "rp",
+        "redirect_uri": REDIRECT,
+        "scope": "openid profile phone",
+        "state": "s1",
+        "nonce": "n1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    login = idp.client.get("/authorize", params=params, follow_redirects=False)
+    assert login.status_code == 303, login.text
+    page = idp.client.get(login.headers["location"])
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    url = f"{ISSUER}/authorize?{urllib.parse.urlencode(params)}"
+    result = sign_in(idp.client, url, REDIRECT, username, PASSWORD)
+    assert result.query["state"] == "s1"
+    return result.query["code"]
+
+
+def _public_rp(idp: Idp) -> None:
+    add_client(
+        idp,
+        client_id="rp",
+        name="办事大厅",
+        auth_method="none",
+        redirect_uris=[REDIRECT],
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["openid", "profile", "phone"],
+    )
+
+
+def test_code_pkce_flow_issues_tokens_without_id_number(idp: Idp) -> None:
+    _public_rp(idp)
+    sub = add_person(idp)
+    verifier, challenge = pkce_pair()
+    code = _login_and_authorize(idp, challenge)
+    r = idp.client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "rp",
+            "code_verifier": verifier,
+        },
+    )
+    assert r.status_code == 200, r.text
+    tokens = r.json()
+    keys = KeySet.import_key_set(idp.client.get("/jwks").json())
+    id_token = jwt.decode(tokens["id_token"], keys, algorithms=["ES256"]).claims
+    assert id_token["sub"] == sub
+    assert id_token["aud"] == ["rp"]
+    assert id_token["iss"] == ISSUER
+    assert id_token["nonce"] == "n1"
+    assert id_token["acr"] == "registered"
+    access = jwt.decode(tokens["access_token"], keys, algorithms=["ES256"]).claims
+    assert access["user_type"] == "person"
+    info = idp.client.get(
+        "/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    ).json()
+    assert info["phone_number"] == "138****5678"
+    for text in (tokens["id_token"], tokens["access_token"], str(info), str(id_token)):
+        assert "11010519491231002X" not in text
+    # The code is single-use.
+    again = idp.client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "rp",
+            "code_verifier": verifier,
+        },
+    )
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_grant"
+
+
+def test_refresh_rotation_and_reuse_revokes_family(idp: Idp) -> None:
+    _public_rp(idp)
+    add_person(idp)
+    verifier, challenge = pkce_pair()
+    code = _login_and_authorize(idp, challenge)
+    first = idp.client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "rp",
+            "code_verifier": verifier,
+        },
+    ).json()
+    refresh = {"grant_type": "refresh_token", "client_id": "rp"}
+    second = idp.client.post("/token", data={**refresh, "refresh_token": first["refresh_token"]})
+    assert second.status_code == 200, second.text
+    rotated = second.json()["refresh_token"]
+    assert rotated != first["refresh_token"]
+    reuse = idp.client.post("/token", data={**refresh, "refresh_token": first["refresh_token"]})
+    assert reuse.status_code == 400
+    assert reuse.json()["error"] == "invalid_grant"
+    # The whole family is gone: the legitimately rotated token no longer works either.
+    after = idp.client.post("/token", data={**refresh, "refresh_token": rotated})
+    assert after.status_code == 400
+    me = idp.client.get(
+        "/userinfo", headers={"Authorization": f"Bearer {second.json()['access_token']}"}
+    )
+    assert me.status_code == 401
+
+
+def test_pkce_is_required_and_plain_is_refused(idp: Idp) -> None:
+    _public_rp(idp)
+    base = {
+        "response_type": "code",
+        "client_id": "rp",
+        "redirect_uri": REDIRECT,
+        "scope": "openid",
+        "state": "x",
+    }
+    missing = idp.client.get("/authorize", params=base, follow_redirects=False)
+    plain = idp.client.get(
+        "/authorize",
+        params={**base, "code_challenge": "a" * 43, "code_challenge_method": "plain"},
+        follow_redirects=False,
+    )
+    implicit = idp.client.get(
+        "/authorize", params={**base, "response_type": "token"}, follow_redirects=False
+    )
+    for response, error in (
+        (missing, "invalid_request"),
+        (plain, "invalid_request"),
+        (implicit, "unsupported_response_type"),
+    ):
+        assert response.status_code == 302, response.text
+        assert f"error={error}" in response.headers["location"]
+
+
+def test_client_credentials_with_private_key_jwt(idp: Idp) -> None:
+    key = ECKey.generate_key("P-256")
+    add_client(
+        idp,
+        client_id="hub",
+        name="hub",
+        auth_method="private_key_jwt",
+        jwks={"keys": [key.as_dict(private=False)]},
+        grant_types=["client_credentials"],
+        scopes=["hub:sync", "identity:introspect"],
+    )
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "hub:sync",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    }
+    assertion = client_assertion(key, "hub", ISSUER + "/token")
+    r = idp.client.post("/token", data={**form, "client_assertion": assertion})
+    assert r.status_code == 200, r.text
+    token = r.json()["access_token"]
+    # The same assertion cannot be replayed.
+    replay = idp.client.post("/token", data={**form, "client_assertion": assertion})
+    assert replay.status_code in (400, 401)
+    assert replay.json()["error"] == "invalid_client"
+    wrong = client_assertion(ECKey.generate_key("P-256"), "hub", ISSUER + "/token")
+    bad = idp.client.post("/token", data={**form, "client_assertion": wrong})
+    assert bad.json()["error"] == "invalid_client"
+
+    def introspect() -> dict:
+        return idp.client.post(
+            "/introspect",
+            data={
+                "token": token,
+                "client_assertion_type": form["client_assertion_type"],
+                "client_assertion": client_assertion(key, "hub", ISSUER + "/introspect"),
+            },
+        ).json()
+
+    assert introspect()["active"] is True
+    revoked = idp.client.post(
+        "/revoke",
+        data={
+            "token": token,
+            "client_assertion_type": form["client_assertion_type"],
+            "client_assertion": client_assertion(key, "hub", ISSUER + "/revoke"),
+        },
+    )
+    assert revoked.status_code == 200
+    assert introspect() == {"active": False}
+
+
+def test_lockout_after_failures_and_no_enumeration(idp: Idp) -> None:
+    add_person(idp)
+
+    def attempt(username: str, password: str) -> tuple[int, str]:
+        page = idp.client.get("/login")
+        r = idp.client.post(
+            "/login",
+            data={"csrf": _csrf(page.text), "username": username, "password": password},
+            follow_redirects=False,
+        )
+        return r.status_code, r.text
+
+    for _ in range(4):
+        status, text = attempt("zhangsan", "wrong-Password-1")
+        assert status == 401
+        assert "Wrong login name or password" in text
+    status, text = attempt("zhangsan", "wrong-Password-1")
+    assert "try again later" in text
+    # Locked: even the right password is refused now.
+    status, text = attempt("zhangsan", PASSWORD)
+    assert status == 401
+    assert "try again later" in text
+    # An unknown name gives the same answers and locks the same way.
+    for _ in range(5):
+        status, text = attempt("nobody", "wrong-Password-1")
+    assert "try again later" in text
+
+
+def test_login_form_needs_csrf_token(idp: Idp) -> None:
+    add_person(idp)
+    idp.client.get("/login")
+    r = idp.client.post("/login", data={"username": "zhangsan", "password": PASSWORD})
+    assert r.status_code == 403
+    assert r.headers["content-type"].startswith("application/problem+json")
