@@ -57,18 +57,18 @@ def test_readyz_is_503_before_migrations_and_200_after(db_app: FastAPI) -> None:
         response = client.get("/readyz")
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
-        assert response.json()["expected_revisions"] == ["ex_0001", "kit_0001"]
+        assert response.json()["expected_revisions"] == ["ex_0001", "kit_0002"]
         assert "no migrations applied" in response.json()["detail"]
-        assert migrate(db_app) == {"ex_0001", "kit_0001"}
+        assert migrate(db_app) == {"ex_0001", "kit_0002"}
         response = client.get("/readyz")
         assert response.status_code == 200
-        assert response.json() == {"status": "ready", "revisions": ["ex_0001", "kit_0001"]}
+        assert response.json() == {"status": "ready", "revisions": ["ex_0001", "kit_0002"]}
 
 
 def test_readyz_names_a_partial_schema(db_app: FastAPI) -> None:
     migrate(db_app.state.kit.engine)  # the kit's branch only, as an old deployment would have
     status = migration_status(db_app.state.kit.engine, db_app.state.kit.migrations)
-    assert status.current == {"kit_0001"}
+    assert status.current == {"kit_0002"}
     with TestClient(db_app) as client:
         response = client.get("/readyz")
     assert response.status_code == 503
@@ -237,7 +237,7 @@ def test_cli_migrate_and_verify_with_a_config_file(
     )
     assert outcome.exit_code == 0, outcome.output
     assert "migrated example" in outcome.output
-    assert "ex_0001, kit_0001" in outcome.output
+    assert "ex_0001, kit_0002" in outcome.output
     outcome = runner.invoke(cli, ["audit", "verify", "--database", database_url])
     assert outcome.exit_code == 0, outcome.output
     assert outcome.output.strip() == f"ok: 0 records, head {audit.GENESIS_HASH}"

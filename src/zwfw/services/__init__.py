@@ -10,3 +10,5 @@ from __future__ import annotations
 
 SERVICES: dict[str, str] = {}
 SERVICES["identity"] = "zwfw.services.identity:SERVICE"
+SERVICES["hall"] = "zwfw.services.hall:SERVICE"
+SERVICES["hub"] = "zwfw.services.hub:SERVICE"

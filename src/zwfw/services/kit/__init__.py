@@ -75,7 +75,7 @@ FastAPI runs them in its thread pool).
 from __future__ import annotations
 
 from zwfw.services import SERVICES
-from zwfw.services.kit import audit
+from zwfw.services.kit import audit, channel, outbox
 from zwfw.services.kit.app import KitState, ServiceDefinition, create_app, kit_state
 from zwfw.services.kit.auth import (
     Principal,
@@ -128,6 +128,8 @@ __all__ = [
     "TokenValidator",
     "UnknownServiceError",
     "audit",
+    "channel",
+    "outbox",
     "bad_request",
     "configure_logging",
     "conflict",

@@ -1,0 +1,289 @@
+"""The item catalog (事项目录): public reads, authenticated and audited edits.
+
+An item is identified by its implementation code and has numbered versions, each ``draft``,
+``published`` or ``cancelled``. Edits go to the draft (a new version when the latest one is
+published); publishing makes the draft the item's current version; cancelling withdraws the
+item (no new cases).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from zwfw.services.hall.guide import Guide
+from zwfw.services.hall.models import Item, as_utc, utcnow
+from zwfw.services.kit import (
+    DbSession,
+    Principal,
+    audit,
+    bad_request,
+    conflict,
+    not_found,
+    public,
+    require_scopes,
+)
+
+CATALOG_WRITE = "hall:catalog:write"
+
+router = APIRouter(prefix="/items", tags=["catalog"])
+CatalogEditor = Annotated[Principal, Depends(require_scopes(CATALOG_WRITE))]
+
+
+class ItemOut(BaseModel):
+    implementation_code: str
+    basic_code: str
+    version: int
+    state: str
+    current: bool
+    name: str
+    created_at: str
+    updated_at: str
+    published_at: str | None
+    cancelled_at: str | None
+    cancel_reason: str | None
+    guide: Guide
+
+
+class ItemPage(BaseModel):
+    total: int
+    items: list[ItemOut]
+
+
+class CancelIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def _iso(moment: Any) -> str | None:
+    value = as_utc(moment)
+    return value.isoformat() if value is not None else None
+
+
+def item_out(item: Item, current: bool) -> ItemOut:
+    return ItemOut(
+        implementation_code=item.implementation_code,
+        basic_code=item.implementation_code[19:],
+        version=item.version,
+        state=item.state,
+        current=current,
+        name=item.name,
+        created_at=_iso(item.created_at) or "",
+        updated_at=_iso(item.updated_at) or "",
+        published_at=_iso(item.published_at),
+        cancelled_at=_iso(item.cancelled_at),
+        cancel_reason=item.cancel_reason,
+        guide=Guide.model_validate(item.guide),
+    )
+
+
+def versions(db: Session, code: str, *, lock: bool = False) -> list[Item]:
+    query = select(Item).where(Item.implementation_code == code).order_by(Item.version)
+    if lock:
+        query = query.with_for_update()
+    return list(db.scalars(query))
+
+
+def current_version(db: Session, code: str) -> Item | None:
+    """The item's latest published version, or None (never published, or cancelled)."""
+    return db.scalars(
+        select(Item)
+        .where(Item.implementation_code == code, Item.state != "draft")
+        .order_by(Item.version.desc())
+        .limit(1)
+    ).first()
+
+
+def _check_region(request: Request, guide: Guide) -> None:
+    province = request.app.state.kit.settings.region_code[:2]
+    if guide.region_code[:2] != province:
+        raise bad_request(
+            f"region_code {guide.region_code} is outside this province "
+            f"({request.app.state.kit.settings.region_code})"
+        )
+
+
+def _guide_json(guide: Guide) -> dict[str, Any]:
+    return guide.model_dump(mode="json")
+
+
+@router.get("", summary="Published items (current versions)")
+@public
+def list_items(
+    db: DbSession,
+    dept_code: Annotated[str | None, Query(max_length=18)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ItemPage:
+    latest = (
+        select(Item.implementation_code, func.max(Item.version).label("version"))
+        .where(Item.state != "draft")
+        .group_by(Item.implementation_code)
+        .subquery()
+    )
+    query = (
+        select(Item)
+        .join(
+            latest,
+            (Item.implementation_code == latest.c.implementation_code)
+            & (Item.version == latest.c.version),
+        )
+        .where(Item.state == "published")
+    )
+    if dept_code is not None:
+        query = query.where(Item.dept_code == dept_code)
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.scalars(query.order_by(Item.implementation_code).limit(limit).offset(offset))
+    return ItemPage(total=total, items=[item_out(item, True) for item in rows])
+
+
+@router.get("/{code}", summary="An item's current published version")
+@public
+def get_item(code: str, db: DbSession) -> ItemOut:
+    item = current_version(db, code)
+    if item is None or item.state != "published":
+        raise not_found(f"item {code} is not in the published catalog")
+    return item_out(item, True)
+
+
+@router.get("/{code}/versions", summary="Every published or cancelled version of an item")
+@public
+def list_versions(code: str, db: DbSession) -> list[ItemOut]:
+    current = current_version(db, code)
+    shown = [item_out(i, i is current) for i in versions(db, code) if i.state != "draft"]
+    if not shown:
+        raise not_found(f"item {code} is not in the published catalog")
+    return shown
+
+
+@router.get("/{code}/draft", summary="The item's draft version")
+def get_draft(code: str, db: DbSession, principal: CatalogEditor) -> ItemOut:
+    rows = versions(db, code)
+    if not rows or rows[-1].state != "draft":
+        raise not_found(f"item {code} has no draft")
+    return item_out(rows[-1], False)
+
+
+@router.post("", status_code=201, summary="Create an item (version 1, draft)")
+def create_item(guide: Guide, db: DbSession, request: Request, principal: CatalogEditor) -> ItemOut:
+    _check_region(request, guide)
+    code = guide.implementation_code
+    if versions(db, code, lock=True):
+        raise conflict(f"item {code} exists already; edit its draft instead")
+    now = utcnow()
+    item = Item(
+        implementation_code=code,
+        version=1,
+        state="draft",
+        name=guide.name,
+        dept_code=guide.dept_code,
+        guide=_guide_json(guide),
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(item)
+    db.flush()
+    audit.record(
+        db,
+        actor=principal.subject,
+        action="item.create",
+        resource=f"item/{code}/1",
+        result="success",
+        detail={"name": guide.name},
+    )
+    return item_out(item, False)
+
+
+@router.put("/{code}/draft", summary="Create or replace the item's draft")
+def put_draft(
+    code: str, guide: Guide, db: DbSession, request: Request, principal: CatalogEditor
+) -> ItemOut:
+    if guide.implementation_code != code:
+        raise bad_request(
+            f"the guide's implementation_code {guide.implementation_code} is not {code}"
+        )
+    _check_region(request, guide)
+    rows = versions(db, code, lock=True)
+    if not rows:
+        raise not_found(f"item {code} does not exist; create it with POST /items")
+    now = utcnow()
+    latest = rows[-1]
+    if latest.state == "draft":
+        item = latest
+        item.name, item.dept_code, item.guide, item.updated_at = (
+            guide.name,
+            guide.dept_code,
+            _guide_json(guide),
+            now,
+        )
+    else:
+        item = Item(
+            implementation_code=code,
+            version=latest.version + 1,
+            state="draft",
+            name=guide.name,
+            dept_code=guide.dept_code,
+            guide=_guide_json(guide),
+            created_at=now,
+            updated_at=now,
+        )
+        db.add(item)
+    db.flush()
+    audit.record(
+        db,
+        actor=principal.subject,
+        action="item.draft",
+        resource=f"item/{code}/{item.version}",
+        result="success",
+        detail={"name": guide.name},
+    )
+    return item_out(item, False)
+
+
+@router.post("/{code}/versions/{version}/publish", summary="Publish a draft version")
+def publish(code: str, version: int, db: DbSession, principal: CatalogEditor) -> ItemOut:
+    rows = versions(db, code, lock=True)
+    item = next((i for i in rows if i.version == version), None)
+    if item is None:
+        raise not_found(f"item {code} has no version {version}")
+    if item.state != "draft":
+        raise conflict(f"item {code} version {version} is {item.state}; only a draft is published")
+    now = utcnow()
+    item.state, item.published_at, item.updated_at = "published", now, now
+    audit.record(
+        db,
+        actor=principal.subject,
+        action="item.publish",
+        resource=f"item/{code}/{version}",
+        result="success",
+    )
+    return item_out(item, True)
+
+
+@router.post("/{code}/cancel", summary="Withdraw an item from the catalog")
+def cancel(code: str, body: CancelIn, db: DbSession, principal: CatalogEditor) -> ItemOut:
+    versions(db, code, lock=True)
+    item = current_version(db, code)
+    if item is None:
+        raise not_found(f"item {code} has no published version")
+    if item.state == "cancelled":
+        raise conflict(f"item {code} is cancelled already")
+    now = utcnow()
+    item.state, item.cancelled_at, item.cancel_reason, item.updated_at = (
+        "cancelled",
+        now,
+        body.reason,
+        now,
+    )
+    audit.record(
+        db,
+        actor=principal.subject,
+        action="item.cancel",
+        resource=f"item/{code}/{item.version}",
+        result="success",
+        detail={"reason": body.reason},
+    )
+    return item_out(item, False)

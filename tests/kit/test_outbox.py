@@ -1,0 +1,303 @@
+"""The durable outbox: messages commit with the business change and are delivered, signed, until
+the receiver takes them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from zwfw.crypto.sm2 import SM2PrivateKey
+from zwfw.services.kit import make_engine, migrate, outbox, session_factory
+from zwfw.services.kit.channel import ChannelSigner, ChannelVerifier, RegisteredSender
+from zwfw.services.kit.outbox import (
+    ChannelTransport,
+    Delivery,
+    Dispatcher,
+    OutboxMessage,
+    outbox_message,
+)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)
+
+
+class ScriptedTransport:
+    """Answers each attempt from a script; records what it was asked to send."""
+
+    def __init__(self, *answers: Delivery) -> None:
+        self.answers = list(answers)
+        self.sent: list[OutboxMessage] = []
+
+    async def send(self, message: OutboxMessage) -> Delivery:
+        self.sent.append(message)
+        return self.answers.pop(0) if self.answers else Delivery(200, receipt={"ok": True})
+
+
+def _due_now(sessions: sessionmaker[Session]) -> None:
+    """Let time pass: every pending message becomes due."""
+    with sessions.begin() as session:
+        session.execute(
+            update(outbox_message).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+
+def _enqueue(sessions: sessionmaker[Session], **payload: object) -> str:
+    with sessions.begin() as session:
+        return outbox.enqueue(session, kind="case", path="/reports/cases", payload=payload)
+
+
+def test_a_message_rolled_back_with_its_business_change_is_never_sent(sessions) -> None:
+    session = sessions()
+    with session.begin():
+        outbox.enqueue(session, kind="case", path="/reports/cases", payload={"n": 1})
+        session.rollback()
+    transport = ScriptedTransport()
+    stats = asyncio.run(Dispatcher(sessions, transport).dispatch_once())
+    assert stats.delivered == 0
+    assert transport.sent == []
+
+
+def test_a_message_survives_a_hub_outage_and_is_delivered_once(sessions) -> None:
+    message_id = _enqueue(sessions, case_no="A")
+    transport = ScriptedTransport(
+        Delivery(None, error="ConnectError: connection refused"),
+        Delivery(503, error="HTTP 503: unavailable"),
+        Delivery(201, receipt={"stored": True}),
+    )
+    dispatcher = Dispatcher(sessions, transport, base_delay=1.0, max_delay=60.0)
+
+    assert asyncio.run(dispatcher.dispatch_once()).retried == 1
+    with sessions() as session:
+        after_first = outbox.get(session, message_id)
+    assert after_first is not None
+    assert after_first.state == "pending"
+    assert after_first.attempts == 1
+    assert after_first.next_attempt_at > datetime.now(UTC)
+    assert "connection refused" in (after_first.last_error or "")
+
+    # Not due yet: nothing is sent.
+    assert asyncio.run(dispatcher.dispatch_once()).retried == 0
+    assert len(transport.sent) == 1
+
+    _due_now(sessions)
+    assert asyncio.run(dispatcher.dispatch_once()).retried == 1
+    _due_now(sessions)
+    assert asyncio.run(dispatcher.dispatch_once()).delivered == 1
+    _due_now(sessions)
+    assert asyncio.run(dispatcher.dispatch_once()).delivered == 0
+
+    with sessions() as session:
+        done = outbox.get(session, message_id)
+    assert done is not None
+    assert done.state == "delivered"
+    assert done.attempts == 3
+    assert done.receipt == {"stored": True}
+    assert len(transport.sent) == 3
+    assert {m.idempotency_key for m in transport.sent} == {message_id}
+    assert {m.body for m in transport.sent} == {b'{"case_no":"A"}'}
+
+
+def test_a_permanent_refusal_is_kept_and_can_be_requeued(sessions) -> None:
+    message_id = _enqueue(sessions, case_no="B")
+    transport = ScriptedTransport(
+        Delivery(422, receipt={"detail": "bad code"}, error="HTTP 422: bad code")
+    )
+    dispatcher = Dispatcher(sessions, transport)
+    assert asyncio.run(dispatcher.dispatch_once()).rejected == 1
+    with sessions() as session:
+        rejected = outbox.get(session, message_id)
+        assert outbox.counts(session) == {"pending": 0, "delivered": 0, "rejected": 1}
+    assert rejected is not None
+    assert rejected.state == "rejected"
+    assert rejected.response_status == 422
+    assert asyncio.run(dispatcher.dispatch_once()).rejected == 0
+
+    with sessions.begin() as session:
+        assert outbox.requeue(session, message_id) is True
+        assert outbox.requeue(session, message_id) is False
+    assert asyncio.run(dispatcher.dispatch_once()).delivered == 1
+
+
+@pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 504])
+def test_transient_statuses_are_retried(sessions, status) -> None:
+    _enqueue(sessions, case_no="C")
+    dispatcher = Dispatcher(sessions, ScriptedTransport(Delivery(status, error="busy")))
+    assert asyncio.run(dispatcher.dispatch_once()).retried == 1
+
+
+def test_retry_after_is_honoured(sessions) -> None:
+    message_id = _enqueue(sessions, case_no="D")
+    transport = ScriptedTransport(Delivery(429, error="slow down", retry_after=120))
+    dispatcher = Dispatcher(sessions, transport, base_delay=1.0, max_delay=300.0)
+    asyncio.run(dispatcher.dispatch_once())
+    with sessions() as session:
+        message = outbox.get(session, message_id)
+    assert message is not None
+    assert message.next_attempt_at > datetime.now(UTC) + timedelta(seconds=110)
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    dispatcher = Dispatcher(
+        sessionmaker(), ScriptedTransport(), base_delay=2.0, max_delay=60.0, rng=random.Random(7)
+    )
+    for attempts, ceiling in [(1, 2.0), (2, 4.0), (3, 8.0), (5, 32.0), (6, 60.0), (30, 60.0)]:
+        delays = {dispatcher.backoff(attempts) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1  # jittered, not lockstep
+
+
+def test_a_claimed_message_is_not_sent_by_a_second_dispatcher(sessions) -> None:
+    _enqueue(sessions, case_no="E")
+    first = Dispatcher(sessions, ScriptedTransport())
+    second = Dispatcher(sessions, ScriptedTransport())
+    claimed = first._claim()
+    assert len(claimed) == 1
+    assert second._claim() == []
+
+
+def test_an_expired_lease_is_claimed_again(sessions) -> None:
+    _enqueue(sessions, case_no="F")
+    assert len(Dispatcher(sessions, ScriptedTransport(), lease_seconds=-1)._claim()) == 1
+    assert len(Dispatcher(sessions, ScriptedTransport())._claim()) == 1
+
+
+def test_a_transport_that_raises_does_not_lose_the_message(sessions) -> None:
+    class Broken:
+        async def send(self, message: OutboxMessage) -> Delivery:
+            raise RuntimeError("bug")
+
+    message_id = _enqueue(sessions, case_no="G")
+    assert asyncio.run(Dispatcher(sessions, Broken()).dispatch_once()).retried == 1
+    with sessions() as session:
+        message = outbox.get(session, message_id)
+    assert message is not None
+    assert message.state == "pending"
+
+
+def test_enqueue_refuses_a_relative_path(sessions) -> None:
+    with sessions.begin() as session, pytest.raises(ValueError, match="absolute"):
+        outbox.enqueue(session, kind="case", path="reports/cases", payload={})
+
+
+def test_the_same_idempotency_key_cannot_be_enqueued_twice(sessions) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with sessions.begin() as session:
+        outbox.enqueue(session, kind="case", path="/r", payload={}, idempotency_key="case:1:v1")
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        outbox.enqueue(session, kind="case", path="/r", payload={}, idempotency_key="case:1:v1")
+
+
+# --- over HTTP, signed ------------------------------------------------------------------------
+
+
+def _receiver(signer: ChannelSigner, seen: list[dict[str, str]], outage: list[int]) -> FastAPI:
+    """A stand-in hub: down for the first ``outage[0]`` calls, then verifies and stores."""
+    app = FastAPI()
+    verifier = ChannelVerifier("hub")
+    registered = RegisteredSender(
+        sender=signer.sender,
+        signing_key=signer.key.public_key,
+        key_id=signer.key_id,
+        oauth_client_id="province-340000",
+        tls_fingerprint=None,
+    )
+    stored: dict[str, bytes] = {}
+
+    @app.post("/reports/cases")
+    async def report(request: Request) -> JSONResponse:
+        seen.append(dict(request.headers))
+        if outage[0] > 0:
+            outage[0] -= 1
+            return JSONResponse({"detail": "maintenance"}, status_code=503)
+        body = await request.body()
+        assert request.headers["authorization"] == "Bearer tok-1"
+        message = verifier.verify(
+            "POST",
+            "/reports/cases",
+            request.headers,
+            body,
+            sender=registered,
+            client_id="province-340000",
+        )
+        created = message.idempotency_key not in stored
+        stored.setdefault(message.idempotency_key or "", body)
+        return JSONResponse({"stored": len(stored)}, status_code=201 if created else 200)
+
+    return app
+
+
+def test_channel_transport_signs_every_attempt_afresh(sessions) -> None:
+    signer = ChannelSigner("340000", SM2PrivateKey.generate(), key_id="k1")
+    seen: list[dict[str, str]] = []
+    app = _receiver(signer, seen, outage=[1])
+
+    async def token() -> str:
+        return "tok-1"
+
+    async def scenario() -> list[outbox.DispatchStats]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
+            transport = ChannelTransport(
+                base_url="http://hub.test",
+                signer=signer,
+                recipient="hub",
+                token=token,
+                client=client,
+            )
+            dispatcher = Dispatcher(sessions, transport)
+            first = await dispatcher.dispatch_once()
+            _due_now(sessions)
+            second = await dispatcher.dispatch_once()
+            return [first, second]
+
+    message_id = _enqueue(sessions, case_no="H", level=1)
+    first, second = asyncio.run(scenario())
+    assert (first.retried, second.delivered) == (1, 1)
+    assert len(seen) == 2
+    assert {h["idempotency-key"] for h in seen} == {message_id}
+    assert seen[0]["zwfw-nonce"] != seen[1]["zwfw-nonce"]
+    with sessions() as session:
+        message = outbox.get(session, message_id)
+    assert message is not None
+    assert message.receipt == {"stored": 1}
+    assert message.response_status == 201
+    assert message.attempts == 2
+
+
+def test_the_running_dispatcher_delivers_and_stops_cleanly(sessions) -> None:
+    transport = ScriptedTransport()
+
+    async def scenario() -> None:
+        dispatcher = Dispatcher(sessions, transport, poll_interval=0.05)
+        dispatcher.start()
+        _enqueue(sessions, case_no="I")
+        dispatcher.wake()
+        for _ in range(100):
+            if transport.sent:
+                break
+            await asyncio.sleep(0.02)
+        await dispatcher.stop()
+
+    asyncio.run(scenario())
+    assert len(transport.sent) == 1
+    with sessions() as session:
+        assert outbox.counts(session)["delivered"] == 1
