@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "zwfw.codes.cli",
     "zwfw.services.kit.cli",
     "zwfw.services.identity.cli",
+    "zwfw.services.elicense.cli",
     "zwfw.crypto.cli",
     "zwfw.harness.cli",
 )

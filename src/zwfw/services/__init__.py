@@ -11,4 +11,6 @@ from __future__ import annotations
 SERVICES: dict[str, str] = {}
 SERVICES["identity"] = "zwfw.services.identity:SERVICE"
 SERVICES["hall"] = "zwfw.services.hall:SERVICE"
+SERVICES["eseal"] = "zwfw.services.eseal:SERVICE"
+SERVICES["elicense"] = "zwfw.services.elicense:SERVICE"
 SERVICES["hub"] = "zwfw.services.hub:SERVICE"
