@@ -23,6 +23,18 @@ def zwfw() -> Invoke:
     return invoke
 
 
+@pytest.fixture(scope="session")
+def harness_home_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One harness e-seal for the session, never the user's own home."""
+    return tmp_path_factory.mktemp("harness-home") / "home"
+
+
+@pytest.fixture(autouse=True)
+def _harness_home(harness_home_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ZWFW_HARNESS_HOME", str(harness_home_dir))
+    return harness_home_dir
+
+
 @pytest.fixture
 def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Checkout:
     """An empty scratch checkout the harness is pointed at through ZWFW_CONFORMANCE_DIR."""

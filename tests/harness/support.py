@@ -65,8 +65,8 @@ class Checkout:
         return path
 
 
-def read_results(out: Path) -> dict[str, Any]:
-    return json.loads((out / "results.json").read_text(encoding="utf-8"))
+def read_results(out: Path, name: str = "report.json") -> dict[str, Any]:
+    return json.loads((out / name).read_text(encoding="utf-8"))
 
 
 def statuses(document: dict[str, Any]) -> dict[str, str]:

@@ -39,7 +39,10 @@ def test_example_profile_passes_the_code_suite(zwfw: Invoke, tmp_path: Path) -> 
         ("not-tested", "outside the selected suites")
     }
     assert document["certified"] is True
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
+    assert document["verdict"] == "partial-pass"
+    # The first schema's file name still holds the same document.
+    assert read_results(out, "results.json") == document
     assert document["harness_version"] == __version__
     assert document["spec_version"] == catalog.spec_version
     assert document["target"] == {
@@ -163,5 +166,13 @@ def test_results_are_replaced_by_a_new_run(zwfw: Invoke, tmp_path: Path) -> None
     codes = ("--suites", "conformance/codes")
     assert zwfw("certify", "--target", BAD_PROFILE, "--out", out, *codes).exit_code == 1
     assert zwfw("certify", "--target", EXAMPLE_PROFILE, "--out", out, *codes).exit_code == 0
-    assert json.loads((out / "results.json").read_text())["certified"] is True
-    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+    assert json.loads((out / "report.json").read_text())["certified"] is True
+    assert sorted(p.name for p in out.iterdir()) == [
+        "harness-chain.pem",
+        "junit.xml",
+        "manifest.json",
+        "report.html",
+        "report.json",
+        "report.sig",
+        "results.json",
+    ]

@@ -60,7 +60,7 @@ def test_unknown_requirement_fails_the_run(checkout: Checkout, zwfw: Invoke) -> 
     assert "conformance/demo/test_demo.py::test_typo: unknown requirement 'IC-NOPE-999'" in (
         result.stderr
     )
-    assert not (out / "results.json").exists()
+    assert not (out / "report.json").exists()
 
     plain = pytest_run(checkout.conformance, "--target", profile, cwd=checkout.root)
     assert plain.returncode != 0
@@ -220,7 +220,7 @@ def test_services_credentials_and_aggregation(
     assert "expected failure: known defect" in by_id["IC-XFAIL-001"]["reason"]
     assert by_id["IC-NONE-001"]["reason"] == "no test in the selected suites verifies it"
     assert by_id["IC-NONE-001"]["tests"] == []
-    raw = (out / "results.json").read_text()
+    raw = (out / "report.json").read_text()
     assert resident_id not in raw
     assert "13812345678" not in raw
     assert "138****5678" in by_id["IC-PII-001"]["reason"]
@@ -253,7 +253,7 @@ def test_plain_pytest_writes_the_same_results_document(checkout: Checkout) -> No
         cwd=checkout.root,
     )
     assert plain.returncode == 0, plain.stdout + plain.stderr
-    document = read_results(checkout.root)
+    document = read_results(checkout.root, "results.json")
     assert statuses(document) == {"IC-TEST-001": "pass", "IC-TEST-002": "not-tested"}
     assert document["certified"] is True
     assert document["spec_version"] == "9.9"

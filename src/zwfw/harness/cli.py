@@ -1,7 +1,9 @@
-"""`zwfw certify` and `zwfw requirements`: run the suites against a target, inspect the catalog.
+"""`zwfw certify`, `zwfw verify-report`, `zwfw harness` and `zwfw requirements`.
 
-Exit codes: 0 certified (every MUST requirement passed), 1 not certified, 2 usage or
-configuration error (bad profile, catalog or suite), with a one-line reason on stderr.
+Exit codes of `certify`: 0 certified (every MUST requirement passed or is validly waived), 1 not
+certified, 2 usage or configuration error (bad profile, catalog, suite or waiver file,
+unreachable target, unusable harness home), with a one-line reason on stderr.
+`verify-report`: 0 verified, 1 refused, 2 usage error.
 """
 
 from __future__ import annotations
@@ -12,18 +14,25 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zwfw.harness.errors import HarnessConfigError
 from zwfw.harness.requirements import LEVELS, load_catalog
-from zwfw.harness.results import TestRecord
+from zwfw.harness.results import STATUSES, TestRecord
 
 EXIT_CERTIFIED = 0
 EXIT_NOT_CERTIFIED = 1
 EXIT_CONFIG_ERROR = 2
 
-_STATUS_STYLE = {"pass": "green", "fail": "bold red", "not-tested": "yellow"}
+_STATUS_STYLE = {"pass": "green", "fail": "bold red", "not-tested": "yellow", "waived": "magenta"}
 _OUTCOME_LABEL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+
+harness_app = typer.Typer(
+    name="harness",
+    help="The harness's own e-seal that signs certification reports.",
+    no_args_is_help=True,
+)
 
 requirements_app = typer.Typer(
     name="requirements",
@@ -47,7 +56,10 @@ def certify(
         ..., "--target", metavar="FILE", help="Target profile (YAML) of the platform under test."
     ),
     out: Path = typer.Option(
-        ..., "--out", metavar="DIR", help="Directory for results.json (created if missing)."
+        ...,
+        "--out",
+        metavar="DIR",
+        help="Report directory (created if missing; a previous report there is replaced).",
     ),
     suites: list[str] | None = typer.Option(
         None,
@@ -56,57 +68,176 @@ def certify(
         help="Suites to run: conformance, security, loadtests or a sub-directory such as "
         "conformance/codes; repeat or separate with commas. Default: every suite present.",
     ),
+    waivers: Path | None = typer.Option(
+        None,
+        "--waivers",
+        metavar="FILE",
+        help="Waiver file: YAML list of {requirement, justification, approver, expires}.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-test progress lines."),
 ) -> None:
-    """Run the suites against a target and write DIR/results.json with each requirement's status."""
+    """Run the suites against a target; write a sealed report (report.json, junit.xml,
+    report.html, evidence/) into DIR."""
     from zwfw.harness.runner import certify as run_certification
 
     # Bound now: the runner silences pytest's own stderr while the suites run.
     progress_console = Console(file=sys.stderr, highlight=False)
+    bar = Progress(
+        TextColumn("[bold]certifying[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=progress_console,
+        transient=True,
+        disable=quiet or not progress_console.is_terminal,
+    )
+    task = bar.add_task("", total=None)
+
+    def collected(count: int) -> None:
+        bar.update(task, total=count)
 
     def progress(record: TestRecord) -> None:
+        bar.update(task, advance=1, description=record.nodeid.rsplit("::", 1)[-1][:60])
         if quiet:
             return
         label = _OUTCOME_LABEL[record.outcome]
         style = {"pass": "green", "skip": "yellow"}.get(label, "bold red")
-        progress_console.print(
+        bar.console.print(
             f"[{style}]{label:>5}[/] {record.nodeid} [dim]{record.duration:.2f}s[/]",
             soft_wrap=True,
         )
 
     try:
-        outcome = run_certification(target, out, _suite_names(suites), progress=progress)
+        with bar:
+            outcome = run_certification(
+                target,
+                out,
+                _suite_names(suites),
+                waivers=waivers,
+                progress=progress,
+                collected=collected,
+            )
     except HarnessConfigError as error:
         raise _fail_config("certify", error) from None
     document = outcome.document
     console = Console(highlight=False)
     console.print(_results_table(document))
+    _print_waivers(console, document)
     summary = document["summary"]
-    counts = ", ".join(f"{summary[status]} {status}" for status in ("pass", "fail", "not-tested"))
+    counts = ", ".join(f"{summary[status]} {status}" for status in STATUSES)
     target_info = document["target"]
-    if document.get("scope") == "partial":
-        verdict = "[bold green]PASSED[/]" if outcome.certified else "[bold red]FAILED[/]"
-        blocking = summary["blocking"]
+    who = f"{target_info['name']} ({target_info['region_code']})"
+    blocking = summary["blocking"]
+    verdict = document["verdict"]
+    if verdict in ("partial-pass", "partial-fail"):
+        label = "[bold green]PASSED[/]" if outcome.certified else "[bold red]FAILED[/]"
         console.print(
-            f"{verdict} partial run ({', '.join(document['suites'])}) of {target_info['name']} "
-            f"({target_info['region_code']}): not a certification; {counts}"
+            f"{label} partial run ({', '.join(document['suites'])}) of {who}: "
+            f"not a certification; {counts}"
             + (f"; MUST not passed: {', '.join(blocking)}" if blocking else ""),
             soft_wrap=True,
         )
     elif outcome.certified:
         console.print(
-            f"[bold green]CERTIFIED[/] {target_info['name']} ({target_info['region_code']}): "
-            f"every MUST requirement passed; {counts}",
+            f"[bold green]CERTIFIED[/] {who}: every MUST requirement passed"
+            f"{' or is validly waived' if summary['waived'] else ''}; {counts}",
             soft_wrap=True,
         )
     else:
         console.print(
-            f"[bold red]NOT CERTIFIED[/] {target_info['name']} ({target_info['region_code']}): "
-            f"MUST requirements not passed: {', '.join(summary['blocking'])}; {counts}",
+            f"[bold red]NOT CERTIFIED[/] {who}: MUST requirements not passed: "
+            f"{', '.join(blocking)}; {counts}",
             soft_wrap=True,
         )
-    console.print(f"results: {outcome.results_path}", soft_wrap=True)
+    console.print(f"report: {outcome.report_path}", soft_wrap=True)
+    if outcome.seal is not None:
+        console.print(
+            f"sealed: {outcome.out_dir / 'report.sig'} (harness root SM3 "
+            f"{outcome.seal.root_fingerprint}); check with `zwfw verify-report {outcome.out_dir}`",
+            soft_wrap=True,
+        )
     raise typer.Exit(EXIT_CERTIFIED if outcome.certified else EXIT_NOT_CERTIFIED)
+
+
+def _print_waivers(console: Console, document: dict[str, Any]) -> None:
+    style = {
+        "applied": "magenta",
+        "unused": "yellow",
+        "expired": "bold red",
+        "unknown-requirement": "bold red",
+        "out-of-scope": "yellow",
+    }
+    for waiver in document["waivers"]:
+        state = waiver["state"]
+        applied = "applied" if state == "applied" else "not applied"
+        console.print(
+            f"waiver [{style[state]}]{state}[/] {waiver['requirement']} "
+            f"(approver {waiver['approver']}, expires {waiver['expires']}): "
+            f"{waiver['note']}; {applied}",
+            soft_wrap=True,
+        )
+
+
+def verify_report_command(
+    directory: Path = typer.Argument(..., metavar="DIR", help="A sealed report directory."),
+    trust: Path | None = typer.Option(
+        None,
+        "--trust",
+        metavar="ROOT.pem",
+        help="Harness root certificate(s) to trust. Without it, the root shipped in the "
+        "report is used: that proves integrity, not who sealed the report.",
+    ),
+) -> None:
+    """Check a sealed report offline: seal signature, manifest digests, no edited, added or
+    removed file. Exit 0 verified, 1 refused, 2 usage error."""
+    from zwfw.crypto.x509 import CertificateError, load_pem_bundle
+    from zwfw.harness.signing import ReportRejected, verify_report
+
+    if not directory.is_dir():
+        raise _fail_config("verify-report", ValueError(f"{directory}: not a directory"))
+    anchors = None
+    if trust is not None:
+        try:
+            anchors = load_pem_bundle(trust.read_bytes())
+        except (OSError, CertificateError) as error:
+            raise _fail_config("verify-report", ValueError(f"--trust {trust}: {error}")) from None
+    try:
+        verified = verify_report(directory, anchors)
+    except ReportRejected as error:
+        typer.echo(f"zwfw verify-report: refused: {error}", err=True)
+        raise typer.Exit(EXIT_NOT_CERTIFIED) from None
+    signed_at = verified.signed_at.isoformat() if verified.signed_at else "unknown time"
+    typer.echo(
+        f"verified: {verified.files} files sealed by '{verified.signer}' "
+        f"({verified.seal_name}) at {signed_at}; verdict {verified.verdict}"
+    )
+    if verified.pinned:
+        typer.echo(f"trusted root: SM3 {verified.root_fingerprint}")
+    else:
+        typer.echo(
+            f"root not pinned: the report's own root (SM3 {verified.root_fingerprint}) was "
+            "used; compare it with the harness operator's, or pass --trust ROOT.pem"
+        )
+
+
+@harness_app.command("init")
+def harness_init(
+    renew: bool = typer.Option(
+        False, "--renew", help="Issue a new seal and signer certificate under the same root."
+    ),
+) -> None:
+    """Create the harness e-seal in $ZWFW_HARNESS_HOME (default ~/.local/share/zwfw/harness)."""
+    from zwfw.harness.seal import harness_home, init_home
+
+    try:
+        seal, created = init_home(harness_home(), renew=renew)
+    except HarnessConfigError as error:
+        raise _fail_config("harness init", error) from None
+    action = ("renewed" if renew else "created") if created else "already present"
+    typer.echo(f"harness seal {action} in {seal.home}")
+    typer.echo(f"trust anchor: {seal.home / 'root.pem'} (SM3 {seal.root_fingerprint})")
+    typer.echo(f"signer certificate valid until {seal.signer.not_after.isoformat()}")
 
 
 def _results_table(document: dict[str, Any]) -> Table:
@@ -201,4 +332,6 @@ def requirements_coverage(
 def register(app: typer.Typer) -> None:
     """Attach this area's commands to the root `zwfw` app."""
     app.command("certify")(certify)
+    app.command("verify-report")(verify_report_command)
+    app.add_typer(harness_app)
     app.add_typer(requirements_app)

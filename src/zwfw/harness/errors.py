@@ -25,6 +25,10 @@ class SuiteError(HarnessConfigError):
     """A suite is unknown, or its tests cannot be collected or name unknown requirements."""
 
 
+class TargetUnreachable(HarnessConfigError):
+    """A service the profile lists does not accept connections."""
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """One line for a pydantic error: where, what, and how many more problems there are.
 

@@ -9,7 +9,10 @@ run is a conformance run: `--target` or `--zwfw-results` was given, a test carri
 - gives them the `target` profile, HTTP clients per service and credentials from the
   environment (a service the profile does not list skips the test: not tested);
 - parametrises `@pytest.mark.declared(KIND)` tests over the profile's declared values;
-- records each test's outcome and, with `--zwfw-results PATH`, writes the results document.
+- records each test's outcome and, with `--zwfw-results PATH`, writes the report document
+  (waivers from `--zwfw-waivers FILE` applied);
+- with `--zwfw-evidence DIR`, writes the redacted HTTP exchanges of each test made through the
+  harness's clients to `DIR/<test>.json`.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ import pytest
 if TYPE_CHECKING:
     import httpx
 
+    from zwfw.harness.evidence import EvidenceLog
     from zwfw.harness.profile import ServiceName, TargetProfile
     from zwfw.harness.requirements import Catalog
     from zwfw.harness.results import TestRecord
+    from zwfw.harness.waivers import Waiver
 
 SUITE_NAMES = ("conformance", "security", "loadtests")
 
@@ -48,6 +53,8 @@ class HarnessRun:
     problems: list[str] = field(default_factory=list)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     document: dict[str, Any] | None = None
+    waivers: list[Waiver] = field(default_factory=list)
+    evidence: EvidenceLog | None = None
 
     @property
     def explicit(self) -> bool:
@@ -89,6 +96,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the selected tests are a subset of the suites: judge only the requirements "
         "they verify and never call the run a certification.",
     )
+    group.addoption(
+        "--zwfw-waivers",
+        metavar="FILE",
+        default=None,
+        help="waiver file (YAML list of requirement, justification, approver, expires).",
+    )
+    group.addoption(
+        "--zwfw-evidence",
+        metavar="DIR",
+        default=None,
+        help="write each test's redacted HTTP exchanges to DIR/<test>.json; needs --target.",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -105,23 +124,56 @@ def pytest_configure(config: pytest.Config) -> None:
     run = HarnessRun()
     target = config.getoption("target")
     results = config.getoption("zwfw_results")
-    if results is not None and target is None:
-        raise pytest.UsageError("--zwfw-results needs --target FILE")
+    waivers = config.getoption("zwfw_waivers")
+    evidence = config.getoption("zwfw_evidence")
+    for name, value in (("results", results), ("waivers", waivers), ("evidence", evidence)):
+        if value is not None and target is None:
+            raise pytest.UsageError(f"--zwfw-{name} needs --target FILE")
     if target is not None:
         from zwfw.harness.errors import HarnessConfigError
         from zwfw.harness.profile import load_profile
         from zwfw.harness.requirements import load_catalog
+        from zwfw.harness.waivers import load_waivers
 
         try:
             run.profile = load_profile(target)
             # Loaded up front so that even a run that collects nothing gets a verdict.
             run.catalog = load_catalog()
+            run.waivers = load_waivers(waivers) if waivers is not None else []
         except HarnessConfigError as error:
             raise pytest.UsageError(str(error)) from None
+        if evidence is not None:
+            from zwfw.harness import http
+            from zwfw.harness.evidence import EvidenceLog
+            from zwfw.harness.redact import Redactor
+
+            run.evidence = EvidenceLog(Path(evidence), Redactor(_credential_values(run.profile)))
+            http.activate(run.evidence)
     run.results_path = Path(results) if results is not None else None
     run.partial = bool(config.getoption("zwfw_partial"))
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(Recorder(config, run), "zwfw-recorder")
+
+
+def _credential_values(profile: TargetProfile) -> list[str]:
+    """The values of the profile's credentials that are set: never to appear in evidence."""
+    from zwfw.harness.profile import SecretUnavailable
+
+    values = []
+    for name in profile.credentials:
+        try:
+            values.append(profile.secret(name))
+        except SecretUnavailable:
+            continue
+    return values
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None and run.evidence is not None:
+        from zwfw.harness import http
+
+        http.deactivate(run.evidence)
 
 
 def _suite_dirs() -> list[Path]:
@@ -269,10 +321,19 @@ class Recorder:
             record.outcome = "skipped"
             record.reason = clean_reason(_summary(report))
 
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        if self.run.evidence is not None and nodeid in self.run.checks:
+            self.run.evidence.begin(nodeid)
+
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         record = self.run.records.get(nodeid)
-        if record is not None:
-            self.config.hook.pytest_zwfw_test_recorded(record=record)
+        if record is None:
+            return
+        if self.run.evidence is not None:
+            name = self.run.evidence.finish(nodeid, record.requirement_ids, record.outcome)
+            if name is not None:
+                record.evidence.append(name)
+        self.config.hook.pytest_zwfw_test_recorded(record=record)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         run = self.run
@@ -292,6 +353,7 @@ class Recorder:
             in_scope=_named_requirements(run.checks) if run.partial else None,
             started_at=run.started_at,
             finished_at=datetime.now(UTC),
+            waivers=run.waivers,
         )
         if run.results_path is not None:
             write_document(run.results_path, run.document)
@@ -369,3 +431,15 @@ def credential(target: TargetProfile) -> Callable[[str], str]:
             pytest.fail(str(error), pytrace=False)
 
     return resolve
+
+
+@pytest.fixture
+def target_http(target: TargetProfile) -> Iterator[httpx.Client]:
+    """A client for URLs the target hands out (JWKS URIs, redirects), with its trust settings.
+
+    Its exchanges are recorded as evidence like those of the service clients.
+    """
+    from zwfw.harness.http import client
+
+    with client(target) as opened:
+        yield opened

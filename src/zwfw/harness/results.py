@@ -7,6 +7,10 @@ requirement is not verified). Certification needs every MUST requirement to pass
 A run over a subset of the suites (`zwfw certify --suites ...`) is partial: only the
 requirements its tests verify are in scope and judged; the others are listed as not tested and
 out of scope, and a partial run is never a certification.
+
+Valid waivers then turn in-scope requirements that did not pass into `waived` (never `pass`);
+certification needs every in-scope MUST requirement to be `pass` or `waived`. The document is
+`report.json`; its schema is `conformance/spec/report.schema.json`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,13 +27,16 @@ from zwfw import __version__
 from zwfw.codes.personal import mask_personal_data
 from zwfw.harness.profile import TargetProfile
 from zwfw.harness.requirements import LEVELS, Catalog, Requirement
+from zwfw.harness.waivers import Waiver, WaiverState
 
-# Bumped whenever a consumer of results.json would have to change.
-SCHEMA_VERSION = 1
+# Bumped whenever a consumer of report.json would have to change (2: waivers, evidence,
+# durations, verdict).
+SCHEMA_VERSION = 2
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
-Status = Literal["pass", "fail", "not-tested"]
-STATUSES: tuple[Status, ...] = ("pass", "fail", "not-tested")
+Status = Literal["pass", "fail", "not-tested", "waived"]
+STATUSES: tuple[Status, ...] = ("pass", "fail", "not-tested", "waived")
+Verdict = Literal["certified", "not-certified", "partial-pass", "partial-fail"]
 
 _REASON_LIMIT = 500
 
@@ -53,6 +60,8 @@ class TestRecord:
     outcome: Outcome = "passed"
     duration: float = 0.0
     reason: str | None = None
+    # Names of the files under evidence/ holding this test's HTTP exchanges.
+    evidence: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +69,7 @@ class TestRecord:
             "outcome": self.outcome,
             "duration": round(self.duration, 6),
             "reason": self.reason,
+            "evidence": list(self.evidence),
         }
 
 
@@ -70,6 +80,17 @@ class RequirementResult:
     reason: str | None
     tests: list[TestRecord] = field(default_factory=list)
     in_scope: bool = True
+    # Set when a valid waiver applied: the status the tests decided, and the waiver.
+    waived_status: Status | None = None
+    waiver: Waiver | None = None
+
+    @property
+    def duration(self) -> float:
+        return sum(test.duration for test in self.tests)
+
+    @property
+    def evidence(self) -> list[str]:
+        return list(dict.fromkeys(name for test in self.tests for name in test.evidence))
 
     def as_dict(self) -> dict[str, Any]:
         requirement = self.requirement
@@ -81,6 +102,10 @@ class RequirementResult:
             "status": self.status,
             "in_scope": self.in_scope,
             "reason": self.reason,
+            "waived_status": self.waived_status,
+            "waiver": self.waiver.as_dict() if self.waiver is not None else None,
+            "duration": round(self.duration, 6),
+            "evidence": self.evidence,
             "tests": [test.as_dict() for test in self.tests],
         }
 
@@ -128,10 +153,66 @@ def aggregate(
     return results
 
 
+@dataclass(frozen=True)
+class WaiverOutcome:
+    """What became of one waiver in a run."""
+
+    waiver: Waiver
+    state: WaiverState
+    note: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.waiver.as_dict(), "state": self.state, "note": self.note}
+
+
+def apply_waivers(
+    catalog: Catalog,
+    results: list[RequirementResult],
+    waivers: Iterable[Waiver],
+    today: date,
+) -> tuple[list[RequirementResult], list[WaiverOutcome]]:
+    """Results with valid waivers applied, and the fate of every waiver."""
+    by_id = {result.requirement.id: index for index, result in enumerate(results)}
+    updated = list(results)
+    outcomes: list[WaiverOutcome] = []
+    for waiver in waivers:
+        rid = waiver.requirement
+        if rid not in catalog:
+            outcomes.append(
+                WaiverOutcome(waiver, "unknown-requirement", f"{rid} is not in the catalog")
+            )
+            continue
+        if waiver.expired_on(today):
+            outcomes.append(
+                WaiverOutcome(waiver, "expired", f"expired on {waiver.expires.isoformat()}")
+            )
+            continue
+        result = updated[by_id[rid]]
+        if not result.in_scope:
+            outcomes.append(WaiverOutcome(waiver, "out-of-scope", "outside the selected suites"))
+            continue
+        if result.status == "pass":
+            outcomes.append(WaiverOutcome(waiver, "unused", f"{rid} passed; waiver not needed"))
+            continue
+        updated[by_id[rid]] = RequirementResult(
+            result.requirement,
+            "waived",
+            result.reason,
+            result.tests,
+            in_scope=True,
+            waived_status=result.status,
+            waiver=waiver,
+        )
+        outcomes.append(
+            WaiverOutcome(waiver, "applied", f"{rid} was {result.status}; shown as waived")
+        )
+    return updated, outcomes
+
+
 def is_certified(results: Iterable[RequirementResult]) -> bool:
-    """Every in-scope MUST requirement passed (for a partial run: the verdict of its scope)."""
+    """Every in-scope MUST requirement passed or is validly waived (partial run: its scope)."""
     return all(
-        result.status == "pass"
+        result.status in ("pass", "waived")
         for result in results
         if result.requirement.level == "MUST" and result.in_scope
     )
@@ -149,13 +230,15 @@ def summarize(results: list[RequirementResult]) -> dict[str, Any]:
     summary["blocking"] = [
         result.requirement.id
         for result in results
-        if result.requirement.level == "MUST" and result.in_scope and result.status != "pass"
+        if result.requirement.level == "MUST"
+        and result.in_scope
+        and result.status not in ("pass", "waived")
     ]
     return summary
 
 
 def _timestamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
+    return moment.isoformat(timespec="milliseconds")
 
 
 def results_document(
@@ -167,9 +250,23 @@ def results_document(
     started_at: datetime,
     finished_at: datetime,
     in_scope: frozenset[str] | None = None,
+    waivers: Iterable[Waiver] = (),
 ) -> dict[str, Any]:
-    """The `results.json` document for one run (`in_scope` set: a partial run)."""
+    """The `report.json` document for one run (`in_scope` set: a partial run).
+
+    Waivers are judged on the run's finishing date (UTC).
+    """
     results = aggregate(catalog, records, in_scope)
+    results, waiver_outcomes = apply_waivers(
+        catalog, results, waivers, finished_at.astimezone(UTC).date()
+    )
+    certified = is_certified(results)
+    partial = in_scope is not None
+    verdict: Verdict
+    if partial:
+        verdict = "partial-pass" if certified else "partial-fail"
+    else:
+        verdict = "certified" if certified else "not-certified"
     return {
         "schema_version": SCHEMA_VERSION,
         "harness_version": __version__,
@@ -180,18 +277,26 @@ def results_document(
             "fingerprint": profile.fingerprint(),
         },
         "suites": suites,
-        "scope": "partial" if in_scope is not None else "complete",
+        "scope": "partial" if partial else "complete",
         "started_at": _timestamp(started_at),
         "finished_at": _timestamp(finished_at),
+        "duration": round((finished_at - started_at).total_seconds(), 3),
         "requirements": [result.as_dict() for result in results],
+        "waivers": [outcome.as_dict() for outcome in waiver_outcomes],
         "summary": summarize(results),
-        "certified": is_certified(results),
+        "certified": certified,
+        "verdict": verdict,
     }
 
 
-def write_document(path: Path, document: Mapping[str, Any]) -> None:
-    """Write JSON so that readers never see a half-written file."""
+def write_text(path: Path, text: str) -> None:
+    """Write a file so that readers never see it half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
+
+
+def write_document(path: Path, document: Mapping[str, Any]) -> None:
+    """Write a JSON document atomically."""
+    write_text(path, json.dumps(document, ensure_ascii=False, indent=2) + "\n")

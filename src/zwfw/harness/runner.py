@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from zwfw.harness.errors import HarnessConfigError, SuiteError
+from zwfw.harness.errors import HarnessConfigError, SuiteError, TargetUnreachable
+from zwfw.harness.evidence import EVIDENCE_DIR, latencies
+from zwfw.harness.htmlreport import write_html
+from zwfw.harness.junit import write_junit
 from zwfw.harness.profile import TargetProfile, load_profile
 from zwfw.harness.pytest_plugin import SUITE_NAMES, HarnessRun, harness_run
 from zwfw.harness.requirements import Catalog, conformance_dir, load_catalog
 from zwfw.harness.results import TestRecord
+from zwfw.harness.seal import HarnessSeal, load_seal
+from zwfw.harness.signing import CHAIN, MANIFEST, SIGNATURE, seal_report
+from zwfw.harness.waivers import load_waivers
 
 
 def suites_root() -> Path:
@@ -56,14 +65,25 @@ def resolve_suites(names: Sequence[str] = ()) -> list[Path]:
 class _Driver:
     """Plugin object of the driving code: finds the session's state, relays progress."""
 
-    def __init__(self, progress: Callable[[TestRecord], None] | None) -> None:
+    def __init__(
+        self,
+        progress: Callable[[TestRecord], None] | None,
+        collected: Callable[[int], None] | None = None,
+    ) -> None:
         self.progress = progress
+        self.collected = collected
         self.config: pytest.Config | None = None
         self.stderr = io.StringIO()
 
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         self.config = config
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        run = self.run
+        if self.collected is not None and run is not None:
+            self.collected(len(run.checks))
 
     def pytest_zwfw_test_recorded(self, record: TestRecord) -> None:
         if self.progress is not None:
@@ -127,15 +147,93 @@ def _stop_on_problems(driver: _Driver, exit_code: int) -> HarnessRun:
     return run
 
 
+# Everything a report directory may hold; anything else there stops a run (exit 2) rather
+# than being deleted or sealed into someone's report.
+REPORT_FILES = (
+    "report.json",
+    "results.json",
+    "junit.xml",
+    "report.html",
+    MANIFEST,
+    SIGNATURE,
+    CHAIN,
+)
+
+
 @dataclass(frozen=True)
 class Certification:
     profile: TargetProfile
     document: dict[str, Any]
-    results_path: Path
+    out_dir: Path
+    seal: HarnessSeal | None
 
     @property
     def certified(self) -> bool:
         return bool(self.document["certified"])
+
+    @property
+    def report_path(self) -> Path:
+        return self.out_dir / "report.json"
+
+    @property
+    def results_path(self) -> Path:
+        return self.out_dir / "results.json"
+
+
+def check_reachable(profile: TargetProfile) -> None:
+    """Refuse a run whose listed services do not accept connections (a configuration error).
+
+    Only the TCP connection is tried: TLS and HTTP problems are the target's to answer for in
+    the checks themselves.
+    """
+    for service, url in profile.services.configured().items():
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection(
+                (parts.hostname, port), timeout=min(profile.timeout_seconds, 10.0)
+            ):
+                pass
+        except OSError as error:
+            why = error.strerror or type(error).__name__
+            raise TargetUnreachable(f"target unreachable: {service} at {url}: {why}") from None
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """Make `out_dir` ready for a new report: create it, or clear the previous report in it."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HarnessConfigError(f"--out {out_dir}: exists and is not a directory")
+    if not out_dir.exists():
+        out_dir.mkdir(parents=True)
+        return
+    strangers = []
+    for entry in out_dir.iterdir():
+        if entry.name == EVIDENCE_DIR and entry.is_dir() and not entry.is_symlink():
+            strangers += [
+                f"{EVIDENCE_DIR}/{item.name}"
+                for item in entry.iterdir()
+                if not (item.is_file() and item.suffix == ".json")
+            ]
+        elif entry.name not in REPORT_FILES or not entry.is_file() or entry.is_symlink():
+            strangers.append(entry.name)
+    if strangers:
+        raise HarnessConfigError(
+            f"--out {out_dir}: holds files that are not part of a report ({strangers[0]}); "
+            "use an empty or a previous report directory"
+        )
+    for name in REPORT_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    if (out_dir / EVIDENCE_DIR).is_dir():
+        shutil.rmtree(out_dir / EVIDENCE_DIR)
+
+
+def _latencies(document: dict[str, Any], evidence_dir: Path) -> dict[str, list[float]]:
+    return {
+        requirement["id"]: [
+            value for name in requirement["evidence"] for value in latencies(evidence_dir, name)
+        ]
+        for requirement in document["requirements"]
+    }
 
 
 def certify(
@@ -143,26 +241,39 @@ def certify(
     out_dir: Path,
     suites: Sequence[str] = (),
     *,
+    waivers: Path | None = None,
     progress: Callable[[TestRecord], None] | None = None,
+    collected: Callable[[int], None] | None = None,
+    sign: bool = True,
 ) -> Certification:
-    """Run the suites against `target`, writing `out_dir/results.json`.
+    """Run the suites against `target` and write the sealed report into `out_dir`.
 
-    Raises `HarnessConfigError` (bad profile, catalog or suite) before any verdict.
+    `out_dir` gets report.json (and its copy results.json), junit.xml, report.html, evidence/,
+    then harness-chain.pem, manifest.json and report.sig (`sign=False` leaves the last three
+    out). Raises `HarnessConfigError` (bad profile, catalog, suite, waiver file or harness
+    home; unreachable target) before any verdict.
     """
     profile = load_profile(target)
     load_catalog()
+    if waivers is not None:
+        load_waivers(waivers)
     paths = resolve_suites(suites)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise HarnessConfigError(f"--out {out_dir}: exists and is not a directory")
-    results_path = out_dir / "results.json"
+    seal = load_seal() if sign else None
+    check_reachable(profile)
+    prepare_out_dir(out_dir)
+    report_path = out_dir / "report.json"
+    evidence_dir = out_dir / EVIDENCE_DIR
     root = suites_root()
-    driver = _Driver(progress)
+    driver = _Driver(progress, collected)
     args = [
         *_pytest_args(root),
         "--target",
         str(target),
         "--zwfw-results",
-        str(results_path),
+        str(report_path),
+        "--zwfw-evidence",
+        str(evidence_dir),
+        *(["--zwfw-waivers", str(waivers)] if waivers is not None else []),
         *(["--zwfw-partial"] if set(paths) != set(resolve_suites()) else []),
         *map(str, paths),
     ]
@@ -170,7 +281,14 @@ def certify(
     run = _stop_on_problems(driver, exit_code)
     if run.document is None:
         raise SuiteError(f"the run produced no results (pytest exit code {exit_code})")
-    return Certification(profile=profile, document=run.document, results_path=results_path)
+    document = run.document
+    # Kept for readers of the first schema's file name; same document.
+    shutil.copyfile(report_path, out_dir / "results.json")
+    write_junit(document, out_dir / "junit.xml")
+    write_html(document, out_dir / "report.html", _latencies(document, evidence_dir))
+    if seal is not None:
+        seal_report(out_dir, seal)
+    return Certification(profile=profile, document=document, out_dir=out_dir, seal=seal)
 
 
 def collect_checks(suites: Sequence[str] = ()) -> tuple[Catalog, dict[str, tuple[str, ...]]]:
