@@ -65,18 +65,17 @@ _PERSONAL = re.compile(
 
 
 def _is_credit_code(run: str) -> bool:
-    """An ID-shaped run that is a valid credit code and fails the resident ID check."""
-    if _resident_check_ok(run):
-        return False
+    """An ID-shaped run that is a valid credit code and not a valid resident ID number (province,
+    birth date and check character all checked)."""
     try:
         CreditCode(run)
     except CodeError:
         return False
-    return True
-
-
-def _resident_check_ok(run: str) -> bool:
-    return mod_11_2.calc_check_digit(run[:17]) == run[17].upper()
+    try:
+        ResidentId(run)
+    except CodeError:
+        return True
+    return False
 
 
 def _mask_match(match: re.Match[str]) -> str:
