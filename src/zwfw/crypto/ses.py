@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 
 from asn1crypto import core
 
+from zwfw.crypto.caching import BoundedCache
 from zwfw.crypto.hashing import sm3
-from zwfw.crypto.sm2 import OID_SM2_WITH_SM3, SM2PrivateKey, verified_signatures
-from zwfw.crypto.x509 import CertificateError, SM2Certificate, verify_chain
+from zwfw.crypto.sm2 import OID_SM2_WITH_SM3, SM2PrivateKey
+from zwfw.crypto.x509 import CertificateError, SM2Certificate, clear_chain_cache, verify_chain
 
 SES_VERSION = 4
 HEADER_ID = "ES"
@@ -436,19 +437,169 @@ def _skipped(n: int, reason: str) -> StepResult:
     return StepResult(n, STEP_NAMES[n], StepStatus.SKIPPED, reason)
 
 
+# --- decoding for verification ---------------------------------------------------------------
+#
+# A verifier sees the same few seals again and again (one per issuing department) inside
+# signatures that differ only in TBS_Sign's time and digest. A seal is therefore decoded, and
+# its maker signature verified, once per distinct DER; the rest of a signature is read field
+# by field, which touches far less than decoding the whole structure.
+
+# Distinct seals remembered by verify_signature; a province has a few thousand at most.
+SEAL_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class SealFacts:
+    """What verification reads from one SESeal, decoded once per distinct seal DER."""
+
+    digest: bytes  # SM3 over the seal's DER: the cache key, and so its identity
+    header_id: str
+    version: int
+    es_id: str
+    name: str
+    sign_alg: str
+    maker_der: bytes
+    signed_value: bytes
+    info_der: bytes  # DER(SES_SealInfo), the bytes the maker signed
+    cert_list_type: int
+    listed: frozenset[bytes]  # signer certificates (type 1) or their SM3 digests (type 2)
+    valid_start: datetime
+    valid_end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _SignatureFacts:
+    tbs_der: bytes  # DER(TBS_Sign) exactly as received, the bytes the signer signed
+    version: int
+    seal: SealFacts
+    time_info: datetime
+    data_hash: bytes
+    property_info: str
+    signer_der: bytes
+    algorithm: str
+    signature: bytes
+
+
+_seal_facts: BoundedCache[bytes, SealFacts] = BoundedCache(SEAL_CACHE_SIZE)
+# Digests of seals whose maker signature verified with the maker certificate they carry.
+_maker_signed: BoundedCache[bytes, bool] = BoundedCache(SEAL_CACHE_SIZE)
+
+
+def clear_verification_caches() -> None:
+    """Forget decoded seals, verified maker signatures and validated certificate paths."""
+    _seal_facts.clear()
+    _maker_signed.clear()
+    clear_chain_cache()
+
+
+def seal_facts(der: bytes) -> SealFacts:
+    """Decode a SESeal for verification (remembered by SM3 of its DER); `SealError` if
+    malformed. Only well-formed seals are remembered."""
+    data = bytes(der)
+    digest = sm3(data)
+    facts = _seal_facts.get(digest)
+    if facts is None:
+        facts = _decode_seal(data, digest)
+        _seal_facts.put(digest, facts)
+    return facts
+
+
+def _decode_seal(der: bytes, digest: bytes) -> SealFacts:
+    seal = parse_seal(der)
+    try:
+        info = seal["e_seal_info"]
+        header, prop = info["header"], info["property"]
+        kind = prop["cert_list_type"].native
+        if kind == CertListType.CERTS:
+            listed = frozenset(bytes(c.native) for c in prop["cert_list"])
+        elif kind == CertListType.CERT_DIGESTS:
+            listed = frozenset(
+                bytes(d["value"].native)
+                for d in prop["cert_list"]
+                if str(d["type"].native).upper() == CERT_DIGEST_TYPE_SM3
+            )
+        else:
+            listed = frozenset()
+        return SealFacts(
+            digest=digest,
+            header_id=header["id"].native,
+            version=header["version"].native,
+            es_id=info["es_id"].native,
+            name=prop["name"].native,
+            sign_alg=seal["sign_alg_id"].dotted,
+            maker_der=bytes(seal["cert"].native),
+            signed_value=bytes(seal["signed_value"].native),
+            info_der=info.dump(),
+            cert_list_type=kind,
+            listed=listed,
+            valid_start=_aware(prop["valid_start"].native),
+            valid_end=_aware(prop["valid_end"].native),
+        )
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise SealError(f"not a DER SESeal: {exc}") from exc
+
+
+def _read_signature(der: bytes) -> _SignatureFacts:
+    # asn1crypto decodes lazily: each field below is parsed when first read, and DER(TBS_Sign)
+    # and the nested seal are taken as received, before their children are touched. Every
+    # field is still read (optional ones included), so malformed input fails here as before.
+    try:
+        sig = SESSignature.load(bytes(der), strict=True)
+        tbs = sig["to_sign"]
+        tbs_der = tbs.dump()
+        seal_der = tbs["eseal"].dump()
+        version = tbs["version"].native
+        time_info = _aware(tbs["time_info"].native)
+        data_hash = bytes(tbs["data_hash"].native)
+        property_info = tbs["property_info"].native
+        tbs["ext_datas"].native  # noqa: B018 - decoded only to reject malformed input
+        signer_der = bytes(sig["cert"].native)
+        algorithm = sig["signature_alg_id"].dotted
+        signature = bytes(sig["signature"].native)
+        sig["time_stamp"].native  # noqa: B018 - decoded only to reject malformed input
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise SealError(f"not a DER SES_Signature: {exc}") from exc
+    try:
+        seal = seal_facts(seal_der)
+    except SealError as exc:
+        raise SealError(f"not a DER SES_Signature: {exc}") from exc
+    return _SignatureFacts(
+        tbs_der=tbs_der,
+        version=version,
+        seal=seal,
+        time_info=time_info,
+        data_hash=data_hash,
+        property_info=property_info,
+        signer_der=signer_der,
+        algorithm=algorithm,
+        signature=signature,
+    )
+
+
+def _maker_signature_valid(seal: SealFacts, maker: SM2Certificate) -> bool:
+    # The maker certificate comes from the seal's own bytes, so the seal digest fixes the key,
+    # the signed SES_SealInfo and the signature: one success covers every later sight of it.
+    if seal.digest in _maker_signed:
+        return True
+    if not maker.public_key.verify(seal.signed_value, seal.info_der):
+        return False
+    _maker_signed.put(seal.digest, True)
+    return True
+
+
+# --- verification steps --------------------------------------------------------------------
+
+
 def _step_signature(
-    sig: SESSignature, signer: SM2Certificate | None, cert_problem: str
+    sig: _SignatureFacts, signer: SM2Certificate | None, cert_problem: str
 ) -> StepResult:
     if signer is None:
         return _failed(1, f"signer certificate unusable: {cert_problem}", "signer_cert_malformed")
-    tbs = sig["to_sign"]
-    if sig["signature_alg_id"].dotted != OID_SM2_WITH_SM3:
-        return _failed(
-            1, f"unsupported signature algorithm {sig['signature_alg_id'].dotted}", "algorithm"
-        )
-    if tbs["version"].native != SES_VERSION:
-        return _failed(1, f"TBS_Sign version {tbs['version'].native} is not 4", "version")
-    if not signer.public_key.verify(sig["signature"].native, tbs.dump()):
+    if sig.algorithm != OID_SM2_WITH_SM3:
+        return _failed(1, f"unsupported signature algorithm {sig.algorithm}", "algorithm")
+    if sig.version != SES_VERSION:
+        return _failed(1, f"TBS_Sign version {sig.version} is not 4", "version")
+    if not signer.public_key.verify(sig.signature, sig.tbs_der):
         return _failed(
             1,
             "signature over TBS_Sign does not verify with the signer certificate's key "
@@ -458,11 +609,17 @@ def _step_signature(
     return _passed(1, "signature over TBS_Sign verifies with the signer certificate's key")
 
 
-def _step_signer_in_seal(seal: SESeal, signer_der: bytes) -> StepResult:
-    kind = seal["e_seal_info"]["property"]["cert_list_type"].native
-    if kind not in (CertListType.CERTS, CertListType.CERT_DIGESTS):
+def _step_signer_in_seal(
+    seal: SealFacts, signer_der: bytes, signer: SM2Certificate | None
+) -> StepResult:
+    kind = seal.cert_list_type
+    if kind == CertListType.CERTS:
+        listed = signer_der in seal.listed
+    elif kind == CertListType.CERT_DIGESTS:
+        listed = (signer.fingerprint if signer else sm3(signer_der)) in seal.listed
+    else:
         return _failed(2, f"unsupported certListType {kind}", "cert_list_type")
-    if not seal_lists_certificate(seal, signer_der):
+    if not listed:
         return _failed(
             2, "signer certificate is not in the seal's certificate list", "signer_not_listed"
         )
@@ -471,27 +628,21 @@ def _step_signer_in_seal(seal: SESeal, signer_der: bytes) -> StepResult:
 
 
 def _step_seal(
-    seal: SESeal,
+    seal: SealFacts,
     time_info: datetime,
     anchors: Sequence[SM2Certificate],
     intermediates: Sequence[SM2Certificate],
     status_lookup: SealStatusLookup | None,
 ) -> StepResult:
-    info = seal["e_seal_info"]
-    header = info["header"]
-    if header["id"].native != HEADER_ID or header["version"].native != SES_VERSION:
-        return _failed(
-            3,
-            f"seal header {header['id'].native!r} v{header['version'].native} is not ES v4",
-            "header",
-        )
-    if seal["sign_alg_id"].dotted != OID_SM2_WITH_SM3:
-        return _failed(3, f"unsupported seal algorithm {seal['sign_alg_id'].dotted}", "algorithm")
+    if seal.header_id != HEADER_ID or seal.version != SES_VERSION:
+        return _failed(3, f"seal header {seal.header_id!r} v{seal.version} is not ES v4", "header")
+    if seal.sign_alg != OID_SM2_WITH_SM3:
+        return _failed(3, f"unsupported seal algorithm {seal.sign_alg}", "algorithm")
     try:
-        maker = SM2Certificate.from_der(seal["cert"].native)
+        maker = SM2Certificate.from_der(seal.maker_der)
     except CertificateError as exc:
         return _failed(3, f"maker certificate unusable: {exc.message}", "maker_cert_malformed")
-    if not verified_signatures.verify(maker.public_key, seal["signed_value"].native, info.dump()):
+    if not _maker_signature_valid(seal, maker):
         return _failed(
             3,
             "seal signature does not verify with the maker certificate (seal forged or altered)",
@@ -501,8 +652,7 @@ def _step_seal(
         verify_chain(maker, anchors, intermediates=intermediates, at=time_info)
     except CertificateError as exc:
         return _failed(3, f"maker certificate rejected: {exc.message}", f"maker_{exc.code.value}")
-    prop = info["property"]
-    start, end = _aware(prop["valid_start"].native), _aware(prop["valid_end"].native)
+    start, end = seal.valid_start, seal.valid_end
     if time_info < start:
         return _failed(
             3,
@@ -518,12 +668,11 @@ def _step_seal(
         )
     status_note = "status not checked (no status service given)"
     if status_lookup is not None:
-        es_id = info["es_id"].native
-        status = status_lookup(es_id)
+        status = status_lookup(seal.es_id)
         if status is None:
-            return _failed(3, f"seal {es_id} is unknown to the status service", "seal_unknown")
+            return _failed(3, f"seal {seal.es_id} is unknown to the status service", "seal_unknown")
         if status is not SealStatus.VALID:
-            return _failed(3, f"seal {es_id} is {status.value}", f"seal_{status.value}")
+            return _failed(3, f"seal {seal.es_id} is {status.value}", f"seal_{status.value}")
         status_note = "status valid"
     return _passed(
         3,
@@ -554,10 +703,9 @@ def _step_signer_cert(
     return _passed(4, f"signer certificate was valid and trusted at {time_info.isoformat()}")
 
 
-def _step_data_hash(tbs: TBSSign, content: bytes | None, digest: bytes | None) -> StepResult:
+def _step_data_hash(expected: bytes, content: bytes | None, digest: bytes | None) -> StepResult:
     if content is None and digest is None:
         return _skipped(5, "no content or digest supplied")
-    expected = bytes(tbs["data_hash"].native)
     actual = sm3(content) if content is not None else bytes(digest or b"")
     if actual != expected:
         return _failed(
@@ -582,12 +730,16 @@ def verify_signature(
     and 4 judge certificates and the seal window at the signing time `timeInfo`; `at` (default
     now) only bounds how far in the future `timeInfo` may be. `seal_status_lookup(esID)` lets
     the e-seal service report suspension or revocation.
+
+    Decoded seals, verified maker signatures and validated certificate paths are remembered
+    (bounded, successes only, keyed by SM3 of the bytes they depend on); the signer's
+    signature, every validity window and the seal status are checked on every call.
     """
     if content is not None and digest is not None:
         raise ValueError("give content or digest, not both")
     moment = (at or datetime.now(UTC)).astimezone(UTC)
     try:
-        sig = parse_signature(signature_der)
+        sig = _read_signature(signature_der)
     except SealError as exc:
         reason = str(exc)
         return VerificationResult(
@@ -596,36 +748,33 @@ def verify_signature(
                 *(_skipped(n, "SES_Signature could not be decoded") for n in range(2, 6)),
             )
         )
-    tbs = sig["to_sign"]
-    seal = tbs["eseal"]
-    signer_der = bytes(sig["cert"].native)
     signer: SM2Certificate | None
     try:
-        signer = SM2Certificate.from_der(signer_der)
+        signer = SM2Certificate.from_der(sig.signer_der)
         cert_problem = ""
     except CertificateError as exc:
         signer, cert_problem = None, exc.message
-    time_info = _aware(tbs["time_info"].native)
+    seal = sig.seal
     steps = (
         _step_signature(sig, signer, cert_problem),
-        _step_signer_in_seal(seal, signer_der),
-        _step_seal(seal, time_info, trust_anchors, intermediates, seal_status_lookup),
-        _step_signer_cert(signer, time_info, moment, trust_anchors, intermediates),
-        _step_data_hash(tbs, content, digest),
+        _step_signer_in_seal(seal, sig.signer_der, signer),
+        _step_seal(seal, sig.time_info, trust_anchors, intermediates, seal_status_lookup),
+        _step_signer_cert(signer, sig.time_info, moment, trust_anchors, intermediates),
+        _step_data_hash(sig.data_hash, content, digest),
     )
-    info = seal["e_seal_info"]
     return VerificationResult(
         steps=steps,
-        es_id=info["es_id"].native,
-        seal_name=info["property"]["name"].native,
+        es_id=seal.es_id,
+        seal_name=seal.name,
         signer=signer.common_name if signer else None,
-        time_info=time_info,
-        property_info=tbs["property_info"].native,
+        time_info=sig.time_info,
+        property_info=sig.property_info,
     )
 
 
 __all__ = [
     "CLOCK_SKEW",
+    "SEAL_CACHE_SIZE",
     "STEP_NAMES",
     "CertDigestList",
     "CertDigestObj",
@@ -641,6 +790,7 @@ __all__ = [
     "SESSignature",
     "SESeal",
     "SealError",
+    "SealFacts",
     "SealPicture",
     "SealStatus",
     "SealStatusLookup",
@@ -649,9 +799,11 @@ __all__ = [
     "TBSSign",
     "VerificationResult",
     "build_tbs",
+    "clear_verification_caches",
     "make_seal",
     "parse_seal",
     "parse_signature",
+    "seal_facts",
     "seal_lists_certificate",
     "sign",
     "sign_tbs",

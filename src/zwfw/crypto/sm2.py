@@ -21,6 +21,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from asn1crypto import algos, keys, pem
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from gmalglib.sm2 import SM2 as _Engine
 
 from zwfw.crypto.hashing import sm3
@@ -54,15 +58,15 @@ def _check_signer_id(signer_id: bytes) -> None:
 
 def signature_to_raw(signature_der: bytes) -> bytes:
     """DER `SEQUENCE { r INTEGER, s INTEGER }` → 64-byte r‖s, rejecting non-canonical forms."""
+    der = bytes(signature_der)
+    # pyca/cryptography's strict DER reader: it runs on every verification, where asn1crypto's
+    # load-and-re-encode cost several times more.
     try:
-        parsed = algos.DSASignature.load(bytes(signature_der), strict=True)
-        r = parsed["r"].native
-        s = parsed["s"].native
-        canonical = parsed.dump(force=True)
-    except (ValueError, TypeError) as exc:
-        raise SM2Error(f"signature is not DER SEQUENCE of r, s: {exc}") from exc
+        r, s = decode_dss_signature(der)
+    except ValueError as exc:
+        raise SM2Error(f"signature is not a canonical DER SEQUENCE of r, s: {exc}") from exc
     # Re-encoding must give the same bytes, otherwise one signature has many encodings.
-    if canonical != bytes(signature_der):
+    if encode_dss_signature(r, s) != der:
         raise SM2Error("signature is not in canonical DER form")
     if not (0 < r < CURVE_ORDER and 0 < s < CURVE_ORDER):
         raise SM2Error("signature r or s out of range [1, n-1]")

@@ -24,6 +24,7 @@ from functools import cached_property
 from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 
+from zwfw.crypto.caching import BoundedCache
 from zwfw.crypto.hashing import sm3
 from zwfw.crypto.sm2 import (
     OID_SM2_WITH_SM3,
@@ -34,6 +35,8 @@ from zwfw.crypto.sm2 import (
 )
 
 MAX_PATH_DEPTH = 8
+# Distinct (leaf, trust anchors, intermediates, key usage) paths remembered by verify_chain.
+CHAIN_CACHE_SIZE = 1024
 # RFC 5280 §4.1.2.5: UTCTime up to 2049, GeneralizedTime from 2050 on.
 _GENERALIZED_TIME_FROM = datetime(2050, 1, 1, tzinfo=UTC)
 _KNOWN_CRITICAL = frozenset(
@@ -181,7 +184,7 @@ class SM2Certificate:
     def issuer(self) -> asn1_x509.Name:
         return self.asn1.issuer
 
-    @property
+    @cached_property
     def common_name(self) -> str:
         return str(self.subject.native.get("common_name", ""))
 
@@ -189,15 +192,16 @@ class SM2Certificate:
     def serial_number(self) -> int:
         return int(self.asn1.serial_number)
 
-    @property
+    # Decoded once: validity is checked on every verification, the DER never changes.
+    @cached_property
     def not_before(self) -> datetime:
         return self.asn1["tbs_certificate"]["validity"]["not_before"].native
 
-    @property
+    @cached_property
     def not_after(self) -> datetime:
         return self.asn1["tbs_certificate"]["validity"]["not_after"].native
 
-    @property
+    @cached_property
     def key_usage(self) -> frozenset[str]:
         value = self.asn1.key_usage_value
         return frozenset(value.native) if value is not None else frozenset()
@@ -419,6 +423,19 @@ class CertificateAuthority:
         )
 
 
+# Paths that validated, keyed by SM3 fingerprints of every certificate that could be on them.
+# Only the structure is reused (issuer signatures, CA flags, path length, key usage, critical
+# extensions); validity at the requested time is checked on every call.
+_chains: BoundedCache[
+    tuple[bytes, frozenset[bytes], frozenset[bytes], frozenset[str]], tuple[SM2Certificate, ...]
+] = BoundedCache(CHAIN_CACHE_SIZE)
+
+
+def clear_chain_cache() -> None:
+    """Forget every remembered path (e.g. after replacing trust anchors in a process)."""
+    _chains.clear()
+
+
 def verify_chain(
     leaf: SM2Certificate,
     trust_anchors: Sequence[SM2Certificate],
@@ -432,10 +449,37 @@ def verify_chain(
     Returns the path leaf → anchor. Raises `CertificateError` with the first failed check:
     validity of every certificate on the path, issuer signature, issuer being a CA with
     keyCertSign, path length, unsupported critical extensions and the leaf's key usage.
+    A path that validated once is remembered for the same certificates and trust anchors;
+    validity at `at` is still checked on every call, in path order, so the first failure
+    reported is the one a full walk would report.
     """
     if not trust_anchors:
         raise CertificateError(CertFailure.UNKNOWN_ISSUER, "no trust anchors configured")
     moment = _utc(at)
+    usage = frozenset(required_key_usage)
+    key = (
+        leaf.fingerprint,
+        frozenset(c.fingerprint for c in trust_anchors),
+        frozenset(c.fingerprint for c in intermediates),
+        usage,
+    )
+    path = _chains.get(key)
+    if path is None:
+        path = tuple(_walk_path(leaf, trust_anchors, intermediates, usage, moment))
+        _chains.put(key, path)
+    else:
+        for cert in path:
+            cert.check_validity(moment)
+    return list(path)
+
+
+def _walk_path(
+    leaf: SM2Certificate,
+    trust_anchors: Sequence[SM2Certificate],
+    intermediates: Sequence[SM2Certificate],
+    required_key_usage: frozenset[str],
+    moment: datetime,
+) -> list[SM2Certificate]:
     anchors = {c.der for c in trust_anchors}
     pool = list(trust_anchors) + [c for c in intermediates if c.der not in anchors]
 

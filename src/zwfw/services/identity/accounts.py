@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from zwfw.codes import CodeError, parse_credit_code
 from zwfw.codes.personal import parse_resident_id
+from zwfw.crypto.fields import FieldProtector
 from zwfw.services.identity.models import Account, LoginThrottle
 from zwfw.services.identity.security import (
-    DataProtector,
     PasswordHashing,
     PasswordPolicy,
     load_certificate,
@@ -39,7 +39,7 @@ class LoginResult:
 
 
 class Accounts:
-    def __init__(self, settings: IdentitySettings, protector: DataProtector) -> None:
+    def __init__(self, settings: IdentitySettings, protector: FieldProtector) -> None:
         self.settings = settings
         self.protector = protector
         self.policy = PasswordPolicy(

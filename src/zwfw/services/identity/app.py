@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from zwfw.crypto.fields import FieldProtector
 from zwfw.services.identity.accounts import AccountError, Accounts
 from zwfw.services.identity.keys import ALGORITHM
 from zwfw.services.identity.models import Account, BrowserSession, Client, TrustedIssuer
@@ -36,7 +37,6 @@ from zwfw.services.identity.oauth import (
 from zwfw.services.identity.pages import SECURITY_HEADERS, render
 from zwfw.services.identity.security import (
     CertificateError,
-    DataProtector,
     PasswordPolicyError,
     new_challenge,
     token_hash,
@@ -82,7 +82,7 @@ class IdentityService:
 
     def __init__(self, settings: IdentitySettings) -> None:
         self.settings = settings
-        self.protector = DataProtector(
+        self.protector = FieldProtector(
             bytes.fromhex(settings.data_key), bytes.fromhex(settings.lookup_key)
         )
         self.provider = IdentityProvider(settings, self.protector)

@@ -12,15 +12,15 @@ from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from zwfw.crypto.fields import FieldProtector
 from zwfw.services.identity.models import SigningKey
-from zwfw.services.identity.security import DataProtector
 
 ALGORITHM = "ES256"
 _CONTEXT = "signing_key"
 
 
 class KeyManager:
-    def __init__(self, protector: DataProtector, retire_after: float) -> None:
+    def __init__(self, protector: FieldProtector, retire_after: float) -> None:
         self._protector = protector
         # Seconds a rotated-out key stays published: longest token life plus a grace period.
         self._retire_after = retire_after

@@ -37,6 +37,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from zwfw.codes.personal import mask_phone
+from zwfw.crypto.fields import FieldProtector
 from zwfw.services.identity.federation import (
     SUBJECT_TOKEN_TYPES,
     FederatedSubject,
@@ -53,7 +54,6 @@ from zwfw.services.identity.models import (
     UsedAssertion,
 )
 from zwfw.services.identity.security import (
-    DataProtector,
     constant_time_equal,
     token_hash,
 )
@@ -270,7 +270,7 @@ def _jwt_claims(token: str) -> dict[str, Any]:
 
 
 class IdentityProvider(AuthorizationServer):
-    def __init__(self, settings: IdentitySettings, protector: DataProtector) -> None:
+    def __init__(self, settings: IdentitySettings, protector: FieldProtector) -> None:
         super().__init__(scopes_supported=None)
         self.settings = settings
         self.protector = protector

@@ -1,11 +1,11 @@
-"""Credential handling: data protection at rest, passwords, TOTP and certificate login."""
+"""Credential handling: passwords, TOTP and certificate login. Personal data at rest is
+protected with `zwfw.crypto.fields.FieldProtector`."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -16,49 +16,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from zwfw.crypto.x509 import CertificateError as Sm2CertificateError
 from zwfw.crypto.x509 import SM2Certificate
-
-
-class DataProtector:
-    """SM4-GCM for personal data and private keys at rest; HMAC-SM3 for lookups."""
-
-    NONCE_BYTES = 12
-    TAG_BYTES = 16
-
-    def __init__(self, data_key: bytes, lookup_key: bytes) -> None:
-        if len(data_key) != 16:
-            raise ValueError("SM4 data key must be 16 bytes")
-        self._key = data_key
-        self._lookup_key = lookup_key
-
-    def encrypt(self, plaintext: str, context: str) -> bytes:
-        # The context (e.g. "id_number") is bound as associated data so a value cannot be
-        # moved to another column undetected.
-        nonce = os.urandom(self.NONCE_BYTES)
-        enc = Cipher(algorithms.SM4(self._key), modes.GCM(nonce)).encryptor()
-        enc.authenticate_additional_data(context.encode())
-        body = enc.update(plaintext.encode()) + enc.finalize()
-        return nonce + body + enc.tag
-
-    def decrypt(self, blob: bytes, context: str) -> str:
-        nonce, body, tag = (
-            blob[: self.NONCE_BYTES],
-            blob[self.NONCE_BYTES : -self.TAG_BYTES],
-            blob[-self.TAG_BYTES :],
-        )
-        dec = Cipher(algorithms.SM4(self._key), modes.GCM(nonce, tag)).decryptor()
-        dec.authenticate_additional_data(context.encode())
-        return (dec.update(body) + dec.finalize()).decode()
-
-    def lookup(self, value: str, context: str) -> str:
-        mac = crypto_hmac.HMAC(self._lookup_key, hashes.SM3())
-        mac.update(context.encode() + b"\x00" + value.encode())
-        return mac.finalize().hex()
 
 
 def token_hash(value: str) -> str:
