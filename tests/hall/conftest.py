@@ -5,7 +5,19 @@ from pathlib import Path
 
 import pytest
 
+from zwfw.crypto.keystore import KEK_ENV, KEK_FILE_ENV, KeyEncryptionKey
+
 from .support import Hall, running_hall
+
+
+@pytest.fixture(autouse=True)
+def hall_kek(monkeypatch: pytest.MonkeyPatch) -> KeyEncryptionKey:
+    """The deployment's key-encryption key, fresh per test; the hall derives its personal-data
+    keys from it."""
+    kek = KeyEncryptionKey.generate()
+    monkeypatch.delenv(KEK_FILE_ENV, raising=False)
+    monkeypatch.setenv(KEK_ENV, kek.to_text())
+    return kek
 
 
 @pytest.fixture

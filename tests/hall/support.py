@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import base64
 import copy
-import hashlib
 import importlib.util
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,17 @@ from fastapi import FastAPI, Header, HTTPException
 from fastapi.testclient import TestClient
 
 from zwfw.codes.personal import build_resident_id
+from zwfw.crypto import ses
+from zwfw.crypto.sm2 import SM2PrivateKey
+from zwfw.crypto.x509 import CertificateAuthority, CertProfile
+from zwfw.services.elicense.document import (
+    COPY_FORMAT,
+    LICENCE_FORMAT,
+    canonical,
+    copy_property,
+)
 from zwfw.services.hall import HallSettings, build
-from zwfw.services.hall.elicense import ElicenseClient
+from zwfw.services.hall.elicense import ElicenseClient, TrustRoots
 from zwfw.services.kit import migrate
 
 
@@ -143,22 +151,100 @@ def application(**overrides: Any) -> dict[str, Any]:
     return value
 
 
+class SealKit:
+    """A seal authority root, a seal maker, a signer and an issuer seal, made with
+    ``zwfw.crypto`` (what an e-seal service holds), to seal copies like a library does."""
+
+    def __init__(self) -> None:
+        now = datetime.now(UTC).replace(microsecond=0)
+        self.root = CertificateAuthority.create_root(
+            "测试印章根CA", valid_from=now - timedelta(days=1)
+        )
+        maker_key, self.signer_key = SM2PrivateKey.generate(), SM2PrivateKey.generate()
+        maker = self.root.issue(
+            maker_key.public_key,
+            "制章者",
+            CertProfile.SEAL_MAKER,
+            valid_from=now - timedelta(days=1),
+        )
+        self.signer = self.root.issue(
+            self.signer_key.public_key,
+            "合肥市发展和改革委员会",
+            CertProfile.SIGNER,
+            valid_from=now - timedelta(days=1),
+        )
+        self.seal = ses.make_seal(
+            maker_cert=maker,
+            maker_key=maker_key,
+            es_id="3401000000001",
+            name="合肥市发展和改革委员会电子证照专用章",
+            seal_type=2,
+            signer_certs=[self.signer],
+            picture=ses.SealPicture("PNG", b"\x89PNG\r\n\x1a\n" + bytes(64), 40, 40),
+            valid_start=now - timedelta(days=1),
+            valid_end=now + timedelta(days=365),
+        )
+
+    def root_pem(self) -> bytes:
+        return self.root.certificate.to_pem()
+
+    def sealed_copy(
+        self, identifier: str, copy_id: str, cause: str, expires_at: str
+    ) -> tuple[bytes, bytes]:
+        document = canonical(
+            {
+                "format": COPY_FORMAT,
+                "licence": {
+                    "format": LICENCE_FORMAT,
+                    "identifier": identifier,
+                    "issuer_code": DEPT,
+                    "type_code": identifier.split(".")[5],
+                },
+                "annotation": {
+                    "copy_id": copy_id,
+                    "made_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+                    "made_by": "hall-340000",
+                    "cause": cause,
+                    "expires_at": expires_at,
+                },
+            }
+        )
+        signature = ses.sign(
+            self.seal, self.signer, self.signer_key, content=document,
+            property_info=copy_property(copy_id),
+        )  # fmt: skip
+        return document, signature
+
+
+_SEALS: list[SealKit] = []
+
+
+def seal_kit() -> SealKit:
+    # Making SM2 certificates and a seal takes a moment; one kit serves every test.
+    if not _SEALS:
+        _SEALS.append(SealKit())
+    return _SEALS[0]
+
+
 @dataclass
 class FakeLibrary:
-    """An e-licence library answering the GB/T 36906 share request: licence holders by
-    ``sub``, statuses, and the requests it saw."""
+    """An e-licence library answering the GB/T 36906 share request the way ``elicense``
+    does (``POST /licences/{id}/copies``): the caller's token needs ``elicense:share``, the
+    holder's token (``holder_token``) ``elicense:consent``; licence holders by ``sub``,
+    statuses, the requests it saw, and faults to inject."""
 
     mint: Any
+    seals: SealKit
     holders: dict[str, str] = field(default_factory=dict)  # identifier -> holder sub
     status: dict[str, str] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     down: bool = False
-    tamper: str | None = None  # "cause" | "identifier" | "digest"
+    tamper: str | None = None  # "cause" | "identifier" | "signature" | "sealed_cause"
 
     def app(self) -> FastAPI:
         app = FastAPI()
 
-        @app.post("/licences/{identifier}/annotated-copies", status_code=201)
+        @app.post("/licences/{identifier}/copies", status_code=201)
         def share(
             identifier: str, body: dict[str, Any], authorization: str = Header()
         ) -> dict[str, Any]:
@@ -166,27 +252,39 @@ class FakeLibrary:
                 raise HTTPException(503, "maintenance")
             from joserfc import jwt
 
-            token = authorization.removeprefix("Bearer ")
-            claims = jwt.decode(token, self.mint.key).claims
-            self.requests.append({"identifier": identifier, "sub": claims["sub"], **body})
-            if self.holders.get(identifier) != claims["sub"]:
+            caller = jwt.decode(authorization.removeprefix("Bearer "), self.mint.key).claims
+            holder = jwt.decode(body["holder_token"], self.mint.key).claims
+            self.requests.append(
+                {"identifier": identifier, "caller": caller["sub"], "sub": holder["sub"],
+                 "cause": body["cause"], "expires_at": body["expires_at"]}
+            )  # fmt: skip
+            if "elicense:share" not in caller.get("scope", "").split():
+                raise HTTPException(403, "the token lacks the scopes elicense:share")
+            if "elicense:consent" not in holder.get("scope", "").split():
+                raise HTTPException(403, "holder_token lacks the scope elicense:consent")
+            if self.holders.get(identifier) != holder["sub"]:
                 raise HTTPException(404, "no such licence for this holder")
-            file_bytes = f"OFD {identifier} {body['cause']}".encode()
+            status = self.status.get(identifier, "01")
+            if status != "01":
+                raise HTTPException(409, f"licence {identifier} is not valid (status {status})")
+            copy_id = f"copy{len(self.requests)}"
+            sealed_cause = "其他用途" if self.tamper == "sealed_cause" else body["cause"]
+            document, signature = self.seals.sealed_copy(
+                identifier, copy_id, sealed_cause, body["expires_at"]
+            )
+            if self.tamper == "signature":
+                document = document.replace(b"hall-340000", b"hall-340001")
             return {
-                "identifier": identifier if self.tamper != "identifier" else LICENCE_ID[:-1] + "Z",
-                "status": self.status.get(identifier, "01"),
-                "type_code": identifier.split(".")[5],
-                "holder_name": "张三",
-                "copy": {
-                    "id": f"copy-{len(self.requests)}",
-                    "cause": body["cause"] if self.tamper != "cause" else "其他用途",
-                    "expires_at": body["expires_at"],
-                    "made_at": "2026-01-05T08:00:00+00:00",
-                    "made_by": "安徽省电子证照库",
-                    "sha256": hashlib.sha256(file_bytes).hexdigest()
-                    if self.tamper != "digest"
-                    else "",
-                },
+                "copy_id": copy_id,
+                "identifier": identifier if self.tamper != "identifier" else OTHER_TYPE_LICENCE,
+                "cause": body["cause"] if self.tamper != "cause" else "其他用途",
+                "made_at": "2026-01-05T08:00:00+00:00",
+                "made_by": caller["sub"],
+                "expires_at": body["expires_at"],
+                "es_id": "3401000000001",
+                "document": base64.b64encode(document).decode(),
+                "signature": base64.b64encode(signature).decode(),
+                "verify_url": f"https://elicense.test/verify/{identifier}",
             }
 
         return app
@@ -204,7 +302,11 @@ class Hall:
         return {"Authorization": f"Bearer {token}"}
 
     def citizen(self, sub: str = "citizen-1", user_type: str = "person") -> dict[str, str]:
-        return self.bearer(sub, ("openid",), user_type=user_type, acr="real-name", region=REGION)
+        # elicense:consent: the applicant agrees that the hall fetches their licences.
+        return self.bearer(
+            sub, ("openid", "elicense:consent"), user_type=user_type, acr="real-name",
+            region=REGION,
+        )  # fmt: skip
 
     def staff(self, *scopes: str) -> dict[str, str]:
         return self.bearer("officer-7", scopes or STAFF)
@@ -253,7 +355,6 @@ def running_hall(database_url: str, tmp_path: Path, **overrides: Any) -> Iterato
         "region_code": REGION,
         "public_base_url": "https://hall.test.zwfw",
         "auth": {"issuer": ISSUER, "audience": AUDIENCE, "jwks": mint.jwks()},
-        "elicense": {"base_url": "http://elicense.test"},
         "discovery": {
             "services": {
                 "identity": "https://identity.test.zwfw",
@@ -268,9 +369,20 @@ def running_hall(database_url: str, tmp_path: Path, **overrides: Any) -> Iterato
     settings = HallSettings(**values)
     app = build(settings)
     migrate(app)
-    library = FakeLibrary(mint)
+    seals = seal_kit()
+    library = FakeLibrary(mint, seals)
     library_client = TestClient(library.app(), base_url="http://elicense.test")
-    app.state.hall.elicense = ElicenseClient("http://elicense.test", client=library_client)
+    bundle = tmp_path / "seal-roots.pem"
+    bundle.write_bytes(seals.root_pem())
+    app.state.hall.elicense = ElicenseClient(
+        "http://elicense.test",
+        region_code=REGION,
+        token=lambda: mint.token(
+            sub="hall-340000", scopes=("elicense:share",), extra={"client_id": "hall-340000"}
+        ),
+        trust=TrustRoots(bundle=bundle),
+        client=library_client,
+    )
     try:
         with TestClient(app) as client:
             yield Hall(client, app, mint, library)

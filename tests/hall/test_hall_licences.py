@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from zwfw.codes import build_licence_id
+from zwfw.crypto.keystore import KeyEncryptionKey
+from zwfw.services import eseal
+from zwfw.services.elicense import ElicenseSettings, SealClient, SealServiceConfig
+from zwfw.services.elicense import build as build_elicense
+from zwfw.services.hall.elicense import ElicenseClient, TrustRoots
 from zwfw.services.hall.models import Case
+from zwfw.services.kit import migrate
 from zwfw.services.kit.audit import audit_log
 
-from .support import LICENCE_ID, OTHER_TYPE_LICENCE, Hall, application, upload
+from .support import (
+    AUDIENCE,
+    DEPT,
+    ISSUER,
+    LICENCE_ID,
+    LICENCE_TYPE,
+    OTHER_TYPE_LICENCE,
+    REGION,
+    RESIDENT_ID,
+    Hall,
+    application,
+    upload,
+)
 
 
 def licence_application(identifier: str = LICENCE_ID) -> dict[str, object]:
@@ -30,11 +52,16 @@ def test_licence_reference_is_fetched_with_a_cause(hall: Hall) -> None:
     assert licence["gettype"] == 3
     assert licence["licence_id"] == LICENCE_ID
     assert "企业投资项目备案" in licence["licence_cause"]
-    assert licence["licence_copy"]["status"] == "01"
-    assert licence["licence_copy"]["copy_id"] == "copy-1"
+    stored = licence["licence_copy"]
+    assert stored["status"] == "01"
+    assert stored["copy_id"] == "copy1"
+    assert stored["route"] == "library"
+    assert len(stored["sha256"]) == 64
+    assert "document" not in stored
     assert case["missing_materials"] == []
-    # The library saw the applicant's own token, the cause and an expiry.
+    # The hall called with its own token; the applicant's token was the consent.
     (request,) = hall.library.requests
+    assert request["caller"] == "hall-340000"
     assert request["sub"] == "citizen-1"
     assert request["cause"] == licence["licence_cause"]
     assert request["expires_at"] == licence["licence_copy"]["expires_at"]
@@ -58,7 +85,17 @@ def test_invalid_licence_status_is_refused(hall: Hall) -> None:
     hall.library.status[LICENCE_ID] = "03"
     response = hall.client.post("/cases", json=licence_application(), headers=hall.citizen())
     assert response.status_code == 422
-    assert "status 03 revoked" in response.json()["detail"]
+    assert "cannot be used" in response.json()["detail"]
+    assert "status 03" in response.json()["detail"]
+
+
+def test_applicant_without_consent_scope_is_refused(hall: Hall) -> None:
+    hall.library.holders[LICENCE_ID] = "citizen-1"
+    no_consent = hall.bearer("citizen-1", ("openid",), user_type="person", acr="real-name")
+    response = hall.client.post("/cases", json=licence_application(), headers=no_consent)
+    assert response.status_code == 422
+    assert "elicense:consent" in response.json()["detail"]
+    assert case_count(hall) == 0
 
 
 def test_copies_that_do_not_check_out_are_refused(hall: Hall) -> None:
@@ -66,7 +103,8 @@ def test_copies_that_do_not_check_out_are_refused(hall: Hall) -> None:
     for tamper, reason in (
         ("cause", "requested cause"),
         ("identifier", "not " + LICENCE_ID),
-        ("digest", "SHA-256"),
+        ("signature", "does not verify"),
+        ("sealed_cause", "sealed copy does not carry the requested cause"),
     ):
         hall.library.tamper = tamper
         response = hall.client.post("/cases", json=licence_application(), headers=hall.citizen())
@@ -101,3 +139,113 @@ def test_licence_must_fit_the_material(hall: Hall) -> None:
     assert response.status_code == 422
     assert "check character" in response.text
     assert hall.library.requests == []
+
+
+def test_licence_of_another_province_needs_the_national_token(hall: Hall) -> None:
+    # Issued by an authority registered in Zhejiang (division 330100): not this library's.
+    zhejiang = build_licence_id(LICENCE_TYPE, "11330100MB0000000N", "00000000016", 1)
+    hall.library.holders[str(zhejiang)] = "citizen-1"
+    response = hall.client.post(
+        "/cases", json=licence_application(str(zhejiang)), headers=hall.citizen()
+    )
+    assert response.status_code == 422
+    assert "province 330000" in response.json()["detail"]
+    assert hall.library.requests == []
+
+
+def test_copy_from_the_real_elicense_service(hall: Hall, tmp_path: Path) -> None:
+    """The hall against the real e-licence app (sealing through the real e-seal app): the
+    copy verifies with the e-seal's trust root and the library records the hall's use."""
+    from eseal.conftest import seal_body
+
+    mint = hall.mint
+    kek = KeyEncryptionKey.generate()
+    eseal_app = eseal.build(
+        eseal.EsealSettings(
+            database_url=f"sqlite:///{tmp_path / 'eseal.sqlite3'}",
+            auth={"issuer": ISSUER, "audience": "zwfw-eseal", "jwks": mint.jwks()},
+        ),
+        kek=kek,
+    )
+    migrate(eseal_app)
+    with TestClient(eseal_app) as seals:
+        admin = mint.token(sub="seal-admin", scopes=("eseal:admin",), audience="zwfw-eseal")
+        made = seals.post(
+            "/seals",
+            json=seal_body(
+                credit_code=DEPT, organisation="合肥市发展和改革委员会", category="business",
+                name="合肥市发展和改革委员会电子证照专用章",
+                signers=[{"subject": "elicense-340000", "name": "电子证照库"}],
+            ),
+            headers={"Authorization": f"Bearer {admin}"},
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        settings = ElicenseSettings(
+            database_url=f"sqlite:///{tmp_path / 'elicense.sqlite3'}",
+            public_base_url="http://elicense.test",
+            # One audience for the province's services: the applicant's hall token is the
+            # consent the library checks.
+            auth={"issuer": ISSUER, "audience": AUDIENCE, "jwks": mint.jwks()},
+            issuers={DEPT: {"name": "合肥市发展和改革委员会", "es_id": made.json()["es_id"]}},
+        )
+        sealer = SealClient(
+            SealServiceConfig(base_url="http://testserver"),
+            http=seals,
+            token=lambda: mint.token(
+                sub="elicense-340000", scopes=("eseal:sign",), audience="zwfw-eseal"
+            ),
+        )
+        library_app = build_elicense(settings, seal_client=sealer)
+        migrate(library_app)
+        with TestClient(library_app, base_url="http://elicense.test") as library:
+            issuer = mint.token(sub="regulator", scopes=("elicense:issue", "elicense:admin"))
+            issuer_auth = {"Authorization": f"Bearer {issuer}"}
+            licence_type = library.post(
+                "/types",
+                json={"type_code": LICENCE_TYPE, "name": "营业执照",
+                      "defining_authority_name": "国家市场监督管理总局"},
+                headers=issuer_auth,
+            )  # fmt: skip
+            assert licence_type.status_code == 201, licence_type.text
+            issued = library.post(
+                "/licences",
+                json={"type_code": LICENCE_TYPE, "issuer_code": DEPT,
+                      "licence_number": "92340104MA2N0000X1", "jurisdiction": "340100",
+                      "holder": {"name": "张三", "code": RESIDENT_ID, "sub": "citizen-1"}},
+                headers=issuer_auth,
+            )  # fmt: skip
+            assert issued.status_code == 201, issued.text
+            identifier = issued.json()["identifier"]
+            trust = tmp_path / "eseal-root.pem"
+            trust.write_text(seals.get("/trust").json()["root_certificate"])
+            hall.app.state.hall.elicense = ElicenseClient(
+                "http://elicense.test",
+                region_code=REGION,
+                token=lambda: mint.token(sub="hall-340000", scopes=("elicense:share",)),
+                trust=TrustRoots(bundle=trust),
+                client=library,
+            )
+            response = hall.client.post(
+                "/cases", json=licence_application(identifier), headers=hall.citizen()
+            )
+            assert response.status_code == 201, response.text
+            stored = response.json()["materials"][1]["licence_copy"]
+            assert stored["made_by"] == "hall-340000"
+            assert stored["es_id"] == made.json()["es_id"]
+            holder = mint.token(sub="citizen-1", scopes=("elicense:read",))
+            usage = library.get(
+                f"/me/licences/{identifier}/usage",
+                headers={"Authorization": f"Bearer {holder}"},
+            )
+            assert usage.status_code == 200, usage.text
+            uses = [u for u in usage.json() if u["action"] == "copy"]
+            assert [(u["actor"], u["copy_id"]) for u in uses] == [
+                ("hall-340000", stored["copy_id"])
+            ]
+            assert uses[0]["cause"] == response.json()["materials"][1]["licence_cause"]
+            # Someone else's applicant token is no consent for this licence.
+            other = hall.client.post(
+                "/cases", json=licence_application(identifier), headers=hall.citizen("citizen-2")
+            )
+            assert other.status_code == 422
+            assert "not available to the applicant" in other.json()["detail"]

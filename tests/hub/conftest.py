@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,11 +12,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from joserfc.jwk import ECKey
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from hub_support import (  # noqa: E402
     HUB_AUDIENCE,
+    HUB_CLIENT_AT_PROVINCES,
     NATIONAL_ISSUER,
     NationalIdP,
     ProvinceIdentity,
@@ -60,14 +63,19 @@ def hub(database_url: str, tmp_path: Path, national_ca: CertificateAuthority) ->
     ca_file = tmp_path / "national-ca.pem"
     ca_file.write_bytes(national_ca.certificate.to_pem())
     auth = {"issuer": NATIONAL_ISSUER, "audience": HUB_AUDIENCE, "jwks": idp.jwks()}
+    hub_key = ECKey.generate_key("P-256", parameters={"kid": "hub-1"})
+    key_file = tmp_path / "hub-client.jwk"
+    key_file.write_text(json.dumps(hub_key.as_dict(private=True)))
     settings = HubSettings(
         database_url=database_url,
         national_ca_file=ca_file,
         auth=auth,
         subject_tokens=auth,
+        province_client_id=HUB_CLIENT_AT_PROVINCES,
+        province_client_key_file=key_file,
     )
     holders = {licence_id(): "citizen-b-1"}
-    elicense, calls = fake_elicense(holders)
+    elicense, calls = fake_elicense(holders, idp, hub_key)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=elicense))
     app = build(settings, http=http)
     migrate(app)

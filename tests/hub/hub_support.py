@@ -78,7 +78,10 @@ class ProvinceIdentity:
 
     def registration(self, elicense: str | None = None) -> dict[str, Any]:
         assert self.signer.certificate is not None
-        endpoints = {"hall": f"https://hall.{self.region_code}.test"}
+        endpoints = {
+            "hall": f"https://hall.{self.region_code}.test",
+            "identity": f"https://identity.{self.region_code}.test",
+        }
         endpoints["elicense"] = elicense or f"https://elicense.{self.region_code}.test"
         return {
             "region_code": self.region_code,
@@ -147,41 +150,93 @@ def licence_id(serial: str = "00000000001") -> str:
     )
 
 
-def fake_elicense(holders: dict[str, str]) -> tuple[FastAPI, list[dict[str, Any]]]:
-    """Province B's e-licence library: gives an annotated copy of a licence only to its
-    holder (``holders``: identifier → sub), checking the bearer token's subject itself."""
+HUB_CLIENT_AT_PROVINCES = "national-hub"
+
+
+def fake_elicense(
+    holders: dict[str, str], national: NationalIdP, hub_key: ECKey
+) -> tuple[FastAPI, list[dict[str, Any]]]:
+    """Province B's IdP and e-licence library in one app. The IdP knows the hub as a
+    private_key_jwt client (``hub_key``) and trusts the national IdP for token exchange; the
+    library gives an annotated copy only to a caller with ``elicense:share`` and a
+    ``holder_token`` of the licence's holder (``holders``: identifier → sub)."""
     app = FastAPI()
     calls: list[dict[str, Any]] = []
+    province_key = ECKey.generate_key("P-256", parameters={"kid": "b1"})
 
-    @app.post("/licences/{identifier}/annotated-copies")
-    async def annotated_copy(identifier: str, request: Request) -> JSONResponse:
+    def mint(sub: str, scope: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": "https://identity.330000.test",
+            "sub": sub,
+            "scope": scope,
+            "aud": "https://elicense.330000.test",
+            "iat": now,
+            "exp": now + 300,
+        }
+        return jwt.encode({"alg": "ES256"}, claims, province_key)  # fmt: skip
+
+    @app.get("/.well-known/openid-configuration")
+    async def discovery() -> dict[str, str]:
+        return {"token_endpoint": "https://identity.330000.test/token"}
+
+    @app.post("/token")
+    async def token(request: Request) -> JSONResponse:
+        form = await request.form()
+        try:
+            assertion = jwt.decode(str(form["client_assertion"]), hub_key).claims
+        except Exception:
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        if assertion["sub"] != HUB_CLIENT_AT_PROVINCES:
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        if form["grant_type"] == "client_credentials":
+            return JSONResponse({"access_token": mint(HUB_CLIENT_AT_PROVINCES, str(form["scope"]))})
+        try:
+            citizen = jwt.decode(str(form["subject_token"]), national.key).claims
+        except Exception:
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": "subject_token signature"},
+                status_code=400,
+            )
+        if citizen.get("acr") is None:
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": "no assurance level"},
+                status_code=400,
+            )
+        return JSONResponse({"access_token": mint(citizen["sub"], str(form["scope"]))})
+
+    @app.post("/licences/{identifier}/copies")
+    async def copies(identifier: str, request: Request) -> JSONResponse:
         body = await request.json()
-        token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==").decode())
+        caller = jwt.decode(
+            request.headers.get("authorization", "").removeprefix("Bearer "), province_key
+        ).claims
+        holder = jwt.decode(body["holder_token"], province_key).claims
         calls.append(
-            {"identifier": identifier, "sub": claims.get("sub"), "headers": request.headers}
-        )
-        if identifier not in holders:
-            return JSONResponse({"detail": "no such licence"}, status_code=404)
-        if holders[identifier] != claims.get("sub"):
-            return JSONResponse({"detail": "not the holder"}, status_code=403)
-        made = datetime.now(UTC)
+            {"identifier": identifier, "caller": caller["sub"], "sub": holder["sub"],
+             "holder_scope": holder["scope"], "headers": request.headers}
+        )  # fmt: skip
+        if "elicense:share" not in caller["scope"].split():
+            return JSONResponse({"detail": "the token lacks elicense:share"}, status_code=403)
+        if holders.get(identifier) != holder["sub"]:
+            return JSONResponse({"detail": f"licence {identifier} does not exist"}, status_code=404)
+        copy_id = uuid.uuid4().hex
+        document = json.dumps(
+            {"format": "zwfw-licence-copy/1", "secret": "OFD-SECRET-CONTENT",
+             "annotation": {"copy_id": copy_id, "cause": body["cause"]}}
+        ).encode()  # fmt: skip
         return JSONResponse(
             {
+                "copy_id": copy_id,
                 "identifier": identifier,
-                "status": "01",
-                "type_code": "11100000000013338W001",
-                "holder_name": "张*",
-                "copy": {
-                    "id": uuid.uuid4().hex,
-                    "cause": body["cause"],
-                    "expires_at": body["expires_at"],
-                    "made_at": made.isoformat(),
-                    "made_by": "330000 e-licence library",
-                    "sha256": hashlib.sha256(b"OFD-SECRET-CONTENT").hexdigest(),
-                    "ofd": "T0ZELVNFQ1JFVC1DT05URU5U",
-                    "seal": {"algorithm": "1.2.156.10197.1.501", "signature": "MEUCIQ=="},
-                },
+                "cause": body["cause"],
+                "made_at": datetime.now(UTC).isoformat(),
+                "made_by": caller["sub"],
+                "expires_at": body["expires_at"],
+                "es_id": "3301000000001",
+                "document": base64.b64encode(document).decode(),
+                "signature": "MEUCIQ==",
+                "verify_url": f"https://elicense.330000.test/verify/{identifier}",
             },
             status_code=201,
         )

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
-from hub_support import IMPL_330, IMPL_340, IMPL_OUTSIDE, licence_id, make_province, send, soon
+from hub_support import (
+    HUB_CLIENT_AT_PROVINCES,
+    IMPL_330,
+    IMPL_340,
+    IMPL_OUTSIDE,
+    licence_id,
+    make_province,
+    send,
+    soon,
+)
 from sqlalchemy import select
 
 from zwfw.crypto.x509 import CertificateAuthority
@@ -36,20 +47,29 @@ def test_a_licence_of_province_b_reaches_province_a_through_the_hub(hub) -> None
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["identifier"] == licence_id()
-    assert body["copy"]["cause"].startswith("安徽省户口迁移")
-    assert body["copy"]["seal"]["algorithm"] == "1.2.156.10197.1.501"
+    assert body["cause"].startswith("安徽省户口迁移")
+    assert {"copy_id", "document", "signature", "es_id", "verify_url"} <= set(body)
     assert response.headers["zwfw-issuer-region"] == "330000"
-    # B saw the citizen's own token, not a credential of the hub's.
-    assert hub.elicense_calls[-1]["sub"] == "citizen-b-1"
+    # B saw the hub's own client (elicense:share) and the citizen's consent, exchanged from
+    # the national token at B's IdP: the hub has no standing access to the licence.
+    call = hub.elicense_calls[-1]
+    assert (call["caller"], call["sub"], call["holder_scope"]) == (
+        HUB_CLIENT_AT_PROVINCES,
+        "citizen-b-1",
+        "elicense:consent",
+    )
     [use] = _uses(hub)
     assert (use.requester_region, use.issuer_region, use.outcome) == (
         "340000",
         "330000",
         "delivered",
     )
-    assert use.copy_sha256 == body["copy"]["sha256"]
+    document = base64.b64decode(body["document"])
+    assert use.copy_sha256 == hashlib.sha256(document).hexdigest()
+    assert use.copy_id == body["copy_id"]
     # The hub keeps who/what/why, never the licence file.
-    assert "T0ZELVNFQ1JFVC1DT05URU5U" not in repr(use.__dict__)
+    assert "OFD-SECRET-CONTENT" not in repr(use.__dict__)
+    assert body["document"] not in repr(use.__dict__)
     listed = hub.client.get("/exchange/uses?region=330000", headers=hub.ops()).json()
     assert [u["outcome"] for u in listed] == ["delivered"]
 
@@ -57,8 +77,19 @@ def test_a_licence_of_province_b_reaches_province_a_through_the_hub(hub) -> None
 def test_the_hub_cannot_fetch_a_licence_for_someone_who_does_not_hold_it(hub) -> None:
     token = hub.token(hub.a, "hub:exchange")
     response = send(hub.client, hub.a, token, EXCHANGE, request_for(hub, sub="someone-else"))
+    assert response.status_code == 404
+    assert "does not exist" in response.json()["detail"]
+    assert [u.outcome for u in _uses(hub)] == ["refused"]
+
+
+def test_a_citizen_token_the_issuing_idp_refuses_is_a_recorded_refusal(hub) -> None:
+    # Signed by the national IdP but without an assurance level: B's IdP will not exchange it.
+    bare = hub.idp.token(sub="citizen-b-1", client_id="national-portal", user_type="person")
+    token = hub.token(hub.a, "hub:exchange")
+    response = send(hub.client, hub.a, token, EXCHANGE, request_for(hub, subject_token=bare))
     assert response.status_code == 403
-    assert "not the holder" in response.json()["detail"]
+    assert "no assurance level" in response.json()["detail"]
+    assert hub.elicense_calls == []
     assert [u.outcome for u in _uses(hub)] == ["refused"]
 
 

@@ -22,11 +22,21 @@ from sqlalchemy.orm import Session
 
 from zwfw.codes import CodeError, build_case_number, parse_credit_code, parse_licence_id
 from zwfw.codes.personal import mask_phone, mask_resident_id, parse_resident_id
+from zwfw.crypto.keystore import KeyEncryptionKeyError
 from zwfw.services.hall import reports
 from zwfw.services.hall.catalog import current_version
 from zwfw.services.hall.elicense import LibraryUnavailable, LicenceRefused
 from zwfw.services.hall.guide import Guide
-from zwfw.services.hall.models import Case, CaseMaterial, CaseSequence, CaseStep, as_utc, utcnow
+from zwfw.services.hall.models import (
+    Case,
+    CaseMaterial,
+    CaseSequence,
+    CaseStep,
+    as_utc,
+    certificate_lookup,
+    field_protector,
+    utcnow,
+)
 from zwfw.services.hall.runtime import runtime
 from zwfw.services.hall.steps import (
     RULES,
@@ -52,8 +62,23 @@ log = logging.getLogger("zwfw.hall.cases")
 
 CASE_HANDLE = "hall:case:handle"
 ILLEGAL_STEP_TYPE = "urn:zwfw:problem:illegal-step"
+SUBJECT_TOKEN_HEADER = "Zwfw-Subject-Token"
 
-router = APIRouter(prefix="/cases", tags=["cases"])
+
+def personal_data_keys() -> None:
+    """Cases hold certificate numbers encrypted at rest; without the key the hall refuses
+    them rather than store or show anything unprotected."""
+    try:
+        field_protector()
+    except KeyEncryptionKeyError:
+        log.error("no key-encryption key: set ZWFW_KEK or ZWFW_KEK_FILE for the hall")
+        raise Problem(
+            503,
+            detail="cases are unavailable: the hall has no key to protect personal data",
+        ) from None
+
+
+router = APIRouter(prefix="/cases", tags=["cases"], dependencies=[Depends(personal_data_keys)])
 Caller = Annotated[Principal, Depends(current_principal)]
 Handler = Annotated[Principal, Depends(require_scopes(CASE_HANDLE))]
 
@@ -381,7 +406,12 @@ def _licence_copy(
     )
     try:
         copy = hall.elicense.annotated_copy(
-            str(identifier), cause=full_cause, expires_at=expires, bearer=principal.token
+            str(identifier),
+            cause=full_cause,
+            expires_at=expires,
+            bearer=principal.token,
+            # The applicant's national token: consent for a licence of another province.
+            subject_token=request.headers.get(SUBJECT_TOKEN_HEADER),
         )
     except LicenceRefused as exc:
         raise Problem(422, detail=f"materials[{index}]: {exc}") from None
@@ -558,6 +588,34 @@ def list_cases(
         )
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = db.scalars(query.order_by(Case.id.desc()).limit(limit).offset(offset)).unique()
+    return CasePage(total=total, cases=[case_out(c, today) for c in rows])
+
+
+class LookupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    certificate_number: str = Field(
+        min_length=1, max_length=18, description="resident ID number or unified credit code"
+    )
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+# A POST body rather than a query string: an ID number in a URL ends up in gateway logs.
+@router.post("/lookup", summary="Cases of one applicant by certificate number (staff)")
+def lookup_cases(body: LookupIn, db: DbSession, request: Request, principal: Handler) -> CasePage:
+    # Matched by keyed hash: the number is stored only encrypted.
+    lookup = certificate_lookup(body.certificate_number)
+    query = select(Case).where(Case.certificate_number_lookup == lookup)
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.scalars(query.order_by(Case.id.desc()).limit(body.limit)).unique()
+    audit.record(
+        request,
+        action="case.lookup",
+        resource="cases",
+        result="success",
+        detail={"matches": total},
+    )
+    today = runtime(request).today(utcnow())
     return CasePage(total=total, cases=[case_out(c, today) for c in rows])
 
 

@@ -20,7 +20,22 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from zwfw.crypto.fields import FieldProtector
 from zwfw.services.kit import naming_metadata
+
+# Field keys for the hall's protected columns, derived from the deployment's KEK.
+FIELD_PURPOSE = "hall.case"
+CERTIFICATE_NUMBER = "certificate_number"
+
+
+def field_protector() -> FieldProtector:
+    """The hall's personal-data keys (from ``ZWFW_KEK`` / ``ZWFW_KEK_FILE``)."""
+    return FieldProtector.from_environment(FIELD_PURPOSE)
+
+
+def certificate_lookup(number: str, protector: FieldProtector | None = None) -> str:
+    """Keyed hash to find cases by certificate number without storing it in clear."""
+    return (protector or field_protector()).lookup(number.upper(), CERTIFICATE_NUMBER)
 
 
 def utcnow() -> datetime:
@@ -80,7 +95,10 @@ class Case(Base):
     user_type: Mapped[str] = mapped_column(String(16))  # person | legal_person
     applicant_name: Mapped[str] = mapped_column(String(200))
     certificate_type: Mapped[str] = mapped_column(String(3))
-    certificate_number: Mapped[str] = mapped_column(String(18))
+    # The ID (or credit code) number, SM4-GCM encrypted at rest (等保 / GB/T 39786 personal
+    # data); read and written in clear through ``certificate_number``.
+    certificate_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    certificate_number_lookup: Mapped[str] = mapped_column(String(64), index=True)
     phone: Mapped[str | None] = mapped_column(String(20))
     channel: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(20), index=True)
@@ -106,6 +124,16 @@ class Case(Base):
         order_by="CaseMaterial.seq", cascade="all, delete-orphan"
     )
     evaluation: Mapped[Evaluation | None] = relationship(back_populates="case")
+
+    @property
+    def certificate_number(self) -> str:
+        return field_protector().decrypt(self.certificate_number_enc, CERTIFICATE_NUMBER)
+
+    @certificate_number.setter
+    def certificate_number(self, number: str) -> None:
+        protector = field_protector()
+        self.certificate_number_enc = protector.encrypt(number, CERTIFICATE_NUMBER)
+        self.certificate_number_lookup = certificate_lookup(number, protector)
 
 
 class CaseStep(Base):

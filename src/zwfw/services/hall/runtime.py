@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 
 from zwfw.codes.workdays import WorkdayCalendar
-from zwfw.services.hall.elicense import ElicenseClient
+from zwfw.services.hall.elicense import ElicenseClient, build_client
 from zwfw.services.hall.settings import HallSettings
 from zwfw.services.kit.outbox import Dispatcher
 
@@ -53,9 +53,4 @@ def runtime(request: Request) -> HallRuntime:
 
 
 def build_runtime(settings: HallSettings) -> HallRuntime:
-    elicense = None
-    if settings.elicense.base_url:
-        elicense = ElicenseClient(
-            settings.elicense.base_url, timeout=settings.elicense.timeout_seconds
-        )
-    return HallRuntime(settings, WorkdayCalendar(settings.holiday_file), elicense)
+    return HallRuntime(settings, WorkdayCalendar(settings.holiday_file), build_client(settings))

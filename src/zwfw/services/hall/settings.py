@@ -22,6 +22,30 @@ class ElicenseSettings(BaseModel):
     timeout_seconds: float = Field(default=10.0, gt=0)
     # How long an annotated copy (加注件) made for a case stays usable.
     copy_validity_days: int = Field(default=30, ge=1, le=366)
+    # The hall's own OAuth client at the province IdP (private_key_jwt), holding
+    # ``elicense:share``; the applicant's token travels as the consent (holder_token).
+    token_url: str | None = None
+    client_id: str | None = None
+    client_key_file: Path | None = None  # the client's private JWK (JSON) or PEM
+    scope: str = "elicense:share"
+    # Seal authority roots copies are verified against, offline: the province's e-seal
+    # ``GET /trust`` and/or a PEM bundle (other provinces' roots, for cross-province copies).
+    trust_url: str | None = None
+    trust_bundle: Path | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> ElicenseSettings:
+        if self.base_url is None:
+            return self
+        needed = ("token_url", "client_id", "client_key_file")
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(
+                f"elicense.base_url is set, so set elicense.{', elicense.'.join(missing)} too"
+            )
+        if self.trust_url is None and self.trust_bundle is None:
+            raise ValueError("elicense.base_url is set, so set elicense.trust_url or trust_bundle")
+        return self
 
 
 class DiscoverySettings(BaseModel):
@@ -50,6 +74,8 @@ class HubSettings(BaseModel):
     client_id: str | None = None
     client_key_file: Path | None = None  # the client's private JWK (JSON)
     scope: str = "hub:report"
+    # Scope of the token for cross-province licence exchange (None: the hall does not use it).
+    exchange_scope: str | None = "hub:exchange"
     # SM2 signing key and certificate of the channel (zwfw.services.kit.channel).
     signing_key_file: Path | None = None
     signing_cert_file: Path | None = None

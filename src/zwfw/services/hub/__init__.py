@@ -66,8 +66,13 @@ def build(
     )
     state = kit_state(app)
     state.metrics.registry.register(supervision.SupervisionCollector(state.sessions, settings))
+    tokens = None
+    if settings.province_client_id and settings.province_client_key_file:
+        tokens = exchange.ProvinceTokens.from_key_file(
+            client, settings.province_client_id, settings.province_client_key_file
+        )
     app.state.hub_share_client = exchange.ElicenseShareClient(
-        client, timeout=settings.exchange_timeout_seconds
+        client, timeout=settings.exchange_timeout_seconds, tokens=tokens
     )
     app.state.hub_signer = _signer(settings)
     app.state.hub_subject_validator = (

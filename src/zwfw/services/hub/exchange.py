@@ -1,31 +1,52 @@
 """Cross-province licence exchange (跨省通办).
 
 Province A asks the hub, in a signed channel message with A's client token, for a licence
-issued in province B, for a stated cause, carrying the citizen's federated token. The hub
+issued in province B, for a stated cause, carrying the citizen's national token. The hub
 checks A (channel, client, registration), checks the citizen's token (national IdP, the hub
-among its audiences), routes the request to B's e-licence library with the citizen's token,
-returns B's sealed annotated copy (加注件) unchanged and records the use: who asked, whom, for
-which licence and cause, the copy's id and digest. It never stores the copy, and it holds no
-credential of its own at any library: without a citizen's token it cannot fetch anything.
+among its audiences), obtains B's sealed annotated copy (加注件), returns it unchanged and
+records the use: who asked, whom, for which licence and cause, the copy's id and digest. It
+never stores the copy.
 
-B's share interface follows GB/T 36906-2018 (identifier + cause + expiry → sealed annotated
-copy)::
+How the hub is authorised at B. The hub is an OAuth client of B's IdP (the same client id at
+every province, ``private_key_jwt``) allowed ``client_credentials`` and RFC 8693 token
+exchange, and B's IdP trusts the national IdP. Per request the hub:
 
-    POST {B.elicense}/licences/{identifier}/annotated-copies
-    {"cause": "...", "expires_at": "..."}   Authorization: Bearer <citizen token>
+1. exchanges the citizen's national token at B's IdP (``audience`` = B's library,
+   ``scope=elicense:consent``) for a B token of the same person: the citizen's consent,
+   which only a valid national token of that citizen yields;
+2. uses its own client token at B (``elicense:share``: asking for annotated copies, never
+   reading licences) and passes the exchanged token as ``holder_token``::
+
+    POST {B.elicense}/licences/{identifier}/copies
+    Authorization: Bearer <hub token at B, elicense:share>
+    {"cause": "...", "expires_at": "...", "holder_token": "<citizen token at B>"}
+
+So the hub holds no standing read access: without a citizen's token for that licence's
+holder, B's library answers 404, exactly as for a licence that does not exist. B's library
+records the use under the hub's client. The request also carries the hub's channel signature,
+so B can see it came through the hub untouched.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
 import logging
+import secrets
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from joserfc import jwt
+from joserfc.jwk import ECKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -85,31 +106,169 @@ class ExchangeRequest(BaseModel):
         return value
 
 
-class ElicenseShareClient:
-    """Asks one province's e-licence library for an annotated copy, with the holder's token.
-    The only credential it ever sends is the one it is handed for that request."""
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+SHARE_SCOPE = "elicense:share"
+CONSENT_SCOPE = "elicense:consent"
 
-    def __init__(self, http: httpx.AsyncClient, *, timeout: float = 15.0) -> None:
+
+class ConsentRefused(Exception):
+    """The issuing province's IdP did not accept the citizen's token for the exchange."""
+
+
+class ProvinceUnavailable(Exception):
+    """The issuing province's IdP or library failed (not the citizen's fault)."""
+
+
+class ProvinceTokens:
+    """The hub's OAuth client at provinces' IdPs: its own ``elicense:share`` token
+    (client credentials, cached) and, per request, the citizen's consent token (RFC 8693
+    exchange of the national token). Token endpoints come from each IdP's OIDC discovery."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, client_id: str, key: ECKey, *, timeout: float = 10.0
+    ) -> None:
+        self.http = http
+        self.client_id = client_id
+        self.key = key
+        self.timeout = timeout
+        self._endpoints: dict[str, str] = {}
+        self._tokens: dict[str, tuple[str, float]] = {}
+
+    @classmethod
+    def from_key_file(
+        cls, http: httpx.AsyncClient, client_id: str, key_file: Path, *, timeout: float = 10.0
+    ) -> ProvinceTokens:
+        text = key_file.read_text(encoding="utf-8")
+        key = (
+            ECKey.import_key(json.loads(text))
+            if text.lstrip().startswith("{")
+            else ECKey.import_key(text)
+        )
+        return cls(http, client_id, key, timeout=timeout)
+
+    async def token_endpoint(self, identity: str) -> str:
+        issuer = identity.rstrip("/")
+        if issuer not in self._endpoints:
+            try:
+                response = await self.http.get(
+                    f"{issuer}/.well-known/openid-configuration", timeout=self.timeout
+                )
+                response.raise_for_status()
+                self._endpoints[issuer] = str(response.json()["token_endpoint"])
+            except (ValueError, KeyError) as exc:
+                raise ProvinceUnavailable(f"{issuer} has no usable OIDC discovery") from exc
+            except httpx.HTTPStatusError as exc:
+                raise ProvinceUnavailable(f"{issuer} discovery failed: {exc}") from exc
+        return self._endpoints[issuer]
+
+    def _assertion(self, token_url: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": token_url,
+            "jti": secrets.token_urlsafe(16),
+            "iat": now,
+            "exp": now + 60,
+        }
+        header = {"alg": "ES256"}
+        if self.key.kid:
+            header["kid"] = self.key.kid
+        return jwt.encode(header, claims, self.key)
+
+    async def _post(self, token_url: str, form: dict[str, str]) -> httpx.Response:
+        form |= {
+            "client_id": self.client_id,
+            "client_assertion_type": CLIENT_ASSERTION_TYPE,
+            "client_assertion": self._assertion(token_url),
+        }
+        return await self.http.post(token_url, data=form, timeout=self.timeout)
+
+    async def share_token(self, identity: str) -> str:
+        """The hub's own token at the province (``elicense:share``)."""
+        token_url = await self.token_endpoint(identity)
+        cached = self._tokens.get(token_url)
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
+        response = await self._post(
+            token_url, {"grant_type": "client_credentials", "scope": SHARE_SCOPE}
+        )
+        if response.status_code != 200:
+            raise ProvinceUnavailable(
+                f"{identity} refused the hub's client ({response.status_code})"
+            )
+        body = response.json()
+        ttl = float(body.get("expires_in", 300))
+        self._tokens[token_url] = (str(body["access_token"]), time.monotonic() + ttl / 2)
+        return str(body["access_token"])
+
+    async def consent_token(self, identity: str, subject_token: str, audience: str) -> str:
+        """The citizen's token at the province, exchanged from their national token."""
+        token_url = await self.token_endpoint(identity)
+        response = await self._post(
+            token_url,
+            {
+                "grant_type": TOKEN_EXCHANGE,
+                "subject_token": subject_token,
+                "subject_token_type": ACCESS_TOKEN_TYPE,
+                "audience": audience,
+                "scope": CONSENT_SCOPE,
+            },
+        )
+        if response.status_code in (400, 401, 403):
+            try:
+                reason = response.json().get("error_description") or response.json()["error"]
+            except (ValueError, KeyError, AttributeError):
+                reason = f"status {response.status_code}"
+            raise ConsentRefused(str(reason))
+        if response.status_code != 200:
+            raise ProvinceUnavailable(f"{identity} token exchange failed ({response.status_code})")
+        return str(response.json()["access_token"])
+
+
+class ElicenseShareClient:
+    """Asks one province's e-licence library for an annotated copy on a citizen's behalf."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        timeout: float = 15.0,
+        tokens: ProvinceTokens | None = None,
+    ) -> None:
         self.http = http
         self.timeout = timeout
+        self.tokens = tokens
 
     async def annotated_copy(
         self,
-        base_url: str,
+        endpoints: dict[str, str],
         identifier: str,
         *,
         cause: str,
         expires_at: datetime,
-        bearer: str,
+        subject_token: str,
         signer: ChannelSigner | None = None,
         recipient: str | None = None,
     ) -> httpx.Response:
-        path = f"/licences/{quote(identifier, safe='')}/annotated-copies"
-        body = httpx.Request(
-            "POST", "http://x", json={"cause": cause, "expires_at": expires_at.isoformat()}
-        ).content
+        """B's answer to the share request (raises ``ConsentRefused``,
+        ``ProvinceUnavailable`` or ``httpx.HTTPError``)."""
+        if self.tokens is None:
+            raise ProvinceUnavailable("the hub has no client at the provinces' IdPs")
+        base_url = str(endpoints["elicense"]).rstrip("/")
+        identity = str(endpoints["identity"]).rstrip("/")
+        holder_token = await self.tokens.consent_token(identity, subject_token, base_url)
+        hub_token = await self.tokens.share_token(identity)
+        path = f"/licences/{quote(identifier, safe='')}/copies"
+        body = json.dumps(
+            {"cause": cause, "expires_at": expires_at.isoformat(), "holder_token": holder_token},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
         headers = {
-            "Authorization": f"Bearer {bearer}",
+            "Authorization": f"Bearer {hub_token}",
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
@@ -118,8 +277,17 @@ class ElicenseShareClient:
             prefix = httpx.URL(base_url).path.rstrip("/")
             headers |= signer.headers("POST", prefix + path, body, recipient=recipient)
         return await self.http.post(
-            base_url.rstrip("/") + path, content=body, headers=headers, timeout=self.timeout
+            base_url + path, content=body, headers=headers, timeout=self.timeout
         )
+
+
+def copy_digest(answer: dict[str, Any]) -> str | None:
+    """SHA-256 of the sealed copy document the library returned (what the hub records)."""
+    try:
+        document = base64.b64decode(str(answer.get("document", "")), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return hashlib.sha256(document).hexdigest() if document else None
 
 
 def _record_use(
@@ -146,8 +314,8 @@ def _record_use(
             case_number=payload.case_number,
             outcome=outcome,
             issuer_status=status,
-            copy_id=str(copy.get("id"))[:100] if copy and copy.get("id") else None,
-            copy_sha256=str(copy.get("sha256"))[:64] if copy and copy.get("sha256") else None,
+            copy_id=str(copy.get("copy_id"))[:100] if copy and copy.get("copy_id") else None,
+            copy_sha256=copy_digest(copy) if copy else None,
         )
         db.add(use)
         audit.record(
@@ -221,31 +389,38 @@ async def exchange_licence(
         ) from None
 
     client: ElicenseShareClient = request.app.state.hub_share_client
+    if not issuer.endpoints.get("identity"):
+        raise Problem(409, detail=f"province {issuer.region_code} has no identity endpoint")
+
+    async def record(outcome: str, status: int | None, copy: dict[str, Any] | None) -> None:
+        await run_in_threadpool(
+            _record_use, request, requester=requester, payload=payload,
+            subject=citizen.subject, outcome=outcome, status=status, copy=copy,
+        )  # fmt: skip
+
     try:
         response = await client.annotated_copy(
-            issuer.endpoints["elicense"],
+            issuer.endpoints,
             payload.identifier,
             cause=payload.cause,
             expires_at=payload.expires_at,
-            bearer=payload.subject_token,
+            subject_token=payload.subject_token,
             signer=request.app.state.hub_signer,
             recipient=issuer.region_code,
         )
-    except httpx.HTTPError as exc:
+    except ConsentRefused as exc:
+        await record("refused", None, None)
+        raise Problem(
+            403,
+            detail=f"the identity service of {issuer.region_code} did not accept the "
+            f"citizen's token: {exc}",
+        ) from None
+    except (httpx.HTTPError, ProvinceUnavailable) as exc:
         log.warning(
             "issuing province unreachable",
             extra={"issuer_region": issuer.region_code, "error": mask(str(exc))},
         )
-        await run_in_threadpool(
-            _record_use,
-            request,
-            requester=requester,
-            payload=payload,
-            subject=citizen.subject,
-            outcome="unavailable",
-            status=None,
-            copy=None,
-        )
+        await record("unavailable", None, None)
         raise Problem(
             502, detail=f"the e-licence library of {issuer.region_code} is unreachable"
         ) from None
@@ -253,22 +428,16 @@ async def exchange_licence(
         answer = response.json()
     except ValueError:
         answer = None
-    delivered = 200 <= response.status_code < 300 and isinstance(answer, dict)
-    copy = answer.get("copy") if delivered and isinstance(answer.get("copy"), dict) else None
-    delivered = delivered and copy is not None
+    delivered = (
+        200 <= response.status_code < 300
+        and isinstance(answer, dict)
+        and bool(answer.get("copy_id"))
+        and bool(answer.get("document"))
+    )
     outcome = (
         "delivered" if delivered else "unavailable" if response.status_code >= 500 else "refused"
     )
-    await run_in_threadpool(
-        _record_use,
-        request,
-        requester=requester,
-        payload=payload,
-        subject=citizen.subject,
-        outcome=outcome,
-        status=response.status_code,
-        copy=copy,
-    )
+    await record(outcome, response.status_code, answer if delivered else None)
     if delivered:
         return JSONResponse(
             answer,

@@ -33,5 +33,10 @@ class HubSettings(ServiceSettings):
     # The longest an annotated copy routed through the hub may stay valid.
     exchange_max_copy_days: int = Field(default=30, ge=1, le=365)
     exchange_timeout_seconds: float = Field(default=15.0, gt=0)
+    # The hub's OAuth client at every province IdP (private_key_jwt, the same client id at
+    # each): its own elicense:share token and the token exchange of the citizen's national
+    # token for their consent (see zwfw.services.hub.exchange). Unset: nothing is routed.
+    province_client_id: str | None = None
+    province_client_key_file: Path | None = None  # the client's private JWK (JSON) or PEM
     # E-supervision counts a date as past once the day is over in this time zone.
     timezone: str = "Asia/Shanghai"

@@ -1,0 +1,78 @@
+"""What the hub suite needs, as the province under test speaking to the national hub.
+
+Credentials (each `{env: VAR}` in the profile's `credentials:`):
+
+- `hub_report_token`: a national-IdP access token of the province's client with `hub:report`;
+- `hub_exchange_token`: the same client's token with `hub:exchange`;
+- `hub_supervise_token`: a national-IdP token with `hub:supervise` (reads what arrived);
+- `channel_signing_key`: the province's SM2 channel signing key (PEM);
+- `channel_key_id`: the SM3 fingerprint (hex) of its channel signing certificate;
+- `xprov_citizen_token`: a national-IdP token of a citizen who holds a valid licence issued in
+  another province (the hub among its audiences);
+- `xprov_issuer_region`, `xprov_licence_id`: that province and that licence;
+- `xprov_issuer_holder_token`: the same citizen's token at the issuing province's e-licence
+  service (scope `elicense:read`), to read the licence's usage records there;
+- `xprov_issuer_elicense_url`: the issuing province's e-licence base URL.
+
+The synthetic case reports this suite sends carry a case number of the profile's first
+declared implementation code with a sequence from 9000; run it against a certification
+sandbox, not the production hub.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from zwfw.crypto.sm2 import load_private_key
+from zwfw.services.kit.channel import ChannelSigner
+
+
+class Province:
+    """The province under test as the hub's peer: its channel signer and tokens."""
+
+    def __init__(self, hub: httpx.Client, signer: ChannelSigner) -> None:
+        self.hub = hub
+        self.signer = signer
+
+    def send(
+        self,
+        path: str,
+        payload: Any,
+        token: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> httpx.Response:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        prefix = httpx.URL(str(self.hub.base_url)).path.rstrip("/")
+        headers = self.signer.headers(
+            "POST", prefix + path, body, recipient="hub", idempotency_key=idempotency_key
+        )
+        return self.hub.post(
+            path.lstrip("/"),
+            content=body,
+            headers={**headers, "Authorization": f"Bearer {token}",
+                     "Content-Type": "application/json"},
+        )  # fmt: skip
+
+
+@pytest.fixture
+def province(hub_client: httpx.Client, credential: Callable[[str], str], target: Any) -> Province:
+    key = load_private_key(credential("channel_signing_key").encode())
+    return Province(
+        hub_client, ChannelSigner(target.region_code, key, key_id=credential("channel_key_id"))
+    )
+
+
+@pytest.fixture
+def supervise(credential: Callable[[str], str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential('hub_supervise_token')}"}
+
+
+def fresh_key() -> str:
+    return f"conformance-{uuid.uuid4().hex}"

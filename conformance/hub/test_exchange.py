@@ -1,0 +1,181 @@
+"""IC-XPROV-*: cross-province licence exchange through the hub (跨省通办), as the province
+under test asking for a licence another province issued to a citizen."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from zwfw.codes import build_licence_id
+
+from .conftest import Province
+
+EXCHANGE = "/exchange/licences"
+CAUSE = "互联互通测试：跨省免提交证照"
+
+
+def exchange_request(credential: Callable[[str], str], **overrides: Any) -> dict[str, Any]:
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    return {
+        "issuer_region": credential("xprov_issuer_region"),
+        "identifier": credential("xprov_licence_id"),
+        "cause": CAUSE,
+        "expires_at": expires.isoformat(),
+        "subject_token": credential("xprov_citizen_token"),
+        **overrides,
+    }
+
+
+@pytest.fixture
+def delivered(province: Province, credential: Callable[[str], str]) -> dict[str, Any]:
+    request = exchange_request(credential)
+    response = province.send(EXCHANGE, request, credential("hub_exchange_token"))
+    assert response.status_code == 201, response.text[:300]
+    return {"request": request, "answer": response.json(), "headers": response.headers}
+
+
+@pytest.mark.requirement("IC-XPROV-001")
+def test_a_licence_of_another_province_arrives_sealed_with_cause_and_expiry(
+    delivered: dict[str, Any],
+) -> None:
+    request, answer = delivered["request"], delivered["answer"]
+    assert answer["identifier"] == request["identifier"]
+    assert answer["cause"] == request["cause"]
+    assert datetime.fromisoformat(answer["expires_at"]) == datetime.fromisoformat(
+        request["expires_at"]
+    )
+    assert delivered["headers"]["zwfw-issuer-region"] == request["issuer_region"]
+    # The sealed document itself carries the cause and expiry (加注件), not only the envelope.
+    document = json.loads(base64.b64decode(answer["document"]))
+    annotation = document["annotation"]
+    assert annotation["cause"] == request["cause"]
+    assert datetime.fromisoformat(annotation["expires_at"]) == datetime.fromisoformat(
+        request["expires_at"]
+    )
+    # And the issuer's seal verifies at the issuer's public verification endpoint.
+    verify_base = answer["verify_url"].split("/verify/")[0]
+    result = httpx.post(
+        f"{verify_base}/verify",
+        json={"document": answer["document"], "signature": answer["signature"]},
+        timeout=30.0,
+    )
+    assert result.status_code == 200, result.text[:300]
+    assert (result.json()["valid"], result.json()["kind"]) == (True, "copy")
+
+
+@pytest.mark.requirement("IC-XPROV-001")
+def test_exchange_needs_the_exchange_scope_and_a_signed_message(
+    province: Province, credential: Callable[[str], str], hub_client: httpx.Client
+) -> None:
+    request = exchange_request(credential)
+    report_only = province.send(EXCHANGE, request, credential("hub_report_token"))
+    assert report_only.status_code == 403
+    unsigned = hub_client.post(
+        EXCHANGE.lstrip("/"),
+        json=request,
+        headers={"Authorization": f"Bearer {credential('hub_exchange_token')}"},
+    )
+    assert unsigned.status_code == 400
+
+
+@pytest.mark.requirement("IC-XPROV-002")
+def test_without_a_valid_citizen_token_nothing_is_routed(
+    province: Province, credential: Callable[[str], str]
+) -> None:
+    token = credential("hub_exchange_token")
+    # A token of the requesting province's own client is no citizen's consent.
+    not_a_citizen = province.send(
+        EXCHANGE, exchange_request(credential, subject_token=token), token
+    )
+    assert not_a_citizen.status_code == 403, not_a_citizen.text[:300]
+    header, payload, signature = credential("xprov_citizen_token").split(".")
+    forged = f"{header}.{payload}.{signature[::-1]}"
+    refused = province.send(EXCHANGE, exchange_request(credential, subject_token=forged), token)
+    assert refused.status_code == 403, refused.text[:300]
+    missing = exchange_request(credential)
+    del missing["subject_token"]
+    assert province.send(EXCHANGE, missing, token).status_code == 422
+
+
+@pytest.mark.requirement("IC-XPROV-002")
+def test_the_hub_keeps_no_licence_content(
+    delivered: dict[str, Any], hub_client: httpx.Client, supervise: dict[str, str]
+) -> None:
+    identifier = delivered["request"]["identifier"]
+    uses = hub_client.get("exchange/uses", params={"identifier": identifier}, headers=supervise)
+    assert uses.status_code == 200, uses.text[:300]
+    text = uses.text
+    assert delivered["answer"]["document"][:64] not in text
+    assert delivered["answer"]["signature"][:64] not in text
+    for use in uses.json():
+        assert not {"document", "signature", "subject_token"} & set(use)
+
+
+@pytest.mark.requirement("IC-XPROV-003")
+def test_every_exchange_is_recorded_at_the_hub_and_the_issuer(
+    delivered: dict[str, Any],
+    hub_client: httpx.Client,
+    supervise: dict[str, str],
+    credential: Callable[[str], str],
+    target: Any,
+) -> None:
+    request, answer = delivered["request"], delivered["answer"]
+    uses = hub_client.get(
+        "exchange/uses", params={"identifier": request["identifier"]}, headers=supervise
+    ).json()
+    mine = [u for u in uses if u["copy_id"] == answer["copy_id"]]
+    assert len(mine) == 1, uses
+    use = mine[0]
+    assert (use["requester_region"], use["issuer_region"], use["outcome"]) == (
+        target.region_code,
+        request["issuer_region"],
+        "delivered",
+    )
+    assert use["cause"] == request["cause"]
+    digest = hashlib.sha256(base64.b64decode(answer["document"])).hexdigest()
+    assert use["copy_sha256"] == digest
+    assert use["subject"]  # pseudonymous subject, never a resident ID number
+    # The issuing province's usage records (用证记录) list the same copy and cause.
+    usage = httpx.get(
+        f"{credential('xprov_issuer_elicense_url').rstrip('/')}/me/licences/"
+        f"{request['identifier']}/usage",
+        headers={"Authorization": f"Bearer {credential('xprov_issuer_holder_token')}"},
+        timeout=30.0,
+    )
+    assert usage.status_code == 200, usage.text[:300]
+    copies = [u for u in usage.json() if u["copy_id"] == answer["copy_id"]]
+    assert [(u["action"], u["cause"]) for u in copies] == [("copy", request["cause"])]
+
+
+@pytest.mark.requirement("IC-XPROV-003")
+def test_a_refused_exchange_is_recorded_too(
+    province: Province,
+    credential: Callable[[str], str],
+    hub_client: httpx.Client,
+    supervise: dict[str, str],
+) -> None:
+    identifier = credential("xprov_licence_id")
+    before = len(
+        hub_client.get("exchange/uses", params={"identifier": identifier}, headers=supervise).json()
+    )
+    # A licence the citizen does not hold at the issuer: refused there, and recorded.
+    parts = identifier.split(".")
+    unknown = str(build_licence_id(parts[5], parts[6], "ZZ" + parts[7][2:], parts[8]))
+    response = province.send(
+        EXCHANGE, exchange_request(credential, identifier=unknown), credential("hub_exchange_token")
+    )
+    assert response.status_code == 404, response.text[:300]
+    refused = hub_client.get("exchange/uses", params={"identifier": unknown}, headers=supervise)
+    outcomes = [u["outcome"] for u in refused.json()]
+    assert "refused" in outcomes
+    after = len(
+        hub_client.get("exchange/uses", params={"identifier": identifier}, headers=supervise).json()
+    )
+    assert after == before

@@ -1,0 +1,95 @@
+"""IC-CHAN-005: a report delivered twice is stored once, and a key is never reused."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from zwfw.codes import build_case_number
+
+from .conftest import Province, fresh_key
+
+
+def case_report(target: Any, version: int = 1, state: str = "submitted") -> dict[str, Any]:
+    declared = target.declared.implementation_codes
+    if not declared:
+        pytest.fail("the profile declares no implementation_codes", pytrace=False)
+    code = declared[0]
+    now = datetime.now(UTC).replace(microsecond=0)
+    # A synthetic case of the sandbox: sequence 9000-9999 of today.
+    number = str(build_case_number(code, now.date(), 9000 + secrets.randbelow(1000)))
+    return {
+        "report": "case",
+        "version": version,
+        "region_code": target.region_code,
+        "case_number": number,
+        "implementation_code": code,
+        "item_name": "互联互通测试事项",
+        "dept_code": code[:18],
+        "dept_name": "互联互通测试部门",
+        "user_type": "0",
+        "channel": "online",
+        "state": state,
+        "apply_time": now.isoformat(),
+        "steps": [],
+        "materials": [],
+    }
+
+
+@pytest.mark.requirement("IC-CHAN-005")
+def test_a_retried_report_is_stored_once(
+    province: Province,
+    credential: Callable[[str], str],
+    target: Any,
+    hub_client: httpx.Client,
+    supervise: dict[str, str],
+) -> None:
+    token = credential("hub_report_token")
+    report = case_report(target)
+    key = fresh_key()
+    first = province.send("/reports/cases", report, token, idempotency_key=key)
+    assert first.status_code == 201, first.text[:300]
+    # The retry is a new message (fresh nonce and time) with the same key and content.
+    again = province.send("/reports/cases", report, token, idempotency_key=key)
+    assert again.status_code in (200, 201), again.text[:300]
+    receipt, repeated = first.json(), again.json()
+    assert repeated["duplicate"] is True
+    assert repeated["report_id"] == receipt["report_id"]
+    assert repeated["received_at"] == receipt["received_at"]
+    stored = hub_client.get(f"cases/{report['case_number']}", headers=supervise)
+    assert stored.status_code == 200, stored.text[:300]
+    assert stored.json()["version"] == 1
+
+
+@pytest.mark.requirement("IC-CHAN-005")
+def test_a_key_reused_for_another_report_is_refused(
+    province: Province,
+    credential: Callable[[str], str],
+    target: Any,
+    hub_client: httpx.Client,
+    supervise: dict[str, str],
+) -> None:
+    token = credential("hub_report_token")
+    report = case_report(target)
+    key = fresh_key()
+    assert province.send("/reports/cases", report, token, idempotency_key=key).status_code == 201
+    changed = {**report, "version": 2, "state": "accepted_pending"}
+    reused = province.send("/reports/cases", changed, token, idempotency_key=key)
+    assert reused.status_code == 409, reused.text[:300]
+    assert reused.headers["content-type"].startswith("application/problem+json")
+    stored = hub_client.get(f"cases/{report['case_number']}", headers=supervise)
+    assert (stored.json()["version"], stored.json()["state"]) == (1, "submitted")
+
+
+@pytest.mark.requirement("IC-CHAN-005")
+def test_a_report_without_a_key_is_refused(
+    province: Province, credential: Callable[[str], str], target: Any
+) -> None:
+    response = province.send("/reports/cases", case_report(target), credential("hub_report_token"))
+    assert response.status_code == 400, response.text[:300]
+    assert "Idempotency-Key" in response.json()["detail"]

@@ -1,0 +1,1004 @@
+"""The reference platform on localhost: the national side (identity as the national root IdP,
+the hub) and N provinces (identity, hall, elicense, eseal each), every service a separate
+``zwfw serve NAME --config FILE`` process on its own free port with its own SQLite database.
+
+Start-up, in order:
+
+1. keys: the national CA and SM2 channel certificates (hub and provinces), ES256 JWKs of the
+   private_key_jwt clients, a KEK per e-seal service, data keys per IdP, TLS client
+   certificates of the provinces; everything secret goes to ``secrets/`` (0600);
+2. the IdPs' databases are migrated and bootstrapped the way ``zwfw identity …`` does it:
+   system clients, relying parties, test persons and the trust list (provinces trust the
+   national IdP); the IdPs start;
+3. each e-seal service starts and the issuer seal of each province is made (its signer: the
+   province's e-licence service); the e-licence services start with their issuer;
+4. the hub starts and registers every province; the halls start, reporting to the hub;
+5. seeds: a licence type and licences per province, and a published catalog item per hall;
+6. per province, a target profile for ``zwfw certify`` with credentials as ``{env: …}``
+   references, and an env file (0600) holding the generated test credentials.
+
+Every process is started only after the ones it needs answer ``/readyz``; ``stop()`` stops
+them in reverse order (SIGTERM, then SIGKILL after a grace period). Services terminate plain
+HTTP on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import yaml
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from zwfw.codes import build_case_number, build_credit_code, build_implementation_code
+from zwfw.codes.personal import build_resident_id
+from zwfw.reference import keys
+from zwfw.reference.signin import sign_in
+
+log = logging.getLogger("zwfw.reference")
+
+NATIONAL_REGION = "100000"
+# The licence type every province issues (营业执照, defined by the national market regulator).
+DEFINING_AUTHORITY = "11100000000013338W"
+LICENCE_TYPE = DEFINING_AUTHORITY + "001"
+LICENCE_MATERIAL = "营业执照"
+FORM_MATERIAL = "项目备案申请表"
+BASIC_CODE = "442199806003"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+HUB_CLIENT = "national-hub"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+FEDERATION_TEST_ISSUER = "https://certification-issuer.zwfw.invalid"
+
+_SERVICE_TARGETS = {
+    "identity": "zwfw.services.identity:SERVICE",
+    "hall": "zwfw.services.hall:SERVICE",
+    "elicense": "zwfw.services.elicense:SERVICE",
+    "eseal": "zwfw.services.eseal:SERVICE",
+    "hub": "zwfw.services.hub:SERVICE",
+}
+
+
+class PlatformError(RuntimeError):
+    """The platform could not be started: names the service and the reason."""
+
+
+@dataclass(frozen=True)
+class ProvinceSpec:
+    """A province of the reference platform (``region_code`` at province level, ``xx0000``)."""
+
+    region_code: str
+    name: str
+
+    @property
+    def city(self) -> str:
+        # The capital's division code stands in for the province's municipal bodies.
+        return self.region_code[:2] + "0100"
+
+    @property
+    def issuer_code(self) -> str:
+        """The licence-issuing authority (市场监督管理局 of the capital)."""
+        return str(build_credit_code(f"11{self.city}MB0000001"))
+
+    @property
+    def dept_code(self) -> str:
+        """The body implementing the demo item (发展和改革委员会 of the capital)."""
+        return str(build_credit_code(f"11{self.city}MB0000002"))
+
+    @property
+    def implementation_code(self) -> str:
+        return str(build_implementation_code(self.dept_code, 3, BASIC_CODE))
+
+
+DEFAULT_PROVINCES = (ProvinceSpec("340000", "安徽省"), ProvinceSpec("330000", "浙江省"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    """One ``zwfw serve`` process of the platform."""
+
+    name: str  # e.g. "340000-hall", "national-identity", "hub"
+    service: str  # identity | hall | elicense | eseal | hub
+    port: int
+    config: Path
+    log: Path
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, zwfw: str, timeout: float) -> None:
+        if self.running:
+            return
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("ZWFW_")}
+        environment.update(self.env)
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                [zwfw, "serve", _SERVICE_TARGETS[self.service], "--config", str(self.config),
+                 "--graceful-timeout", "5"],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                cwd=self.config.parent,
+                start_new_session=True,
+            )  # fmt: skip
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise PlatformError(f"{self.name} exited at start: {self._log_tail()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise PlatformError(f"{self.name} not ready within {timeout:.0f}s: {self._log_tail()}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+
+
+@dataclass
+class Person:
+    """A test person at one IdP: login and password (generated), and their ``sub``."""
+
+    username: str
+    password: str
+    name: str
+    id_number: str
+    sub: str = ""
+
+
+@dataclass
+class Client:
+    """A private_key_jwt client at one IdP: its id, key and where the key file is."""
+
+    client_id: str
+    key: ECKey
+    key_file: Path
+
+
+@dataclass
+class Province:
+    spec: ProvinceSpec
+    services: dict[str, ServiceProcess]
+    channel: keys.ChannelIdentity
+    tls: keys.TLSClientCertificate
+    clients: dict[str, Client] = field(default_factory=dict)
+    persons: dict[str, Person] = field(default_factory=dict)
+    seal_es_id: str = ""
+    licences: dict[str, str] = field(default_factory=dict)  # holder label -> identifier
+    federation_key: ECKey | None = None
+
+    @property
+    def region(self) -> str:
+        return self.spec.region_code
+
+    def url(self, service: str) -> str:
+        return self.services[service].url
+
+
+class ReferencePlatform:
+    """A complete reference platform under ``state_dir``; use as a context manager::
+
+    with ReferencePlatform(Path("var/reference")) as platform:
+        platform.url("340000", "hall")
+        platform.profile_path("340000")     # for zwfw certify --target
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        provinces: Sequence[ProvinceSpec] = DEFAULT_PROVINCES,
+        *,
+        ready_timeout: float = 60.0,
+        token_ttl: int = 3600,
+        log_level: str = "WARNING",
+    ) -> None:
+        if len({p.region_code for p in provinces}) != len(provinces) or not provinces:
+            raise ValueError("give one or more provinces with distinct region codes")
+        for spec in provinces:
+            if not (len(spec.region_code) == 6 and spec.region_code.endswith("0000")):
+                raise ValueError(f"{spec.region_code} is not a province-level region code")
+        self.state_dir = state_dir.resolve()
+        self.specs = tuple(provinces)
+        self.ready_timeout = ready_timeout
+        # Lifetime of the access tokens the test credentials hold (the env file's tokens).
+        self.token_ttl = token_ttl
+        self.log_level = log_level
+        self.zwfw = str(Path(sys.executable).with_name("zwfw"))
+        self.secrets = self.state_dir / "secrets"
+        self.national: dict[str, ServiceProcess] = {}
+        self.provinces: dict[str, Province] = {}
+        self.national_clients: dict[str, Client] = {}
+        self.citizen: Person | None = None
+        self._order: list[ServiceProcess] = []
+        self._hub_channel: keys.ChannelIdentity | None = None
+        self._started = False
+
+    # --- public API ----------------------------------------------------------------------
+
+    def __enter__(self) -> ReferencePlatform:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Generate, configure, bootstrap and start everything (see the module docstring)."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            self._prepare_directories()
+            self._plan()
+            self._bootstrap_identities()
+            for process in self._identity_processes():
+                self._start(process)
+            for province in self.provinces.values():
+                self._write_eseal_config(province)
+                self._start(province.services["eseal"])
+                self._make_issuer_seal(province)
+            self._write_trust_bundle()
+            for province in self.provinces.values():
+                self._write_elicense_config(province)
+                self._start(province.services["elicense"])
+            self._write_hub_config()
+            self._start(self.national["hub"])
+            self._register_provinces()
+            for province in self.provinces.values():
+                self._write_hall_config(province)
+                self._start(province.services["hall"])
+            for province in self.provinces.values():
+                self._seed_licences(province)
+                self._seed_catalog(province)
+            for province in self.provinces.values():
+                self._write_profile(province)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every process, most dependent first."""
+        for process in reversed(self._order):
+            process.stop()
+        self._started = False
+
+    def url(self, region: str, service: str) -> str:
+        """Base URL of a province's service, or of the national side (``region`` "national")."""
+        if region == "national":
+            return self.national[service].url
+        return self.provinces[region].url(service)
+
+    def process(self, region: str, service: str) -> ServiceProcess:
+        if region == "national":
+            return self.national[service]
+        return self.provinces[region].services[service]
+
+    def stop_service(self, region: str, service: str) -> None:
+        self.process(region, service).stop()
+
+    def start_service(self, region: str, service: str) -> None:
+        self.process(region, service).start(self.zwfw, self.ready_timeout)
+
+    def profile_path(self, region: str) -> Path:
+        return self.state_dir / "profiles" / f"{region}.yaml"
+
+    def env_path(self, region: str) -> Path:
+        return self.secrets / f"certify-{region}.env"
+
+    def credentials(self, region: str) -> dict[str, str]:
+        """The environment the province's profile names (fresh tokens each call)."""
+        return self._credentials(self.provinces[region])
+
+    # Tokens ------------------------------------------------------------------------------
+
+    def client_token(self, client: Client, token_url: str, scope: str) -> str:
+        """A client-credentials token of ``client`` (private_key_jwt)."""
+        response = httpx.post(
+            token_url,
+            data={
+                "grant_type": "client_credentials",
+                "scope": scope,
+                "client_id": client.client_id,
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": client_assertion(client, token_url),
+            },
+            timeout=20.0,
+        )
+        if response.status_code != 200:
+            raise PlatformError(
+                f"token for {client.client_id} at {token_url}: {response.status_code} "
+                f"{response.text[:200]}"
+            )
+        return str(response.json()["access_token"])
+
+    def province_token(self, region: str, client: str, scope: str) -> str:
+        province = self.provinces[region]
+        return self.client_token(
+            province.clients[client], province.url("identity") + "/token", scope
+        )
+
+    def national_token(self, client: str, scope: str) -> str:
+        return self.client_token(
+            self.national_clients[client], self.url("national", "identity") + "/token", scope
+        )
+
+    def person_token(self, region: str, label: str, scope: str = "openid") -> str:
+        """A token of a test person signing in through the IdP's pages."""
+        if region == "national":
+            assert self.citizen is not None
+            issuer, person, client = self.url("national", "identity"), self.citizen, "portal"
+            redirect = f"{issuer}/portal/callback"
+        else:
+            province = self.provinces[region]
+            issuer, person = province.url("identity"), province.persons[label]
+            client, redirect = f"portal-{region}", f"{province.url('hall')}/portal/callback"
+        answer = sign_in(issuer, client, redirect, person.username, person.password, scope=scope)
+        return str(answer["access_token"])
+
+    def exchange_token(self, region: str, national_token: str, *, audience: str, scope: str) -> str:
+        """The national citizen's token exchanged at a province IdP (RFC 8693) by the
+        province's portal: the citizen federated into the province."""
+        province = self.provinces[region]
+        response = httpx.post(
+            province.url("identity") + "/token",
+            data={
+                "grant_type": TOKEN_EXCHANGE,
+                "client_id": f"portal-{region}",
+                "subject_token": national_token,
+                "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                "audience": audience,
+                "scope": scope,
+            },
+            timeout=20.0,
+        )
+        if response.status_code != 200:
+            raise PlatformError(f"token exchange at {region}: {response.text[:300]}")
+        return str(response.json()["access_token"])
+
+    # --- planning ------------------------------------------------------------------------
+
+    def _prepare_directories(self) -> None:
+        for sub in ("config", "db", "logs", "profiles"):
+            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.secrets, 0o700)
+
+    def _service(
+        self, name: str, service: str, env: dict[str, str] | None = None
+    ) -> ServiceProcess:
+        return ServiceProcess(
+            name=name,
+            service=service,
+            port=free_port(),
+            config=self.state_dir / "config" / f"{name}.yaml",
+            log=self.state_dir / "logs" / f"{name}.log",
+            env=env or {},
+        )
+
+    def _plan(self) -> None:
+        ca = keys.NationalCA()
+        self._ca = ca
+        keys.write_private(self.secrets / "national-ca.pem", ca.root_pem())
+        (self.state_dir / "config" / "national-ca.pem").write_bytes(ca.root_pem())
+        self.national = {
+            "identity": self._service("national-identity", "identity", keys.data_keys()),
+            "hub": self._service("hub", "hub"),
+        }
+        self._hub_channel = ca.channel_identity("national hub channel")
+        for spec in self.specs:
+            region = spec.region_code
+            kek = keys.write_private(self.secrets / f"{region}-eseal.kek", keys.kek_hex())
+            hall_kek = keys.write_private(self.secrets / f"{region}-hall.kek", keys.kek_hex())
+            services = {
+                "identity": self._service(f"{region}-identity", "identity", keys.data_keys()),
+                "eseal": self._service(f"{region}-eseal", "eseal", {"ZWFW_KEK_FILE": str(kek)}),
+                "elicense": self._service(f"{region}-elicense", "elicense"),
+                # The hall encrypts applicants' certificate numbers at rest with its own KEK.
+                "hall": self._service(f"{region}-hall", "hall", {"ZWFW_KEK_FILE": str(hall_kek)}),
+            }
+            self.provinces[region] = Province(
+                spec=spec,
+                services=services,
+                channel=ca.channel_identity(f"{region} channel"),
+                tls=keys.tls_client_certificate(f"platform.{region}.zwfw.local"),
+            )
+
+    def _client(self, prefix: str, client_id: str) -> Client:
+        key = keys.client_jwk(f"{client_id}-1")
+        path = keys.write_private(
+            self.secrets / f"{prefix}-{client_id}.jwk", keys.private_jwk_text(key)
+        )
+        return Client(client_id, key, path)
+
+    # --- identity ------------------------------------------------------------------------
+
+    def _identity_config(self, process: ServiceProcess, region: str, role: str) -> None:
+        self._write_config(
+            process,
+            {
+                "role": role,
+                "region_code": region,
+                "access_token_ttl": self.token_ttl,
+                "exchanged_token_ttl": self.token_ttl,
+                # Plain HTTP on loopback: cookies cannot carry the Secure flag.
+                "secure_cookies": False,
+            },
+        )
+
+    def _bootstrap_identities(self) -> None:
+        from zwfw.services.identity.app import ClientIn, TrustIn, add_trusted_issuer
+        from zwfw.services.identity.app import register_client as register
+
+        hub_url = self.national["hub"].url
+        national = self.national["identity"]
+        self._identity_config(national, NATIONAL_REGION, "national")
+        province_issuers = [p.url("identity") for p in self.provinces.values()]
+        self.citizen = Person(
+            "citizen-zj", keys.password(), "王小明",
+            str(build_resident_id("330106", date(1988, 6, 1), 17)),
+        )  # fmt: skip
+        national_scopes = {
+            "national-ops": ["hub:provinces:write", "hub:provinces:read", "hub:supervise"],
+            **{f"province-{r}": ["hub:report", "hub:exchange"] for r in self.provinces},
+        }
+        for name in national_scopes:
+            self.national_clients[name] = self._client("national", name)
+        self._hub_client = keys.client_jwk(f"{HUB_CLIENT}-1")
+        self._hub_client_file = keys.write_private(
+            self.secrets / f"hub-{HUB_CLIENT}.jwk", keys.private_jwk_text(self._hub_client)
+        )
+
+        def national_setup(svc: Any, db: Any) -> None:
+            for name, client in self.national_clients.items():
+                register(db, ClientIn(
+                    client_id=client.client_id, name=name, auth_method="private_key_jwt",
+                    jwks=keys.public_jwks(client.key), grant_types=["client_credentials"],
+                    scopes=national_scopes[name], audiences=[hub_url],
+                ))  # fmt: skip
+            # The national portal: citizens sign in once; the token is good at the hub and
+            # for exchange at every province IdP (一次认证、全网通办).
+            register(db, ClientIn(
+                client_id="portal", name="全国一体化政务服务平台", auth_method="none",
+                grant_types=["authorization_code", "refresh_token"],
+                redirect_uris=[f"{national.url}/portal/callback"],
+                scopes=["openid", "profile"], audiences=[hub_url, *province_issuers],
+            ))  # fmt: skip
+            assert self.citizen is not None
+            account = svc.accounts.create_person(
+                db, username=self.citizen.username, password=self.citizen.password,
+                name=self.citizen.name, id_number=self.citizen.id_number,
+            )  # fmt: skip
+            self.citizen.sub = account.sub
+
+        _seed_identity(national, national_setup)
+
+        for province in self.provinces.values():
+            self._bootstrap_province_identity(province, register, ClientIn, TrustIn,
+                                              add_trusted_issuer)  # fmt: skip
+
+    def _bootstrap_province_identity(
+        self, province: Province, register: Any, client_in: Any, trust_in: Any, add_trust: Any
+    ) -> None:
+        region = province.region
+        process = province.services["identity"]
+        self._identity_config(process, region, "province")
+        hall, elicense, eseal = (province.url(s) for s in ("hall", "elicense", "eseal"))
+        plan: dict[str, tuple[list[str], list[str], list[str]]] = {
+            # client id: (grants, scopes, audiences)
+            f"hall-{region}": (["client_credentials"], ["elicense:share"], [elicense]),
+            f"elicense-{region}": (["client_credentials"], ["eseal:sign"], [eseal]),
+            f"ops-{region}": (
+                ["client_credentials"],
+                ["hall:catalog:write", "elicense:issue", "elicense:admin", "eseal:admin"],
+                [hall, elicense, eseal],
+            ),
+            f"staff-{region}": (
+                ["client_credentials"], ["hall:case:handle", "hall:rectification"], [hall],
+            ),
+            f"org-{region}": (["client_credentials"], ["elicense:share"], [elicense]),
+            f"signer-{region}": (["client_credentials"], ["eseal:sign"], [eseal]),
+            f"certify-{region}": (
+                ["client_credentials", TOKEN_EXCHANGE],
+                ["openid", "profile"], [],
+            ),
+        }  # fmt: skip
+        for client_id in plan:
+            province.clients[client_id] = self._client(region, client_id)
+        city = province.spec.city
+        for index, label in enumerate(("applicant", "other", "lockout"), start=1):
+            province.persons[label] = Person(
+                f"{label}-{region}", keys.password(), f"测试{label}",
+                str(build_resident_id(city[:4] + "04", date(1990, 3, index), 100 + index)),
+            )  # fmt: skip
+        province.federation_key = keys.client_jwk("certification-issuer-1")
+
+        def setup(svc: Any, db: Any) -> None:
+            for client_id, (grants, scopes, audiences) in plan.items():
+                client = province.clients[client_id]
+                register(db, client_in(
+                    client_id=client_id, name=client_id, auth_method="private_key_jwt",
+                    jwks=keys.public_jwks(client.key), grant_types=grants, scopes=scopes,
+                    audiences=audiences,
+                ))  # fmt: skip
+            # The hub: its own share token, and the exchange of citizens' national tokens for
+            # their consent (see zwfw.services.hub.exchange); never elicense:read.
+            register(db, client_in(
+                client_id=HUB_CLIENT, name="国家政务服务平台 hub", auth_method="private_key_jwt",
+                jwks=keys.public_jwks(self._hub_client),
+                grant_types=["client_credentials", TOKEN_EXCHANGE],
+                scopes=["elicense:share", "elicense:consent"], audiences=[elicense],
+            ))  # fmt: skip
+            register(db, client_in(
+                client_id=f"portal-{region}", name=f"{province.spec.name}政务服务网",
+                auth_method="none",
+                grant_types=["authorization_code", "refresh_token",
+                             TOKEN_EXCHANGE],
+                redirect_uris=[f"{hall}/portal/callback"],
+                scopes=["openid", "profile", "elicense:read", "elicense:consent"],
+                audiences=[hall, elicense],
+            ))  # fmt: skip
+            national = self.national["identity"].url
+            add_trust(svc, db, trust_in(issuer=national, jwks_uri=f"{national}/jwks"))
+            assert province.federation_key is not None
+            add_trust(svc, db, trust_in(
+                issuer=FEDERATION_TEST_ISSUER, jwks=keys.public_jwks(province.federation_key),
+            ))  # fmt: skip
+            for person in province.persons.values():
+                account = svc.accounts.create_person(
+                    db, username=person.username, password=person.password, name=person.name,
+                    id_number=person.id_number,
+                )  # fmt: skip
+                person.sub = account.sub
+
+        _seed_identity(process, setup)
+
+    def _identity_processes(self) -> list[ServiceProcess]:
+        return [
+            self.national["identity"],
+            *(p.services["identity"] for p in self.provinces.values()),
+        ]
+
+    # --- e-seal and e-licence ------------------------------------------------------------
+
+    def _auth(self, issuer: str, audience: str) -> dict[str, Any]:
+        return {"issuer": issuer, "audience": audience, "jwks_url": f"{issuer}/jwks",
+                "jwks_min_refetch_seconds": 1.0}  # fmt: skip
+
+    def _write_config(self, process: ServiceProcess, values: dict[str, Any]) -> None:
+        common = {
+            "public_base_url": process.url,
+            "host": "127.0.0.1",
+            "port": process.port,
+            "database_url": f"sqlite:///{self.state_dir / 'db' / (process.name + '.sqlite3')}",
+            "log_level": self.log_level,
+        }
+        process.config.write_text(
+            yaml.safe_dump({**common, **values}, allow_unicode=True, sort_keys=False),
+            encoding="utf-8",
+        )
+
+    def _write_eseal_config(self, province: Province) -> None:
+        process = province.services["eseal"]
+        self._write_config(process, {
+            "region_code": province.region,
+            "auth": self._auth(province.url("identity"), process.url),
+            "authority_name": f"{province.spec.name}电子印章制章系统",
+        })  # fmt: skip
+
+    def _start(self, process: ServiceProcess) -> None:
+        log.info("starting %s on %s", process.name, process.url)
+        process.start(self.zwfw, self.ready_timeout)
+        self._order.append(process)
+
+    def _make_issuer_seal(self, province: Province) -> None:
+        token = self.province_token(province.region, f"ops-{province.region}", "eseal:admin")
+        now = datetime.now(UTC)
+        response = httpx.post(
+            province.url("eseal") + "/seals",
+            json={
+                "credit_code": province.spec.issuer_code,
+                "organisation": f"{province.spec.name}市场监督管理局",
+                "category": "business",
+                "name": f"{province.spec.name}市场监督管理局电子证照专用章",
+                "picture": {
+                    "png": base64.b64encode(keys.seal_picture()).decode(),
+                    "width_mm": 42,
+                    "height_mm": 42,
+                },
+                "valid_start": (now - timedelta(minutes=5)).isoformat(),
+                "valid_end": (now + timedelta(days=365)).isoformat(),
+                "signers": [
+                    {"subject": f"elicense-{province.region}", "name": "电子证照库"},
+                    {"subject": f"signer-{province.region}", "name": "签章测试客户端"},
+                ],
+            },
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30.0,
+        )
+        _expect(response, 201, f"{province.region} issuer seal")
+        province.seal_es_id = str(response.json()["es_id"])
+
+    def _write_trust_bundle(self) -> None:
+        roots = []
+        for province in self.provinces.values():
+            response = httpx.get(province.url("eseal") + "/trust", timeout=10.0)
+            _expect(response, 200, f"{province.region} seal trust root")
+            roots.append(str(response.json()["root_certificate"]).strip() + "\n")
+        (self.state_dir / "config" / "seal-roots.pem").write_text("".join(roots))
+
+    def _write_elicense_config(self, province: Province) -> None:
+        process = province.services["elicense"]
+        client = province.clients[f"elicense-{province.region}"]
+        self._write_config(process, {
+            "region_code": province.region,
+            "auth": self._auth(province.url("identity"), process.url),
+            "issuers": {province.spec.issuer_code: {
+                "name": f"{province.spec.name}市场监督管理局", "es_id": province.seal_es_id,
+            }},
+            "eseal": {
+                "base_url": province.url("eseal"),
+                "token_url": province.url("identity") + "/token",
+                "client_id": client.client_id,
+                "client_key_file": str(client.key_file),
+            },
+        })  # fmt: skip
+
+    # --- hub and halls -------------------------------------------------------------------
+
+    def _write_hub_config(self) -> None:
+        hub = self.national["hub"]
+        assert self._hub_channel is not None
+        key = keys.write_private(self.secrets / "hub-channel.key", self._hub_channel.key.to_pem())
+        cert = self.state_dir / "config" / "hub-channel.pem"
+        cert.write_bytes(self._hub_channel.certificate.to_pem())
+        auth = self._auth(self.national["identity"].url, hub.url)
+        self._write_config(hub, {
+            "region_code": NATIONAL_REGION,
+            "auth": auth,
+            "subject_tokens": auth,
+            "national_ca_file": str(self.state_dir / "config" / "national-ca.pem"),
+            "signing_key_file": str(key),
+            "signing_certificate_file": str(cert),
+            "province_client_id": HUB_CLIENT,
+            "province_client_key_file": str(self._hub_client_file),
+        })  # fmt: skip
+
+    def _register_provinces(self) -> None:
+        token = self.national_token("national-ops", "hub:provinces:write hub:provinces:read")
+        for province in self.provinces.values():
+            response = httpx.post(
+                self.national["hub"].url + "/provinces",
+                json={
+                    "region_code": province.region,
+                    "name": province.spec.name,
+                    "endpoints": {
+                        "discovery": province.url("hall") + "/.well-known/zwfw",
+                        **{s: province.url(s) for s in ("identity", "hall", "elicense", "eseal")},
+                    },
+                    "oauth_client_id": f"province-{province.region}",
+                    "tls_fingerprint": province.tls.fingerprint,
+                    "tls_subject": province.tls.subject,
+                    "signing_certificate": province.channel.certificate.to_pem().decode(),
+                },
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=20.0,
+            )
+            _expect(response, 201, f"registering {province.region} at the hub")
+
+    def _write_hall_config(self, province: Province) -> None:
+        region = province.region
+        process = province.services["hall"]
+        hall_client = province.clients[f"hall-{region}"]
+        national = self.national_clients[f"province-{region}"]
+        channel_key = keys.write_private(
+            self.secrets / f"{region}-channel.key", province.channel.key.to_pem()
+        )
+        channel_cert = self.state_dir / "config" / f"{region}-channel.pem"
+        channel_cert.write_bytes(province.channel.certificate.to_pem())
+        keys.write_private(self.secrets / f"{region}-tls.key", province.tls.key_pem)
+        (self.state_dir / "config" / f"{region}-tls.pem").write_bytes(province.tls.certificate_pem)
+        identity = province.url("identity")
+        self._write_config(process, {
+            "region_code": region,
+            "auth": self._auth(identity, process.url),
+            "elicense": {
+                "base_url": province.url("elicense"),
+                "token_url": identity + "/token",
+                "client_id": hall_client.client_id,
+                "client_key_file": str(hall_client.key_file),
+                "trust_url": province.url("eseal") + "/trust",
+                "trust_bundle": str(self.state_dir / "config" / "seal-roots.pem"),
+            },
+            "hub": {
+                "base_url": self.national["hub"].url,
+                "token_url": self.national["identity"].url + "/token",
+                "client_id": national.client_id,
+                "client_key_file": str(national.key_file),
+                "signing_key_file": str(channel_key),
+                "signing_cert_file": str(channel_cert),
+                # A short backoff: the reference platform is also the certification sandbox.
+                "base_delay_seconds": 0.5,
+                "max_delay_seconds": 5.0,
+            },
+            "discovery": {
+                "services": {s: province.url(s) for s in ("identity", "elicense", "eseal")},
+                "jwks_uris": {"identity": identity + "/jwks"},
+                "hub_url": self.national["hub"].url,
+            },
+        })  # fmt: skip
+
+    # --- seeds ---------------------------------------------------------------------------
+
+    def _seed_licences(self, province: Province) -> None:
+        region = province.region
+        token = self.province_token(region, f"ops-{region}", "elicense:issue elicense:admin")
+        auth = {"Authorization": f"Bearer {token}"}
+        base = province.url("elicense")
+        response = httpx.post(
+            base + "/types",
+            json={"type_code": LICENCE_TYPE, "name": "营业执照",
+                  "defining_authority_name": "国家市场监督管理总局"},
+            headers=auth, timeout=20.0,
+        )  # fmt: skip
+        _expect(response, 201, f"{region} licence type")
+        holders: list[tuple[str, Person]] = [
+            ("applicant", province.persons["applicant"]),
+            ("other", province.persons["other"]),
+        ]
+        assert self.citizen is not None
+        holders.append(("citizen", self.citizen))
+        for serial, (label, person) in enumerate(holders, start=1):
+            response = httpx.post(
+                base + "/licences",
+                json={
+                    "type_code": LICENCE_TYPE,
+                    "issuer_code": province.spec.issuer_code,
+                    "licence_number": f"92{province.spec.city}MA{serial:08d}",
+                    "serial": f"{region}{serial:05d}",
+                    "jurisdiction": province.spec.city,
+                    "valid_from": str(date.today() - timedelta(days=30)),
+                    "holder": {"name": person.name, "code": person.id_number,
+                               "code_type": "111", "sub": person.sub},
+                },
+                headers=auth, timeout=30.0,
+            )  # fmt: skip
+            _expect(response, 201, f"{region} licence for {label}")
+            province.licences[label] = str(response.json()["identifier"])
+
+    def _seed_catalog(self, province: Province) -> None:
+        region = province.region
+        token = self.province_token(region, f"ops-{region}", "hall:catalog:write")
+        auth = {"Authorization": f"Bearer {token}"}
+        base = province.url("hall")
+        guide = demo_guide(province.spec)
+        response = httpx.post(base + "/items", json=guide, headers=auth, timeout=20.0)
+        _expect(response, 201, f"{region} catalog item")
+        version = response.json()["version"]
+        response = httpx.post(
+            f"{base}/items/{guide['implementation_code']}/versions/{version}/publish",
+            headers=auth,
+            timeout=20.0,
+        )
+        _expect(response, 200, f"{region} publishing the item")
+
+    # --- profiles ------------------------------------------------------------------------
+
+    def _env_name(self, region: str, credential: str) -> str:
+        return f"ZWFW_REF_{region}_{credential.upper()}"
+
+    def _credentials(self, province: Province) -> dict[str, str]:
+        region = province.region
+        consent = "openid elicense:read elicense:consent"
+        assert province.federation_key is not None
+        values = {
+            "hall_applicant_token": self.person_token(region, "applicant", consent),
+            "hall_other_applicant_token": self.person_token(region, "other", consent),
+            "hall_staff_token": self.province_token(
+                region, f"staff-{region}", "hall:case:handle hall:rectification"
+            ),
+            "hub_report_token": self.national_token(f"province-{region}", "hub:report"),
+            "hub_exchange_token": self.national_token(f"province-{region}", "hub:exchange"),
+            "hub_supervise_token": self.national_token("national-ops", "hub:supervise"),
+            "channel_signing_key": province.channel.key.to_pem().decode(),
+            "channel_key_id": province.channel.key_id,
+            "elicense_holder_token": self.person_token(region, "applicant", consent),
+            "elicense_other_holder_token": self.person_token(region, "other", consent),
+            "elicense_share_token": self.province_token(region, f"org-{region}", "elicense:share"),
+            "eseal_admin_token": self.province_token(region, f"ops-{region}", "eseal:admin"),
+            "eseal_signer_subject": f"signer-{region}",
+            "eseal_signer_token": self.province_token(region, f"signer-{region}", "eseal:sign"),
+            "identity_rp_client_id": f"portal-{region}",
+            "identity_rp_redirect_uri": f"{province.url('hall')}/portal/callback",
+            "identity_user": province.persons["applicant"].username,
+            "identity_password": province.persons["applicant"].password,
+            "identity_lockout_user": province.persons["lockout"].username,
+            "identity_lockout_password": province.persons["lockout"].password,
+            "identity_client_id": f"certify-{region}",
+            "identity_client_key": keys.private_jwk_text(province.clients[f"certify-{region}"].key),
+            "federation_issuer": FEDERATION_TEST_ISSUER,
+            "federation_issuer_key": keys.private_jwk_text(province.federation_key),
+        }
+        # Cross-province exchange: a licence the national citizen holds in another province.
+        others = [p for p in self.provinces.values() if p.region != region]
+        if others:
+            issuer = others[0]
+            national = self.person_token("national", "citizen")
+            values["xprov_citizen_token"] = national
+            values["xprov_issuer_region"] = issuer.region
+            values["xprov_licence_id"] = issuer.licences["citizen"]
+            values["xprov_issuer_elicense_url"] = issuer.url("elicense")
+            values["xprov_issuer_holder_token"] = self.exchange_token(
+                issuer.region, national, audience=issuer.url("elicense"), scope="elicense:read"
+            )
+        return {self._env_name(region, name): value for name, value in values.items()}
+
+    def _write_profile(self, province: Province) -> None:
+        region = province.region
+        env = self._credentials(province)
+        names = sorted(n.removeprefix(f"ZWFW_REF_{region}_").lower() for n in env)
+        profile = {
+            "name": f"Reference platform {province.spec.name} ({region})",
+            "region_code": region,
+            "services": {
+                **{s: province.url(s) for s in ("identity", "hall", "elicense", "eseal")},
+                "hub": self.national["hub"].url,
+            },
+            "credentials": {n: {"env": self._env_name(region, n)} for n in names},
+            "declared": {
+                "division_codes": [region, province.spec.city],
+                "credit_codes": [province.spec.issuer_code, province.spec.dept_code],
+                "implementation_codes": [province.spec.implementation_code],
+                "handling_item_codes": [province.spec.implementation_code + "01"],
+                "case_numbers": [
+                    str(build_case_number(province.spec.implementation_code, date.today(), 1))
+                ],
+                "licence_identifiers": sorted(province.licences.values()),
+            },
+            "timeout_seconds": 30,
+        }
+        self.profile_path(region).write_text(
+            yaml.safe_dump(profile, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items())]
+        keys.write_private(self.env_path(region), "\n".join(lines) + "\n")
+
+
+def client_assertion(client: Client, audience: str) -> str:
+    now = int(time.time())
+    claims = {"iss": client.client_id, "sub": client.client_id, "aud": audience,
+              "iat": now, "exp": now + 60, "jti": os.urandom(12).hex()}  # fmt: skip
+    return jwt.encode({"alg": "ES256", "kid": client.key.kid}, claims, client.key)
+
+
+def demo_guide(spec: ProvinceSpec) -> dict[str, Any]:
+    """The demo item: 企业投资项目备案 at the capital's development and reform commission; its
+    business licence can be replaced by an e-licence (免证办)."""
+    code = spec.implementation_code
+    return {
+        "name": "企业投资项目备案",
+        "implementation_code": code,
+        "item_type": "20",
+        "handling_items": [{"code": code + "01", "name": "首次备案"}],
+        "dept_code": spec.dept_code,
+        "dept_name": f"{spec.name}省会城市发展和改革委员会",
+        "region_code": spec.city,
+        "by_law": ["《企业投资项目核准和备案管理条例》第十三条"],
+        "accept_condition": "在本市行政区域内投资建设的企业投资项目",
+        "anticipate_day": 20,
+        "anticipate_day_unit": "working_day",
+        "promise_day": 5,
+        "promise_day_unit": "working_day",
+        "is_fee": False,
+        "fees": [],
+        "handle_flow": ["申请", "受理", "审查", "决定", "办结"],
+        "handle_type": ["online", "window"],
+        "limit_scene_num": 0,
+        "link_addr": "https://zwfw.example.gov.cn/items/1",
+        "link_way": "12345",
+        "supervise_way": "12345 热线",
+        "project_type": 2,
+        "server_type": ["person", "legal_person"],
+        "transact_addr": "市政务服务中心",
+        "transact_time": "工作日 9:00-17:00",
+        "materials": [
+            {
+                "name": FORM_MATERIAL,
+                "basis": "《企业投资项目核准和备案管理办法》",
+                "formats": ["electronic", "paper"],
+                "copies": 1,
+                "seal_required": True,
+                "signature_required": True,
+            },
+            {
+                "name": LICENCE_MATERIAL,
+                "basis": "《企业投资项目核准和备案管理办法》",
+                "formats": ["electronic"],
+                "copies": 1,
+                "seal_required": False,
+                "signature_required": False,
+                "licence_type_code": LICENCE_TYPE,
+            },
+        ],
+    }
+
+
+def _seed_identity(process: ServiceProcess, setup: Callable[[Any, Any], None]) -> None:
+    """Migrate an IdP's database and bootstrap it before its process starts (what
+    ``zwfw identity bootstrap-admin|client add|trust add`` do)."""
+    from zwfw.services.identity import IdentitySettings, build
+    from zwfw.services.kit import migrate
+
+    values = yaml.safe_load(process.config.read_text(encoding="utf-8"))
+    # The data keys are in the process's environment only, never in its config file.
+    values["data_key"] = process.env["ZWFW_DATA_KEY"]
+    values["lookup_key"] = process.env["ZWFW_LOOKUP_KEY"]
+    app = build(IdentitySettings(**values))
+    migrate(app)
+    try:
+        with app.state.kit.sessions.begin() as db:
+            setup(app.state.identity, db)
+    finally:
+        app.state.kit.engine.dispose()
+
+
+def _expect(response: httpx.Response, status: int, what: str) -> None:
+    if response.status_code != status:
+        raise PlatformError(f"{what}: HTTP {response.status_code}: {response.text[:300]}")
+
+
+def iter_processes(platform: ReferencePlatform) -> Iterator[ServiceProcess]:
+    yield from platform.national.values()
+    for province in platform.provinces.values():
+        yield from province.services.values()
