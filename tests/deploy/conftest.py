@@ -1,0 +1,72 @@
+"""Fixtures for the deployment tests: the external tools they drive and the checkout's paths.
+
+A test that needs a tool the machine lacks is skipped with the command that installs it, except
+in CI (``CI=true``), where `.ci/run` installs every one of them and a missing tool is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHARTS = ROOT / "charts"
+MONITORING = CHARTS / "monitoring"
+PLAYBOOKS = ROOT / "playbooks"
+VENV_BIN = Path(sys.executable).parent
+
+# Where each tool comes from, for the skip message.
+INSTALL_HINTS = {
+    "promtool": "apt-get install -y --no-install-recommends prometheus",
+    "nginx": "apt-get install -y --no-install-recommends nginx",
+    "openssl": "apt-get install -y --no-install-recommends openssl",
+    "ansible-playbook": ".venv/bin/pip install -e '.[dev]'",
+    "ansible-lint": ".venv/bin/pip install -e '.[dev]'",
+    "supervisord": ".venv/bin/pip install -e '.[dev]'",
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require_tool(name: str) -> str:
+    """Absolute path of ``name`` (the project's venv first, then PATH and sbin directories)."""
+    candidate = VENV_BIN / name
+    found = str(candidate) if candidate.exists() else None
+    found = found or shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    if found:
+        return found
+    message = f"{name} is not installed (install: {INSTALL_HINTS.get(name, name)})"
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return require_tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def nginx() -> str:
+    return require_tool("nginx")
+
+
+@pytest.fixture(scope="session")
+def openssl() -> str:
+    return require_tool("openssl")
+
+
+@pytest.fixture(scope="session")
+def ansible_playbook() -> str:
+    return require_tool("ansible-playbook")
+
+
+@pytest.fixture(scope="session")
+def ansible_lint() -> str:
+    return require_tool("ansible-lint")

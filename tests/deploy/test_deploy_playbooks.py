@@ -1,0 +1,219 @@
+"""The Ansible playbooks: syntax, ansible-lint (production profile), and a real deployment of
+the local inventory into a temporary state directory, rerun (changed=0) and torn down."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = ROOT / "playbooks"
+INVENTORIES = ["local", "site-example"]
+VENV_BIN = Path(sys.executable).parent
+
+# What the local inventory deploys: (instance, port offset from the base port).
+LOCAL_INSTANCES = {
+    "national-identity": 100,
+    "national-hub": 110,
+    "province-a-identity": 200,
+    "province-a-hall": 210,
+    "province-a-elicense": 220,
+    "province-a-eseal": 230,
+}
+
+
+def _ansible_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = str(PLAYBOOKS / "ansible.cfg")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    env["ANSIBLE_LOCAL_TEMP"] = env["ANSIBLE_REMOTE_TEMP"] = "/tmp/.ansible-zwfw-tests"
+    return env
+
+
+def _run(argv: list[str], timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=PLAYBOOKS, env=_ansible_env(), capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def _recap(output: str) -> dict[str, int]:
+    match = re.search(r"localhost\s+:\s+((?:\w+=\d+\s*)+)", output.split("PLAY RECAP")[-1])
+    assert match, f"no play recap in:\n{output[-3000:]}"
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_syntax_check(ansible_playbook: str, inventory: str) -> None:
+    for playbook in ("site.yml", "teardown.yml"):
+        result = _run(
+            [ansible_playbook, "--syntax-check", "-i", f"inventories/{inventory}", playbook]
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_syntax_check_catches_a_broken_playbook(ansible_playbook: str, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("- hosts: all\n  tasks:\n    - ansible.builtin.debug:\n      msg: [\n")
+    result = _run([ansible_playbook, "--syntax-check", "-i", "inventories/local", str(broken)])
+    assert result.returncode != 0
+
+
+def test_ansible_lint_production_profile(ansible_lint: str) -> None:
+    result = _run(
+        [ansible_lint, "--profile", "production", "--offline", "--nocolor",
+         "site.yml", "teardown.yml"],
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _port_base() -> int:
+    """A base port whose six service ports are free now."""
+    for _ in range(50):
+        base = random.randrange(30000, 39000, 1000)
+        ports = [base + offset for offset in LOCAL_INSTANCES.values()]
+        free = True
+        for port in ports:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    free = False
+                    break
+        if free:
+            return base
+    raise AssertionError("no free port range for the deployment")
+
+
+class LocalDeployment:
+    def __init__(self, ansible_playbook: str, state: Path, port_base: int) -> None:
+        self.ansible_playbook = ansible_playbook
+        self.state = state
+        self.port_base = port_base
+
+    def play(self, playbook: str = "site.yml") -> subprocess.CompletedProcess[str]:
+        return _run(
+            [self.ansible_playbook, "-i", "inventories/local", playbook,
+             "-e", f"zwfw_state_dir={self.state}", "-e", f"zwfw_port_base={self.port_base}"]
+        )  # fmt: skip
+
+    def port(self, instance: str) -> int:
+        return self.port_base + LOCAL_INSTANCES[instance]
+
+    def shutdown(self) -> None:
+        conf = self.state / "etc" / "supervisord.conf"
+        if (self.state / "run" / "supervisord.pid").exists():
+            subprocess.run(
+                [str(VENV_BIN / "supervisorctl"), "--configuration", str(conf), "shutdown"],
+                capture_output=True, timeout=120, check=False,
+            )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    ansible_playbook: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LocalDeployment, subprocess.CompletedProcess[str]]]:
+    require = VENV_BIN / "supervisord"
+    if not require.exists():
+        pytest.fail(f"{require} missing: .venv/bin/pip install -e '.[dev]'")
+    deployed = LocalDeployment(
+        ansible_playbook, tmp_path_factory.mktemp("deploy") / "state", _port_base()
+    )
+    try:
+        first = deployed.play()
+        assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
+        yield deployed, first
+    finally:
+        deployed.shutdown()
+
+
+def _ready(port: int, cafile: Path) -> dict[str, object]:
+    import json
+
+    context = ssl.create_default_context(cafile=str(cafile))
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", context=context) as answer:
+        assert answer.status == 200
+        return json.loads(answer.read())
+
+
+def test_every_service_answers_readyz_over_verified_tls(
+    deployment: tuple[LocalDeployment, subprocess.CompletedProcess[str]],
+) -> None:
+    deployed, _ = deployment
+    bundle = deployed.state / "pki" / "tls" / "ca-bundle.pem"
+    for instance in LOCAL_INSTANCES:
+        body = _ready(deployed.port(instance), bundle)
+        assert body["status"] == "ready", (instance, body)
+    # A client that does not trust the deployment's CAs is refused.
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(
+            f"https://127.0.0.1:{deployed.port('province-a-hall')}/readyz",
+            context=ssl.create_default_context(),
+        )
+
+
+def test_private_keys_and_secrets_are_owner_only(
+    deployment: tuple[LocalDeployment, subprocess.CompletedProcess[str]],
+) -> None:
+    deployed, _ = deployment
+    sensitive = [
+        *deployed.state.glob("pki/**/key.pem"),
+        *(deployed.state / "secrets").iterdir(),
+        *(deployed.state / "etc").glob("*.yaml"),
+    ]
+    assert len(list(deployed.state.glob("pki/tls/*/key.pem"))) >= 2 + len(LOCAL_INSTANCES)
+    # The SM2 national CA and one channel signing key per site.
+    assert len(list(deployed.state.glob("pki/sm2/*/key.pem"))) == 3
+    for path in sensitive:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o077 == 0, f"{path} has mode {mode:04o}"
+
+
+def test_federation_trust_and_system_clients_are_in_place(
+    deployment: tuple[LocalDeployment, subprocess.CompletedProcess[str]],
+) -> None:
+    deployed, _ = deployment
+    etc = deployed.state / "etc"
+    zwfw = str(VENV_BIN / "zwfw")
+    trust = subprocess.run(
+        [zwfw, "identity", "trust", "list", "--config", str(etc / "province-a-identity.yaml")],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert f"https://127.0.0.1:{deployed.port('national-identity')}\t" in trust
+    clients = subprocess.run(
+        [zwfw, "identity", "client", "list", "--config", str(etc / "national-identity.yaml")],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert re.search(r"^province-a-hall\tprivate_key_jwt\thub:report$", clients, re.M)
+
+
+def test_rerun_changes_nothing_and_teardown_stops_everything(
+    deployment: tuple[LocalDeployment, subprocess.CompletedProcess[str]],
+) -> None:
+    deployed, first = deployment
+    assert _recap(first.stdout)["changed"] > 0
+    again = deployed.play()
+    assert again.returncode == 0, again.stdout[-6000:]
+    recap = _recap(again.stdout)
+    changed = [line for line in again.stdout.splitlines() if line.startswith("changed:")]
+    assert recap["changed"] == 0, changed
+    assert recap["failed"] == 0
+
+    down = deployed.play("teardown.yml")
+    assert down.returncode == 0, down.stdout[-3000:]
+    for instance in LOCAL_INSTANCES:
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", deployed.port(instance))) != 0, instance
+    assert not (deployed.state / "run" / "supervisord.pid").exists()
