@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from zwfw.codes import parse_case_number
 from zwfw.codes.workdays import WorkdayCalendar
+from zwfw.services.hall.models import field_protector
 from zwfw.services.kit import configure_logging, outbox
 from zwfw.services.kit.audit import audit_log
 
@@ -65,7 +66,9 @@ def test_case_runs_through_legal_steps(any_hall: Hall) -> None:
 
     # Everything that happened is queued for the hub, one report per revision.
     with hall.db() as db:
-        queued = [m for m in outbox.list_messages(db) if m.kind == "case"]
+        queued = [
+            m for m in outbox.list_messages(db, protector=field_protector()) if m.kind == "case"
+        ]
     assert [m.payload()["version"] for m in queued] == [1, 2, 3, 4]
     assert queued[-1].payload()["state"] == "finished"
     assert queued[-1].idempotency_key == f"340000:case:{number}:v4"

@@ -7,6 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from zwfw.codes.workdays import WorkdayCalendar
+from zwfw.services.hall.models import field_protector
 from zwfw.services.kit import outbox
 
 from .support import RECTIFIER, RESIDENT_ID, Hall, running_hall
@@ -87,7 +88,11 @@ def test_bad_rating_opens_rectification_with_a_working_day_deadline(hall: Hall) 
     assert second.status_code == 409
 
     with hall.db() as db:
-        reports = [m for m in outbox.list_messages(db) if m.kind == "evaluation"]
+        reports = [
+            m
+            for m in outbox.list_messages(db, protector=field_protector())
+            if m.kind == "evaluation"
+        ]
     assert [m.payload()["version"] for m in reports] == [1, 2, 3]
     last = reports[-1].payload()
     assert last["case_number"] == number

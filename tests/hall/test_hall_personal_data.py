@@ -10,17 +10,19 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from zwfw.cli import app as cli
 from zwfw.codes.personal import build_resident_id, mask_resident_id
 from zwfw.crypto.fields import FieldProtectionError, FieldProtector
 from zwfw.crypto.keystore import KEK_ENV, KeyEncryptionKey
 from zwfw.services.hall.app import MIGRATIONS
-from zwfw.services.hall.models import Case, certificate_lookup
+from zwfw.services.hall.models import Case, certificate_lookup, field_protector
 from zwfw.services.kit import migrate, outbox
 from zwfw.services.kit.db import make_engine
 from zwfw.services.kit.migrations import alembic_config
 
-from .support import RESIDENT_ID, Hall, application
+from .support import PHONE, RESIDENT_ID, Hall, application
 
 OTHER_ID = str(build_resident_id("340104", date(1985, 11, 2), 456))
 
@@ -45,10 +47,13 @@ def test_database_row_holds_no_clear_certificate_number(any_hall: Hall) -> None:
     assert "certificate_number" not in row
     assert not any(_contains(value, RESIDENT_ID) for value in row.values())
     assert not any(_contains(value, RESIDENT_ID[-8:]) for value in row.values())
+    assert "phone" not in row
+    assert not any(_contains(value, PHONE) for value in row.values())
     assert row["certificate_number_lookup"] == certificate_lookup(RESIDENT_ID)
     with hall.db() as db:
         case = db.scalars(sa.select(Case).where(Case.case_number == number)).unique().one()
         assert case.certificate_number == RESIDENT_ID
+        assert case.phone == PHONE
 
 
 def test_ciphertext_is_bound_to_its_column_and_key(hall: Hall, hall_kek) -> None:
@@ -94,7 +99,15 @@ def test_reports_to_the_hub_carry_the_number(hall: Hall) -> None:
     )  # fmt: skip
     assert rated.status_code == 201, rated.text
     with hall.db() as db:
-        messages = outbox.list_messages(db)
+        messages = outbox.list_messages(db, protector=field_protector())
+        with pytest.raises(outbox.OutboxBodyError, match="its key is needed"):
+            outbox.list_messages(db)
+    # Kept after delivery as well: stored encrypted, never as a clear copy.
+    with hall.app.state.kit.engine.connect() as connection:
+        bodies = connection.execute(sa.text("SELECT body FROM outbox_message")).scalars().all()
+    assert bodies
+    assert not any(_contains(body, RESIDENT_ID) for body in bodies)
+    assert not any(_contains(body, "张三") for body in bodies)
     cases = [m.payload() for m in messages if m.kind == "case"]
     evaluations = [m.payload() for m in messages if m.kind == "evaluation"]
     assert [p["version"] for p in cases] == [1, 2, 3, 4]
@@ -126,6 +139,17 @@ def test_staff_find_cases_by_certificate_number(hall: Hall) -> None:
     assert refused.headers["content-type"].startswith("application/problem+json")
     too_long = lookup(RESIDENT_ID + "0", hall.staff())
     assert too_long.status_code == 422
+
+
+def test_without_a_key_evaluations_answer_503(hall: Hall, monkeypatch: pytest.MonkeyPatch) -> None:
+    number = hall.apply()["case_number"]
+    hall.finish(number)
+    monkeypatch.delenv(KEK_ENV)
+    response = hall.client.post(
+        f"/cases/{number}/evaluation", json={"level": 5}, headers=hall.citizen()
+    )
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
 
 
 def test_without_a_key_cases_are_refused_not_stored_in_clear(
@@ -160,10 +184,10 @@ def _database_at_hall_0001(url: str) -> sa.Engine:
                 sa.text(
                     "INSERT INTO hall_case (id, case_number, item_id, implementation_code,"
                     " applicant_sub, user_type, applicant_name, certificate_type,"
-                    " certificate_number, channel, state, applied_at, deadline_provisional,"
-                    " provisional_years, revision) VALUES (:id, :case_number, 1, :code, 'c',"
-                    " 'person', '张三', :type, :number, 'online', 'submitted', :now, false,"
-                    " '[]', 1)"
+                    " certificate_number, phone, channel, state, applied_at,"
+                    " deadline_provisional, provisional_years, revision) VALUES (:id,"
+                    " :case_number, 1, :code, 'c', 'person', '张三', :type, :number, :phone,"
+                    " 'online', 'submitted', :now, false, '[]', 1)"
                 ),
                 {
                     "id": row_id,
@@ -171,6 +195,7 @@ def _database_at_hall_0001(url: str) -> sa.Engine:
                     "code": "113401000030547255" + "3442199806003",
                     "type": cert_type,
                     "number": number,
+                    "phone": PHONE if row_id == 1 else None,
                     "now": "2026-03-02 08:00:00",
                 },
             )
@@ -190,6 +215,7 @@ def test_migration_encrypts_existing_rows_and_downgrades(database_url: str, hall
         with Session(engine) as db:
             cases = db.scalars(sa.select(Case).order_by(Case.id)).unique().all()
             assert [c.certificate_number for c in cases] == [RESIDENT_ID, "91340100MA2N0J1X5B"]
+            assert [c.phone for c in cases] == [PHONE, None]
             found = db.scalars(
                 sa.select(Case.id).where(
                     Case.certificate_number_lookup == certificate_lookup(RESIDENT_ID)
@@ -200,9 +226,12 @@ def test_migration_encrypts_existing_rows_and_downgrades(database_url: str, hall
         with engine.begin() as connection:
             command.downgrade(alembic_config(MIGRATIONS, connection=connection), "hall_0001")
             clear = connection.execute(
-                sa.text("SELECT certificate_number FROM hall_case ORDER BY id")
-            ).scalars()
-            assert list(clear) == [RESIDENT_ID, "91340100MA2N0J1X5B"]
+                sa.text("SELECT certificate_number, phone FROM hall_case ORDER BY id")
+            ).all()
+            assert [tuple(r) for r in clear] == [
+                (RESIDENT_ID, PHONE),
+                ("91340100MA2N0J1X5B", None),
+            ]
     finally:
         engine.dispose()
 
@@ -224,3 +253,22 @@ def test_migration_without_a_key_leaves_the_rows_untouched(
         assert "certificate_number_enc" not in columns
     finally:
         engine.dispose()
+
+
+def test_cli_migrate_without_a_key_fails_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hall.sqlite3'}"
+    _database_at_hall_0001(url).dispose()
+    config = tmp_path / "hall.yaml"
+    config.write_text(
+        f"database_url: '{url}'\nregion_code: '340000'\n"
+        "auth: {issuer: 'https://idp.example', audience: 'https://hall.example',"
+        " jwks_url: 'https://idp.example/jwks'}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.delenv(KEK_ENV)
+    outcome = CliRunner().invoke(cli, ["migrate", "hall", "--config", str(config)])
+    assert outcome.exit_code == 1, outcome.output
+    assert "Traceback" not in outcome.output
+    assert "migration failed: hall_0002 must convert 2 case(s)" in outcome.output

@@ -12,9 +12,11 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from zwfw.crypto.fields import FieldProtector
+from zwfw.crypto.keystore import KeyEncryptionKey
 from zwfw.crypto.sm2 import SM2PrivateKey
 from zwfw.services.kit import make_engine, migrate, outbox, session_factory
 from zwfw.services.kit.channel import ChannelSigner, ChannelVerifier, RegisteredSender
@@ -301,3 +303,51 @@ def test_the_running_dispatcher_delivers_and_stops_cleanly(sessions) -> None:
     assert len(transport.sent) == 1
     with sessions() as session:
         assert outbox.counts(session)["delivered"] == 1
+
+
+def _protector() -> FieldProtector:
+    return FieldProtector.from_kek(KeyEncryptionKey.generate(), "test.outbox")
+
+
+def test_an_encrypted_body_is_stored_sealed_and_sent_in_clear(sessions, engine) -> None:
+    protector = _protector()
+    with sessions.begin() as session:
+        message_id = outbox.enqueue(
+            session, kind="case", path="/reports/cases",
+            payload={"certificate_number": "110101199003074578"}, protector=protector,
+        )  # fmt: skip
+    with engine.connect() as connection:
+        stored = connection.execute(select(outbox_message.c.body)).scalar_one()
+    assert bytes(stored).startswith(outbox.ENCRYPTED_BODY)
+    assert b"110101199003074578" not in bytes(stored)
+
+    transport = ScriptedTransport()
+    dispatcher = Dispatcher(sessions, transport, protector=protector)
+    assert asyncio.run(dispatcher.dispatch_once()).delivered == 1
+    (sent,) = transport.sent
+    assert sent.payload() == {"certificate_number": "110101199003074578"}
+    with sessions() as session:
+        with pytest.raises(outbox.OutboxBodyError, match="its key is needed"):
+            outbox.get(session, message_id)
+        again = outbox.get(session, message_id, protector)
+    assert again is not None
+    assert again.state == "delivered"
+
+
+def test_a_body_sealed_under_another_key_is_set_aside_not_retried(sessions) -> None:
+    with sessions.begin() as session:
+        message_id = outbox.enqueue(
+            session, kind="case", path="/reports/cases", payload={"n": 1}, protector=_protector()
+        )
+    transport = ScriptedTransport()
+    stats = asyncio.run(Dispatcher(sessions, transport, protector=_protector()).dispatch_once())
+    assert stats.delivered == 0
+    assert transport.sent == []
+    with sessions() as session:
+        state, error = session.execute(
+            select(outbox_message.c.state, outbox_message.c.last_error).where(
+                outbox_message.c.id == message_id
+            )
+        ).one()
+    assert state == "rejected"
+    assert "failed authentication" in error

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import select
 
 from zwfw.services.hall import reports
-from zwfw.services.hall.cases import visible_case
+from zwfw.services.hall.cases import personal_data_keys, visible_case
 from zwfw.services.hall.models import Evaluation, Rectification, as_utc, utcnow
 from zwfw.services.hall.runtime import runtime
 from zwfw.services.hall.steps import FINAL_STATES, CaseState
@@ -34,7 +34,8 @@ from zwfw.services.kit import (
 RECTIFY = "hall:rectification"
 BAD_LEVELS = frozenset({1, 2})
 
-router = APIRouter(tags=["evaluations"])
+# Evaluations read and report the case's applicant: without the hall's key they answer 503.
+router = APIRouter(tags=["evaluations"], dependencies=[Depends(personal_data_keys)])
 Caller = Annotated[Principal, Depends(current_principal)]
 Rectifier = Annotated[Principal, Depends(require_scopes(RECTIFY))]
 

@@ -10,8 +10,10 @@ import httpx
 from fastapi import FastAPI
 from joserfc.jwk import ECKey
 
+from zwfw.crypto.keystore import KeyEncryptionKeyError
 from zwfw.crypto.sm2 import load_private_key
 from zwfw.crypto.x509 import SM2Certificate
+from zwfw.services.hall.models import field_protector
 from zwfw.services.hall.settings import HallSettings
 from zwfw.services.kit import outbox
 from zwfw.services.kit.channel import ChannelSigner
@@ -62,9 +64,14 @@ def build_dispatcher(app: FastAPI, settings: HallSettings) -> outbox.Dispatcher 
         ),
         client=client,
     )
+    try:
+        protector = field_protector()
+    except KeyEncryptionKeyError:
+        protector = None  # no case can be queued without the key either (cases answer 503)
     return outbox.Dispatcher(
         app.state.kit.sessions,
         transport,
+        protector=protector,
         base_delay=hub.base_delay_seconds,
         max_delay=hub.max_delay_seconds,
         registry=app.state.kit.metrics.registry,

@@ -26,6 +26,7 @@ from zwfw.services.kit import naming_metadata
 # Field keys for the hall's protected columns, derived from the deployment's KEK.
 FIELD_PURPOSE = "hall.case"
 CERTIFICATE_NUMBER = "certificate_number"
+PHONE = "phone"
 
 
 def field_protector() -> FieldProtector:
@@ -99,7 +100,8 @@ class Case(Base):
     # data); read and written in clear through ``certificate_number``.
     certificate_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
     certificate_number_lookup: Mapped[str] = mapped_column(String(64), index=True)
-    phone: Mapped[str | None] = mapped_column(String(20))
+    # The applicant's phone, SM4-GCM encrypted at rest; read and written through ``phone``.
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     channel: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(20), index=True)
     # Where a 补齐补正 or special procedure returns to when it ends.
@@ -134,6 +136,16 @@ class Case(Base):
         protector = field_protector()
         self.certificate_number_enc = protector.encrypt(number, CERTIFICATE_NUMBER)
         self.certificate_number_lookup = certificate_lookup(number, protector)
+
+    @property
+    def phone(self) -> str | None:
+        if self.phone_enc is None:
+            return None
+        return field_protector().decrypt(self.phone_enc, PHONE)
+
+    @phone.setter
+    def phone(self, number: str | None) -> None:
+        self.phone_enc = None if number is None else field_protector().encrypt(number, PHONE)
 
 
 class CaseStep(Base):

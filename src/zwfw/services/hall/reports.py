@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from zwfw.services.hall.models import Case, Evaluation, as_utc
+from zwfw.services.hall.models import Case, Evaluation, as_utc, field_protector
 from zwfw.services.kit import outbox
 
 CASE_REPORT_PATH = "/reports/cases"
@@ -146,6 +146,8 @@ def enqueue_case_report(db: Session, case: Case, region_code: str) -> str:
         path=CASE_REPORT_PATH,
         payload=case_report(case, region_code),
         idempotency_key=f"{region_code}:case:{case.case_number}:v{case.revision}",
+        # Reports carry the certificate number: kept encrypted like the case itself.
+        protector=field_protector(),
     )
 
 
@@ -157,4 +159,5 @@ def enqueue_evaluation_report(db: Session, evaluation: Evaluation, region_code: 
         path=EVALUATION_REPORT_PATH,
         payload=evaluation_report(evaluation, region_code, version),
         idempotency_key=f"{region_code}:evaluation:{evaluation.case.case_number}:v{version}",
+        protector=field_protector(),
     )

@@ -114,6 +114,9 @@ def migrate_command(
         revisions = migrate(app)
     except SQLAlchemyError as exc:
         raise _fail(f"database error: {str(exc).splitlines()[0]}", 1) from None
+    except RuntimeError as exc:
+        # A revision refused to run (e.g. rows to convert and no key): nothing was changed.
+        raise _fail(f"migration failed: {str(exc).splitlines()[0]}", 1) from None
     finally:
         if app.state.kit.owns_engine:
             app.state.kit.engine.dispose()

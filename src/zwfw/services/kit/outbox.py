@@ -41,7 +41,10 @@ Delivery rules:
   ``requeue`` it after fixing the cause;
 - a message is claimed with a lease before sending, so two dispatchers (or a restarted one)
   do not send it concurrently; a dispatcher that dies mid-send leaves a lease that expires;
-- nothing is ever deleted by the dispatcher: delivered messages keep their receipt.
+- nothing is ever deleted by the dispatcher: delivered messages keep their receipt;
+- a service whose reports carry personal data (the hall's certificate numbers) passes a
+  ``FieldProtector``: bodies are then stored SM4-GCM encrypted (bound to the message id) and
+  opened only to be sent, so the kept history is no clear copy of what the service protects.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from zwfw.crypto.fields import FieldProtectionError, FieldProtector
 from zwfw.services.kit.channel import ChannelSigner
 from zwfw.services.kit.logs import mask
 
@@ -90,6 +94,14 @@ DELIVERED: State = "delivered"
 REJECTED: State = "rejected"
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+# Marks an encrypted body; clear bodies are JSON and never start with a NUL byte.
+ENCRYPTED_BODY = b"\x00sm4gcm:"
+
+
+class OutboxBodyError(ValueError):
+    """A stored body could not be opened (encrypted, and no or the wrong key given)."""
+
 
 # Created by the kit's migration kit_0002 in every kit database.
 outbox_metadata = MetaData()
@@ -149,14 +161,14 @@ class OutboxMessage:
     delivered_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: Any) -> OutboxMessage:
+    def from_row(cls, row: Any, protector: FieldProtector | None = None) -> OutboxMessage:
         m = row._mapping
         return cls(
             id=m["id"],
             kind=m["kind"],
             method=m["method"],
             path=m["path"],
-            body=bytes(m["body"]),
+            body=_open_body(bytes(m["body"]), m["id"], protector),
             idempotency_key=m["idempotency_key"],
             state=m["state"],
             attempts=m["attempts"],
@@ -172,6 +184,22 @@ class OutboxMessage:
         return json.loads(self.body)
 
 
+def _body_context(message_id: str) -> str:
+    return f"outbox_message.body:{message_id}"
+
+
+def _open_body(stored: bytes, message_id: str, protector: FieldProtector | None) -> bytes:
+    if not stored.startswith(ENCRYPTED_BODY):
+        return stored
+    if protector is None:
+        raise OutboxBodyError(f"outbox message {message_id} is encrypted; its key is needed")
+    try:
+        text = protector.decrypt(stored[len(ENCRYPTED_BODY) :], _body_context(message_id))
+    except FieldProtectionError as exc:
+        raise OutboxBodyError(f"outbox message {message_id}: {exc}") from None
+    return text.encode()
+
+
 def enqueue(
     session: Session,
     *,
@@ -180,21 +208,26 @@ def enqueue(
     payload: Any,
     method: str = "POST",
     idempotency_key: str | None = None,
+    protector: FieldProtector | None = None,
 ) -> str:
     """Add a message in ``session``'s transaction (commit it with the business change);
     returns the message id. ``idempotency_key`` defaults to the id; give one derived from the
-    business fact (e.g. ``case:<number>:v<version>``) to make enqueueing itself idempotent."""
+    business fact (e.g. ``case:<number>:v<version>``) to make enqueueing itself idempotent.
+    With ``protector`` the body is stored encrypted (see the module docstring)."""
     if not path.startswith("/"):
         raise ValueError("the outbox path must be absolute on the receiver (start with /)")
     message_id = str(uuid.uuid4())
     now = _now()
+    body = encode_payload(payload)
+    if protector is not None:
+        body = ENCRYPTED_BODY + protector.encrypt(body.decode(), _body_context(message_id))
     session.execute(
         outbox_message.insert().values(
             id=message_id,
             kind=kind,
             method=method.upper(),
             path=path,
-            body=encode_payload(payload),
+            body=body,
             idempotency_key=idempotency_key or message_id,
             state=PENDING,
             attempts=0,
@@ -205,18 +238,24 @@ def enqueue(
     return message_id
 
 
-def get(session: Session, message_id: str) -> OutboxMessage | None:
+def get(
+    session: Session, message_id: str, protector: FieldProtector | None = None
+) -> OutboxMessage | None:
     row = session.execute(select(outbox_message).where(outbox_message.c.id == message_id)).first()
-    return OutboxMessage.from_row(row) if row is not None else None
+    return OutboxMessage.from_row(row, protector) if row is not None else None
 
 
 def list_messages(
-    session: Session, *, state: State | None = None, limit: int = 100
+    session: Session,
+    *,
+    state: State | None = None,
+    limit: int = 100,
+    protector: FieldProtector | None = None,
 ) -> list[OutboxMessage]:
     query = select(outbox_message).order_by(outbox_message.c.created_at).limit(limit)
     if state is not None:
         query = query.where(outbox_message.c.state == state)
-    return [OutboxMessage.from_row(r) for r in session.execute(query)]
+    return [OutboxMessage.from_row(r, protector) for r in session.execute(query)]
 
 
 def counts(session: Session) -> dict[str, int]:
@@ -432,11 +471,13 @@ class Dispatcher:
         poll_interval: float = 1.0,
         registry: CollectorRegistry | None = None,
         rng: random.Random | None = None,
+        protector: FieldProtector | None = None,
     ) -> None:
         if base_delay <= 0 or max_delay < base_delay:
             raise ValueError("need 0 < base_delay <= max_delay")
         self.sessions = sessions
         self.transport = transport
+        self.protector = protector
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.lease = timedelta(seconds=lease_seconds)
@@ -486,7 +527,18 @@ class Dispatcher:
                 .limit(self.batch_size)
             ).all()
             for row in rows:
-                message = OutboxMessage.from_row(row)
+                try:
+                    message = OutboxMessage.from_row(row, self.protector)
+                except OutboxBodyError as exc:
+                    # Sending it can never succeed with this key: set it aside for operators
+                    # (requeue once the right key is configured) instead of retrying forever.
+                    log.error("outbox: %s; marked rejected", exc)
+                    session.execute(
+                        update(outbox_message)
+                        .where(outbox_message.c.id == row._mapping["id"])
+                        .values(state=REJECTED, last_error=str(exc)[:1000])
+                    )
+                    continue
                 # The conditional update is the claim: only one dispatcher wins each row.
                 result = session.execute(
                     update(outbox_message)
