@@ -35,6 +35,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
+from zwfw.harness import http as harness_http
 from zwfw.harness.profile import TargetProfile
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -154,17 +155,20 @@ class IdP:
     def issuer(self) -> str:
         return str(self.config["issuer"])
 
+    def fetch(self, url: str) -> httpx.Response:
+        """GET a URL the IdP hands out, with the profile's trust settings, as evidence."""
+        with harness_http.client(self.target) as http:
+            return http.get(url)
+
     def keys(self) -> KeySet:
-        return KeySet.import_key_set(httpx.get(self.config["jwks_uri"], timeout=10).json())
+        return KeySet.import_key_set(self.fetch(self.config["jwks_uri"]).json())
 
     def claims(self, token: str) -> dict[str, Any]:
         return dict(jwt.decode(token, self.keys(), algorithms=["ES256"]).claims)
 
     def browser(self) -> httpx.Client:
-        # A fresh cookie jar per sign-in, with the profile's trust settings.
-        return httpx.Client(
-            verify=self.target.tls.ssl_context(), timeout=self.target.timeout_seconds
-        )
+        # A fresh cookie jar per sign-in, with the profile's trust settings; recorded as evidence.
+        return harness_http.client(self.target)
 
     def forms(self, html: str) -> list[Form]:
         return page_forms(html)

@@ -62,7 +62,7 @@ def test_discovery_document(idp: IdP) -> None:
 
 @pytest.mark.requirement("IC-ID-002")
 def test_jwks_is_usable(idp: IdP) -> None:
-    document = httpx.get(idp.config["jwks_uri"], timeout=10).json()
+    document = idp.fetch(idp.config["jwks_uri"]).json()
     keys = document.get("keys", [])
     assert keys, "the JWKS has no keys"
     for key in keys:
