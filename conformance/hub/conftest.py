@@ -4,7 +4,8 @@ Credentials (each `{env: VAR}` in the profile's `credentials:`):
 
 - `hub_report_token`: a national-IdP access token of the province's client with `hub:report`;
 - `hub_exchange_token`: the same client's token with `hub:exchange`;
-- `hub_supervise_token`: a national-IdP token with `hub:supervise` (reads what arrived);
+- `hub_supervise_token`: a national-IdP token with `hub:supervise` (reads what arrived) and
+  `hub:provinces:read` (the registered channel key the arrivals are checked against);
 - `channel_signing_key`: the province's SM2 channel signing key (PEM);
 - `channel_key_id`: the SM3 fingerprint (hex) of its channel signing certificate;
 - `xprov_citizen_token`: a national-IdP token of a citizen who holds a valid licence issued in

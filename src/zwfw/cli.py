@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "zwfw.services.elicense.cli",
     "zwfw.crypto.cli",
     "zwfw.harness.cli",
+    "zwfw.reference.sandbox",
 )
 
 app = typer.Typer(

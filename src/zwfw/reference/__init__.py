@@ -1,9 +1,12 @@
 """The reference platform launcher: a complete interconnected platform on localhost (national
 IdP and hub, and N provinces with identity, hall, elicense and eseal), each service its own
-``zwfw serve`` process. See ``zwfw.reference.platform`` for what start-up does."""
+``zwfw serve`` process. ``zwfw.reference.national`` starts the national side on its own;
+``zwfw.reference.sandbox`` (``zwfw sandbox``) runs it as the counterpart of an external
+province under certification. See ``zwfw.reference.platform`` for what start-up does."""
 
 from __future__ import annotations
 
+from zwfw.reference.national import NationalSide, ProvinceRegistration
 from zwfw.reference.platform import (
     DEFAULT_PROVINCES,
     PlatformError,
@@ -14,7 +17,9 @@ from zwfw.reference.platform import (
 
 __all__ = [
     "DEFAULT_PROVINCES",
+    "NationalSide",
     "PlatformError",
+    "ProvinceRegistration",
     "ProvinceSpec",
     "ReferencePlatform",
     "ServiceProcess",

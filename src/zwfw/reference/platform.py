@@ -19,62 +19,76 @@ Start-up, in order:
 
 Every process is started only after the ones it needs answer ``/readyz``; ``stop()`` stops
 them in reverse order (SIGTERM, then SIGKILL after a grace period). Services terminate plain
-HTTP on 127.0.0.1.
+HTTP on 127.0.0.1. The national side and the launcher machinery are
+``zwfw.reference.national.NationalSide``, which ``ReferencePlatform`` extends.
 """
 
 from __future__ import annotations
 
 import base64
-import logging
-import os
 import shlex
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 import yaml
-from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from zwfw.codes import build_case_number, build_credit_code, build_implementation_code
 from zwfw.codes.personal import build_resident_id
 from zwfw.reference import keys
+from zwfw.reference.national import (
+    ASSERTION_TYPE,
+    HUB_CLIENT,
+    NATIONAL_OPS,
+    NATIONAL_REGION,
+    PROVINCE_SERVICES,
+    SUPERVISE_SCOPE,
+    TOKEN_EXCHANGE,
+    Client,
+    NationalSide,
+    Person,
+    PlatformError,
+    ProvinceRegistration,
+    ServiceProcess,
+    _expect,
+    _seed_identity,
+    client_assertion,
+    free_port,
+    log,
+)
 from zwfw.reference.signin import sign_in
 
-log = logging.getLogger("zwfw.reference")
-
-NATIONAL_REGION = "100000"
 # The licence type every province issues (营业执照, defined by the national market regulator).
 DEFINING_AUTHORITY = "11100000000013338W"
 LICENCE_TYPE = DEFINING_AUTHORITY + "001"
 LICENCE_MATERIAL = "营业执照"
 FORM_MATERIAL = "项目备案申请表"
 BASIC_CODE = "442199806003"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-HUB_CLIENT = "national-hub"
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 FEDERATION_TEST_ISSUER = "https://certification-issuer.zwfw.invalid"
 
-_SERVICE_TARGETS = {
-    "identity": "zwfw.services.identity:SERVICE",
-    "hall": "zwfw.services.hall:SERVICE",
-    "elicense": "zwfw.services.elicense:SERVICE",
-    "eseal": "zwfw.services.eseal:SERVICE",
-    "hub": "zwfw.services.hub:SERVICE",
-}
-
-
-class PlatformError(RuntimeError):
-    """The platform could not be started: names the service and the reason."""
+__all__ = [
+    "ASSERTION_TYPE",
+    "DEFAULT_PROVINCES",
+    "HUB_CLIENT",
+    "NATIONAL_REGION",
+    "TOKEN_EXCHANGE",
+    "Client",
+    "Person",
+    "PlatformError",
+    "Province",
+    "ProvinceSpec",
+    "ReferencePlatform",
+    "ServiceProcess",
+    "client_assertion",
+    "demo_guide",
+    "free_port",
+    "iter_processes",
+    "log",
+]
 
 
 @dataclass(frozen=True)
@@ -107,101 +121,6 @@ class ProvinceSpec:
 DEFAULT_PROVINCES = (ProvinceSpec("340000", "安徽省"), ProvinceSpec("330000", "浙江省"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class ServiceProcess:
-    """One ``zwfw serve`` process of the platform."""
-
-    name: str  # e.g. "340000-hall", "national-identity", "hub"
-    service: str  # identity | hall | elicense | eseal | hub
-    port: int
-    config: Path
-    log: Path
-    env: dict[str, str] = field(default_factory=dict, repr=False)
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def start(self, zwfw: str, timeout: float) -> None:
-        if self.running:
-            return
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("ZWFW_")}
-        environment.update(self.env)
-        with self.log.open("ab") as sink:
-            self.process = subprocess.Popen(
-                [zwfw, "serve", _SERVICE_TARGETS[self.service], "--config", str(self.config),
-                 "--graceful-timeout", "5"],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env=environment,
-                cwd=self.config.parent,
-                start_new_session=True,
-            )  # fmt: skip
-        self.wait_ready(timeout)
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise PlatformError(f"{self.name} exited at start: {self._log_tail()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise PlatformError(f"{self.name} not ready within {timeout:.0f}s: {self._log_tail()}")
-
-    def stop(self, grace: float = 10.0) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def _log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no log)"
-        return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
-
-
-@dataclass
-class Person:
-    """A test person at one IdP: login and password (generated), and their ``sub``."""
-
-    username: str
-    password: str
-    name: str
-    id_number: str
-    sub: str = ""
-
-
-@dataclass
-class Client:
-    """A private_key_jwt client at one IdP: its id, key and where the key file is."""
-
-    client_id: str
-    key: ECKey
-    key_file: Path
-
-
 @dataclass
 class Province:
     spec: ProvinceSpec
@@ -222,7 +141,7 @@ class Province:
         return self.services[service].url
 
 
-class ReferencePlatform:
+class ReferencePlatform(NationalSide):
     """A complete reference platform under ``state_dir``; use as a context manager::
 
     with ReferencePlatform(Path("var/reference")) as platform:
@@ -244,35 +163,17 @@ class ReferencePlatform:
         for spec in provinces:
             if not (len(spec.region_code) == 6 and spec.region_code.endswith("0000")):
                 raise ValueError(f"{spec.region_code} is not a province-level region code")
-        self.state_dir = state_dir.resolve()
+        super().__init__(
+            state_dir, ready_timeout=ready_timeout, token_ttl=token_ttl, log_level=log_level
+        )
         self.specs = tuple(provinces)
-        self.ready_timeout = ready_timeout
-        # Lifetime of the access tokens the test credentials hold (the env file's tokens).
-        self.token_ttl = token_ttl
-        self.log_level = log_level
-        self.zwfw = str(Path(sys.executable).with_name("zwfw"))
-        self.secrets = self.state_dir / "secrets"
-        self.national: dict[str, ServiceProcess] = {}
         self.provinces: dict[str, Province] = {}
-        self.national_clients: dict[str, Client] = {}
-        self.citizen: Person | None = None
-        self._order: list[ServiceProcess] = []
-        self._hub_channel: keys.ChannelIdentity | None = None
-        self._started = False
 
     # --- public API ----------------------------------------------------------------------
 
     def __enter__(self) -> ReferencePlatform:
         self.start()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Generate, configure, bootstrap and start everything (see the module docstring)."""
@@ -295,7 +196,7 @@ class ReferencePlatform:
                 self._start(province.services["elicense"])
             self._write_hub_config()
             self._start(self.national["hub"])
-            self._register_provinces()
+            self._register(self.registrations)
             for province in self.provinces.values():
                 self._write_hall_config(province)
                 self._start(province.services["hall"])
@@ -308,12 +209,6 @@ class ReferencePlatform:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        """Stop every process, most dependent first."""
-        for process in reversed(self._order):
-            process.stop()
-        self._started = False
-
     def url(self, region: str, service: str) -> str:
         """Base URL of a province's service, or of the national side (``region`` "national")."""
         if region == "national":
@@ -324,12 +219,6 @@ class ReferencePlatform:
         if region == "national":
             return self.national[service]
         return self.provinces[region].services[service]
-
-    def stop_service(self, region: str, service: str) -> None:
-        self.process(region, service).stop()
-
-    def start_service(self, region: str, service: str) -> None:
-        self.process(region, service).start(self.zwfw, self.ready_timeout)
 
     def profile_path(self, region: str) -> Path:
         return self.state_dir / "profiles" / f"{region}.yaml"
@@ -343,47 +232,19 @@ class ReferencePlatform:
 
     # Tokens ------------------------------------------------------------------------------
 
-    def client_token(self, client: Client, token_url: str, scope: str) -> str:
-        """A client-credentials token of ``client`` (private_key_jwt)."""
-        response = httpx.post(
-            token_url,
-            data={
-                "grant_type": "client_credentials",
-                "scope": scope,
-                "client_id": client.client_id,
-                "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": client_assertion(client, token_url),
-            },
-            timeout=20.0,
-        )
-        if response.status_code != 200:
-            raise PlatformError(
-                f"token for {client.client_id} at {token_url}: {response.status_code} "
-                f"{response.text[:200]}"
-            )
-        return str(response.json()["access_token"])
-
     def province_token(self, region: str, client: str, scope: str) -> str:
         province = self.provinces[region]
         return self.client_token(
             province.clients[client], province.url("identity") + "/token", scope
         )
 
-    def national_token(self, client: str, scope: str) -> str:
-        return self.client_token(
-            self.national_clients[client], self.url("national", "identity") + "/token", scope
-        )
-
     def person_token(self, region: str, label: str, scope: str = "openid") -> str:
         """A token of a test person signing in through the IdP's pages."""
         if region == "national":
-            assert self.citizen is not None
-            issuer, person, client = self.url("national", "identity"), self.citizen, "portal"
-            redirect = f"{issuer}/portal/callback"
-        else:
-            province = self.provinces[region]
-            issuer, person = province.url("identity"), province.persons[label]
-            client, redirect = f"portal-{region}", f"{province.url('hall')}/portal/callback"
+            return self.citizen_token(scope)
+        province = self.provinces[region]
+        issuer, person = province.url("identity"), province.persons[label]
+        client, redirect = f"portal-{region}", f"{province.url('hall')}/portal/callback"
         answer = sign_in(issuer, client, redirect, person.username, person.password, scope=scope)
         return str(answer["access_token"])
 
@@ -409,34 +270,8 @@ class ReferencePlatform:
 
     # --- planning ------------------------------------------------------------------------
 
-    def _prepare_directories(self) -> None:
-        for sub in ("config", "db", "logs", "profiles"):
-            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
-        self.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.secrets, 0o700)
-
-    def _service(
-        self, name: str, service: str, env: dict[str, str] | None = None
-    ) -> ServiceProcess:
-        return ServiceProcess(
-            name=name,
-            service=service,
-            port=free_port(),
-            config=self.state_dir / "config" / f"{name}.yaml",
-            log=self.state_dir / "logs" / f"{name}.log",
-            env=env or {},
-        )
-
     def _plan(self) -> None:
-        ca = keys.NationalCA()
-        self._ca = ca
-        keys.write_private(self.secrets / "national-ca.pem", ca.root_pem())
-        (self.state_dir / "config" / "national-ca.pem").write_bytes(ca.root_pem())
-        self.national = {
-            "identity": self._service("national-identity", "identity", keys.data_keys()),
-            "hub": self._service("hub", "hub"),
-        }
-        self._hub_channel = ca.channel_identity("national hub channel")
+        self._plan_national()
         for spec in self.specs:
             region = spec.region_code
             kek = keys.write_private(self.secrets / f"{region}-eseal.kek", keys.kek_hex())
@@ -451,79 +286,30 @@ class ReferencePlatform:
             self.provinces[region] = Province(
                 spec=spec,
                 services=services,
-                channel=ca.channel_identity(f"{region} channel"),
+                channel=self.issue_channel_identity(f"{region} channel"),
                 tls=keys.tls_client_certificate(f"platform.{region}.zwfw.local"),
             )
-
-    def _client(self, prefix: str, client_id: str) -> Client:
-        key = keys.client_jwk(f"{client_id}-1")
-        path = keys.write_private(
-            self.secrets / f"{prefix}-{client_id}.jwk", keys.private_jwk_text(key)
+        self.registrations = tuple(
+            ProvinceRegistration(
+                region_code=p.region,
+                name=p.spec.name,
+                endpoints={s: p.url(s) for s in PROVINCE_SERVICES},
+                channel_certificate_pem=p.channel.certificate.to_pem().decode(),
+                tls_fingerprint=p.tls.fingerprint,
+                tls_subject=p.tls.subject,
+            )
+            for p in self.provinces.values()
         )
-        return Client(client_id, key, path)
 
     # --- identity ------------------------------------------------------------------------
-
-    def _identity_config(self, process: ServiceProcess, region: str, role: str) -> None:
-        self._write_config(
-            process,
-            {
-                "role": role,
-                "region_code": region,
-                "access_token_ttl": self.token_ttl,
-                "exchanged_token_ttl": self.token_ttl,
-                # Plain HTTP on loopback: cookies cannot carry the Secure flag.
-                "secure_cookies": False,
-            },
-        )
 
     def _bootstrap_identities(self) -> None:
         from zwfw.services.identity.app import ClientIn, TrustIn, add_trusted_issuer
         from zwfw.services.identity.app import register_client as register
 
-        hub_url = self.national["hub"].url
-        national = self.national["identity"]
-        self._identity_config(national, NATIONAL_REGION, "national")
-        province_issuers = [p.url("identity") for p in self.provinces.values()]
-        self.citizen = Person(
-            "citizen-zj", keys.password(), "王小明",
-            str(build_resident_id("330106", date(1988, 6, 1), 17)),
-        )  # fmt: skip
-        national_scopes = {
-            "national-ops": ["hub:provinces:write", "hub:provinces:read", "hub:supervise"],
-            **{f"province-{r}": ["hub:report", "hub:exchange"] for r in self.provinces},
-        }
-        for name in national_scopes:
-            self.national_clients[name] = self._client("national", name)
-        self._hub_client = keys.client_jwk(f"{HUB_CLIENT}-1")
-        self._hub_client_file = keys.write_private(
-            self.secrets / f"hub-{HUB_CLIENT}.jwk", keys.private_jwk_text(self._hub_client)
+        self._bootstrap_national(
+            list(self.provinces), [p.url("identity") for p in self.provinces.values()]
         )
-
-        def national_setup(svc: Any, db: Any) -> None:
-            for name, client in self.national_clients.items():
-                register(db, ClientIn(
-                    client_id=client.client_id, name=name, auth_method="private_key_jwt",
-                    jwks=keys.public_jwks(client.key), grant_types=["client_credentials"],
-                    scopes=national_scopes[name], audiences=[hub_url],
-                ))  # fmt: skip
-            # The national portal: citizens sign in once; the token is good at the hub and
-            # for exchange at every province IdP (一次认证、全网通办).
-            register(db, ClientIn(
-                client_id="portal", name="全国一体化政务服务平台", auth_method="none",
-                grant_types=["authorization_code", "refresh_token"],
-                redirect_uris=[f"{national.url}/portal/callback"],
-                scopes=["openid", "profile"], audiences=[hub_url, *province_issuers],
-            ))  # fmt: skip
-            assert self.citizen is not None
-            account = svc.accounts.create_person(
-                db, username=self.citizen.username, password=self.citizen.password,
-                name=self.citizen.name, id_number=self.citizen.id_number,
-            )  # fmt: skip
-            self.citizen.sub = account.sub
-
-        _seed_identity(national, national_setup)
-
         for province in self.provinces.values():
             self._bootstrap_province_identity(province, register, ClientIn, TrustIn,
                                               add_trusted_issuer)  # fmt: skip
@@ -612,23 +398,6 @@ class ReferencePlatform:
 
     # --- e-seal and e-licence ------------------------------------------------------------
 
-    def _auth(self, issuer: str, audience: str) -> dict[str, Any]:
-        return {"issuer": issuer, "audience": audience, "jwks_url": f"{issuer}/jwks",
-                "jwks_min_refetch_seconds": 1.0}  # fmt: skip
-
-    def _write_config(self, process: ServiceProcess, values: dict[str, Any]) -> None:
-        common = {
-            "public_base_url": process.url,
-            "host": "127.0.0.1",
-            "port": process.port,
-            "database_url": f"sqlite:///{self.state_dir / 'db' / (process.name + '.sqlite3')}",
-            "log_level": self.log_level,
-        }
-        process.config.write_text(
-            yaml.safe_dump({**common, **values}, allow_unicode=True, sort_keys=False),
-            encoding="utf-8",
-        )
-
     def _write_eseal_config(self, province: Province) -> None:
         process = province.services["eseal"]
         self._write_config(process, {
@@ -636,11 +405,6 @@ class ReferencePlatform:
             "auth": self._auth(province.url("identity"), process.url),
             "authority_name": f"{province.spec.name}电子印章制章系统",
         })  # fmt: skip
-
-    def _start(self, process: ServiceProcess) -> None:
-        log.info("starting %s on %s", process.name, process.url)
-        process.start(self.zwfw, self.ready_timeout)
-        self._order.append(process)
 
     def _make_issuer_seal(self, province: Province) -> None:
         token = self.province_token(province.region, f"ops-{province.region}", "eseal:admin")
@@ -696,46 +460,6 @@ class ReferencePlatform:
         })  # fmt: skip
 
     # --- hub and halls -------------------------------------------------------------------
-
-    def _write_hub_config(self) -> None:
-        hub = self.national["hub"]
-        assert self._hub_channel is not None
-        key = keys.write_private(self.secrets / "hub-channel.key", self._hub_channel.key.to_pem())
-        cert = self.state_dir / "config" / "hub-channel.pem"
-        cert.write_bytes(self._hub_channel.certificate.to_pem())
-        auth = self._auth(self.national["identity"].url, hub.url)
-        self._write_config(hub, {
-            "region_code": NATIONAL_REGION,
-            "auth": auth,
-            "subject_tokens": auth,
-            "national_ca_file": str(self.state_dir / "config" / "national-ca.pem"),
-            "signing_key_file": str(key),
-            "signing_certificate_file": str(cert),
-            "province_client_id": HUB_CLIENT,
-            "province_client_key_file": str(self._hub_client_file),
-        })  # fmt: skip
-
-    def _register_provinces(self) -> None:
-        token = self.national_token("national-ops", "hub:provinces:write hub:provinces:read")
-        for province in self.provinces.values():
-            response = httpx.post(
-                self.national["hub"].url + "/provinces",
-                json={
-                    "region_code": province.region,
-                    "name": province.spec.name,
-                    "endpoints": {
-                        "discovery": province.url("hall") + "/.well-known/zwfw",
-                        **{s: province.url(s) for s in ("identity", "hall", "elicense", "eseal")},
-                    },
-                    "oauth_client_id": f"province-{province.region}",
-                    "tls_fingerprint": province.tls.fingerprint,
-                    "tls_subject": province.tls.subject,
-                    "signing_certificate": province.channel.certificate.to_pem().decode(),
-                },
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=20.0,
-            )
-            _expect(response, 201, f"registering {province.region} at the hub")
 
     def _write_hall_config(self, province: Province) -> None:
         region = province.region
@@ -850,7 +574,7 @@ class ReferencePlatform:
             ),
             "hub_report_token": self.national_token(f"province-{region}", "hub:report"),
             "hub_exchange_token": self.national_token(f"province-{region}", "hub:exchange"),
-            "hub_supervise_token": self.national_token("national-ops", "hub:supervise"),
+            "hub_supervise_token": self.national_token(NATIONAL_OPS, SUPERVISE_SCOPE),
             "channel_signing_key": province.channel.key.to_pem().decode(),
             "channel_key_id": province.channel.key_id,
             "elicense_holder_token": self.person_token(region, "applicant", consent),
@@ -915,13 +639,6 @@ class ReferencePlatform:
         keys.write_private(self.env_path(region), "\n".join(lines) + "\n")
 
 
-def client_assertion(client: Client, audience: str) -> str:
-    now = int(time.time())
-    claims = {"iss": client.client_id, "sub": client.client_id, "aud": audience,
-              "iat": now, "exp": now + 60, "jti": os.urandom(12).hex()}  # fmt: skip
-    return jwt.encode({"alg": "ES256", "kid": client.key.kid}, claims, client.key)
-
-
 def demo_guide(spec: ProvinceSpec) -> dict[str, Any]:
     """The demo item: 企业投资项目备案 at the capital's development and reform commission; its
     business licence can be replaced by an e-licence (免证办)."""
@@ -972,30 +689,6 @@ def demo_guide(spec: ProvinceSpec) -> dict[str, Any]:
             },
         ],
     }
-
-
-def _seed_identity(process: ServiceProcess, setup: Callable[[Any, Any], None]) -> None:
-    """Migrate an IdP's database and bootstrap it before its process starts (what
-    ``zwfw identity bootstrap-admin|client add|trust add`` do)."""
-    from zwfw.services.identity import IdentitySettings, build
-    from zwfw.services.kit import migrate
-
-    values = yaml.safe_load(process.config.read_text(encoding="utf-8"))
-    # The data keys are in the process's environment only, never in its config file.
-    values["data_key"] = process.env["ZWFW_DATA_KEY"]
-    values["lookup_key"] = process.env["ZWFW_LOOKUP_KEY"]
-    app = build(IdentitySettings(**values))
-    migrate(app)
-    try:
-        with app.state.kit.sessions.begin() as db:
-            setup(app.state.identity, db)
-    finally:
-        app.state.kit.engine.dispose()
-
-
-def _expect(response: httpx.Response, status: int, what: str) -> None:
-    if response.status_code != status:
-        raise PlatformError(f"{what}: HTTP {response.status_code}: {response.text[:300]}")
 
 
 def iter_processes(platform: ReferencePlatform) -> Iterator[ServiceProcess]:

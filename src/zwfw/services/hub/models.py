@@ -59,6 +59,8 @@ class Report(Base):
     version: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(20))  # stored | superseded
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The registered channel key the message was verified with (evidence for supervision).
+    signing_key_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class CatalogItem(Base):

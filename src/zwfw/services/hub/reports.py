@@ -282,7 +282,13 @@ def _receipt(report: Report, duplicate: bool) -> Receipt:
 
 
 def _claim_report(
-    db: Session, message: VerifiedMessage, *, kind: str, subject: str, version: int
+    db: Session,
+    message: VerifiedMessage,
+    *,
+    kind: str,
+    subject: str,
+    version: int,
+    signing_key_id: str | None = None,
 ) -> Report | None:
     """Insert the report row; None when (sender, key) was taken before (then the caller
     answers with the first receipt). Concurrent duplicates wait on the unique key instead of
@@ -298,6 +304,7 @@ def _claim_report(
         "version": version,
         "outcome": "stored",
         "received_at": utcnow(),
+        "signing_key_id": signing_key_id,
     }
     table = Report.__table__
     dialect = db.get_bind().dialect.name
@@ -362,7 +369,12 @@ def report_case(
     payload = parse_body(CaseReport, body)
     _check_region(province, payload)
     report = _claim_report(
-        db, message, kind="case", subject=payload.case_number, version=payload.version
+        db,
+        message,
+        kind="case",
+        subject=payload.case_number,
+        version=payload.version,
+        signing_key_id=province.signing_key_id,
     )
     if report is None:
         response.status_code = 200
@@ -412,7 +424,12 @@ def report_evaluation(
     payload = parse_body(EvaluationReport, body)
     _check_region(province, payload)
     report = _claim_report(
-        db, message, kind="evaluation", subject=payload.case_number, version=payload.version
+        db,
+        message,
+        kind="evaluation",
+        subject=payload.case_number,
+        version=payload.version,
+        signing_key_id=province.signing_key_id,
     )
     if report is None:
         response.status_code = 200
@@ -505,6 +522,7 @@ def report_catalog(
         kind="catalog",
         subject=f"catalog:{province.region_code}",
         version=payload.version,
+        signing_key_id=province.signing_key_id,
     )
     duplicate = report is None
     if report is None:

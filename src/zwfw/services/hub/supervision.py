@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from zwfw.services.hub.models import Case, CatalogItem, Evaluation, as_utc
+from zwfw.services.hub.models import Case, CatalogItem, Evaluation, Report, as_utc
 from zwfw.services.hub.settings import HubSettings
 from zwfw.services.kit import DbSession, Principal, kit_state, not_found, public, require_scopes
 
@@ -169,6 +169,44 @@ def get_case(
     if case is None:
         raise not_found(f"case {case_number} has not been reported")
     return case_out(case, today(_settings(request)))
+
+
+class ReportOut(BaseModel):
+    report_id: str
+    kind: str
+    sender: str
+    idempotency_key: str
+    version: int
+    outcome: str
+    received_at: str | None
+    signing_key_id: str | None
+
+
+@router.get(
+    "/cases/{case_number}/reports",
+    summary="Every report taken about a case (case and evaluation), oldest first",
+)
+def case_reports(case_number: str, db: DbSession, principal: SuperviseScope) -> list[ReportOut]:
+    # What arrived, as taken: lets a supervisor (or a certification run) see each delivery,
+    # who sent it and with which registered channel key it was verified.
+    rows = db.scalars(
+        select(Report)
+        .where(Report.subject == case_number, Report.kind.in_(("case", "evaluation")))
+        .order_by(Report.received_at, Report.version)
+    )
+    return [
+        ReportOut(
+            report_id=r.id,
+            kind=r.kind,
+            sender=r.sender,
+            idempotency_key=r.idempotency_key,
+            version=r.version,
+            outcome=r.outcome,
+            received_at=_iso(r.received_at),
+            signing_key_id=r.signing_key_id,
+        )
+        for r in rows
+    ]
 
 
 @router.get("/evaluations/{case_number}", summary="A case's evaluation as reported to the hub")

@@ -1,0 +1,526 @@
+"""The national side of a platform on localhost: the national IdP (identity service in the
+national role) and the hub, each a separate ``zwfw serve NAME --config FILE`` process on its own
+free port with its own SQLite database, plus the launcher machinery the provinces share.
+
+``NationalSide`` starts on its own (what ``zwfw sandbox`` runs for an external province) or as
+the base of ``ReferencePlatform``, which adds reference provinces around it. Start-up of the
+national side, in order:
+
+1. keys: the national CA, the hub's SM2 channel certificate, ES256 JWKs of the private_key_jwt
+   clients (the national operator, one client per province, the hub's own client at province
+   IdPs); everything secret goes to ``secrets/`` (0600);
+2. the national IdP's database is migrated and bootstrapped (system clients, the national
+   portal, a test citizen) and the IdP starts;
+3. the hub starts and every province is registered with its endpoints, OAuth client, TLS
+   fingerprint and channel signing certificate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import yaml
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from zwfw.codes.personal import build_resident_id
+from zwfw.reference import keys
+from zwfw.reference.signin import sign_in
+
+log = logging.getLogger("zwfw.reference")
+
+NATIONAL_REGION = "100000"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+HUB_CLIENT = "national-hub"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+NATIONAL_OPS = "national-ops"
+# What a province's client at the national IdP may ask for.
+PROVINCE_SCOPES = ("hub:report", "hub:exchange")
+OPS_SCOPES = ("hub:provinces:write", "hub:provinces:read", "hub:supervise")
+# A supervisor's view of what arrived: reports and cases, and the registry they are checked
+# against (the registered channel key).
+SUPERVISE_SCOPE = "hub:supervise hub:provinces:read"
+
+_SERVICE_TARGETS = {
+    "identity": "zwfw.services.identity:SERVICE",
+    "hall": "zwfw.services.hall:SERVICE",
+    "elicense": "zwfw.services.elicense:SERVICE",
+    "eseal": "zwfw.services.eseal:SERVICE",
+    "hub": "zwfw.services.hub:SERVICE",
+}
+PROVINCE_SERVICES = ("identity", "hall", "elicense", "eseal")
+
+
+class PlatformError(RuntimeError):
+    """The platform could not be started: names the service and the reason."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    """One ``zwfw serve`` process of the platform."""
+
+    name: str  # e.g. "340000-hall", "national-identity", "hub"
+    service: str  # identity | hall | elicense | eseal | hub
+    port: int
+    config: Path
+    log: Path
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, zwfw: str, timeout: float) -> None:
+        if self.running:
+            return
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("ZWFW_")}
+        environment.update(self.env)
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                [zwfw, "serve", _SERVICE_TARGETS[self.service], "--config", str(self.config),
+                 "--graceful-timeout", "5"],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                cwd=self.config.parent,
+                start_new_session=True,
+            )  # fmt: skip
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise PlatformError(f"{self.name} exited at start: {self._log_tail()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise PlatformError(f"{self.name} not ready within {timeout:.0f}s: {self._log_tail()}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+
+
+@dataclass
+class Person:
+    """A test person at one IdP: login and password (generated), and their ``sub``."""
+
+    username: str
+    password: str
+    name: str
+    id_number: str
+    sub: str = ""
+
+
+@dataclass
+class Client:
+    """A private_key_jwt client at one IdP: its id, key and where the key file is."""
+
+    client_id: str
+    key: ECKey
+    key_file: Path
+
+
+@dataclass(frozen=True)
+class ProvinceRegistration:
+    """What the hub's registry records of a province (``POST /provinces``)."""
+
+    region_code: str
+    name: str
+    endpoints: dict[str, str]  # identity, hall, elicense, eseal base URLs
+    channel_certificate_pem: str
+    tls_fingerprint: str
+    tls_subject: str
+
+    @property
+    def oauth_client_id(self) -> str:
+        return f"province-{self.region_code}"
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "region_code": self.region_code,
+            "name": self.name,
+            "endpoints": {
+                "discovery": self.endpoints["hall"].rstrip("/") + "/.well-known/zwfw",
+                **self.endpoints,
+            },
+            "oauth_client_id": self.oauth_client_id,
+            "tls_fingerprint": self.tls_fingerprint,
+            "tls_subject": self.tls_subject,
+            "signing_certificate": self.channel_certificate_pem,
+        }
+
+
+class NationalSide:
+    """The national IdP and the hub under ``state_dir``; use as a context manager::
+
+    with NationalSide(Path("var/national"), registrations) as national:
+        national.url("national", "hub")
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        registrations: Sequence[ProvinceRegistration] = (),
+        *,
+        ready_timeout: float = 60.0,
+        token_ttl: int = 3600,
+        log_level: str = "WARNING",
+        extra_channel_roots: bytes = b"",
+    ) -> None:
+        self.state_dir = state_dir.resolve()
+        self.registrations = tuple(registrations)
+        self.ready_timeout = ready_timeout
+        # Lifetime of the access tokens the test credentials hold (the env file's tokens).
+        self.token_ttl = token_ttl
+        self.log_level = log_level
+        # Further trust anchors for provinces' channel certificates (a province's own CA).
+        self.extra_channel_roots = extra_channel_roots
+        self.zwfw = str(Path(sys.executable).with_name("zwfw"))
+        self.secrets = self.state_dir / "secrets"
+        self.national: dict[str, ServiceProcess] = {}
+        self.national_clients: dict[str, Client] = {}
+        self.citizen: Person | None = None
+        self._order: list[ServiceProcess] = []
+        self._hub_channel: keys.ChannelIdentity | None = None
+        self._started = False
+
+    # --- public API ----------------------------------------------------------------------
+
+    def __enter__(self) -> NationalSide:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Generate, bootstrap and start the national side and register the provinces."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            self._prepare_directories()
+            self._plan_national()
+            regions = [r.region_code for r in self.registrations]
+            issuers = [r.endpoints["identity"] for r in self.registrations]
+            self._bootstrap_national(regions, issuers)
+            self._start(self.national["identity"])
+            self._write_hub_config()
+            self._start(self.national["hub"])
+            self._register(self.registrations)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every process, most dependent first."""
+        for process in reversed(self._order):
+            process.stop()
+        self._started = False
+
+    def url(self, region: str, service: str) -> str:
+        """Base URL of a national service (``region`` "national")."""
+        return self.process(region, service).url
+
+    def process(self, region: str, service: str) -> ServiceProcess:
+        if region != "national":
+            raise KeyError(region)
+        return self.national[service]
+
+    def stop_service(self, region: str, service: str) -> None:
+        self.process(region, service).stop()
+
+    def start_service(self, region: str, service: str) -> None:
+        self.process(region, service).start(self.zwfw, self.ready_timeout)
+
+    @property
+    def national_ca_path(self) -> Path:
+        """The national CA certificate (PEM): the trust anchor of channel certificates."""
+        return self.state_dir / "config" / "national-ca.pem"
+
+    @property
+    def hub_channel(self) -> keys.ChannelIdentity:
+        assert self._hub_channel is not None, "start() first"
+        return self._hub_channel
+
+    @property
+    def hub_client_key(self) -> ECKey:
+        """The hub's own client at every province IdP (its public part is what a province
+        registers as client ``national-hub``)."""
+        return self._hub_client
+
+    def issue_channel_identity(self, common_name: str) -> keys.ChannelIdentity:
+        """A channel signing key and certificate from the national CA."""
+        return self._ca.channel_identity(common_name)
+
+    # Tokens ------------------------------------------------------------------------------
+
+    def client_token(self, client: Client, token_url: str, scope: str) -> str:
+        """A client-credentials token of ``client`` (private_key_jwt)."""
+        response = httpx.post(
+            token_url,
+            data={
+                "grant_type": "client_credentials",
+                "scope": scope,
+                "client_id": client.client_id,
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": client_assertion(client, token_url),
+            },
+            timeout=20.0,
+        )
+        if response.status_code != 200:
+            raise PlatformError(
+                f"token for {client.client_id} at {token_url}: {response.status_code} "
+                f"{response.text[:200]}"
+            )
+        return str(response.json()["access_token"])
+
+    def national_token(self, client: str, scope: str) -> str:
+        return self.client_token(
+            self.national_clients[client], self.url("national", "identity") + "/token", scope
+        )
+
+    def citizen_token(self, scope: str = "openid") -> str:
+        """The national test citizen's token, signed in through the national portal."""
+        assert self.citizen is not None
+        issuer = self.url("national", "identity")
+        answer = sign_in(
+            issuer, "portal", f"{issuer}/portal/callback", self.citizen.username,
+            self.citizen.password, scope=scope,
+        )  # fmt: skip
+        return str(answer["access_token"])
+
+    # --- machinery -----------------------------------------------------------------------
+
+    def _prepare_directories(self) -> None:
+        for sub in ("config", "db", "logs", "profiles"):
+            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.secrets, 0o700)
+
+    def _service(
+        self, name: str, service: str, env: dict[str, str] | None = None
+    ) -> ServiceProcess:
+        return ServiceProcess(
+            name=name,
+            service=service,
+            port=free_port(),
+            config=self.state_dir / "config" / f"{name}.yaml",
+            log=self.state_dir / "logs" / f"{name}.log",
+            env=env or {},
+        )
+
+    def _client(self, prefix: str, client_id: str) -> Client:
+        key = keys.client_jwk(f"{client_id}-1")
+        path = keys.write_private(
+            self.secrets / f"{prefix}-{client_id}.jwk", keys.private_jwk_text(key)
+        )
+        return Client(client_id, key, path)
+
+    def _auth(self, issuer: str, audience: str) -> dict[str, Any]:
+        return {"issuer": issuer, "audience": audience, "jwks_url": f"{issuer}/jwks",
+                "jwks_min_refetch_seconds": 1.0}  # fmt: skip
+
+    def _write_config(self, process: ServiceProcess, values: dict[str, Any]) -> None:
+        common = {
+            "public_base_url": process.url,
+            "host": "127.0.0.1",
+            "port": process.port,
+            "database_url": f"sqlite:///{self.state_dir / 'db' / (process.name + '.sqlite3')}",
+            "log_level": self.log_level,
+        }
+        process.config.write_text(
+            yaml.safe_dump({**common, **values}, allow_unicode=True, sort_keys=False),
+            encoding="utf-8",
+        )
+
+    def _start(self, process: ServiceProcess) -> None:
+        log.info("starting %s on %s", process.name, process.url)
+        process.start(self.zwfw, self.ready_timeout)
+        self._order.append(process)
+
+    def _identity_config(self, process: ServiceProcess, region: str, role: str) -> None:
+        self._write_config(
+            process,
+            {
+                "role": role,
+                "region_code": region,
+                "access_token_ttl": self.token_ttl,
+                "exchanged_token_ttl": self.token_ttl,
+                # Plain HTTP on loopback: cookies cannot carry the Secure flag.
+                "secure_cookies": False,
+            },
+        )
+
+    # --- the national side ---------------------------------------------------------------
+
+    def _plan_national(self) -> None:
+        ca = keys.NationalCA()
+        self._ca = ca
+        keys.write_private(self.secrets / "national-ca.pem", ca.root_pem())
+        self.national_ca_path.write_bytes(ca.root_pem())
+        self.national = {
+            "identity": self._service("national-identity", "identity", keys.data_keys()),
+            "hub": self._service("hub", "hub"),
+        }
+        self._hub_channel = ca.channel_identity("national hub channel")
+
+    def _bootstrap_national(self, regions: Sequence[str], province_issuers: Sequence[str]) -> None:
+        """Clients, the national portal and the test citizen at the national IdP."""
+        from zwfw.services.identity.app import ClientIn
+        from zwfw.services.identity.app import register_client as register
+
+        hub_url = self.national["hub"].url
+        national = self.national["identity"]
+        self._identity_config(national, NATIONAL_REGION, "national")
+        self.citizen = Person(
+            "citizen-zj", keys.password(), "王小明",
+            str(build_resident_id("330106", date(1988, 6, 1), 17)),
+        )  # fmt: skip
+        national_scopes = {
+            NATIONAL_OPS: list(OPS_SCOPES),
+            **{f"province-{r}": list(PROVINCE_SCOPES) for r in regions},
+        }
+        for name in national_scopes:
+            self.national_clients[name] = self._client("national", name)
+        self._hub_client = keys.client_jwk(f"{HUB_CLIENT}-1")
+        self._hub_client_file = keys.write_private(
+            self.secrets / f"hub-{HUB_CLIENT}.jwk", keys.private_jwk_text(self._hub_client)
+        )
+
+        def national_setup(svc: Any, db: Any) -> None:
+            for name, client in self.national_clients.items():
+                register(db, ClientIn(
+                    client_id=client.client_id, name=name, auth_method="private_key_jwt",
+                    jwks=keys.public_jwks(client.key), grant_types=["client_credentials"],
+                    scopes=national_scopes[name], audiences=[hub_url],
+                ))  # fmt: skip
+            # The national portal: citizens sign in once; the token is good at the hub and
+            # for exchange at every province IdP (一次认证、全网通办).
+            register(db, ClientIn(
+                client_id="portal", name="全国一体化政务服务平台", auth_method="none",
+                grant_types=["authorization_code", "refresh_token"],
+                redirect_uris=[f"{national.url}/portal/callback"],
+                scopes=["openid", "profile"], audiences=[hub_url, *province_issuers],
+            ))  # fmt: skip
+            assert self.citizen is not None
+            account = svc.accounts.create_person(
+                db, username=self.citizen.username, password=self.citizen.password,
+                name=self.citizen.name, id_number=self.citizen.id_number,
+            )  # fmt: skip
+            self.citizen.sub = account.sub
+
+        _seed_identity(national, national_setup)
+
+    def _write_hub_config(self) -> None:
+        hub = self.national["hub"]
+        key = keys.write_private(self.secrets / "hub-channel.key", self.hub_channel.key.to_pem())
+        cert = self.state_dir / "config" / "hub-channel.pem"
+        cert.write_bytes(self.hub_channel.certificate.to_pem())
+        roots = self.national_ca_path
+        if self.extra_channel_roots:
+            roots = self.state_dir / "config" / "channel-roots.pem"
+            roots.write_bytes(self.national_ca_path.read_bytes() + self.extra_channel_roots)
+        auth = self._auth(self.national["identity"].url, hub.url)
+        self._write_config(hub, {
+            "region_code": NATIONAL_REGION,
+            "auth": auth,
+            "subject_tokens": auth,
+            "national_ca_file": str(roots),
+            "signing_key_file": str(key),
+            "signing_certificate_file": str(cert),
+            "province_client_id": HUB_CLIENT,
+            "province_client_key_file": str(self._hub_client_file),
+        })  # fmt: skip
+
+    def _register(self, registrations: Sequence[ProvinceRegistration]) -> None:
+        if not registrations:
+            return
+        token = self.national_token(NATIONAL_OPS, "hub:provinces:write hub:provinces:read")
+        for registration in registrations:
+            response = httpx.post(
+                self.national["hub"].url + "/provinces",
+                json=registration.body(),
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=20.0,
+            )
+            _expect(response, 201, f"registering {registration.region_code} at the hub")
+
+
+def client_assertion(client: Client, audience: str) -> str:
+    now = int(time.time())
+    claims = {"iss": client.client_id, "sub": client.client_id, "aud": audience,
+              "iat": now, "exp": now + 60, "jti": os.urandom(12).hex()}  # fmt: skip
+    return jwt.encode({"alg": "ES256", "kid": client.key.kid}, claims, client.key)
+
+
+def _seed_identity(process: ServiceProcess, setup: Callable[[Any, Any], None]) -> None:
+    """Migrate an IdP's database and bootstrap it before its process starts (what
+    ``zwfw identity bootstrap-admin|client add|trust add`` do)."""
+    from zwfw.services.identity import IdentitySettings, build
+    from zwfw.services.kit import migrate
+
+    values = yaml.safe_load(process.config.read_text(encoding="utf-8"))
+    # The data keys are in the process's environment only, never in its config file.
+    values["data_key"] = process.env["ZWFW_DATA_KEY"]
+    values["lookup_key"] = process.env["ZWFW_LOOKUP_KEY"]
+    app = build(IdentitySettings(**values))
+    migrate(app)
+    try:
+        with app.state.kit.sessions.begin() as db:
+            setup(app.state.identity, db)
+    finally:
+        app.state.kit.engine.dispose()
+
+
+def _expect(response: httpx.Response, status: int, what: str) -> None:
+    if response.status_code != status:
+        raise PlatformError(f"{what}: HTTP {response.status_code}: {response.text[:300]}")
