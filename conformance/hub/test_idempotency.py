@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from zwfw.codes import build_case_number
-
-from .conftest import Province, fresh_key
-
-
-def case_report(target: Any, version: int = 1, state: str = "submitted") -> dict[str, Any]:
-    declared = target.declared.implementation_codes
-    if not declared:
-        pytest.fail("the profile declares no implementation_codes", pytrace=False)
-    code = declared[0]
-    now = datetime.now(UTC).replace(microsecond=0)
-    # A synthetic case of the sandbox: sequence 9000-9999 of today.
-    number = str(build_case_number(code, now.date(), 9000 + secrets.randbelow(1000)))
-    return {
-        "report": "case",
-        "version": version,
-        "region_code": target.region_code,
-        "case_number": number,
-        "implementation_code": code,
-        "item_name": "互联互通测试事项",
-        "dept_code": code[:18],
-        "dept_name": "互联互通测试部门",
-        "user_type": "0",
-        "channel": "online",
-        "state": state,
-        "apply_time": now.isoformat(),
-        "steps": [],
-        "materials": [],
-    }
+from .conftest import Province, case_report, fresh_key
 
 
 @pytest.mark.requirement("IC-CHAN-005")
