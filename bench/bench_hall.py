@@ -12,6 +12,7 @@ the figure is the hall's own cost over the kit's request path.
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from zwfw.codes.personal import build_resident_id
+from zwfw.crypto.keystore import KeyEncryptionKey
 
 ISSUER = "https://idp.bench.zwfw"
 AUDIENCE = "zwfw-hall"
@@ -106,8 +108,11 @@ def figures() -> list[Figure]:
                 }
             )
         )
+        # Cases keep certificate numbers encrypted: the hall needs its KEK, fresh per run.
+        kek = KeyEncryptionKey.generate().secret.hex()
         process = subprocess.Popen(
             [ZWFW, "serve", "hall", "--config", str(config)],
+            env={**os.environ, "ZWFW_KEK": kek},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
