@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint bench demo clean
+.PHONY: install test lint bench demo demo-down clean
 
 install: $(STAMP)
 
@@ -29,8 +29,29 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --out bench/results.json
 
+# The demo: deploy the local inventory (national side, provinces A and B) with Ansible into
+# $(DEMO_STATE), then certify province A against it into out/demo. Tokens last minutes, so
+# fresh ones are minted right before the run.
+DEMO_STATE ?= var/deploy
+DEMO_OUT   ?= out/demo
+DEMO_ENV    = PATH="$(CURDIR)/$(BIN):$$PATH" ANSIBLE_CONFIG="$(CURDIR)/playbooks/ansible.cfg"
+DEMO_VARS   = -e zwfw_state_dir="$(abspath $(DEMO_STATE))"
+
 demo: $(STAMP)
-	@$(BIN)/zwfw certify --target conformance/profiles/example.yaml --out out/demo --suites conformance/codes
+	cd playbooks && $(DEMO_ENV) ansible-playbook -i inventories/local site.yml $(DEMO_VARS)
+	$(BIN)/zwfw deploy credentials --plan $(DEMO_STATE)/certify/plan.json --province province-a
+	@set -a; . $(DEMO_STATE)/certify/province-a.env; set +a; \
+	$(BIN)/zwfw certify --target $(DEMO_STATE)/certify/province-a.yaml --out $(DEMO_OUT); rc=$$?; \
+	echo; \
+	if [ $$rc -eq 0 ]; then echo "demo: province A (340000) is CERTIFIED"; \
+	else echo "demo: province A (340000) is NOT certified (zwfw certify exit $$rc)" >&2; fi; \
+	echo "report: $(DEMO_OUT)/report.html ($(DEMO_OUT)/report.json)"; \
+	echo "check the sealed report: $(BIN)/zwfw verify-report $(DEMO_OUT)"; \
+	echo "stop the deployment: make demo-down"; \
+	exit $$rc
+
+demo-down: $(STAMP)
+	cd playbooks && $(DEMO_ENV) ansible-playbook -i inventories/local teardown.yml $(DEMO_VARS)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

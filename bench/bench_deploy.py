@@ -1,4 +1,6 @@
-"""Host deployment timings: a fresh deploy of the local inventory and the idempotent rerun.
+"""Host deployment timings: a fresh deploy of the local inventory (national side, provinces A
+and B, with the certification material), the idempotent rerun, and the demo end to end (the
+fresh deploy plus minting credentials and certifying province A, as `make demo` does).
 
 Baseline: ansible-playbook running a one-task play on the same inventory, so the figures show
 the deployment's own cost above Ansible's start-up on this machine.
@@ -19,20 +21,20 @@ from figure import Figure
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOKS = ROOT / "playbooks"
 BIN = Path(sys.executable).parent
-OFFSETS = (100, 110, 200, 210, 220, 230)
+OFFSETS = (100, 110, 200, 210, 220, 230, 300, 310, 320, 330)
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZWFW_")}
     env["ANSIBLE_CONFIG"] = str(PLAYBOOKS / "ansible.cfg")
     env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
     return env
 
 
-def _timed(argv: list[str]) -> float:
+def _timed(argv: list[str], env: dict[str, str] | None = None, cwd: Path = PLAYBOOKS) -> float:
     started = time.perf_counter()
     result = subprocess.run(
-        argv, cwd=PLAYBOOKS, env=_env(), capture_output=True, text=True, check=False
+        argv, cwd=cwd, env=env or _env(), capture_output=True, text=True, check=False
     )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
@@ -52,6 +54,28 @@ def _free_base() -> int:
     raise RuntimeError("no free port range")
 
 
+def _env_file(path: Path) -> dict[str, str]:
+    dump = subprocess.run(
+        ["sh", "-c", '. "$1" && env -0', "sh", str(path)],
+        env={"PATH": os.environ.get("PATH", "")}, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    pairs = (entry.decode().partition("=") for entry in dump.split(b"\0") if entry)
+    return {name: value for name, _, value in pairs if name.startswith(("ZWFW_", "SSL_"))}
+
+
+def _certify(state: Path, tmp: Path) -> float:
+    """Fresh credentials and `zwfw certify` of province A (must certify)."""
+    zwfw = str(BIN / "zwfw")
+    plan = state / "certify" / "plan.json"
+    started = time.perf_counter()
+    _timed([zwfw, "deploy", "credentials", "--plan", str(plan), "--province", "province-a"])
+    env = {**_env(), **_env_file(state / "certify" / "province-a.env")}
+    env["ZWFW_HARNESS_HOME"] = str(tmp / "harness")
+    target = str(state / "certify" / "province-a.yaml")
+    _timed([zwfw, "certify", "--target", target, "--out", str(tmp / "report")], env, ROOT)
+    return time.perf_counter() - started
+
+
 def figures() -> list[Figure]:
     playbook = str(BIN / "ansible-playbook")
     with tempfile.TemporaryDirectory(prefix="zwfw-bench-deploy-") as tmp:
@@ -66,6 +90,7 @@ def figures() -> list[Figure]:
         try:
             fresh = _timed([playbook, "-i", "inventories/local", "site.yml", *extra])
             rerun = _timed([playbook, "-i", "inventories/local", "site.yml", *extra])
+            certify = _certify(state, Path(tmp))
         finally:
             subprocess.run(
                 [playbook, "-i", "inventories/local", "teardown.yml", *extra],
@@ -75,4 +100,6 @@ def figures() -> list[Figure]:
         Figure("deploy local inventory, fresh", fresh, "s", "one-task play", baseline, False),
         Figure("deploy local inventory, rerun (changed=0)", rerun, "s", "one-task play",
                baseline, False),
+        Figure("demo end to end (fresh deploy + certify province A)", fresh + certify, "s",
+               "one-task play", baseline, False),
     ]  # fmt: skip

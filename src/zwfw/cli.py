@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "zwfw.services.elicense.cli",
     "zwfw.crypto.cli",
     "zwfw.harness.cli",
+    "zwfw.deploy.cli",
     "zwfw.reference.sandbox",
 )
 

@@ -27,6 +27,11 @@ INSTALL_HINTS = {
     "ansible-playbook": ".venv/bin/pip install -e '.[dev]'",
     "ansible-lint": ".venv/bin/pip install -e '.[dev]'",
     "supervisord": ".venv/bin/pip install -e '.[dev]'",
+    "prometheus": "apt-get install -y --no-install-recommends prometheus",
+    "prometheus-alertmanager": "apt-get install -y --no-install-recommends prometheus-alertmanager",
+    "prometheus-blackbox-exporter": (
+        "apt-get install -y --no-install-recommends prometheus-blackbox-exporter"
+    ),
 }
 
 
@@ -70,3 +75,23 @@ def ansible_playbook() -> str:
 @pytest.fixture(scope="session")
 def ansible_lint() -> str:
     return require_tool("ansible-lint")
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> str:
+    return require_tool("prometheus")
+
+
+@pytest.fixture(scope="session")
+def alertmanager() -> str:
+    return require_tool("prometheus-alertmanager")
+
+
+@pytest.fixture(scope="session")
+def blackbox_exporter() -> str:
+    return require_tool("prometheus-blackbox-exporter")
+
+
+@pytest.fixture(scope="session")
+def supervisord() -> str:
+    return require_tool("supervisord")

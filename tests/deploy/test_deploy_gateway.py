@@ -194,8 +194,10 @@ def _wait_for_port(port: int, timeout: float = 15.0) -> None:
 
 @pytest.fixture
 def gateway(
-    nginx: str, tmp_path: Path, certificate: tuple[Path, Path]
+    nginx: str, tmp_path: Path, certificate: tuple[Path, Path], request: pytest.FixtureRequest
 ) -> Iterator[tuple[int, list[Replica]]]:
+    # Indirect parametrisation adds template variables.
+    extra: dict[str, Any] = getattr(request, "param", {})
     replicas = [Replica(tmp_path, "replica-a"), Replica(tmp_path, "replica-b")]
     listen = _free_port()
     values = _variables(
@@ -210,6 +212,7 @@ def gateway(
              "upstream_scheme": "http",
              "replicas": [f"127.0.0.1:{r.port}" for r in replicas]},
         ],
+        **extra,
     )  # fmt: skip
     conf = render(values, tmp_path / "nginx.conf")
     started = subprocess.run(
@@ -235,8 +238,12 @@ def _client_context(cafile: Path) -> ssl.SSLContext:
     return context
 
 
-def _get(port: int, path: str, context: ssl.SSLContext) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+def _get(
+    port: int, path: str, context: ssl.SSLContext, source: str = "127.0.0.1"
+) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", port, context=context, timeout=10, source_address=(source, 0)
+    )
     try:
         connection.request("GET", path)
         response = connection.getresponse()
@@ -339,3 +346,47 @@ def test_gateway_refuses_weak_tls(
 ) -> None:
     with pytest.raises(ssl.SSLError):
         _handshake(gateway[0], version, ciphers)
+
+
+def test_replicas_are_verified_under_their_service_name(rendered: str) -> None:
+    """Upstream TLS is checked against the name the replicas' certificates carry (the
+    service's), not the upstream block's name, which no certificate has."""
+    assert re.search(r"^\s*proxy_ssl_verify on;", rendered, re.M)
+    names = re.findall(r"^\s*proxy_ssl_name (\S+);", rendered, re.M)
+    assert names == ["hall.340000.zwfw.test", "identity.340000.zwfw.test"]
+    assert rendered.count("proxy_ssl_server_name on;") == 2
+
+
+def test_plain_http_upstreams_get_no_tls_names(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    values = _variables(tmp_path / "state", *certificate, gateway_upstream_tls=None)
+    text = render(values, tmp_path / "nginx.conf").read_text(encoding="utf-8")
+    assert "proxy_ssl_" not in text
+
+
+def test_exempt_networks_are_not_counted_by_the_limits(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    values = _variables(
+        tmp_path / "state", *certificate, gateway_rate_limit_exempt=["10.20.0.0/16"]
+    )
+    text = render(values, tmp_path / "nginx.conf").read_text(encoding="utf-8")
+    assert re.search(r"geo \$zwfw_rate_limited \{\s*default 1;\s*10\.20\.0\.0/16 0;", text)
+    assert len(re.findall(r"limit_(?:req|conn)_zone \$zwfw_client ", text)) == 3
+    assert "$binary_remote_addr zone=" not in text
+
+
+@pytest.mark.parametrize(
+    "gateway", [{"gateway_rate_limit_exempt": ["127.0.0.1/32"]}], indirect=True
+)
+def test_gateway_does_not_limit_an_exempt_network(
+    gateway: tuple[int, list[Replica]], certificate: tuple[Path, Path]
+) -> None:
+    port, _ = gateway
+    context = _client_context(certificate[0])
+    exempt = [_get(port, "/", context)[0] for _ in range(20)]
+    assert exempt == [200] * 20
+    # Any other client address still is (the loopback network answers on 127.0.0.2 too).
+    other = [_get(port, "/", context, source="127.0.0.2")[0] for _ in range(20)]
+    assert 429 in other

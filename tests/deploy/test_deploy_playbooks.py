@@ -1,5 +1,6 @@
 """The Ansible playbooks: syntax, ansible-lint (production profile), and a real deployment of
-the local inventory into a temporary state directory, rerun (changed=0) and torn down."""
+the local inventory (national side, provinces A and B) into a temporary state directory,
+province A certified against it with `zwfw certify`, rerun (changed=0) and torn down."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ LOCAL_INSTANCES = {
     "province-a-hall": 210,
     "province-a-elicense": 220,
     "province-a-eseal": 230,
+    "province-b-identity": 300,
+    "province-b-hall": 310,
+    "province-b-elicense": 320,
+    "province-b-eseal": 330,
 }
 
 
@@ -82,7 +87,7 @@ def test_ansible_lint_production_profile(ansible_lint: str) -> None:
 
 
 def _port_base() -> int:
-    """A base port whose six service ports are free now."""
+    """A base port whose service ports are all free now."""
     for _ in range(50):
         base = random.randrange(30000, 39000, 1000)
         ports = [base + offset for offset in LOCAL_INSTANCES.values()]
@@ -175,7 +180,13 @@ def test_private_keys_and_secrets_are_owner_only(
     ]
     assert len(list(deployed.state.glob("pki/tls/*/key.pem"))) >= 2 + len(LOCAL_INSTANCES)
     # The SM2 national CA and one channel signing key per site.
-    assert len(list(deployed.state.glob("pki/sm2/*/key.pem"))) == 3
+    assert len(list(deployed.state.glob("pki/sm2/*/key.pem"))) == 4
+    # The certification material: passwords, client keys and tokens.
+    sensitive += [
+        *(deployed.state / "certify").glob("*.env"),
+        deployed.state / "certify" / "material.json",
+    ]
+    assert len(list((deployed.state / "certify").glob("*.env"))) == 2
     for path in sensitive:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o077 == 0, f"{path} has mode {mode:04o}"
@@ -196,7 +207,102 @@ def test_federation_trust_and_system_clients_are_in_place(
         [zwfw, "identity", "client", "list", "--config", str(etc / "national-identity.yaml")],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout  # fmt: skip
-    assert re.search(r"^province-a-hall\tprivate_key_jwt\thub:report$", clients, re.M)
+    assert re.search(r"^province-a-hall\tprivate_key_jwt\thub:report hub:exchange$", clients, re.M)
+    assert re.search(r"^province-b-hall\tprivate_key_jwt\thub:report hub:exchange$", clients, re.M)
+    # The hub's one client at each provincial IdP, with the key its settings name.
+    for idp in ("province-a-identity", "province-b-identity"):
+        listed = subprocess.run(
+            [zwfw, "identity", "client", "list", "--config", str(etc / f"{idp}.yaml")],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout  # fmt: skip
+        assert re.search(r"^national-hub\tprivate_key_jwt\telicense:share elicense:consent$",
+                         listed, re.M), listed  # fmt: skip
+    hub = (etc / "national-hub.yaml").read_text(encoding="utf-8")
+    assert "province_client_key_file:" in hub
+    assert "subject_tokens:" in hub
+
+
+def test_services_that_keep_personal_data_or_keys_get_their_kek(
+    deployment: tuple[LocalDeployment, subprocess.CompletedProcess[str]],
+) -> None:
+    deployed, _ = deployment
+    conf = (deployed.state / "etc" / "supervisord.conf").read_text(encoding="utf-8")
+    for site in ("province-a", "province-b"):
+        for service in ("hall", "eseal"):
+            kek = deployed.state / "secrets" / f"{site}-{service}-kek"
+            assert f'ZWFW_KEK_FILE="{kek}"' in conf
+            assert kek.stat().st_mode & 0o777 == 0o600
+            assert len(bytes.fromhex(kek.read_text())) == 16
+    # The e-licence library has no KEK, so no such variable in its program's section.
+    section = conf.split("[program:zwfw-province-a-elicense-1]")[1].split("[program:")[0]
+    assert "ZWFW_KEK_FILE" not in section
+    # The issuer seals made after the start are in the libraries' settings now.
+    for site in ("province-a", "province-b"):
+        settings = (deployed.state / "etc" / f"{site}-elicense.yaml").read_text(encoding="utf-8")
+        assert "issuers:" in settings
+        assert "es_id:" in settings
+        hall = (deployed.state / "etc" / f"{site}-hall.yaml").read_text(encoding="utf-8")
+        assert "trust_bundle:" in hall
+
+
+def _certify(
+    deployed: LocalDeployment, out: Path, harness: Path
+) -> subprocess.CompletedProcess[str]:
+    """`zwfw deploy credentials` then `zwfw certify` against province A, as `make demo` does."""
+    plan = deployed.state / "certify" / "plan.json"
+    zwfw = str(VENV_BIN / "zwfw")
+    minted = subprocess.run(
+        [zwfw, "deploy", "credentials", "--plan", str(plan), "--province", "province-a"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert minted.returncode == 0, minted.stdout + minted.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZWFW_")}
+    env.update(_read_env_file(deployed.state / "certify" / "province-a.env"))
+    env["ZWFW_HARNESS_HOME"] = str(harness)
+    return subprocess.run(
+        [zwfw, "certify", "--target", str(deployed.state / "certify" / "province-a.yaml"),
+         "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    """The variables the env file exports, read the way `make demo` does: sourced by sh."""
+    dump = subprocess.run(
+        ["sh", "-c", '. "$1" && env -0', "sh", str(path)],
+        env={"PATH": os.environ.get("PATH", "")}, capture_output=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    pairs = (entry.decode().partition("=") for entry in dump.split(b"\0") if entry)
+    return {name: value for name, _, value in pairs if name.startswith(("ZWFW_", "SSL_"))}
+
+
+def test_province_a_is_certified_against_the_deployment(
+    deployment: tuple[LocalDeployment, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    import json
+
+    deployed, _ = deployment
+    profile = (deployed.state / "certify" / "province-a.yaml").read_text(encoding="utf-8")
+    assert "https://127.0.0.1:" in profile
+    assert "ca-bundle.pem" in profile
+    assert "PRIVATE KEY" not in profile
+    assert "eyJ" not in profile
+    out = tmp_path / "report"
+    result = _certify(deployed, out, tmp_path / "harness")
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    failing = {
+        r["id"]: r.get("reason")
+        for r in report["requirements"]
+        if r["in_scope"] and r["status"] != "pass"
+    }
+    assert failing == {}, result.stdout[-3000:] + result.stderr[-2000:]
+    assert (report["certified"], report["verdict"], result.returncode) == (True, "certified", 0)
+    verified = subprocess.run(
+        [str(VENV_BIN / "zwfw"), "verify-report", str(out)],
+        env={**os.environ, "ZWFW_HARNESS_HOME": str(tmp_path / "harness")},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_rerun_changes_nothing_and_teardown_stops_everything(

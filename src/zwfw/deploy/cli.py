@@ -1,0 +1,136 @@
+"""`zwfw deploy …`: steps the host deployment runs once its services answer, and the fresh
+credentials for ``zwfw certify`` against it. Each prints one JSON line (``changed``: whether it
+made anything new), so a playbook rerun stays changed=0."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+deploy_app = typer.Typer(
+    help="Host deployment steps: shared system clients, certification material, credentials.",
+    no_args_is_help=True,
+)
+
+PlanOption = Annotated[
+    Path,
+    typer.Option("--plan", help="The certification role's plan (<state>/certify/plan.json)."),
+]
+GRANT_NAMES = {"token-exchange": "urn:ietf:params:oauth:grant-type:token-exchange"}
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"zwfw deploy: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _load(plan_file: Path) -> object:
+    from zwfw.deploy.certification import Certification, DeployError, Plan
+
+    try:
+        plan = Plan.load(plan_file)
+    except DeployError as exc:
+        raise _fail(str(exc), 2) from None
+    # The services present certificates of the deployment's own CAs; every client made here
+    # (including the sign-in helper's) verifies against them.
+    os.environ["SSL_CERT_FILE"] = str(plan.ca_bundle)
+    return Certification(plan)
+
+
+@deploy_app.command("client")
+def client(
+    client_id: Annotated[str, typer.Argument(help="The client's identifier.")],
+    config: Annotated[Path, typer.Option("--config", help="The IdP instance's settings.")],
+    key: Annotated[
+        Path, typer.Option("--key", help="Private JWK file; made (0600) if it does not exist.")
+    ],
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="Scope (repeatable).")] = None,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option("--grant", help="Grant (repeatable): client_credentials, token-exchange."),
+    ] = None,
+    audience: Annotated[
+        list[str] | None, typer.Option("--audience", help="Audience (repeatable).")
+    ] = None,
+) -> None:
+    """Register a private_key_jwt client with an existing (or new) key, so one client can hold
+    the same key at several IdPs (the hub at every province). Known clients are left alone."""
+    from zwfw.deploy.certification import DeployError, load_or_create_key, register_key_client
+    from zwfw.services.kit import SettingsError
+
+    try:
+        jwk, made = load_or_create_key(key, f"{client_id}-1")
+        registered = register_key_client(
+            config, client_id, jwk,
+            grants=[GRANT_NAMES.get(g, g) for g in (grant or ["client_credentials"])],
+            scopes=scope or [], audiences=audience or [],
+        )  # fmt: skip
+    except (OSError, ValueError, SettingsError, DeployError) as exc:
+        raise _fail(f"{client_id} at {config.stem}: {' '.join(str(exc).split())[:300]}") from None
+    typer.echo(json.dumps({"changed": made or registered, "client_id": client_id}))
+
+
+@deploy_app.command("prepare")
+def prepare(
+    plan: PlanOption,
+    stage: Annotated[
+        str,
+        typer.Option(
+            "--stage",
+            help="platform: hub registrations and issuer seals; material: test accounts, "
+            "seeds, profiles and credentials.",
+        ),
+    ],
+) -> None:
+    """One stage of the certification material (see zwfw.deploy.certification)."""
+    import httpx
+
+    from zwfw.deploy.certification import Certification, DeployError
+
+    if stage not in ("platform", "material"):
+        raise _fail("--stage must be platform or material", 2)
+    certification = _load(plan)
+    assert isinstance(certification, Certification)
+    try:
+        if stage == "platform":
+            changed = certification.platform()
+            written: list[str] = []
+        else:
+            changed = certification.seed()
+            written = [str(p) for p in certification.write_profiles()]
+            for province in certification.plan.provinces:
+                written.append(str(certification.write_credentials(province)))
+    except (DeployError, httpx.HTTPError, OSError) as exc:
+        raise _fail(" ".join(str(exc).split())[:400]) from None
+    typer.echo(json.dumps({"changed": changed, "stage": stage, "written": written}))
+
+
+@deploy_app.command("credentials")
+def credentials(
+    plan: PlanOption,
+    province: Annotated[
+        str, typer.Option("--province", help="Site name or region code, e.g. province-a.")
+    ],
+) -> None:
+    """Mint fresh tokens into the province's env file (0600) right before `zwfw certify`."""
+    import httpx
+
+    from zwfw.deploy.certification import Certification, DeployError
+
+    certification = _load(plan)
+    assert isinstance(certification, Certification)
+    try:
+        target = certification.plan.province(province)
+        path = certification.write_credentials(target)
+    except (DeployError, httpx.HTTPError, OSError) as exc:
+        raise _fail(" ".join(str(exc).split())[:400]) from None
+    typer.echo(json.dumps({"changed": False, "env": str(path),
+                           "profile": str(certification.profile_path(target))}))  # fmt: skip
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(deploy_app, name="deploy")
