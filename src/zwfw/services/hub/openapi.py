@@ -5,42 +5,28 @@ Regenerate: ``python -m zwfw.services.hub.openapi conformance/spec/openapi/hub.j
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from zwfw.services.hub import build
 from zwfw.services.hub.settings import HubSettings
+from zwfw.services.kit import openapi as kit_openapi
 
 REGENERATE = "python -m zwfw.services.hub.openapi conformance/spec/openapi/hub.json"
 
 
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the code as it is (independent of any instance)."""
-    app = build(HubSettings(database_url="sqlite://"))
-    try:
-        return app.openapi()
-    finally:
-        app.state.kit.engine.dispose()
-
-
-def render(spec: dict[str, Any]) -> str:
-    return json.dumps(spec, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    return kit_openapi.app_document(build(HubSettings(database_url="sqlite://")))
 
 
 def write(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(document()), encoding="utf-8")
+    kit_openapi.write(path, document())
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print(f"usage: {REGENERATE}", file=sys.stderr)
-        return 2
-    write(Path(argv[0]))
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    return kit_openapi.export_main(argv, "zwfw.services.hub.openapi", document)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())

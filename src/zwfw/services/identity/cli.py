@@ -294,9 +294,10 @@ def openapi(
 ) -> None:
     """Print or write the service's OpenAPI document (conformance/spec/openapi/identity.json)."""
     from zwfw.services.identity import openapi as spec
+    from zwfw.services.kit.openapi import render
 
     if out is None:
-        typer.echo(spec.render(spec.document()), nl=False)
+        typer.echo(render(spec.document()), nl=False)
         return
     try:
         spec.write(out)

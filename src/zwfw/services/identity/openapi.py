@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from zwfw.services.identity.app import build
 from zwfw.services.identity.settings import IdentitySettings
+from zwfw.services.kit import openapi as kit_openapi
 
 REGENERATE = "zwfw identity openapi --out conformance/spec/openapi/identity.json"
 
@@ -21,17 +21,8 @@ def document() -> dict[str, Any]:
         data_key=os.urandom(16).hex(),
         lookup_key=os.urandom(32).hex(),
     )
-    app = build(settings)
-    try:
-        return app.openapi()
-    finally:
-        app.state.kit.engine.dispose()
-
-
-def render(spec: dict[str, Any]) -> str:
-    return json.dumps(spec, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    return kit_openapi.app_document(build(settings))
 
 
 def write(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(document()), encoding="utf-8")
+    kit_openapi.write(path, document())
