@@ -26,8 +26,7 @@ import secrets
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -36,42 +35,12 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
 from zwfw.harness import http as harness_http
+from zwfw.harness.forms import Form, page_forms
 from zwfw.harness.profile import TargetProfile
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
-
-
-@dataclass
-class Form:
-    action: str
-    method: str
-    fields: dict[str, str] = field(default_factory=dict)
-    types: dict[str, str] = field(default_factory=dict)
-    buttons: list[tuple[str, str]] = field(default_factory=list)
-
-
-class _Forms(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[Form] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {key: value or "" for key, value in attrs}
-        if tag == "form":
-            self.forms.append(Form(values.get("action", ""), values.get("method", "get").lower()))
-        elif self.forms and tag == "input" and values.get("name"):
-            self.forms[-1].fields[values["name"]] = values.get("value", "")
-            self.forms[-1].types[values["name"]] = values.get("type", "text").lower()
-        elif self.forms and tag == "button" and values.get("name"):
-            self.forms[-1].buttons.append((values["name"], values.get("value", "")))
-
-
-def page_forms(html: str) -> list[Form]:
-    parser = _Forms()
-    parser.feed(html)
-    return parser.forms
 
 
 @dataclass

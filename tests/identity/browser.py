@@ -9,42 +9,11 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from dataclasses import dataclass
 
 import httpx
 
-
-@dataclass
-class Form:
-    action: str
-    method: str
-    fields: dict[str, str] = field(default_factory=dict)
-    types: dict[str, str] = field(default_factory=dict)
-    buttons: list[tuple[str, str]] = field(default_factory=list)
-
-
-class _FormParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[Form] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {key: value or "" for key, value in attrs}
-        if tag == "form":
-            self.forms.append(Form(values.get("action", ""), values.get("method", "get").lower()))
-        elif self.forms and tag == "input" and values.get("name"):
-            form = self.forms[-1]
-            form.fields[values["name"]] = values.get("value", "")
-            form.types[values["name"]] = values.get("type", "text").lower()
-        elif self.forms and tag == "button" and values.get("name"):
-            self.forms[-1].buttons.append((values["name"], values.get("value", "")))
-
-
-def forms(html: str) -> list[Form]:
-    parser = _FormParser()
-    parser.feed(html)
-    return parser.forms
+from zwfw.harness.forms import Form, page_forms
 
 
 @dataclass
@@ -83,7 +52,7 @@ def sign_in(
                 return SignIn(location, response)
             response = client.get(location, follow_redirects=False)
             continue
-        page = forms(response.text)
+        page = page_forms(response.text)
         form, data, kind = None, {}, ""
         for candidate in page:
             types = candidate.types

@@ -11,46 +11,15 @@ import base64
 import hashlib
 import secrets
 import urllib.parse
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any
 
 import httpx
 
+from zwfw.harness.forms import Form, page_forms
+
 
 class SignInError(RuntimeError):
     """The sign-in did not come back to the relying party with a code."""
-
-
-@dataclass
-class _Form:
-    action: str
-    method: str
-    fields: dict[str, str] = field(default_factory=dict)
-    types: dict[str, str] = field(default_factory=dict)
-    buttons: list[tuple[str, str]] = field(default_factory=list)
-
-
-class _Forms(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[_Form] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {key: value or "" for key, value in attrs}
-        if tag == "form":
-            self.forms.append(_Form(values.get("action", ""), values.get("method", "get").lower()))
-        elif self.forms and tag == "input" and values.get("name"):
-            self.forms[-1].fields[values["name"]] = values.get("value", "")
-            self.forms[-1].types[values["name"]] = values.get("type", "text").lower()
-        elif self.forms and tag == "button" and values.get("name"):
-            self.forms[-1].buttons.append((values["name"], values.get("value", "")))
-
-
-def _forms(html: str) -> list[_Form]:
-    parser = _Forms()
-    parser.feed(html)
-    return parser.forms
 
 
 def _code_from_pages(
@@ -69,8 +38,8 @@ def _code_from_pages(
                 return query["code"]
             response = browser.get(location, follow_redirects=False)
             continue
-        chosen: tuple[str, _Form, dict[str, str]] | None = None
-        for form in _forms(response.text):
+        chosen: tuple[str, Form, dict[str, str]] | None = None
+        for form in page_forms(response.text):
             kinds = form.types
             if "password" in kinds.values():
                 data = dict(form.fields)
