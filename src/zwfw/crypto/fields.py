@@ -17,12 +17,13 @@ KEK itself never encrypts data and purposes never share keys.
 from __future__ import annotations
 
 import functools
+import os
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from zwfw.crypto.keystore import KeyEncryptionKey
+from zwfw.crypto.keystore import KEK_ENV, KEK_FILE_ENV, KeyEncryptionKey
 from zwfw.crypto.sm4 import KEY_SIZE, NONCE_SIZE, TAG_SIZE, SM4Error, open_sealed, seal
 
 LOOKUP_KEY_SIZE = 32
@@ -60,7 +61,7 @@ class FieldProtector:
     def from_environment(cls, purpose: str) -> FieldProtector:
         """`from_kek` with the KEK of `ZWFW_KEK` / `ZWFW_KEK_FILE`; raises
         `KeyEncryptionKeyError` when neither is set."""
-        return cls.from_kek(KeyEncryptionKey.from_environment(), purpose)
+        return _from_settings(os.environ.get(KEK_ENV), os.environ.get(KEK_FILE_ENV), purpose)
 
     @staticmethod
     def _context(context: str) -> bytes:
@@ -90,6 +91,15 @@ class FieldProtector:
 
 def _hkdf(secret: bytes, info: bytes, length: int) -> bytes:
     return HKDF(algorithm=hashes.SM3(), length=length, salt=_HKDF_SALT, info=info).derive(secret)
+
+
+@functools.lru_cache(maxsize=32)
+def _from_settings(kek: str | None, kek_file: str | None, purpose: str) -> FieldProtector:
+    # Cached by the settings themselves: protected reads ask on every access, and reading and
+    # checking the key file each time would put file I/O on every request. Errors are not
+    # cached, so a missing key is reported on every access.
+    environ = {name: value for name, value in ((KEK_ENV, kek), (KEK_FILE_ENV, kek_file)) if value}
+    return FieldProtector.from_kek(KeyEncryptionKey.from_environment(environ), purpose)
 
 
 @functools.lru_cache(maxsize=32)
