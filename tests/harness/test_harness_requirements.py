@@ -182,3 +182,49 @@ def test_coverage_refuses_unknown_requirements(checkout: Checkout, zwfw: Invoke)
     result = zwfw("requirements", "coverage")
     assert result.exit_code == 2
     assert "test_one: unknown requirement 'IC-A-002'" in result.stderr
+
+
+def test_catalog_includes_family_files_in_order(tmp_path: Path) -> None:
+    (tmp_path / "families").mkdir()
+    (tmp_path / "families" / "b.yaml").write_text(
+        yaml.safe_dump({"requirements": [requirement("IC-B-001"), requirement("IC-B-002")]})
+    )
+    (tmp_path / "families" / "a.yaml").write_text(
+        yaml.safe_dump({"requirements": [requirement("IC-A-001")]})
+    )
+    root = write_catalog(
+        tmp_path,
+        {
+            "spec_version": "3",
+            "requirements": [requirement("IC-R-001")],
+            "include": ["families/b.yaml", "families/a.yaml"],
+        },
+    )
+    catalog = load_catalog(root)
+    assert [r.id for r in catalog.requirements] == ["IC-R-001", "IC-B-001", "IC-B-002", "IC-A-001"]
+
+
+@pytest.mark.parametrize(
+    ("family", "include", "expected"),
+    [
+        ({"requirements": [requirement("IC-R-001")]}, ["f.yaml"], "duplicate requirement ID"),
+        ({"requirements": [requirement("IC-X-1")]}, ["f.yaml"], "f.yaml: requirements.0.id"),
+        ({"spec_version": "2", "requirements": []}, ["f.yaml"], "expected only a requirements"),
+        ({"requirements": []}, ["missing.yaml"], "missing.yaml: file not found"),
+        ({"requirements": []}, ["../outside.yaml"], "points outside the catalog"),
+    ],
+)
+def test_bad_family_file_is_refused_with_its_name(
+    tmp_path: Path, family: dict[str, object], include: list[str], expected: str
+) -> None:
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "outside.yaml").write_text(yaml.safe_dump({"requirements": []}))
+    (tmp_path / "cat" / "f.yaml").write_text(yaml.safe_dump(family))
+    root = write_catalog(
+        tmp_path / "cat",
+        {"spec_version": "1", "requirements": [requirement("IC-R-001")], "include": include},
+    )
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(root)
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)

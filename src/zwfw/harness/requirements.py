@@ -1,7 +1,9 @@
 """The requirement catalog (`conformance/spec/requirements.yaml`): what a target must satisfy.
 
 Every conformance test names the requirement IDs it verifies; the catalog says what each ID
-means, how binding it is and which standard clause it comes from.
+means, how binding it is and which standard clause it comes from. The root file holds the
+``spec_version`` and may ``include`` family files (paths relative to it) whose ``requirements``
+follow its own, in the order given.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from zwfw.harness.errors import CatalogError, describe_validation_error
 
@@ -105,11 +115,12 @@ def catalog_path() -> Path:
     return conformance_dir() / CATALOG_PATH
 
 
-def load_catalog(path: str | Path | None = None) -> Catalog:
-    """Read and validate the catalog; any problem raises `CatalogError` with a one-line reason."""
-    path = Path(path) if path is not None else catalog_path()
+_REQUIREMENT_LIST = TypeAdapter(list[Requirement])
+
+
+def _read_yaml(path: Path) -> object:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CatalogError(f"catalog {path}: file not found") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -118,9 +129,46 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise CatalogError(f"catalog {path}: invalid YAML{where}") from None
+
+
+def _included(root: Path, data: dict[str, object]) -> list[object]:
+    """The requirements of the root file followed by those of its ``include`` files."""
+    own = data.get("requirements") or []
+    includes = data.get("include") or []
+    if not isinstance(own, list) or not isinstance(includes, list):
+        raise CatalogError(f"catalog {root}: requirements and include must be lists")
+    gathered: list[object] = list(own)
+    for entry in includes:
+        if not isinstance(entry, str) or not entry:
+            raise CatalogError(f"catalog {root}: include entries are relative file paths")
+        part = (root.parent / entry).resolve()
+        if not part.is_relative_to(root.parent.resolve()):
+            raise CatalogError(f"catalog {root}: include {entry!r} points outside the catalog")
+        content = _read_yaml(part)
+        if not isinstance(content, dict) or set(content) != {"requirements"}:
+            raise CatalogError(f"catalog {part}: expected only a requirements list")
+        try:
+            # Validated per file so that a mistake is reported where it was made.
+            gathered.extend(_REQUIREMENT_LIST.validate_python(content["requirements"]))
+        except ValidationError as error:
+            raise CatalogError(
+                f"catalog {part}: requirements.{describe_validation_error(error)}"
+            ) from None
+    return gathered
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Read and validate the catalog; any problem raises `CatalogError` with a one-line reason."""
+    path = Path(path) if path is not None else catalog_path()
+    data = _read_yaml(path)
     if not isinstance(data, dict):
         raise CatalogError(f"catalog {path}: expected spec_version and requirements")
+    unknown = set(data) - {"spec_version", "requirements", "include"}
+    if unknown:
+        raise CatalogError(f"catalog {path}: unknown fields {', '.join(sorted(unknown))}")
+    merged = {key: value for key, value in data.items() if key != "include"}
+    merged["requirements"] = _included(path, data)
     try:
-        return Catalog.model_validate(data)
+        return Catalog.model_validate(merged)
     except ValidationError as error:
         raise CatalogError(f"catalog {path}: {describe_validation_error(error)}") from None
