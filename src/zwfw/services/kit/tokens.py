@@ -1,0 +1,237 @@
+"""The OAuth 2.0 client side every service and tool shares: ``private_key_jwt`` client
+authentication (RFC 7523, ES256) and client-credentials tokens cached until shortly before
+they expire, in a blocking (``ClientCredentials``) and an asyncio (``AsyncClientCredentials``)
+flavour. Other grants (RFC 8693 token exchange) go through ``request`` with the same client
+authentication and no caching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+
+# An assertion is single-use (the IdP keeps its jti); a minute covers any clock skew we accept.
+ASSERTION_LIFETIME_SECONDS = 60
+
+
+class TokenRequestError(Exception):
+    """The token endpoint could not be reached or refused the request.
+
+    ``status`` is the HTTP status (``None`` when no answer came), ``error`` the OAuth error
+    code when the endpoint gave one.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, error: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+
+    @property
+    def refused(self) -> bool:
+        """The endpoint answered and said no (as opposed to being unavailable)."""
+        return self.status is not None and 400 <= self.status < 500
+
+
+def load_client_key(path: Path) -> ECKey:
+    """A client's private key from a JWK (JSON) or PEM file."""
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        return ECKey.import_key(json.loads(text))
+    return ECKey.import_key(text)
+
+
+def client_assertion(
+    client_id: str, key: ECKey, audience: str, *, lifetime: int = ASSERTION_LIFETIME_SECONDS
+) -> str:
+    """A signed ``private_key_jwt`` assertion for the token endpoint ``audience``."""
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "jti": secrets.token_urlsafe(16),
+        "iat": now,
+        "exp": now + lifetime,
+    }
+    header = {"alg": "ES256"}
+    if key.kid:
+        header["kid"] = key.kid
+    return jwt.encode(header, claims, key)
+
+
+def _answer(token_url: str, response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
+        error = body.get("error") if isinstance(body, dict) else None
+        described = body.get("error_description") if isinstance(body, dict) else None
+        reason = described or error or f"HTTP {response.status_code}"
+        raise TokenRequestError(
+            f"{token_url} refused the token request: {reason}",
+            status=response.status_code,
+            error=str(error) if error else None,
+        )
+    return body
+
+
+class _Base:
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        key: ECKey,
+        scope: str,
+        *,
+        audience: str | None = None,
+        timeout: float = 10.0,
+        refresh_margin: float = 30.0,
+    ) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self.key = key
+        self.scope = scope
+        self.audience = audience
+        self.timeout = timeout
+        self.refresh_margin = refresh_margin
+        self._token: tuple[str, float] | None = None
+
+    def _form(self, form: dict[str, str]) -> dict[str, str]:
+        return {
+            **form,
+            "client_id": self.client_id,
+            "client_assertion_type": CLIENT_ASSERTION_TYPE,
+            "client_assertion": client_assertion(self.client_id, self.key, self.token_url),
+        }
+
+    def _grant(self) -> dict[str, str]:
+        form = {"grant_type": "client_credentials", "scope": self.scope}
+        if self.audience:
+            form["audience"] = self.audience
+        return form
+
+    def _cached(self) -> str | None:
+        if self._token is not None and time.monotonic() < self._token[1]:
+            return self._token[0]
+        return None
+
+    def _keep(self, body: dict[str, Any]) -> str:
+        token = str(body["access_token"])
+        ttl = float(body.get("expires_in", 300))
+        # Renewed early so that a token never expires in flight.
+        self._token = (token, time.monotonic() + max(ttl - self.refresh_margin, ttl / 2))
+        return token
+
+    def invalidate(self) -> None:
+        """Forget the cached token (e.g. after the resource server refused it)."""
+        self._token = None
+
+
+class ClientCredentials(_Base):
+    """Client-credentials tokens for blocking code; thread-safe. ``http`` is borrowed."""
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        key: ECKey,
+        scope: str,
+        *,
+        http: httpx.Client | None = None,
+        audience: str | None = None,
+        timeout: float = 10.0,
+        refresh_margin: float = 30.0,
+    ) -> None:
+        super().__init__(
+            token_url,
+            client_id,
+            key,
+            scope,
+            audience=audience,
+            timeout=timeout,
+            refresh_margin=refresh_margin,
+        )
+        self.http = http
+        self._lock = threading.Lock()
+
+    def request(self, form: dict[str, str]) -> dict[str, Any]:
+        """POST ``form`` to the token endpoint with this client's authentication."""
+        http = self.http or httpx.Client()
+        try:
+            response = http.post(self.token_url, data=self._form(form), timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise TokenRequestError(f"cannot reach {self.token_url}: {exc}") from exc
+        finally:
+            if self.http is None:
+                http.close()
+        return _answer(self.token_url, response)
+
+    def __call__(self) -> str:
+        with self._lock:
+            cached = self._cached()
+            if cached is not None:
+                return cached
+            return self._keep(self.request(self._grant()))
+
+
+class AsyncClientCredentials(_Base):
+    """Client-credentials tokens for asyncio code. ``http`` is borrowed."""
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        key: ECKey,
+        scope: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        audience: str | None = None,
+        timeout: float = 10.0,
+        refresh_margin: float = 30.0,
+    ) -> None:
+        super().__init__(
+            token_url,
+            client_id,
+            key,
+            scope,
+            audience=audience,
+            timeout=timeout,
+            refresh_margin=refresh_margin,
+        )
+        self.http = http
+        self._lock = asyncio.Lock()
+
+    async def request(self, form: dict[str, str]) -> dict[str, Any]:
+        """POST ``form`` to the token endpoint with this client's authentication."""
+        http = self.http or httpx.AsyncClient()
+        try:
+            response = await http.post(self.token_url, data=self._form(form), timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise TokenRequestError(f"cannot reach {self.token_url}: {exc}") from exc
+        finally:
+            if self.http is None:
+                await http.aclose()
+        return _answer(self.token_url, response)
+
+    async def __call__(self) -> str:
+        async with self._lock:
+            cached = self._cached()
+            if cached is not None:
+                return cached
+            return self._keep(await self.request(self._grant()))

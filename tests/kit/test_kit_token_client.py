@@ -1,0 +1,128 @@
+"""The shared OAuth client: private_key_jwt assertions and cached client-credentials tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from zwfw.services.kit.tokens import (
+    CLIENT_ASSERTION_TYPE,
+    AsyncClientCredentials,
+    ClientCredentials,
+    TokenRequestError,
+    load_client_key,
+)
+
+TOKEN_URL = "https://idp.example/token"
+
+
+class TokenEndpoint:
+    """A token endpoint that checks each assertion against the client's public key."""
+
+    def __init__(self, key: ECKey, *, expires_in: int = 300) -> None:
+        self.public = ECKey.import_key(key.as_dict(private=False))
+        self.expires_in = expires_in
+        self.forms: list[dict[str, str]] = []
+        self.jtis: set[str] = set()
+        self.answer: httpx.Response | None = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        self.forms.append(form)
+        if self.answer is not None:
+            return self.answer
+        assert form["client_assertion_type"] == CLIENT_ASSERTION_TYPE
+        claims = jwt.decode(form["client_assertion"], self.public).claims
+        assert claims["iss"] == claims["sub"] == form["client_id"] == "hall-340000"
+        assert claims["aud"] == TOKEN_URL
+        assert claims["exp"] - claims["iat"] == 60
+        assert claims["jti"] not in self.jtis, "an assertion was reused"
+        self.jtis.add(claims["jti"])
+        number = len(self.forms)
+        return httpx.Response(
+            200, json={"access_token": f"token-{number}", "expires_in": self.expires_in}
+        )
+
+
+@pytest.fixture
+def key() -> ECKey:
+    return ECKey.generate_key("P-256", parameters={"kid": "hall-1"}, private=True)
+
+
+def test_tokens_are_cached_and_renewed_before_they_expire(key: ECKey) -> None:
+    endpoint = TokenEndpoint(key)
+    with httpx.Client(transport=httpx.MockTransport(endpoint)) as http:
+        tokens = ClientCredentials(TOKEN_URL, "hall-340000", key, "elicense:share", http=http)
+        assert tokens() == tokens() == "token-1"
+        assert endpoint.forms[0]["grant_type"] == "client_credentials"
+        assert endpoint.forms[0]["scope"] == "elicense:share"
+        tokens.invalidate()
+        assert tokens() == "token-2"
+    short = TokenEndpoint(key, expires_in=1)
+    with httpx.Client(transport=httpx.MockTransport(short)) as http:
+        tokens = ClientCredentials(TOKEN_URL, "hall-340000", key, "s", http=http)
+        assert tokens() == "token-1"
+        time.sleep(0.6)  # half of a 1 s lifetime: renewed early rather than used to the end
+        assert tokens() == "token-2"
+
+
+def test_refusals_and_outages_are_told_apart(key: ECKey) -> None:
+    endpoint = TokenEndpoint(key)
+    endpoint.answer = httpx.Response(
+        400, json={"error": "invalid_client", "error_description": "unknown key"}
+    )
+    with httpx.Client(transport=httpx.MockTransport(endpoint)) as http:
+        tokens = ClientCredentials(TOKEN_URL, "hall-340000", key, "s", http=http)
+        with pytest.raises(TokenRequestError, match="unknown key") as refused:
+            tokens()
+        assert refused.value.refused
+        assert refused.value.error == "invalid_client"
+        endpoint.answer = httpx.Response(502, text="<html>bad gateway</html>")
+        with pytest.raises(TokenRequestError, match="HTTP 502") as broken:
+            tokens()
+        assert not broken.value.refused
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with httpx.Client(transport=httpx.MockTransport(unreachable)) as http:
+        tokens = ClientCredentials(TOKEN_URL, "hall-340000", key, "s", http=http)
+        with pytest.raises(TokenRequestError, match="cannot reach") as down:
+            tokens()
+        assert down.value.status is None
+        assert not down.value.refused
+
+
+def test_async_flavour_caches_across_concurrent_callers(key: ECKey) -> None:
+    endpoint = TokenEndpoint(key)
+
+    async def main() -> list[str]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as http:
+            tokens = AsyncClientCredentials(
+                TOKEN_URL, "hall-340000", key, "hub:report", http=http, audience="https://hub"
+            )
+            first = await asyncio.gather(*(tokens() for _ in range(5)))
+            exchanged = await tokens.request({"grant_type": "urn:x", "subject_token": "t"})
+            return [*first, exchanged["access_token"]]
+
+    answers = asyncio.run(main())
+    assert answers == ["token-1"] * 5 + ["token-2"]
+    assert endpoint.forms[0]["audience"] == "https://hub"
+    assert endpoint.forms[1]["subject_token"] == "t"
+
+
+def test_client_keys_load_from_jwk_and_pem(key: ECKey, tmp_path: Path) -> None:
+    jwk_file = tmp_path / "client.jwk"
+    jwk_file.write_text(json.dumps(key.as_dict(private=True)))
+    pem_file = tmp_path / "client.pem"
+    pem_file.write_bytes(key.as_pem(private=True))
+    assert load_client_key(jwk_file).kid == "hall-1"
+    assert load_client_key(pem_file).as_dict(private=False)["x"] == key.as_dict()["x"]
