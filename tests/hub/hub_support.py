@@ -180,9 +180,16 @@ def fake_elicense(
     async def discovery() -> dict[str, str]:
         return {"token_endpoint": "https://identity.330000.test/token"}
 
+    # What B's IdP was asked for, in order; set ``token_outage`` to answer 503.
+    app.state.token_grants = []
+    app.state.token_outage = False
+
     @app.post("/token")
     async def token(request: Request) -> JSONResponse:
         form = await request.form()
+        app.state.token_grants.append(str(form["grant_type"]))
+        if app.state.token_outage:
+            return JSONResponse({"error": "temporarily_unavailable"}, status_code=503)
         try:
             assertion = jwt.decode(str(form["client_assertion"]), hub_key).claims
         except Exception:
