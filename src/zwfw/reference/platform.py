@@ -41,13 +41,11 @@ from zwfw.codes import build_case_number, build_credit_code, build_implementatio
 from zwfw.codes.personal import build_resident_id
 from zwfw.reference import keys
 from zwfw.reference.national import (
-    ASSERTION_TYPE,
     HUB_CLIENT,
     NATIONAL_OPS,
     NATIONAL_REGION,
     PROVINCE_SERVICES,
     SUPERVISE_SCOPE,
-    TOKEN_EXCHANGE,
     Client,
     NationalSide,
     Person,
@@ -56,11 +54,11 @@ from zwfw.reference.national import (
     ServiceProcess,
     _expect,
     _seed_identity,
-    client_assertion,
     free_port,
     log,
 )
 from zwfw.reference.signin import sign_in
+from zwfw.services.kit.tokens import TOKEN_EXCHANGE
 
 # The licence type every province issues (营业执照, defined by the national market regulator).
 DEFINING_AUTHORITY = "11100000000013338W"
@@ -71,7 +69,6 @@ BASIC_CODE = "442199806003"
 FEDERATION_TEST_ISSUER = "https://certification-issuer.zwfw.invalid"
 
 __all__ = [
-    "ASSERTION_TYPE",
     "DEFAULT_PROVINCES",
     "HUB_CLIENT",
     "NATIONAL_REGION",
@@ -83,7 +80,6 @@ __all__ = [
     "ProvinceSpec",
     "ReferencePlatform",
     "ServiceProcess",
-    "client_assertion",
     "demo_guide",
     "free_port",
     "iter_processes",
