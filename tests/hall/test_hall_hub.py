@@ -81,7 +81,7 @@ def test_reports_reach_the_hub_signed_after_a_retry(tmp_path: Path) -> None:
             base_url="http://hub.test",
         )
         transport.client = client
-        transport.token._client = client
+        transport.token.http = client
         dispatcher.base_delay = dispatcher.max_delay = 0.001
 
         async def deliver() -> list[Any]:
