@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from zwfw.crypto.sm2 import SM2PrivateKey
 from zwfw.crypto.x509 import CertificateAuthority, CertProfile
+from zwfw.formats.channel import content_digest
 from zwfw.services.hall.settings import HubSettings
 from zwfw.services.kit import outbox
-from zwfw.services.kit.channel import content_digest
 
 from .support import TokenMint, running_hall
 

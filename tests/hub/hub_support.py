@@ -21,7 +21,7 @@ from joserfc.jwk import ECKey
 from zwfw.codes import build_credit_code, build_implementation_code, build_licence_id
 from zwfw.crypto.sm2 import SM2PrivateKey
 from zwfw.crypto.x509 import CertificateAuthority, CertProfile
-from zwfw.services.kit.channel import ChannelSigner
+from zwfw.formats.channel import ChannelSigner
 
 NATIONAL_ISSUER = "https://idp.national.test"
 HUB_AUDIENCE = "hub"

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from zwfw.crypto.fields import FieldProtector
 from zwfw.crypto.keystore import KeyEncryptionKey
 from zwfw.crypto.sm2 import SM2PrivateKey
+from zwfw.formats.channel import ChannelSigner, ChannelVerifier, RegisteredSender
 from zwfw.services.kit import make_engine, migrate, outbox, session_factory
-from zwfw.services.kit.channel import ChannelSigner, ChannelVerifier, RegisteredSender
 from zwfw.services.kit.outbox import (
     ChannelTransport,
     Delivery,

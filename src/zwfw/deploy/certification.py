@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 from zwfw.codes import build_case_number
 from zwfw.codes.personal import build_resident_id
 from zwfw.crypto.x509 import SM2Certificate
+from zwfw.formats.channel import certificate_key_id, tls_fingerprint
 from zwfw.reference import keys
 from zwfw.reference.platform import (
     FEDERATION_TEST_ISSUER,
@@ -57,7 +58,6 @@ from zwfw.reference.platform import (
     demo_guide,
 )
 from zwfw.reference.signin import sign_in
-from zwfw.services.kit.channel import certificate_key_id, tls_fingerprint
 from zwfw.services.kit.tokens import ClientCredentials, TokenRequestError
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"

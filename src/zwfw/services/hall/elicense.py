@@ -50,8 +50,8 @@ from joserfc.jwk import ECKey
 
 from zwfw.codes import CodeError, parse_credit_code, parse_licence_id
 from zwfw.crypto.x509 import CertificateError, SM2Certificate, load_pem_bundle
+from zwfw.formats.channel import ChannelSigner
 from zwfw.services.elicense.document import verify_document
-from zwfw.services.kit.channel import ChannelSigner
 from zwfw.services.kit.logs import mask
 
 log = logging.getLogger("zwfw.hall.elicense")

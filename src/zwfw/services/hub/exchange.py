@@ -49,6 +49,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from zwfw.codes import CodeError, parse_licence_id
+from zwfw.formats.channel import ChannelSigner
 from zwfw.services.hub.inbound import RawBody, parse_body, verify_message
 from zwfw.services.hub.models import LicenceUse, Province, as_utc, utcnow
 from zwfw.services.hub.settings import HubSettings
@@ -61,7 +62,6 @@ from zwfw.services.kit import (
     kit_state,
     require_scopes,
 )
-from zwfw.services.kit.channel import ChannelSigner
 from zwfw.services.kit.logs import mask
 from zwfw.services.kit.tokens import (
     ACCESS_TOKEN_TYPE,

@@ -25,6 +25,7 @@ from zwfw.codes import (
     parse_handling_item_code,
     parse_implementation_code,
 )
+from zwfw.formats.channel import VerifiedMessage
 from zwfw.services.hub.inbound import RawBody, parse_body, verify_message
 from zwfw.services.hub.models import (
     Case,
@@ -36,7 +37,6 @@ from zwfw.services.hub.models import (
     utcnow,
 )
 from zwfw.services.kit import DbSession, Principal, Problem, audit, conflict, require_scopes
-from zwfw.services.kit.channel import VerifiedMessage
 from zwfw.services.kit.logs import mask
 
 SCOPE_REPORT = "hub:report"

@@ -21,6 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from zwfw.formats.channel import ChannelError
+from zwfw.services.kit import channel
 from zwfw.services.kit.auth import TokenValidator, enforce_authentication, public
 from zwfw.services.kit.db import make_engine, session_factory
 from zwfw.services.kit.logs import mask, reset_request_id, set_request_id
@@ -276,6 +278,7 @@ def create_app(
     )
     app.state.kit = state
     install_problem_handlers(app)
+    app.add_exception_handler(ChannelError, channel.on_refusal)
     app.add_middleware(KitMiddleware, state=state)
     app.include_router(_kit_router(state))
     for router in routers:

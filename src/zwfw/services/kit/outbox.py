@@ -84,7 +84,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from zwfw.crypto.fields import FieldProtectionError, FieldProtector
-from zwfw.services.kit.channel import ChannelSigner
+from zwfw.formats.channel import ChannelSigner
 from zwfw.services.kit.logs import mask
 from zwfw.services.kit.tokens import TokenRequestError
 
@@ -319,7 +319,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class ChannelTransport:
-    """Delivers messages over HTTP as signed channel messages (``zwfw.services.kit.channel``)
+    """Delivers messages over HTTP as signed channel messages (``zwfw.formats.channel``)
     with a bearer token from ``token``. Give ``client`` the mutual-TLS certificate and the
     national CA bundle; its base URL is ``base_url``."""
 
