@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from zwfw import __version__
-from zwfw.codes.personal import mask_personal_data
+from zwfw.codes.masking import mask_personal_data
 from zwfw.harness.profile import TargetProfile
 from zwfw.harness.requirements import LEVELS, Catalog, Requirement
 from zwfw.harness.waivers import Waiver, WaiverState

@@ -49,6 +49,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from zwfw.codes import CodeError, parse_licence_id
+from zwfw.codes.masking import mask_personal_data
 from zwfw.formats.channel import ChannelSigner
 from zwfw.services.hub.inbound import RawBody, parse_body, verify_message
 from zwfw.services.hub.models import LicenceUse, Province, as_utc, utcnow
@@ -62,7 +63,6 @@ from zwfw.services.kit import (
     kit_state,
     require_scopes,
 )
-from zwfw.services.kit.logs import mask
 from zwfw.services.kit.tokens import (
     ACCESS_TOKEN_TYPE,
     TOKEN_EXCHANGE,
@@ -391,7 +391,7 @@ async def exchange_licence(
     except (httpx.HTTPError, ProvinceUnavailable) as exc:
         log.warning(
             "issuing province unreachable",
-            extra={"issuer_region": issuer.region_code, "error": mask(str(exc))},
+            extra={"issuer_region": issuer.region_code, "error": mask_personal_data(str(exc))},
         )
         await record("unavailable", None, None)
         raise Problem(

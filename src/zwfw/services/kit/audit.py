@@ -29,8 +29,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from zwfw.codes.masking import mask_personal_data, mask_value
 from zwfw.services.kit.db import naming_metadata
-from zwfw.services.kit.logs import current_request_id, mask, mask_value
+from zwfw.services.kit.logs import current_request_id
 
 GENESIS_HASH = "0" * 64
 
@@ -137,9 +138,9 @@ def _append(
         "seq": head.seq + 1,
         # Microseconds are kept: both SQLite and PostgreSQL store them exactly.
         "at": datetime.now(UTC),
-        "actor": mask(actor)[:200],
+        "actor": mask_personal_data(actor)[:200],
         "action": action[:100],
-        "resource": mask(resource)[:500],
+        "resource": mask_personal_data(resource)[:500],
         "result": result[:50],
         "request_id": request_id,
         "source_ip": source_ip,

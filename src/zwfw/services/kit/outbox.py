@@ -83,9 +83,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from zwfw.codes.masking import mask_personal_data
 from zwfw.crypto.fields import FieldProtectionError, FieldProtector
 from zwfw.formats.channel import ChannelSigner
-from zwfw.services.kit.logs import mask
 from zwfw.services.kit.tokens import TokenRequestError
 
 log = logging.getLogger("zwfw.outbox")
@@ -511,13 +511,13 @@ class Dispatcher:
                 delay = max(delay, min(delivery.retry_after, self.max_delay))
             values.update(
                 next_attempt_at=now + timedelta(seconds=delay),
-                last_error=mask(delivery.error or "")[:1000],
+                last_error=mask_personal_data(delivery.error or "")[:1000],
             )
         else:
             outcome = "rejected"
             values.update(
                 state=REJECTED,
-                last_error=mask(delivery.error or "")[:1000],
+                last_error=mask_personal_data(delivery.error or "")[:1000],
                 receipt=delivery.receipt,
             )
         with self.sessions.begin() as session:
@@ -536,7 +536,7 @@ class Dispatcher:
                 "kind": message.kind,
                 "attempts": attempts,
                 "status": delivery.status,
-                "error": mask(delivery.error or "") or None,
+                "error": mask_personal_data(delivery.error or "") or None,
             },
         )
         if self._attempts is not None:
