@@ -25,8 +25,20 @@ EXIT_CERTIFIED = 0
 EXIT_NOT_CERTIFIED = 1
 EXIT_CONFIG_ERROR = 2
 
-_STATUS_STYLE = {"pass": "green", "fail": "bold red", "not-tested": "yellow", "waived": "magenta"}
-_OUTCOME_LABEL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+_STATUS_STYLE = {
+    "pass": "green",
+    "fail": "bold red",
+    "inconclusive": "bold yellow",
+    "not-tested": "yellow",
+    "waived": "magenta",
+}
+_OUTCOME_LABEL = {
+    "passed": "pass",
+    "failed": "FAIL",
+    "error": "ERROR",
+    "skipped": "skip",
+    "inconclusive": "UNDEC",
+}
 
 harness_app = typer.Typer(
     name="harness",
@@ -65,8 +77,16 @@ def certify(
         None,
         "--suites",
         metavar="SUITE",
-        help="Suites to run: conformance, security, loadtests or a sub-directory such as "
-        "conformance/codes; repeat or separate with commas. Default: every suite present.",
+        help="Suites to run: conformance, security, loadtests (alias load) or a sub-directory "
+        "such as conformance/codes; repeat or separate with commas. Default: every suite "
+        "present but the opt-in load suite (a complete run is conformance and security; add "
+        "load to judge the RESP-* requirements too).",
+    ),
+    workload: Path | None = typer.Option(
+        None,
+        "--workload",
+        metavar="FILE",
+        help="Workload profile of the load suite (default loadtests/profiles/certify.yaml).",
     ),
     waivers: Path | None = typer.Option(
         None,
@@ -102,7 +122,7 @@ def certify(
         if quiet:
             return
         label = _OUTCOME_LABEL[record.outcome]
-        style = {"pass": "green", "skip": "yellow"}.get(label, "bold red")
+        style = {"pass": "green", "skip": "yellow", "UNDEC": "bold yellow"}.get(label, "bold red")
         bar.console.print(
             f"[{style}]{label:>5}[/] {record.nodeid} [dim]{record.duration:.2f}s[/]",
             soft_wrap=True,
@@ -117,6 +137,7 @@ def certify(
                 waivers=waivers,
                 progress=progress,
                 collected=collected,
+                workload=workload,
             )
     except HarnessConfigError as error:
         raise _fail_config("certify", error) from None
