@@ -37,9 +37,15 @@ def line_chart(
 ) -> Markup:
     """Lines over x (gaps where a value is None), horizontal `marks` (e.g. a threshold), an
     optional shaded x range (the steady window)."""
-    marks = marks or {}
     values = [v for series in lines.values() for v in series if v is not None]
-    top = _nice(max([*values, *marks.values(), 0.0]))
+    highest = max([*values, 0.0])
+    # A target far above every value would flatten the lines: it is named, not drawn.
+    marks = marks or {}
+    above = {k: v for k, v in marks.items() if highest and v > 2.5 * highest}
+    marks = {k: v for k, v in marks.items() if k not in above}
+    if above:
+        title += " (" + ", ".join(f"{k} {v:g} {unit}, above the plot" for k, v in above.items()) + ")"
+    top = _nice(max([highest, *marks.values()]))
     x_max = max(x) if x else 1.0
     x_max = x_max or 1.0
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -51,8 +57,9 @@ def line_chart(
         return TOP + plot_h * (1 - value / top)
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        f'<figure class="plot"><figcaption>{escape(title)}</figcaption>'
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'width="100%" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
     ]
     if shade is not None:
         start, end = shade
@@ -102,7 +109,7 @@ def line_chart(
             f'<text x="{legend_x + 13}" y="{TOP + 7}">{escape(name)}</text>'
         )
         legend_x += 13 + 7 * len(name) + 14
-    parts.append("</svg>")
+    parts.append("</svg></figure>")
     return Markup("".join(parts))
 
 
@@ -115,7 +122,7 @@ def load_plots(load: Mapping[str, Any]) -> dict[str, Markup]:
     targets = load["targets"]
     return {
         "latency": line_chart(
-            "Latency percentiles per second (all steps)",
+            "Latency percentiles of the requests started each second (all steps)",
             x,
             {"p50": series["p50_ms"], "p95": series["p95_ms"], "p99": series["p99_ms"]},
             unit="ms",

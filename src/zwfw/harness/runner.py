@@ -75,6 +75,10 @@ def resolve_suites(names: Sequence[str] = ()) -> list[Path]:
     return paths
 
 
+def _every_suite() -> list[Path]:
+    return [*resolve_suites(), *(suite_dir(n) for n in OPT_IN_SUITES if suite_dir(n).is_dir())]
+
+
 def run_scope(paths: Sequence[Path]) -> tuple[bool, list[str]]:
     """Whether a run over `paths` is partial, and the opt-in suites a complete one leaves out.
 
@@ -337,9 +341,10 @@ def certify(
 
 
 def collect_checks(suites: Sequence[str] = ()) -> tuple[Catalog, dict[str, tuple[str, ...]]]:
-    """The catalog and every conformance test of the suites, with the requirements it names."""
+    """The catalog and every conformance test of the suites (no names: every suite present,
+    the opt-in ones included), with the requirements it names."""
     catalog = load_catalog()
-    paths = resolve_suites(suites)
+    paths = resolve_suites(suites) if suites else _every_suite()
     root = suites_root()
     driver = _Driver(None)
     exit_code = _run_pytest([*_pytest_args(root), "--collect-only", *map(str, paths)], driver, root)
