@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import gevent
 from journeys import JOURNEYS, Shared, SignInBudget, StepFailed
 from locust import FastHttpUser, events, task
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from zwfw.harness.profile import SecretUnavailable, load_profile
 from zwfw.harness.workload import load_workload
@@ -128,12 +128,38 @@ class Generator:
         self.closed_counter = 0
         self.shared = Shared(TARGET, _secret, SignInBudget(WORKLOAD.signins_per_minute / PROCESSES))
         self.monitor: Any = None
+        self.runner: Any = None
+        self.started_at: float | None = None
+        self.done = False
 
-    def start(self, index: int) -> None:
+    def start(self, runner: Any, index: int) -> None:
+        self.runner = runner
+        self.started_at = time.time()
         if self.arrivals is None:
             self.arrivals = Arrivals(index, PROCESSES)
         if self.monitor is None:
             self.monitor = gevent.spawn(self._monitor)
+
+    def _finished(self) -> bool:
+        """The schedule is over and no journey is running: nothing more to measure."""
+        t0 = self.arrivals.t0 if self.arrivals is not None else None
+        if WORKLOAD.model == "closed" or t0 is None:
+            t0 = self.started_at
+        return (
+            t0 is not None
+            and time.time() > t0 + WORKLOAD.run_seconds + 0.5
+            and (WORKLOAD.model == "closed" or self.in_flight == 0)
+        )
+
+    def _report_done(self) -> None:
+        # Locust's own stop would cut journeys still running (its stop timeout is not kept
+        # on a distributed quit): the run ends once every process has drained.
+        self.done = True
+        self.recorder.flush()
+        if isinstance(self.runner, WorkerRunner):
+            self.runner.send_message("zwfw_done", os.getpid())
+        elif isinstance(self.runner, LocalRunner):
+            gevent.spawn(self.runner.quit)
 
     def _monitor(self) -> None:
         interval = 0.1
@@ -149,6 +175,8 @@ class Generator:
                 self.recorder.add(["c", second, self.in_flight])
                 self.recorder.flush()
                 worst, second = 0.0, math.floor(now)
+            if not self.done and self._finished():
+                self._report_done()
 
 
 GENERATOR = Generator()
@@ -173,12 +201,28 @@ def _on_request(
     )
 
 
+@events.init.add_listener
+def _on_init(environment: Any, **_: Any) -> None:
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        return
+    done: set[int] = set()
+
+    def on_done(msg: Any, **_: Any) -> None:
+        done.add(int(msg.data))
+        if len(done) >= PROCESSES:
+            gevent.spawn(runner.quit)
+
+    runner.register_message("zwfw_done", on_done)
+
+
 @events.test_start.add_listener
 def _on_start(environment: Any, **_: Any) -> None:
-    if isinstance(environment.runner, MasterRunner):
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
         return
-    index = environment.runner.worker_index if isinstance(environment.runner, WorkerRunner) else 0
-    GENERATOR.start(max(0, index))
+    index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+    GENERATOR.start(runner, max(0, index))
 
 
 @events.test_stop.add_listener

@@ -44,7 +44,9 @@ def line_chart(
     above = {k: v for k, v in marks.items() if highest and v > 2.5 * highest}
     marks = {k: v for k, v in marks.items() if k not in above}
     if above:
-        title += " (" + ", ".join(f"{k} {v:g} {unit}, above the plot" for k, v in above.items()) + ")"
+        title += (
+            " (" + ", ".join(f"{k} {v:g} {unit}, above the plot" for k, v in above.items()) + ")"
+        )
     top = _nice(max([highest, *marks.values()]))
     x_max = max(x) if x else 1.0
     x_max = x_max or 1.0

@@ -184,7 +184,8 @@ def run_locust(
     workload_file.write_text(yaml.safe_dump(workload.as_dict(), sort_keys=False), "utf-8")
     processes = workload.generator_processes()
     pool = workload.pool()
-    run_time = math.ceil(workload.run_seconds) + 1
+    # The generator ends the run itself once its journeys drained; this is the hard bound.
+    run_time = math.ceil(workload.run_seconds + workload.stop_timeout_seconds) + 2
     spawn_rate = pool if workload.model == "open" else pool / max(workload.ramp_seconds, 1.0)
     command = [
         *command_prefix,
