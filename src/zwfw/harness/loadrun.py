@@ -130,6 +130,7 @@ class CpuMeter:
                 "wait_seconds": round(waiting, 3),
                 "wall_seconds": round(wall, 3),
                 "demand": round((running + waiting) / wall, 4),
+                "wait_share": round(waiting / wall, 4),
             })  # fmt: skip
         return out
 
@@ -345,15 +346,30 @@ def figures(run: LocustRun, targets: LoadTargets) -> dict[str, Any]:
         }
 
     max_demand = max((p["demand"] for p in cpu), default=0.0)
-    saturated = [p for p in cpu if p["demand"] >= limits.max_cpu_demand]
+    busy = [p for p in cpu if p["demand"] >= limits.max_cpu_demand]
+    starved = [p for p in cpu if p["wait_share"] >= limits.max_cpu_wait_share]
+    lag = percentile(lags, 0.95)
     on_time_share = len(on_time) / expected if expected else 1.0
     inconclusive: list[str] = []
-    if saturated:
-        worst = max(saturated, key=lambda p: p["demand"])
+    if busy:
+        worst = max(busy, key=lambda p: p["demand"])
         inconclusive.append(
             f"the load generator saturated: {worst['role']} process {worst['pid']} demanded "
             f"{worst['demand']:.0%} of a CPU (limit {limits.max_cpu_demand:.0%})"
         )
+    if starved:
+        worst = max(starved, key=lambda p: p["wait_share"])
+        inconclusive.append(
+            f"the load generator saturated: {worst['role']} process {worst['pid']} waited for "
+            f"a CPU {worst['wait_share']:.0%} of the time (limit "
+            f"{limits.max_cpu_wait_share:.0%}), so its timings include its own queueing"
+        )
+    if lag is not None and lag > limits.max_loop_lag_ms:
+        inconclusive.append(
+            f"the load generator saturated: its event loop ran {lag:.0f} ms late (p95 of the "
+            f"per-second worst; limit {limits.max_loop_lag_ms:g} ms)"
+        )
+    saturated = bool(busy or starved or (lag is not None and lag > limits.max_loop_lag_ms))
     if on_time_share < limits.min_arrivals_on_time:
         inconclusive.append(
             f"the generator offered {len(on_time)} of {expected:g} arrivals on time "
@@ -376,8 +392,8 @@ def figures(run: LocustRun, targets: LoadTargets) -> dict[str, Any]:
             "cpu": cpu,
             "max_cpu_demand": round(max_demand, 4),
             "max_loop_lag_ms": _ms(max(lags) if lags else None),
-            "p95_loop_lag_ms": _ms(percentile(lags, 0.95)),
-            "saturated": bool(saturated),
+            "p95_loop_lag_ms": _ms(lag),
+            "saturated": saturated,
             "inconclusive": inconclusive,
         },
         "arrivals": {

@@ -48,6 +48,12 @@ class GeneratorLimits(BaseModel):
     # Share of wall time a generator process was running or waiting for a CPU: at 0.9 it
     # had no room left, and the latencies it measured include its own queueing.
     max_cpu_demand: float = Field(default=0.9, gt=0, le=1)
+    # Share of wall time a generator process was ready to run but waited for a CPU (other
+    # processes had it): its timestamps are late by that queueing.
+    max_cpu_wait_share: float = Field(default=0.25, gt=0, le=1)
+    # 95th percentile of the per-second worst event-loop lag: how late the generator notices
+    # an answer that arrived.
+    max_loop_lag_ms: float = Field(default=100.0, gt=0)
     # An arrival started later than this after its due time counts as not offered on time.
     late_arrival_seconds: float = Field(default=1.0, gt=0)
     # Share of the profile's arrivals that must start on time.
