@@ -203,8 +203,10 @@ def test_503_on_five_percent_of_submissions_fails_the_error_requirements(
     platform: ReferencePlatform, harness_home: Path, tmp_path: Path
 ) -> None:
     # More citizens than the short profile, so that the run submits well over 20 cases.
-    workload = workload_file(tmp_path / "citizens.yaml", name="citizens",
-                             arrivals_per_second=4, mix={"citizen": 3, "staff": 1, "system": 1})  # fmt: skip
+    mix = {"citizen": 3, "staff": 1, "system": 1}
+    workload = workload_file(
+        tmp_path / "citizens.yaml", name="citizens", arrivals_per_second=4, mix=mix
+    )
     hall = platform.url(A, "hall")
     with DefectProxy(hall, every_twentieth_submission()) as proxy:
         profile = profile_through(platform, A, "hall", proxy.url, tmp_path / "profile.yaml")
@@ -242,7 +244,7 @@ def test_a_generator_starved_of_cpu_gives_inconclusive_never_pass(
     }]), encoding="utf-8")  # fmt: skip
     burner = "while True: pass"
     burners = [
-        subprocess.Popen([taskset, "-c", "0", sys.executable, "-c", burner]) for _ in range(3)
+        subprocess.Popen([taskset, "-c", "0", sys.executable, "-c", burner]) for _ in range(5)
     ]
     try:
         result, document = certify(
