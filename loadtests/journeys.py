@@ -4,6 +4,7 @@ Every request goes through `Visit.call`, which names it by journey step (the nam
 and the RESP-* requirements use), refuses hosts the target profile does not list, and raises
 `StepFailed` on an answer the step does not expect, ending that journey.
 
+- browse: an anonymous visitor: discovery → catalog browse → an item's 办事指南;
 - citizen: discovery → catalog browse → 办事指南 → sign-in through the IdP (authorization code
   + PKCE, the real sign-in and consent forms) → case submission with an uploaded material →
   tracking it → rating a concluded case (好差评). A signed-in session is reused by later
@@ -112,6 +113,9 @@ class Shared:
     concluded: deque[str] = field(default_factory=deque)
     sealed: dict[str, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Read from the credentials once per process: key parsing is not what is measured.
+    signer: ChannelSigner | None = None
+    client_key: ECKey | None = None
 
     def url(self, service: str, path: str) -> str:
         base = self.target.base_url(service)  # type: ignore[arg-type]
@@ -236,14 +240,19 @@ def _session(visit: Visit, shared: Shared) -> Session:
     return min(live, key=lambda s: s.visits)
 
 
-def citizen(visit: Visit, shared: Shared) -> None:
-    region = shared.target.region_code
+def browse(visit: Visit, shared: Shared) -> dict[str, Any]:
+    """Discovery, the catalog and the guide of an item serving persons (that item)."""
     visit.call("GET", shared.url("hall", ".well-known/zwfw"), "discovery", (200,))
     items = visit.call(
         "GET", shared.url("hall", "items"), "catalog", (200,), params={"limit": 20}
     ).json()["items"]
     code = _person_item(items)["implementation_code"]
-    item = visit.call("GET", shared.url("hall", f"items/{code}"), "guide", (200,)).json()
+    return dict(visit.call("GET", shared.url("hall", f"items/{code}"), "guide", (200,)).json())
+
+
+def citizen(visit: Visit, shared: Shared) -> None:
+    region = shared.target.region_code
+    item = browse(visit, shared)
     session = _session(visit, shared)
     session.visits += 1
     bearer = {"Authorization": f"Bearer {session.token}"}
@@ -332,8 +341,9 @@ def case_report(shared: Shared) -> dict[str, Any]:
 def system(visit: Visit, shared: Shared) -> None:
     secret, target = shared.secret, shared.target
     token_url = shared.url("identity", "token")
-    key = ECKey.import_key(json.loads(secret("identity_client_key")))
-    client_id = secret("identity_client_id")
+    if shared.client_key is None:
+        shared.client_key = ECKey.import_key(json.loads(secret("identity_client_key")))
+    key, client_id = shared.client_key, secret("identity_client_id")
     visit.call(
         "POST", token_url, "system.token", (200,),
         data={"grant_type": "client_credentials", "client_id": client_id,
@@ -354,9 +364,12 @@ def system(visit: Visit, shared: Shared) -> None:
         raise StepFailed("the e-seal service did not verify the issuer's seal on a licence")
     body = json.dumps(case_report(shared), ensure_ascii=False, separators=(",", ":")).encode()
     hub = shared.url("hub", "reports/cases")
-    signer = ChannelSigner(target.region_code, load_private_key(secret("channel_signing_key")
-                           .encode()), key_id=secret("channel_key_id"))  # fmt: skip
-    headers = signer.headers(
+    if shared.signer is None:
+        key_pem = secret("channel_signing_key").encode()
+        shared.signer = ChannelSigner(
+            target.region_code, load_private_key(key_pem), key_id=secret("channel_key_id")
+        )
+    headers = shared.signer.headers(
         "POST", urllib.parse.urlsplit(hub).path, body, recipient="hub",
         idempotency_key=f"load-{secrets.token_hex(16)}",
     )  # fmt: skip
@@ -367,7 +380,8 @@ def system(visit: Visit, shared: Shared) -> None:
     )  # fmt: skip
 
 
-JOURNEYS: dict[str, Callable[[Visit, Shared], None]] = {
+JOURNEYS: dict[str, Callable[[Visit, Shared], object]] = {
+    "browse": browse,
     "citizen": citizen,
     "staff": staff,
     "system": system,

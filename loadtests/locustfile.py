@@ -36,7 +36,7 @@ from locust import FastHttpUser, events, task
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from zwfw.harness.profile import SecretUnavailable, load_profile
-from zwfw.harness.workload import load_workload
+from zwfw.harness.workload import load_workload, mix_cycle
 
 TARGET = load_profile(os.environ["ZWFW_LOAD_TARGET"])
 WORKLOAD = load_workload(os.environ["ZWFW_LOAD_WORKLOAD"])
@@ -59,21 +59,6 @@ def _secret(name: str) -> str:
         return TARGET.secret(name)
     except SecretUnavailable as error:
         raise StepFailed(str(error)) from None
-
-
-def mix_cycle(mix: dict[str, int]) -> list[str]:
-    """One period of the journey mix, interleaved (smooth weighted round-robin)."""
-    weights = {name: weight for name, weight in mix.items() if weight > 0}
-    total = sum(weights.values())
-    current = dict.fromkeys(weights, 0)
-    cycle = []
-    for _ in range(total):
-        for name, weight in weights.items():
-            current[name] += weight
-        chosen = max(current, key=lambda name: current[name])
-        current[chosen] -= total
-        cycle.append(chosen)
-    return cycle
 
 
 class Recorder:

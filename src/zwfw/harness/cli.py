@@ -1,4 +1,5 @@
-"""`zwfw certify`, `zwfw verify-report`, `zwfw harness` and `zwfw requirements`.
+"""`zwfw certify`, `zwfw verify-report`, `zwfw capacity`, `zwfw harness` and
+`zwfw requirements`.
 
 Exit codes of `certify`: 0 certified (every MUST requirement passed or is validly waived), 1 not
 certified, 2 usage or configuration error (bad profile, catalog, suite or waiver file,
@@ -354,5 +355,8 @@ def register(app: typer.Typer) -> None:
     """Attach this area's commands to the root `zwfw` app."""
     app.command("certify")(certify)
     app.command("verify-report")(verify_report_command)
+    from zwfw.harness.capacity import capacity_command
+
+    app.command("capacity")(capacity_command)
     app.add_typer(harness_app)
     app.add_typer(requirements_app)

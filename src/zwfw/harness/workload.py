@@ -32,8 +32,32 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from zwfw.harness.errors import HarnessConfigError, describe_validation_error
 
-JOURNEYS = ("citizen", "staff", "system")
-Journey = Literal["citizen", "staff", "system"]
+JOURNEYS = ("browse", "citizen", "staff", "system")
+Journey = Literal["browse", "citizen", "staff", "system"]
+# The steps each journey measures (the names the figures and RESP-LAT-* use).
+JOURNEY_STEPS: dict[str, tuple[str, ...]] = {
+    "browse": ("discovery", "catalog", "guide"),
+    "citizen": ("discovery", "catalog", "guide", "signin.page", "signin.login",
+                "signin.consent", "signin.token", "case.submit", "case.track", "case.rate"),
+    "staff": ("staff.queue", "staff.accept", "staff.review", "staff.conclude"),
+    "system": ("system.token", "system.licence", "system.seal", "system.hub-report"),
+}  # fmt: skip
+
+
+def mix_cycle(mix: dict[str, int]) -> list[str]:
+    """One period of a journey mix, interleaved (smooth weighted round-robin): arrival n is
+    of journey `cycle[n % len(cycle)]`, so every window holds the mix's proportions."""
+    weights = {name: weight for name, weight in mix.items() if weight > 0}
+    total = sum(weights.values())
+    current = dict.fromkeys(weights, 0)
+    cycle = []
+    for _ in range(total):
+        for name, weight in weights.items():
+            current[name] += weight
+        chosen = max(current, key=lambda name: current[name])
+        current[chosen] -= total
+        cycle.append(chosen)
+    return cycle
 
 
 class WorkloadError(HarnessConfigError):
@@ -51,8 +75,8 @@ class GeneratorLimits(BaseModel):
     # Share of wall time a generator process was ready to run but waited for a CPU (other
     # processes had it): its timestamps are late by that queueing.
     max_cpu_wait_share: float = Field(default=0.25, gt=0, le=1)
-    # 95th percentile of the per-second worst event-loop lag: how late the generator notices
-    # an answer that arrived.
+    # Median of the per-second worst event-loop lag: how late the generator notices an answer
+    # that arrived, in most seconds.
     max_loop_lag_ms: float = Field(default=100.0, gt=0)
     # An arrival started later than this after its due time counts as not offered on time.
     late_arrival_seconds: float = Field(default=1.0, gt=0)
