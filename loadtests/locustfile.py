@@ -16,7 +16,7 @@ not arrivals rarer; an arrival no user could start on time is recorded late. Clo
 every user runs journeys back to back with the profile's think time.
 
 Each generator process writes JSON lines: one per request (``r``), per journey (``j``), and
-per second the generator's event-loop lag (``l``) and the journeys in flight (``c``).
+per second the generator's worst event-loop lag (``l``).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class Arrivals:
             self.t0 = time.time()
         n = self.next
         offset = WORKLOAD.arrival_offset(n)
-        if offset > self.end:
+        if offset >= self.end:
             return None
         self.next += self.count
         return self.t0 + offset, self.cycle[n % len(self.cycle)]
@@ -157,7 +157,6 @@ class Generator:
             now = time.time()
             if math.floor(now) != second:
                 self.recorder.add(["l", second, round(worst, 3)])
-                self.recorder.add(["c", second, self.in_flight])
                 self.recorder.flush()
                 worst, second = 0.0, math.floor(now)
             if not self.done and self._finished():

@@ -143,7 +143,7 @@ def load_plots(load: Mapping[str, Any]) -> dict[str, Markup]:
             shade=window,
         ),
         "users": line_chart(
-            "Journeys in flight (busy users)",
+            "Journeys in flight (busy users, mean over each second)",
             x,
             {"in flight": series["in_flight"]},
             unit="journeys",

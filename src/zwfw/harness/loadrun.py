@@ -434,14 +434,13 @@ def _iso(moment: float) -> str:
 def _series(
     run: LocustRun, t0: float, requests: list[list[Any]], journeys: list[list[Any]]
 ) -> dict[str, list[Any]]:
-    """Per second from the start: requests, failures, journeys started and in flight, and
-    latency percentiles (ms) of the requests started in that second."""
+    """Per second from the start: requests, failures, journeys started, journeys in flight
+    (mean over the second), and latency percentiles (ms) of the requests started in it."""
     end = max([float(r[1]) for r in requests] + [t0 + run.workload.run_seconds])
     seconds = max(1, math.ceil(end - t0))
     latencies: list[list[float]] = [[] for _ in range(seconds)]
     failures = [0] * seconds
     started = [0] * seconds
-    in_flight = [0] * seconds
     for row in requests:
         index = int(float(row[1]) - t0)
         if 0 <= index < seconds:
@@ -451,17 +450,18 @@ def _series(
         index = int(float(row[3]) - t0)
         if 0 <= index < seconds:
             started[index] += 1
-    for row in run.records:
-        if row[0] == "c":
-            index = int(float(row[1]) - t0)
-            if 0 <= index < seconds:
-                in_flight[index] += int(row[2])
+    busy = [0.0] * seconds
+    for row in journeys:
+        # Mean journeys in flight per second: the time each journey spent in that second.
+        begin, end = float(row[3]) - t0, float(row[4]) - t0
+        for index in range(max(0, int(begin)), min(seconds, math.ceil(end))):
+            busy[index] += max(0.0, min(end, index + 1) - max(begin, index))
     return {
         "second": list(range(seconds)),
         "requests": [len(values) for values in latencies],
         "failures": failures,
         "journeys_started": started,
-        "in_flight": in_flight,
+        "in_flight": [round(value, 3) for value in busy],
         "p50_ms": [_ms(percentile(values, 0.50)) for values in latencies],
         "p95_ms": [_ms(percentile(values, 0.95)) for values in latencies],
         "p99_ms": [_ms(percentile(values, 0.99)) for values in latencies],

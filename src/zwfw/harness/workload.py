@@ -132,12 +132,12 @@ class Workload(BaseModel):
 
     def arrival_offset(self, n: int) -> float:
         """When the open model's arrival number `n` (0-based) is due, in seconds from the
-        start: the arrival rate ramps linearly to `arrivals_per_second`, then stays."""
-        arrived = n + 1
+        start: the arrival rate ramps linearly to `arrivals_per_second`, then stays. The
+        steady window [ramp, ramp + duration) holds rate x duration arrivals."""
         rate, ramp = self.arrivals_per_second, self.ramp_seconds
-        if ramp > 0 and arrived <= rate * ramp / 2:
-            return math.sqrt(2 * arrived * ramp / rate)
-        return arrived / rate + ramp / 2
+        if ramp > 0 and n <= rate * ramp / 2:
+            return math.sqrt(2 * n * ramp / rate)
+        return n / rate + ramp / 2
 
     def rate_of(self, journey: str) -> float:
         return self.arrivals_per_second * self.mix.get(journey, 0) / sum(self.mix.values())  # type: ignore[call-overload]
