@@ -573,14 +573,18 @@ def write_evidence(run: LocustRun, directory: Path, redactor: Redactor) -> list[
     sources.append((run.work_dir / "locust.html", "locust.html"))
     for source, name in sources:
         if source.is_file():
-            text = redactor.literal_secrets(source.read_text(encoding="utf-8", errors="replace"))
+            text = source.read_text(encoding="utf-8", errors="replace")
+            # CSV rows get the full redaction (credential fields in URLs, JWTs, ID numbers);
+            # Locust's HTML page is a script bundle that pattern redaction would corrupt, so
+            # it gets the credential values removed, and holds no request URL beyond the host.
+            text = redactor.literal_secrets(text) if name.endswith(".html") else redactor.text(text)
             (directory / name).write_text(text, encoding="utf-8")
             written.append(f"{directory.name}/{name}")
     lines = ["started_at,step,response_ms,status,error"]
     for row in sorted((r for r in run.records if r[0] == "r"), key=lambda r: float(r[1])):
         error = "" if row[5] is None else '"' + str(row[5]).replace('"', "'") + '"'
         lines.append(f"{_iso(float(row[1]))},{row[2]},{row[3]},{row[4]},{error}")
-    (directory / "requests.csv").write_text(redactor.literal_secrets("\n".join(lines) + "\n"))
+    (directory / "requests.csv").write_text(redactor.text("\n".join(lines) + "\n"))
     written.append(f"{directory.name}/requests.csv")
     return written
 
