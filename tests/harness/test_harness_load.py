@@ -229,13 +229,14 @@ def test_503_on_five_percent_of_submissions_fails_the_error_requirements(
 def test_a_generator_starved_of_cpu_gives_inconclusive_never_pass(
     platform: ReferencePlatform, harness_home: Path, tmp_path: Path
 ) -> None:
-    """The generator pinned to one core that CPU burners share with it: its demand for CPU
-    time cannot be met, so no requirement may pass; a waiver still applies to one."""
+    """The generator pinned to one core that eight CPU burners share with it, at a rate that
+    keeps it busy: it either waits for the CPU (saturated) or cannot start the arrivals on
+    time (the rate not offered). Either way no requirement may pass; a waiver still applies."""
     taskset = shutil.which("taskset")
     assert taskset is not None, "taskset (util-linux) is needed"
     workload = workload_file(tmp_path / "starved.yaml", name="starved", processes=1,
-                             arrivals_per_second=12, ramp_seconds=2, duration_seconds=12,
-                             mix={"system": 1}, stop_timeout_seconds=10)  # fmt: skip
+                             arrivals_per_second=30, ramp_seconds=2, duration_seconds=10,
+                             mix={"browse": 1, "system": 1}, stop_timeout_seconds=10)  # fmt: skip
     waivers = tmp_path / "waivers.yaml"
     waivers.write_text(yaml.safe_dump([{
         "requirement": "RESP-THR-001", "approver": "Li Lei, certification board",
@@ -244,7 +245,7 @@ def test_a_generator_starved_of_cpu_gives_inconclusive_never_pass(
     }]), encoding="utf-8")  # fmt: skip
     burner = "while True: pass"
     burners = [
-        subprocess.Popen([taskset, "-c", "0", sys.executable, "-c", burner]) for _ in range(5)
+        subprocess.Popen([taskset, "-c", "0", sys.executable, "-c", burner]) for _ in range(8)
     ]
     try:
         result, document = certify(
@@ -264,13 +265,18 @@ def test_a_generator_starved_of_cpu_gives_inconclusive_never_pass(
     # Latency of the journey's steps is never trusted from a starved generator; a 5xx would
     # still be the server's answer, the only failure that may stand.
     assert set(judged.values()) <= {"inconclusive", "not-tested", "fail"}
-    assert all(found[rid] == "inconclusive" for rid in ("RESP-LAT-006", "RESP-LAT-007"))
+    assert "inconclusive" in judged.values()
     assert found["RESP-ERR-002"] in ("inconclusive", "fail")
     assert result.returncode == 1
     assert document["certified"] is False
     generator = document["measurements"]["load"]["generator"]
-    assert generator["saturated"] is True
-    assert any("saturated" in why for why in generator["inconclusive"])
+    assert generator["inconclusive"], "the generator's own doubts are not recorded"
+    assert all(
+        why.startswith(("the load generator saturated", "the generator offered"))
+        for why in generator["inconclusive"]
+    )
+    undecided = [r for r in document["requirements"] if r["status"] == "inconclusive"]
+    assert all(generator["inconclusive"][0] in r["reason"] for r in undecided)
     assert document["summary"]["inconclusive"] >= 2
     jsonschema.Draft202012Validator(SCHEMA).validate(document)
     html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
