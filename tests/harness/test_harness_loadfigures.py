@@ -267,3 +267,16 @@ def test_certify_refuses_a_bad_workload_in_one_line(zwfw: Invoke, tmp_path: Path
     assert result.exit_code == 2
     assert result.stderr.startswith("zwfw certify: error: workload profile ")
     assert result.stderr.count("\n") == 1
+
+
+def test_capacity_refuses_bad_usage_in_one_line(zwfw: Invoke, tmp_path: Path) -> None:
+    profile = Path(suite_dir("conformance")) / "profiles" / "example.yaml"
+    unknown = zwfw("capacity", "--target", profile, "--out", tmp_path, "--journey", "tourist")
+    assert unknown.exit_code == 2
+    assert unknown.stderr == (
+        "zwfw capacity: error: unknown journey 'tourist'; one of browse, citizen, staff, system\n"
+    )
+    missing = zwfw("capacity", "--target", tmp_path / "nope.yaml", "--out", tmp_path / "o")
+    assert missing.exit_code == 2
+    assert "file not found" in missing.stderr
+    assert not (tmp_path / "o").exists()
