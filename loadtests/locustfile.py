@@ -54,6 +54,12 @@ def _origin(url: str) -> tuple[str, str, int]:
 ALLOWED = frozenset(_origin(url) for url in TARGET.services.configured().values())
 
 
+def _ssl_context(cafile: str | None = None, **_: Any) -> Any:
+    """The profile's trust (CA bundle, client certificate), made after gevent patched `ssl`;
+    the HTTP client's own CA file is ignored: the profile decides whom to trust."""
+    return TARGET.tls.ssl_context()
+
+
 def _secret(name: str) -> str:
     try:
         return TARGET.secret(name)
@@ -232,8 +238,7 @@ class Visitor(FastHttpUser):
     max_retries = 0
     insecure = False
 
-    # Called after gevent patched `ssl`: the profile's CA bundle and client certificate.
-    ssl_context_factory = staticmethod(TARGET.tls.ssl_context)
+    ssl_context_factory = staticmethod(_ssl_context)
 
     # --- what journeys.Visit asks for ---------------------------------------------------
 
