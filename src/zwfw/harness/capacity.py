@@ -16,12 +16,14 @@ usage or configuration error.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import typer
 from markupsafe import escape
 
@@ -78,6 +80,28 @@ def _worst(measured: dict[str, Any], journey: str, key: str) -> float | None:
     return max(values) if values else None
 
 
+def settle(profile: TargetProfile, *, quiet_seconds: float = 1.0, limit: float = 180.0) -> None:
+    """Wait until every service of the profile answers within `quiet_seconds` again: a step
+    that broke an SLO leaves queues behind, which the next step must not inherit."""
+    from zwfw.harness.http import client
+
+    deadline = time.monotonic() + limit
+    with client(profile, timeout=max(quiet_seconds * 5, 5.0)) as http:
+        while time.monotonic() < deadline:
+            slow = False
+            for url in profile.services.configured().values():
+                began = time.monotonic()
+                try:
+                    http.get(url + "/healthz")
+                except httpx.HTTPError:
+                    slow = True
+                    continue
+                slow = slow or time.monotonic() - began > quiet_seconds
+            if not slow:
+                return
+            time.sleep(2.0)
+
+
 def step_workload(base: Workload, journey: str, rate: float, seconds: float) -> Workload:
     return base.scaled(
         rate,
@@ -108,6 +132,7 @@ def find_capacity(
         rate = plan.start
         ended = "the highest rate asked for (--max-rate) was sustained"
         while rate <= plan.max_rate + 1e-9:
+            settle(profile)
             workload = step_workload(base, journey, rate, plan.step_seconds)
             try:
                 measured = measure(target, profile, workload, targets, evidence_dir=None,
