@@ -80,26 +80,31 @@ def _worst(measured: dict[str, Any], journey: str, key: str) -> float | None:
     return max(values) if values else None
 
 
-def settle(profile: TargetProfile, *, quiet_seconds: float = 1.0, limit: float = 180.0) -> None:
-    """Wait until every service of the profile answers within `quiet_seconds` again: a step
-    that broke an SLO leaves queues behind, which the next step must not inherit."""
+def settle(profile: TargetProfile, *, quiet_seconds: float = 1.0, limit: float = 300.0) -> None:
+    """Wait until the target answers within `quiet_seconds` three times in a row: a step that
+    broke an SLO leaves queues behind (requests its clients gave up on are still worked
+    off), which the next step must not inherit. The hall's discovery document is asked, as
+    it is served like the journeys' pages; other services by their base URL."""
     from zwfw.harness.http import client
 
-    deadline = time.monotonic() + limit
+    probes = [
+        f"{url}/.well-known/zwfw" if service == "hall" else url
+        for service, url in profile.services.configured().items()
+    ]
+    deadline, quiet = time.monotonic() + limit, 0
     with client(profile, timeout=max(quiet_seconds * 5, 5.0)) as http:
-        while time.monotonic() < deadline:
-            slow = False
-            for url in profile.services.configured().values():
+        while quiet < 3 and time.monotonic() < deadline:
+            fast = True
+            for url in probes:
                 began = time.monotonic()
                 try:
-                    http.get(url + "/healthz")
+                    http.get(url)
                 except httpx.HTTPError:
-                    slow = True
+                    fast = False
                     continue
-                slow = slow or time.monotonic() - began > quiet_seconds
-            if not slow:
-                return
-            time.sleep(2.0)
+                fast = fast and time.monotonic() - began <= quiet_seconds
+            quiet = quiet + 1 if fast else 0
+            time.sleep(1.0 if fast else 3.0)
 
 
 def step_workload(base: Workload, journey: str, rate: float, seconds: float) -> Workload:
