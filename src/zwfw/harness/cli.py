@@ -1,4 +1,5 @@
-"""`zwfw certify`, `zwfw verify-report`, `zwfw harness` and `zwfw requirements`.
+"""`zwfw certify`, `zwfw verify-report`, `zwfw capacity`, `zwfw harness` and
+`zwfw requirements`.
 
 Exit codes of `certify`: 0 certified (every MUST requirement passed or is validly waived), 1 not
 certified, 2 usage or configuration error (bad profile, catalog, suite or waiver file,
@@ -25,8 +26,20 @@ EXIT_CERTIFIED = 0
 EXIT_NOT_CERTIFIED = 1
 EXIT_CONFIG_ERROR = 2
 
-_STATUS_STYLE = {"pass": "green", "fail": "bold red", "not-tested": "yellow", "waived": "magenta"}
-_OUTCOME_LABEL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+_STATUS_STYLE = {
+    "pass": "green",
+    "fail": "bold red",
+    "inconclusive": "bold yellow",
+    "not-tested": "yellow",
+    "waived": "magenta",
+}
+_OUTCOME_LABEL = {
+    "passed": "pass",
+    "failed": "FAIL",
+    "error": "ERROR",
+    "skipped": "skip",
+    "inconclusive": "UNDEC",
+}
 
 harness_app = typer.Typer(
     name="harness",
@@ -65,8 +78,16 @@ def certify(
         None,
         "--suites",
         metavar="SUITE",
-        help="Suites to run: conformance, security, loadtests or a sub-directory such as "
-        "conformance/codes; repeat or separate with commas. Default: every suite present.",
+        help="Suites to run: conformance, security, loadtests (alias load) or a sub-directory "
+        "such as conformance/codes; repeat or separate with commas. Default: every suite "
+        "present but the opt-in load suite (a complete run is conformance and security; add "
+        "load to judge the RESP-* requirements too).",
+    ),
+    workload: Path | None = typer.Option(
+        None,
+        "--workload",
+        metavar="FILE",
+        help="Workload profile of the load suite (default loadtests/profiles/certify.yaml).",
     ),
     waivers: Path | None = typer.Option(
         None,
@@ -102,7 +123,7 @@ def certify(
         if quiet:
             return
         label = _OUTCOME_LABEL[record.outcome]
-        style = {"pass": "green", "skip": "yellow"}.get(label, "bold red")
+        style = {"pass": "green", "skip": "yellow", "UNDEC": "bold yellow"}.get(label, "bold red")
         bar.console.print(
             f"[{style}]{label:>5}[/] {record.nodeid} [dim]{record.duration:.2f}s[/]",
             soft_wrap=True,
@@ -117,6 +138,7 @@ def certify(
                 waivers=waivers,
                 progress=progress,
                 collected=collected,
+                workload=workload,
             )
     except HarnessConfigError as error:
         raise _fail_config("certify", error) from None
@@ -333,5 +355,8 @@ def register(app: typer.Typer) -> None:
     """Attach this area's commands to the root `zwfw` app."""
     app.command("certify")(certify)
     app.command("verify-report")(verify_report_command)
+    from zwfw.harness.capacity import capacity_command
+
+    app.command("capacity")(capacity_command)
     app.add_typer(harness_app)
     app.add_typer(requirements_app)

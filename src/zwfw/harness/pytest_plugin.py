@@ -12,7 +12,11 @@ run is a conformance run: `--target` or `--zwfw-results` was given, a test carri
 - records each test's outcome and, with `--zwfw-results PATH`, writes the report document
   (waivers from `--zwfw-waivers FILE` applied);
 - with `--zwfw-evidence DIR`, writes the redacted HTTP exchanges of each test made through the
-  harness's clients to `DIR/<test>.json`.
+  harness's clients to `DIR/<test>.json`;
+- records a test that raised `zwfw.harness.results.Inconclusive` as inconclusive, and keeps
+  the figures suites measured (`HarnessRun.measure`) for the report's `measurements`;
+- with `--zwfw-without SUITE` (an opt-in suite a complete run left out), lists the
+  requirements only that suite verifies as out of scope.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ if TYPE_CHECKING:
     from zwfw.harness.waivers import Waiver
 
 SUITE_NAMES = ("conformance", "security", "loadtests")
+# Suites a run includes only when asked (`--suites …,load`): the load suite sends sustained
+# load for minutes. Each with the prefix of the requirements only it verifies.
+OPT_IN_SUITES = {"loadtests": "RESP-"}
+# Other names a suite answers to on the command line.
+SUITE_ALIASES = {"load": "loadtests"}
 
 
 @dataclass
@@ -55,6 +64,15 @@ class HarnessRun:
     document: dict[str, Any] | None = None
     waivers: list[Waiver] = field(default_factory=list)
     evidence: EvidenceLog | None = None
+    # Requirement ID -> why a complete run does not judge it (an opt-in suite left out).
+    out_of_scope: dict[str, str] = field(default_factory=dict)
+    # Figures measured by suites, by name (the load suite's under "load").
+    measurements: dict[str, Any] = field(default_factory=dict)
+    workload: Path | None = None
+
+    def measure(self, name: str, figures: dict[str, Any]) -> None:
+        """Keep a suite's measured figures for the report's `measurements` member."""
+        self.measurements[name] = figures
 
     @property
     def explicit(self) -> bool:
@@ -101,6 +119,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         default=None,
         help="waiver file (YAML list of requirement, justification, approver, expires).",
+    )
+    group.addoption(
+        "--zwfw-without",
+        metavar="SUITE",
+        action="append",
+        default=[],
+        choices=sorted(OPT_IN_SUITES),
+        help="an opt-in suite this complete run leaves out: the requirements only it "
+        "verifies are listed out of scope.",
+    )
+    group.addoption(
+        "--zwfw-workload",
+        metavar="FILE",
+        default=None,
+        help="workload profile of the load suite (default loadtests/profiles/certify.yaml).",
     )
     group.addoption(
         "--zwfw-evidence",
@@ -151,6 +184,18 @@ def pytest_configure(config: pytest.Config) -> None:
             http.activate(run.evidence)
     run.results_path = Path(results) if results is not None else None
     run.partial = bool(config.getoption("zwfw_partial"))
+    workload = config.getoption("zwfw_workload")
+    run.workload = Path(workload) if workload is not None else None
+    if run.catalog is not None:
+        for suite in config.getoption("zwfw_without"):
+            prefix = OPT_IN_SUITES[suite]
+            why = (
+                f"the {suite} suite is opt-in and was not selected "
+                f"(zwfw certify --suites conformance,{suite})"
+            )
+            for requirement in run.catalog.requirements:
+                if requirement.id.startswith(prefix):
+                    run.out_of_scope[requirement.id] = why
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(Recorder(config, run), "zwfw-recorder")
 
@@ -310,7 +355,11 @@ class Recorder:
         if record.outcome != "passed":
             return  # the first phase that did not pass decides
         xfail = getattr(report, "wasxfail", None)
-        if report.skipped and xfail is not None:
+        undecided = getattr(report, "zwfw_inconclusive", None)
+        if undecided is not None:
+            record.outcome = "inconclusive"
+            record.reason = clean_reason(undecided)
+        elif report.skipped and xfail is not None:
             # An expected failure is still the target failing; waivers are how to accept one.
             record.outcome = "failed"
             record.reason = clean_reason(f"expected failure: {xfail or _summary(report)}")
@@ -354,9 +403,27 @@ class Recorder:
             started_at=run.started_at,
             finished_at=datetime.now(UTC),
             waivers=run.waivers,
+            out_of_scope=run.out_of_scope,
+            measurements=run.measurements,
         )
         if run.results_path is not None:
             write_document(run.results_path, run.document)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None] | Any:
+    report = yield
+    from zwfw.harness.results import Inconclusive
+
+    if call.excinfo is not None and call.excinfo.errisinstance(Inconclusive):
+        reason = str(call.excinfo.value) or "inconclusive"
+        # Shown by pytest as a skip: neither a pass nor a failure of the target.
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"inconclusive: {reason}")
+        report.zwfw_inconclusive = reason
+    return report
 
 
 def _named_requirements(checks: dict[str, tuple[str, ...]]) -> frozenset[str]:
