@@ -36,9 +36,9 @@ from joserfc.jwk import ECKey
 from zwfw.codes import build_case_number
 from zwfw.codes.personal import build_resident_id
 from zwfw.crypto.sm2 import load_private_key
+from zwfw.formats.channel import ChannelSigner
 from zwfw.harness.forms import Form, page_forms
 from zwfw.harness.profile import TargetProfile
-from zwfw.services.kit.channel import ChannelSigner
 from zwfw.services.kit.tokens import client_assertion
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
