@@ -335,3 +335,6 @@ def register(app: typer.Typer) -> None:
     app.command("verify-report")(verify_report_command)
     app.add_typer(harness_app)
     app.add_typer(requirements_app)
+    from zwfw.harness.mutation.cli import mutation_app
+
+    app.add_typer(mutation_app)
