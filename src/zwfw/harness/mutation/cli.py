@@ -34,7 +34,10 @@ mutation_app = typer.Typer(
 
 
 def _fail(command: str, error: object) -> typer.Exit:
-    typer.echo(f"zwfw mutation {command}: error: {error}", err=True)
+    line = " ".join(str(error).split())
+    if len(line) > 400:
+        line = line[:399] + "…"
+    typer.echo(f"zwfw mutation {command}: error: {line}", err=True)
     return typer.Exit(EXIT_CONFIG)
 
 

@@ -186,17 +186,29 @@ class _Run:
             for index in range(min(self.settings.workers, max(1, len(order))))
         ]
         say(f"mutation: starting {len(workers)} worker(s), each with its own reference platform")
-        try:
-            self._parallel([w.start for w in workers])
-            services = sorted({m.service for m in order})
+        attribution: list[Attribution] = []
+        services = sorted({m.service for m in order})
+
+        def attribute() -> None:
             say(
                 f"mutation: attribution run ({', '.join(services)} under coverage; "
                 f"{', '.join(suites)})"
             )
-            attribution = workers[0].attribution_run(services, suites)
+            attribution.append(workers[0].attribution_run(services, suites))
+
+        def start_others() -> None:
+            for worker in workers[1:]:
+                worker.start()
+
+        try:
+            # Platforms start one after another (their IdPs are bootstrapped in this process,
+            # and Alembic's migration context is process-wide); the first one's attribution
+            # run overlaps the others' start.
+            workers[0].start()
+            self._parallel([attribute, start_others])
             self.session_dir.mkdir(parents=True, exist_ok=True)
-            attribution.save(self.session_dir / "attribution.json")
-            planned = self._plan(order, attribution)
+            attribution[0].save(self.session_dir / "attribution.json")
+            planned = self._plan(order, attribution[0])
             work = queue.Queue[_Batch]()
             for batch in batches(planned, self.settings.batch):
                 work.put(batch)
