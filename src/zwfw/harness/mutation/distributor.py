@@ -72,7 +72,9 @@ def raw_mutation(item: WorkItem, root: Path) -> RawMutation:
 
 def work_result(mutant: Mutant, reach: Reach, trial: TrialResult, worker: int | None) -> WorkResult:
     document = {
-        "mutant": mutant.describe(),
+        # Where, for cosmic-ray's own reports; the stable identity is the report's to compute
+        # (its ordinal needs every mutant of the module, not only the pending ones).
+        "mutant": {k: mutant.describe()[k] for k in ("path", "line", "function", "operator")},
         "tests": list(reach.tests),
         "requirements": list(reach.requirements),
         "suites": list(reach.suites),
