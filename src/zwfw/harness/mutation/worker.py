@@ -20,6 +20,7 @@ distributor makes one after every batch, and one that fails invalidates the batc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -271,7 +272,16 @@ class Worker:
         process = self.process(service)
         module = self.copy / Path(mutant.path).relative_to("src")
         operator = get_operator(mutant.operator)()
-        with use_mutation(module, operator, mutant.occurrence) as (_, mutated):
+        with contextlib.ExitStack() as applied:
+            try:
+                _, mutated = applied.enter_context(
+                    use_mutation(module, operator, mutant.occurrence)
+                )
+            except Exception as error:
+                # cosmic-ray's operator fails on some forms (an except clause's tuple): the
+                # file is restored and there is no mutant to run.
+                detail = f"cosmic-ray cannot apply it: {type(error).__name__}: {error}"
+                return TrialResult("error", 0.0, detail=_tail(detail))
             if mutated is None:
                 return TrialResult("error", 0.0, detail="cosmic-ray made no mutation here")
             shutil.rmtree(module.parent / "__pycache__", ignore_errors=True)
