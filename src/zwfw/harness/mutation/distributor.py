@@ -59,7 +59,12 @@ def raw_mutation(item: WorkItem, root: Path) -> RawMutation:
     spec = item.mutations[0]
     path = Path(spec.module_path)
     if path.is_absolute():
-        path = path.resolve().relative_to(root)
+        resolved = path.resolve()
+        if resolved.is_relative_to(root):
+            path = resolved.relative_to(root)
+        elif "src" in path.parts:
+            # A session made in another checkout (a copy): the same module under src/.
+            path = Path(*path.parts[path.parts.index("src") :])
     return RawMutation(
         job_id=item.job_id,
         path=path.as_posix(),
