@@ -186,6 +186,7 @@ def run_command(
     from zwfw.harness.mutation.report import collect
     from zwfw.harness.mutation.session import create_session
     from zwfw.harness.mutation.worker import WorkerError
+    from zwfw.reference import PlatformError
 
     started = time.monotonic()
     try:
@@ -229,11 +230,13 @@ def run_command(
             "suites": sample.suites if sample is not None else ["conformance"],
         }
     )
+    stopped: Exception | None = None
     try:
         with use_db(str(session.path), WorkDB.Mode.open) as db:
             execute(db, raw)
-    except WorkerError as error:
-        raise _fail("run", error) from None
+    except (WorkerError, PlatformError, OSError) as error:
+        # No verdict for the rest; what was decided before is still reported below.
+        stopped = error
     results = collect(session.path, root, equivalents)
     document = results.document(
         seed=config.sample.seed if sample is None else None,
@@ -252,6 +255,8 @@ def run_command(
         problems.append(f"overall score {_pct(overall)} is under {fail_under:g}%")
     for problem in problems:
         typer.echo(f"zwfw mutation run: {problem}", err=True)
+    if stopped is not None:
+        raise _fail("run", f"stopped before the end: {stopped}")
     raise typer.Exit(EXIT_FAILED if problems else EXIT_OK)
 
 
