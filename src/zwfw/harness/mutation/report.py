@@ -231,10 +231,11 @@ def markdown_table(document: dict[str, Any]) -> str:
     lines = [
         TABLE_BEGIN,
         f"Run of {document['generated_at'][:10]}: seed {document.get('seed')}, "
-        f"{document['overall']['scored'] + document['overall']['equivalent']} mutants run of "
-        f"{document['mutants']} made ({document['pending']} left pending by the time budget).",
+        f"{len(document['results'])} mutants decided of the {document['mutants']} cosmic-ray "
+        f"made ({document['pending']} left pending by the time budget). *Not reached*: no "
+        "test executes the mutated statement.",
         "",
-        "| service | killed | survived (not reached) | equivalent | incompetent "
+        "| service | killed | survived (not reached) | equivalent | incompetent or error "
         "| score (95 % interval) |",
         "|---|---|---|---|---|---|",
     ]
