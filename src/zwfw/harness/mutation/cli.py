@@ -25,6 +25,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 DEFAULT_OUT = Path("out") / "mutation"
+RUN_FACTS = ("seed", "sample_size", "sample_file", "workers", "duration")
 
 mutation_app = typer.Typer(
     name="mutation",
@@ -269,7 +270,8 @@ def report_command(
     out: Path = typer.Option(DEFAULT_OUT, "--out", metavar="DIR", help="A run's directory."),
     equivalents_file: Path | None = typer.Option(None, "--equivalents", metavar="FILE"),
 ) -> None:
-    """Print the survivors and scores of a finished run again (equivalents re-read)."""
+    """Print the survivors and scores of a finished run again, with the equivalent-mutant
+    file re-read, and rewrite its results.json accordingly."""
     from zwfw.harness.mutation.equivalents import load_equivalents
     from zwfw.harness.mutation.report import collect
     from zwfw.harness.mutation.session import SESSION_FILE
@@ -282,6 +284,16 @@ def report_command(
         results = collect(session, _root(), load_equivalents(_equivalents_path(equivalents_file)))
     except HarnessConfigError as error:
         raise _fail("report", error) from None
+    results_file = out / "results.json"
+    facts: dict[str, Any] = {}
+    if results_file.is_file():
+        # The run's own facts (seed, sample, workers, duration) stay as they were.
+        previous = json.loads(results_file.read_text(encoding="utf-8"))
+        facts = {k: previous[k] for k in RUN_FACTS if k in previous}
+    document = results.document(**facts)
+    results_file.write_text(
+        json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     _print_report(results, _root(), out)
 
 
