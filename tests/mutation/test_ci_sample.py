@@ -68,7 +68,14 @@ def test_the_fixed_sample_kills_one_mutant_and_finds_the_equivalent_one(tmp_path
     outcomes = [json.loads(line)[1] for line in dump.stdout.splitlines()]
     assert sum(1 for o in outcomes if o and o.get("test_outcome") == "killed") == 1
 
-    # Without the reviewed entry the equivalent mutant is a survivor, printed with its diff.
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Scores\n\n{TABLE_BEGIN}\n{TABLE_END}\n", encoding="utf-8")
+    table = zwfw("mutation", "table", "--results", out / "results.json", "--readme", readme)
+    assert table.returncode == 0, table.stderr
+    assert "| eseal | 1 | 0 (0) | 1 | 0 | 100%" in readme.read_text(encoding="utf-8")
+
+    # Without the reviewed entry the equivalent mutant is a survivor, printed with its diff,
+    # and the rewritten results say so.
     empty = tmp_path / "no-equivalents.yaml"
     empty.write_text("[]\n", encoding="utf-8")
     report = zwfw("mutation", "report", "--out", out, "--equivalents", empty)
@@ -76,12 +83,10 @@ def test_the_fixed_sample_kills_one_mutant_and_finds_the_equivalent_one(tmp_path
     assert "Survivors not marked equivalent (1)" in report.stdout
     assert "-_STATUS_CACHE_LIMIT = 10_000" in report.stdout
     assert "+_STATUS_CACHE_LIMIT = 10001" in report.stdout
-
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# Scores\n\n{TABLE_BEGIN}\n{TABLE_END}\n", encoding="utf-8")
-    table = zwfw("mutation", "table", "--results", out / "results.json", "--readme", readme)
-    assert table.returncode == 0, table.stderr
-    assert "| eseal | 1 | 0 (0) | 1 | 0 | 100%" in readme.read_text(encoding="utf-8")
+    rewritten = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert len(rewritten["survivors"]) == 1
+    assert rewritten["services"]["eseal"]["score"] == 0.5
+    assert rewritten["sample_file"] == str(SAMPLE)
 
 
 def test_a_bad_sample_file_is_a_usage_error(tmp_path: Path) -> None:
