@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint bench demo demo-down clean
+.PHONY: install test lint bench mutation demo demo-down clean
 
 install: $(STAMP)
 
@@ -28,6 +28,15 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --out bench/results.json
+
+# Mutation testing of the reference services against the conformance suites (within an hour on
+# two cores): prints the survivors not marked equivalent with their diffs, merges the scores
+# into bench/results.json and regenerates the table in conformance/README.md.
+MUTATION_OUT ?= out/mutation
+mutation: $(STAMP)
+	$(BIN)/zwfw mutation run --out $(MUTATION_OUT)
+	$(BIN)/python bench/bench_mutation.py --results $(MUTATION_OUT)/results.json --out bench/results.json
+	$(BIN)/zwfw mutation table --results $(MUTATION_OUT)/results.json
 
 # The demo: deploy the local inventory (national side, provinces A and B) with Ansible into
 # $(DEMO_STATE), then certify province A against it into out/demo: the interconnection

@@ -5,7 +5,10 @@ run is a conformance run: `--target` or `--zwfw-results` was given, a test carri
 `requirement` marker, or a test lives in a suite directory (`conformance/`, `security/`,
 `loadtests/`). For those tests it
 
-- refuses the run when a test names no requirement or one the catalog does not know;
+- refuses the run when a test names no requirement or one the catalog does not know, or
+  declares a failure mode its requirement does not list
+  (``@pytest.mark.requirement("IC-LIC-003", catches=("detail-leak", "list-leak"))``; with
+  several IDs in one marker, qualify each: ``catches=("IC-LIC-003:list-leak",)``);
 - gives them the `target` profile, HTTP clients per service and credentials from the
   environment (a service the profile does not list skips the test: not tested);
 - parametrises `@pytest.mark.declared(KIND)` tests over the profile's declared values;
@@ -57,6 +60,8 @@ class HarnessRun:
     catalog: Catalog | None = None
     # nodeid -> requirement IDs of every collected conformance test
     checks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # nodeid -> failure modes the test declares it catches, as "REQUIREMENT-ID:mode"
+    catches: dict[str, tuple[str, ...]] = field(default_factory=dict)
     records: dict[str, TestRecord] = field(default_factory=dict)
     # Reasons the run cannot give a verdict (bad markers, collection errors).
     problems: list[str] = field(default_factory=list)
@@ -146,8 +151,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "requirement(*ids): requirement IDs (conformance/spec/requirements.yaml) this test "
-        "verifies.",
+        "requirement(*ids, catches=()): requirement IDs (conformance/spec/requirements.yaml) "
+        "this test verifies, and the failure modes of theirs it catches (mode ids; "
+        "'ID:mode' when the marker names several IDs).",
     )
     config.addinivalue_line(
         "markers",
@@ -236,6 +242,48 @@ def _requirement_ids(item: pytest.Item) -> list[object]:
     return [rid for marker in item.iter_markers("requirement") for rid in marker.args]
 
 
+def _declared_catches(item: pytest.Item, catalog: Catalog) -> tuple[list[str], list[str]]:
+    """The failure modes a test declares (as "ID:mode"), and what is wrong with them."""
+    caught: list[str] = []
+    problems: list[str] = []
+    for marker in item.iter_markers("requirement"):
+        unknown = sorted(set(marker.kwargs) - {"catches"})
+        if unknown:
+            problems.append(f"{item.nodeid}: requirement marker has no argument {unknown[0]!r}")
+        declared = marker.kwargs.get("catches", ())
+        if isinstance(declared, str) or not isinstance(declared, list | tuple):
+            problems.append(f"{item.nodeid}: catches= takes a tuple of failure-mode ids")
+            continue
+        ids = [rid for rid in marker.args if isinstance(rid, str)]
+        for entry in declared:
+            if not isinstance(entry, str) or not entry:
+                problems.append(f"{item.nodeid}: catches= takes failure-mode ids, got {entry!r}")
+                continue
+            requirement_id, _, mode = entry.rpartition(":")
+            if not requirement_id:
+                if len(ids) != 1:
+                    problems.append(
+                        f"{item.nodeid}: failure mode {mode!r}: the marker names several "
+                        "requirements; write ID:mode"
+                    )
+                    continue
+                requirement_id = ids[0]
+            elif requirement_id not in ids:
+                problems.append(
+                    f"{item.nodeid}: failure mode {entry!r} is of a requirement this marker "
+                    "does not name"
+                )
+                continue
+            requirement = catalog.get(requirement_id)
+            if requirement is None:
+                continue  # reported as an unknown requirement
+            if requirement.failure_mode(mode) is None:
+                problems.append(f"{item.nodeid}: unknown failure mode {mode!r} of {requirement_id}")
+                continue
+            caught.append(f"{requirement_id}:{mode}")
+    return list(dict.fromkeys(caught)), problems
+
+
 def _is_check(item: pytest.Item, run: HarnessRun, suite_dirs: Callable[[], list[Path]]) -> bool:
     if run.explicit or item.get_closest_marker("requirement") is not None:
         return True
@@ -274,7 +322,11 @@ def pytest_collection_modifyitems(
         for requirement_id in ids:
             if not isinstance(requirement_id, str) or requirement_id not in catalog:
                 problems.append(f"{item.nodeid}: unknown requirement {requirement_id!r}")
+        caught, wrong = _declared_catches(item, catalog)
+        problems.extend(wrong)
         run.checks[item.nodeid] = tuple(dict.fromkeys(str(rid) for rid in ids))
+        if caught:
+            run.catches[item.nodeid] = tuple(caught)
     if problems:
         run.problems.extend(problems)
         raise pytest.UsageError(*problems)
@@ -349,7 +401,11 @@ class Recorder:
 
         record = run.records.get(report.nodeid)
         if record is None:
-            record = TestRecord(report.nodeid, run.checks[report.nodeid])
+            record = TestRecord(
+                report.nodeid,
+                run.checks[report.nodeid],
+                catches=run.catches.get(report.nodeid, ()),
+            )
             run.records[report.nodeid] = record
         record.duration += report.duration
         if record.outcome != "passed":

@@ -77,6 +77,8 @@ class TestRecord:
     reason: str | None = None
     # Names of the files under evidence/ holding this test's HTTP exchanges.
     evidence: list[str] = field(default_factory=list)
+    # Failure modes the test declares it catches, as "REQUIREMENT-ID:mode".
+    catches: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +109,23 @@ class RequirementResult:
     def evidence(self) -> list[str]:
         return list(dict.fromkeys(name for test in self.tests for name in test.evidence))
 
+    def failure_modes(self) -> list[dict[str, Any]]:
+        """Each failure mode of the requirement, the tests of this run that catch it, and
+        whether one of them ran (passed or failed, not skipped): exercised."""
+        modes = []
+        for mode in self.requirement.failure_modes:
+            qualified = f"{self.requirement.id}:{mode.id}"
+            tests = [test for test in self.tests if qualified in test.catches]
+            modes.append(
+                {
+                    "id": mode.id,
+                    "text": mode.text,
+                    "exercised": any(test.outcome != "skipped" for test in tests),
+                    "tests": [{"nodeid": t.nodeid, "outcome": t.outcome} for t in tests],
+                }
+            )
+        return modes
+
     def as_dict(self) -> dict[str, Any]:
         requirement = self.requirement
         return {
@@ -122,6 +141,7 @@ class RequirementResult:
             "duration": round(self.duration, 6),
             "evidence": self.evidence,
             "tests": [test.as_dict() for test in self.tests],
+            "failure_modes": self.failure_modes(),
         }
 
 

@@ -340,18 +340,35 @@ def certify(
     return Certification(profile=profile, document=document, out_dir=out_dir, seal=seal)
 
 
-def collect_checks(suites: Sequence[str] = ()) -> tuple[Catalog, dict[str, tuple[str, ...]]]:
-    """The catalog and every conformance test of the suites (no names: every suite present,
-    the opt-in ones included), with the requirements it names."""
+@dataclass(frozen=True)
+class Collected:
+    """The catalog and the conformance tests of some suites, as collection found them."""
+
+    catalog: Catalog
+    # nodeid -> requirement IDs it names
+    checks: dict[str, tuple[str, ...]]
+    # nodeid -> failure modes it declares it catches ("ID:mode")
+    catches: dict[str, tuple[str, ...]]
+
+
+def collect(suites: Sequence[str] = ()) -> Collected:
+    """Collect the suites (no test runs; no names: every suite present, the opt-in ones
+    included); bad markers raise `SuiteError`."""
     catalog = load_catalog()
     paths = resolve_suites(suites) if suites else _every_suite()
     root = suites_root()
     driver = _Driver(None)
     exit_code = _run_pytest([*_pytest_args(root), "--collect-only", *map(str, paths)], driver, root)
     if exit_code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        return catalog, {}
+        return Collected(catalog, {}, {})
     run = _stop_on_problems(driver, exit_code)
-    return catalog, dict(run.checks)
+    return Collected(catalog, dict(run.checks), dict(run.catches))
+
+
+def collect_checks(suites: Sequence[str] = ()) -> tuple[Catalog, dict[str, tuple[str, ...]]]:
+    """The catalog and every conformance test of the suites, with the requirements it names."""
+    collected = collect(suites)
+    return collected.catalog, collected.checks
 
 
 def coverage(catalog: Catalog, checks: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
@@ -362,4 +379,22 @@ def coverage(catalog: Catalog, checks: dict[str, tuple[str, ...]]) -> dict[str, 
         for requirement_id in ids:
             if function not in tests[requirement_id]:
                 tests[requirement_id].append(function)
+    return tests
+
+
+def failure_mode_coverage(
+    catalog: Catalog, catches: dict[str, tuple[str, ...]]
+) -> dict[str, dict[str, list[str]]]:
+    """Requirement ID -> failure mode -> the test functions (parameters folded) catching it."""
+    tests: dict[str, dict[str, list[str]]] = {
+        requirement.id: {mode.id: [] for mode in requirement.failure_modes}
+        for requirement in catalog.requirements
+    }
+    for nodeid, declared in catches.items():
+        function = nodeid.split("[", 1)[0]
+        for entry in declared:
+            requirement_id, _, mode = entry.rpartition(":")
+            catching = tests[requirement_id][mode]
+            if function not in catching:
+                catching.append(function)
     return tests
