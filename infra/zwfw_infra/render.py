@@ -54,7 +54,9 @@ class Rendered:
     secret_paths: set[tuple[str, str, str, str]]
     helm_releases: list[dict[str, Any]]
     outputs: dict[str, Any]
-    components: list[tuple[str, str, str | None]] = field(default_factory=list)
+    # The Pulumi type token of each object (same order), e.g. kubernetes:apps/v1:Deployment.
+    types: list[str] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)
 
     def find(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         for obj in self.objects:
@@ -201,10 +203,11 @@ def render(
     objects: list[dict[str, Any]] = []
     secret_paths: set[tuple[str, str, str, str]] = set()
     releases: list[dict[str, Any]] = []
-    components: list[tuple[str, str, str | None]] = []
+    types: list[str] = []
+    components: list[str] = []
     for resource in recorder.resources:
         if not resource.typ.startswith("kubernetes:"):
-            components.append((resource.typ, resource.name, None))
+            components.append(resource.typ)
             continue
         marks: list[bool] = []
         body = _plain(resource.inputs, marks)
@@ -220,7 +223,8 @@ def render(
                     for key in obj.get(field_name, {}):
                         secret_paths.add(("Secret", meta.get("namespace", ""), meta["name"], key))
         objects.append(obj)
-    return Rendered(stack, objects, secret_paths, releases, outputs, components)
+        types.append(resource.typ)
+    return Rendered(stack, objects, secret_paths, releases, outputs, types, components)
 
 
 def _redacted(obj: dict[str, Any], secret_paths: set[tuple[str, str, str, str]]) -> dict[str, Any]:
