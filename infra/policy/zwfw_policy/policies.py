@@ -272,7 +272,7 @@ def _default_deny(args: StackValidationArgs, report: ReportViolation) -> None:
             ("limits", "a LimitRange"),
         ):
             if needed not in found:
-                report(f"namespace {name} has no {what}", namespaces[name].urn)
+                report(f"namespace {name} lacks {what}", namespaces[name].urn)
 
 
 tenant_isolation = StackValidationPolicy(
