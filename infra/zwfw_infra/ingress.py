@@ -22,6 +22,8 @@ NGINX = "nginx.ingress.kubernetes.io"
 SIGN_IN_PATHS = ("/token", "/login", "/authorize", "/introspect", "/revoke")
 # What provinces send to the hub over the interconnection channel.
 INTAKE_PATHS = ("/reports", "/exchange")
+# Source ranges of a path nobody may reach through the ingress (every address).
+CLOSED = "0.0.0.0/0,::/0"
 
 
 @dataclass(frozen=True)
@@ -60,14 +62,18 @@ class PlatformIngress(pulumi.ComponentResource):
             self._certificate(public.service, public.host, tls_secret, issuer)
             backend = public.service
             self._ingress(public.service, public.host, tls_secret, backend, [("/", "Prefix")], {})
+            closed = ["/metrics"]
+            if public.service == "hub":
+                # The intake is on its own host, behind mutual TLS; not around it on this one.
+                closed += list(INTAKE_PATHS)
             self._ingress(
-                f"{public.service}-metrics",
+                f"{public.service}-closed",
                 public.host,
                 tls_secret,
                 backend,
-                [("/metrics", "Prefix")],
+                [(path, "Prefix") for path in closed],
                 # Prometheus scrapes each replica inside the cluster; nobody outside does.
-                {f"{NGINX}/denylist-source-range": "0.0.0.0/0,::/0"},
+                {f"{NGINX}/denylist-source-range": CLOSED},
             )
             if public.service == "identity":
                 self._ingress(

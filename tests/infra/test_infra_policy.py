@@ -303,16 +303,6 @@ BROKEN: list[tuple[str, str, str, str | None, Break, str]] = [
         "snippets",
     ),
     (
-        "zwfw-hub-intake-mtls",
-        "demo",
-        INGRESS,
-        "hub-intake",
-        lambda o: o["metadata"]["annotations"].pop(
-            "nginx.ingress.kubernetes.io/auth-tls-verify-client"
-        ),
-        "client certificates",
-    ),
-    (
         "zwfw-sign-in-rate-limit",
         "demo",
         INGRESS,
@@ -394,7 +384,8 @@ def test_a_broken_resource_is_rejected(
 
 
 def test_every_resource_policy_has_a_broken_case() -> None:
-    assert {p.name for p in POLICIES} - {b[0] for b in BROKEN} == {"zwfw-tenant-isolation"}
+    stack_policies = {"zwfw-tenant-isolation", "zwfw-hub-intake-mtls"}
+    assert {p.name for p in POLICIES} - {b[0] for b in BROKEN} == stack_policies
 
 
 def test_a_cluster_wide_binding_for_a_group_is_rejected() -> None:
@@ -454,3 +445,49 @@ def test_a_default_deny_that_allows_something_does_not_count(demo: Rendered) -> 
     assert run_policy(_policy("zwfw-tenant-isolation"), resources) == [
         "namespace zwfw-340000 lacks a default-deny NetworkPolicy (ingress and egress)"
     ]
+
+
+INTAKE_HOST = "intake.hub.100000.demo.zwfw.example"
+HUB_HOST = "hub.100000.demo.zwfw.example"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # The intake host without its client-certificate requirement.
+        (
+            lambda name, o: (
+                name == "hub-intake"
+                and o["metadata"]["annotations"].pop(
+                    "nginx.ingress.kubernetes.io/auth-tls-verify-client"
+                )
+            ),
+            [
+                f"{INTAKE_HOST}/reports reaches the hub without a channel client certificate",
+                f"{INTAKE_HOST}/exchange reaches the hub without a channel client certificate",
+            ],
+        ),
+        # The hub's public host without the closed intake paths: "/" would route around the
+        # mutual TLS.
+        (
+            lambda name, o: (
+                name == "hub-closed"
+                and o["spec"]["rules"][0]["http"].__setitem__(
+                    "paths", o["spec"]["rules"][0]["http"]["paths"][:1]
+                )
+            ),
+            [
+                f"{HUB_HOST}/reports reaches the hub without a channel client certificate",
+                f"{HUB_HOST}/exchange reaches the hub without a channel client certificate",
+            ],
+        ),
+    ],
+)
+def test_the_hub_intake_cannot_be_reached_without_mutual_tls(
+    demo: Rendered, change: Callable[[str, dict[str, Any]], Any], expected: list[str]
+) -> None:
+    resources = copy.deepcopy(_resources(demo))
+    for resource_type, obj in resources:
+        if resource_type == INGRESS and obj["metadata"]["namespace"] == "zwfw-national":
+            change(obj["metadata"]["name"], obj)
+    assert run_policy(_policy("zwfw-hub-intake-mtls"), resources) == expected

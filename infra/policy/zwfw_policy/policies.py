@@ -414,30 +414,58 @@ ingress_tls = ResourceValidationPolicy(
 )
 
 
-def _intake_mtls(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != INGRESS:
-        return
-    intake = [
-        p for _, p, backend in _paths(args.props) if backend == "hub" and p.startswith(INTAKE_PATHS)
-    ]
-    if not intake:
-        return
-    annotations = _annotations(args.props)
-    if annotations.get(f"{NGINX}/auth-tls-verify-client") != "on" or not annotations.get(
-        f"{NGINX}/auth-tls-secret"
-    ):
-        report(
-            f"the hub's intake ({', '.join(intake)}) must require client certificates "
-            "of the channel CA"
-        )
+def _closed(annotations: Mapping[str, str]) -> bool:
+    """Every source address is denied (the path is not published at all)."""
+    denied = {r.strip() for r in annotations.get(f"{NGINX}/denylist-source-range", "").split(",")}
+    return {"0.0.0.0/0", "::/0"} <= denied
 
 
-hub_intake_mtls = ResourceValidationPolicy(
+def _prefix_match(path: str, path_type: str, request: str) -> bool:
+    if path_type == "Exact":
+        return path == request
+    if path == "/":
+        return True
+    return request == path or request.startswith(path.rstrip("/") + "/")
+
+
+def _intake_mtls(args: StackValidationArgs, report: ReportViolation) -> None:
+    routes: dict[str, list[tuple[str, str, str, Mapping[str, str]]]] = {}
+    for resource in args.resources:
+        if resource.resource_type != INGRESS:
+            continue
+        annotations = _annotations(resource.props)
+        for rule in (resource.props.get("spec") or {}).get("rules") or []:
+            for path in ((rule.get("http") or {}).get("paths")) or []:
+                backend = ((path.get("backend") or {}).get("service") or {}).get("name", "")
+                entry = (
+                    path.get("path", "/"),
+                    path.get("pathType", "Prefix"),
+                    backend,
+                    annotations,
+                )
+                routes.setdefault(rule.get("host", ""), []).append(entry)
+    for host, paths in sorted(routes.items()):
+        for intake in INTAKE_PATHS:
+            # The most specific path wins, as in the ingress controller.
+            request = f"{intake}/message"
+            matching = [p for p in paths if _prefix_match(p[0], p[1], request)]
+            if not matching:
+                continue
+            path, _, backend, annotations = max(matching, key=lambda p: len(p[0]))
+            if backend != "hub" or _closed(annotations):
+                continue
+            mutual = annotations.get(f"{NGINX}/auth-tls-verify-client") == "on"
+            if not (mutual and annotations.get(f"{NGINX}/auth-tls-secret")):
+                report(f"{host}{intake} reaches the hub without a channel client certificate")
+
+
+hub_intake_mtls = StackValidationPolicy(
     name="zwfw-hub-intake-mtls",
     description=(
-        "The hub's province-facing intake (/reports, /exchange) requires a client certificate "
-        "of the interconnection channel CA (mutual TLS). GB/T 39786-2021 level 3, 8.2 a) "
-        "identity authentication of communicating entities with cryptographic techniques."
+        "Whatever host routes the hub's province-facing intake (/reports, /exchange) requires "
+        "a client certificate of the interconnection channel CA (mutual TLS), or does not "
+        "publish it at all. GB/T 39786-2021 level 3, 8.2 a) identity authentication of "
+        "communicating entities with cryptographic techniques."
     ),
     validate=_intake_mtls,
 )
