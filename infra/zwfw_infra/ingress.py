@@ -34,7 +34,6 @@ class PublicService:
 
 @dataclass(frozen=True)
 class IngressArgs:
-    platform: str
     namespace: str
     services: Sequence[PublicService]
     ingress: IngressConfig

@@ -98,7 +98,6 @@ class MonitoredService:
 
 @dataclass(frozen=True)
 class PlatformMonitoringArgs:
-    platform: str
     namespace: str
     region_code: str
     services: Sequence[MonitoredService]

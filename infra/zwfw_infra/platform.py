@@ -222,7 +222,6 @@ class Platform(pulumi.ComponentResource):
         PlatformIngress(
             f"{name}-ingress",
             IngressArgs(
-                platform=platform.name,
                 namespace=platform.namespace,
                 services=[
                     PublicService(s.name, stack.public_host(platform, s.name))
@@ -242,7 +241,6 @@ class Platform(pulumi.ComponentResource):
         PlatformMonitoring(
             f"{name}-monitoring",
             PlatformMonitoringArgs(
-                platform=platform.name,
                 namespace=platform.namespace,
                 region_code=platform.region_code,
                 services=[MonitoredService(s, o.public_url) for s, o in services.items()],

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks, set_all_config, set_mocks
+from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -56,6 +57,8 @@ class Rendered:
     outputs: dict[str, Any]
     # The Pulumi type token of each object (same order), e.g. kubernetes:apps/v1:Deployment.
     types: list[str] = field(default_factory=list)
+    # The URN of each object (same order): its parent components' types are in it.
+    urns: list[str] = field(default_factory=list)
     components: list[str] = field(default_factory=list)
 
     def find(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
@@ -192,8 +195,9 @@ def render(
     secret_key = f"{program.NAMESPACE}:{SECRETS_KEY}"
     config[secret_key] = json.dumps(generated)
     recorder = _Recorder()
+    monitor = MockMonitor(recorder)
     set_all_config(config, [secret_key])
-    set_mocks(recorder, project="zwfw", stack=stack, preview=False)
+    set_mocks(recorder, project="zwfw", stack=stack, preview=False, monitor=monitor)
     outputs: dict[str, Any] = {}
 
     def run() -> None:
@@ -204,8 +208,18 @@ def render(
     secret_paths: set[tuple[str, str, str, str]] = set()
     releases: list[dict[str, Any]] = []
     types: list[str] = []
+    urns: list[str] = []
     components: list[str] = []
+    # The mocks see no URN; the monitor keyed each registration by one (type and name last).
+    by_name: dict[tuple[str, str], str] = {}
+    for urn in monitor.resources:
+        _, _, qualified_type, name = urn.split("::", 3)
+        key = (qualified_type.split("$")[-1], name)
+        if key in by_name:
+            raise RuntimeError(f"two resources are both {key}")
+        by_name[key] = urn
     for resource in recorder.resources:
+        urn = by_name[(resource.typ, resource.name)]
         if not resource.typ.startswith("kubernetes:"):
             components.append(resource.typ)
             continue
@@ -224,7 +238,8 @@ def render(
                         secret_paths.add(("Secret", meta.get("namespace", ""), meta["name"], key))
         objects.append(obj)
         types.append(resource.typ)
-    return Rendered(stack, objects, secret_paths, releases, outputs, types, components)
+        urns.append(urn)
+    return Rendered(stack, objects, secret_paths, releases, outputs, types, urns, components)
 
 
 def _redacted(obj: dict[str, Any], secret_paths: set[tuple[str, str, str, str]]) -> dict[str, Any]:

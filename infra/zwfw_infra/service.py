@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -64,7 +64,6 @@ class ServiceArgs:
     common_labels: Mapping[str, str]
     # The hub checks client certificates (mutual TLS) against the internal CA.
     client_certificates: bool = False
-    extra_dns_names: tuple[str, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,8 @@ class ZwfwService(pulumi.ComponentResource):
                 "service": service,
                 "region_code": args.region_code,
                 "public_base_url": args.public_url,
-                "host": "0.0.0.0",  # noqa: S104 - the pod's own network namespace
+                # Every address of the pod's own network namespace.
+                "host": "0.0.0.0",
                 "port": SERVICE_PORT,
                 "log_level": "INFO",
                 "tls": {
@@ -155,7 +155,6 @@ class ZwfwService(pulumi.ComponentResource):
                     f"{service}.{ns}",
                     internal_host,
                     f"{internal_host}.cluster.local",
-                    *args.extra_dns_names,
                 ],
                 args.tls_issuer,
                 client=True,
