@@ -13,6 +13,7 @@ values never reach the written files: they are replaced by a note of where they 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import json
 import secrets
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks, set_all_config, set_mocks
 from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -196,14 +198,29 @@ def render(
     config[secret_key] = json.dumps(generated)
     recorder = _Recorder()
     monitor = MockMonitor(recorder)
-    set_all_config(config, [secret_key])
-    set_mocks(recorder, project="zwfw", stack=stack, preview=False, monitor=monitor)
     outputs: dict[str, Any] = {}
 
     def run() -> None:
         outputs.update(program.main())
 
-    _sync_await(run_pulumi_func(run))
+    # The SDK runs on the thread's event loop; a fresh one, whatever earlier code left behind.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        set_all_config(config, [secret_key])
+        set_mocks(recorder, project="zwfw", stack=stack, preview=False, monitor=monitor)
+        # As pulumi.runtime.test does: nothing left over from an earlier (failed) run.
+        SETTINGS.rpc_manager.clear()
+        SETTINGS.outputs.clear()
+        _sync_await(run_pulumi_func(run))
+    finally:
+        # A failed run leaves outputs waiting on what will never resolve: cancel them.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        asyncio.set_event_loop(None)
+        loop.close()
     objects: list[dict[str, Any]] = []
     secret_paths: set[tuple[str, str, str, str]] = set()
     releases: list[dict[str, Any]] = []

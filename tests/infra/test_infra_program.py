@@ -4,6 +4,7 @@ one tenant per namespace with its share and isolation; the host target's alert r
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from pathlib import Path
 from typing import Any
@@ -395,3 +396,10 @@ def test_every_object_belongs_to_a_component_of_its_concept(stack: Rendered) -> 
         if obj["kind"] in expected_parent:
             assert chain[-2] == expected_parent[obj["kind"]], urn
     assert {"zwfw:platform:Platform", "zwfw:network:PlatformNetwork"} <= set(stack.components)
+
+
+def test_rendering_needs_no_event_loop_left_by_others() -> None:
+    """Other code (asyncio.run, test clients) may leave the thread without an event loop."""
+    asyncio.set_event_loop(None)
+    rendered = render("province-example")
+    assert rendered.of_kind("Deployment")
