@@ -1,0 +1,1 @@
+"""Policies for zwfw stacks on the government cloud, each citing the clause it enforces."""
