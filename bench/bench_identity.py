@@ -38,7 +38,8 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from zwfw.services.identity import IdentitySettings, build
-from zwfw.services.identity.app import ClientIn, PersonIn, create_account, register_client
+from zwfw.services.identity.accounts import PersonIn
+from zwfw.services.identity.clients import ClientIn, register_client
 from zwfw.services.identity.security import PasswordHashing
 from zwfw.services.kit import load_settings, migrate
 
@@ -147,8 +148,7 @@ def _server(directory: Path, key: ECKey) -> tuple[subprocess.Popen[bytes], str]:
             ),
         )
         for n in range(CLIENTS + 1):
-            create_account(
-                app.state.identity,
+            app.state.identity.accounts.create(
                 db,
                 PersonIn(kind="person", username=f"user{n}", password=PASSWORD, name="测试"),
             )

@@ -19,13 +19,9 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from zwfw.services.identity import IdentitySettings, build
-from zwfw.services.identity.app import (
-    ClientIn,
-    IdentityService,
-    PersonIn,
-    create_account,
-    register_client,
-)
+from zwfw.services.identity.accounts import PersonIn
+from zwfw.services.identity.clients import ClientIn, register_client
+from zwfw.services.identity.service import IdentityService
 from zwfw.services.kit import migrate
 
 ISSUER = "https://idp.test"
@@ -103,4 +99,4 @@ def add_person(idp: Idp, username: str = "zhangsan", **fields: Any) -> str:
     }
     body.update(fields)
     with idp.db() as db:
-        return create_account(idp.svc, db, PersonIn(**body)).sub
+        return idp.svc.accounts.create(db, PersonIn(**body)).sub

@@ -13,13 +13,9 @@ import yaml
 from joserfc.jwk import ECKey
 from sqlalchemy.orm import Session
 
-from zwfw.services.identity.app import (
-    ClientIn,
-    IdentityService,
-    PersonIn,
-    create_account,
-    register_client,
-)
+from zwfw.services.identity.accounts import PersonIn
+from zwfw.services.identity.clients import ClientIn, register_client
+from zwfw.services.identity.service import IdentityService
 
 from .processes import ZWFW, running, seed, write_config
 from .support import PASSWORD
@@ -45,8 +41,7 @@ def test_reference_idp_passes_the_identity_suite(tmp_path: Path) -> None:
             ("cert-user", "11010519491231002X"),
             ("cert-lockout", "340104198001010012"),
         ):
-            create_account(
-                svc,
+            svc.accounts.create(
                 db,
                 PersonIn(
                     kind="person",

@@ -22,13 +22,9 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy.orm import Session
 
-from zwfw.services.identity.app import (
-    ClientIn,
-    IdentityService,
-    PersonIn,
-    create_account,
-    register_client,
-)
+from zwfw.services.identity.accounts import PersonIn
+from zwfw.services.identity.clients import ClientIn, register_client
+from zwfw.services.identity.service import IdentityService
 
 from .browser import sign_in
 from .processes import IdpProcess, running, seed, write_config
@@ -52,8 +48,7 @@ class Federation:
 
 def _national_setup(province_url: str, store: dict[str, str]):  # noqa: ANN202
     def setup(svc: IdentityService, db: Session) -> None:
-        account = create_account(
-            svc,
+        account = svc.accounts.create(
             db,
             PersonIn(
                 kind="person",

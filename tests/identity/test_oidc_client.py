@@ -17,13 +17,9 @@ from httpx_oauth.clients.openid import OpenID
 from httpx_oauth.oauth2 import GetAccessTokenError, RefreshTokenError
 from sqlalchemy.orm import Session
 
-from zwfw.services.identity.app import (
-    ClientIn,
-    IdentityService,
-    PersonIn,
-    create_account,
-    register_client,
-)
+from zwfw.services.identity.accounts import PersonIn
+from zwfw.services.identity.clients import ClientIn, register_client
+from zwfw.services.identity.service import IdentityService
 
 from .browser import sign_in
 from .processes import IdpProcess, running, seed, write_config
@@ -40,8 +36,7 @@ def idp_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[IdpP
     stored: dict[str, str] = {}
 
     def setup(svc: IdentityService, db: Session) -> None:
-        create_account(
-            svc,
+        svc.accounts.create(
             db,
             PersonIn(
                 kind="person",

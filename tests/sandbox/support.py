@@ -151,8 +151,8 @@ class ProvinceUnderTest:
 
     def start(self, hall_hub_config: Path) -> None:
         """Start the IdP and hall; the hall reports to what ``hall_hub_config`` says."""
-        from zwfw.services.identity.app import ClientIn
-        from zwfw.services.identity.app import register_client as register
+        from zwfw.services.identity.clients import ClientIn
+        from zwfw.services.identity.clients import register_client as register
 
         identity = self._process("identity", keys.data_keys(), {
             "role": "province", "region_code": REGION, "secure_cookies": False,

@@ -234,7 +234,7 @@ def register_key_client(
     name: str | None = None,
 ) -> bool:
     """Register a private_key_jwt client with the public half of ``key``; False if known."""
-    from zwfw.services.identity.app import ClientIn, register_client
+    from zwfw.services.identity.clients import ClientIn, register_client
 
     with identity_instance(config) as (_svc, db):
         if client_exists(db, client_id):
@@ -492,7 +492,7 @@ class Certification:
         self, config: Path, where: dict[str, Any], client_id: str, name: str, grants: list[str],
         redirect: str, scopes: list[str], audiences: list[str],
     ) -> None:  # fmt: skip
-        from zwfw.services.identity.app import ClientIn, register_client
+        from zwfw.services.identity.clients import ClientIn, register_client
 
         done = where.setdefault("relying_parties", {})
         if client_id in done:
@@ -543,12 +543,14 @@ class Certification:
             ["openid", "profile", "elicense:read", "elicense:consent"], [hall, elicense],
         )  # fmt: skip
         if "federation_key" not in where:
-            from zwfw.services.identity.app import TrustIn, add_trusted_issuer
+            from zwfw.services.identity.trust import TrustIn, add_trusted_issuer
 
             key = keys.client_jwk("certification-issuer-1")
             with identity_instance(config) as (svc, db):
                 add_trusted_issuer(
-                    svc, db, TrustIn(issuer=FEDERATION_TEST_ISSUER, jwks=keys.public_jwks(key))
+                    svc.settings,
+                    db,
+                    TrustIn(issuer=FEDERATION_TEST_ISSUER, jwks=keys.public_jwks(key)),
                 )
             self.material.record(where, "federation_key", key.as_dict(private=True))
         city = province.spec.city

@@ -415,8 +415,8 @@ class NationalSide:
 
     def _bootstrap_national(self, regions: Sequence[str], province_issuers: Sequence[str]) -> None:
         """Clients, the national portal and the test citizen at the national IdP."""
-        from zwfw.services.identity.app import ClientIn
-        from zwfw.services.identity.app import register_client as register
+        from zwfw.services.identity.clients import ClientIn
+        from zwfw.services.identity.clients import register_client as register
 
         hub_url = self.national["hub"].url
         national = self.national["identity"]

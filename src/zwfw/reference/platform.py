@@ -304,8 +304,9 @@ class ReferencePlatform(NationalSide):
     # --- identity ------------------------------------------------------------------------
 
     def _bootstrap_identities(self) -> None:
-        from zwfw.services.identity.app import ClientIn, TrustIn, add_trusted_issuer
-        from zwfw.services.identity.app import register_client as register
+        from zwfw.services.identity.clients import ClientIn
+        from zwfw.services.identity.clients import register_client as register
+        from zwfw.services.identity.trust import TrustIn, add_trusted_issuer
 
         self._bootstrap_national(
             list(self.provinces), [p.url("identity") for p in self.provinces.values()]
@@ -376,9 +377,9 @@ class ReferencePlatform(NationalSide):
                 audiences=[hall, elicense],
             ))  # fmt: skip
             national = self.national["identity"].url
-            add_trust(svc, db, trust_in(issuer=national, jwks_uri=f"{national}/jwks"))
+            add_trust(svc.settings, db, trust_in(issuer=national, jwks_uri=f"{national}/jwks"))
             assert province.federation_key is not None
-            add_trust(svc, db, trust_in(
+            add_trust(svc.settings, db, trust_in(
                 issuer=FEDERATION_TEST_ISSUER, jwks=keys.public_jwks(province.federation_key),
             ))  # fmt: skip
             for person in province.persons.values():

@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
-from zwfw.services.identity.app import IdentityService, build
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from zwfw.services.identity.routes import ROUTERS
+from zwfw.services.identity.service import IdentityService
 from zwfw.services.identity.settings import IdentitySettings, TrustedIssuerConfig
-from zwfw.services.kit import ServiceDefinition
+from zwfw.services.identity.trust import seed_trust_list
+from zwfw.services.kit import ServiceDefinition, create_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build(settings: IdentitySettings) -> FastAPI:
+    svc = IdentityService(settings)
+
+    def _startup(app: FastAPI) -> None:
+        try:
+            with app.state.kit.sessions.begin() as db:
+                seed_trust_list(svc.settings, db)
+        except Exception:  # noqa: BLE001 - an unmigrated database is reported by /readyz
+            return
+
+    app = create_app(
+        settings,
+        title="identity",
+        version="1.0",
+        routers=ROUTERS,
+        migrations=MIGRATIONS,
+        on_startup=[_startup],
+        description="统一身份认证: OIDC provider, RFC 8693 federation, 等保 level-3 login.",
+    )
+    app.state.identity = svc
+    return app
+
 
 SERVICE = ServiceDefinition(name="identity", settings_class=IdentitySettings, factory=build)
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,8 +16,10 @@ from zwfw.codes.personal import parse_resident_id
 from zwfw.crypto.fields import FieldProtector
 from zwfw.services.identity.models import Account, LoginThrottle
 from zwfw.services.identity.security import (
+    CertificateError,
     PasswordHashing,
     PasswordPolicy,
+    PasswordPolicyError,
     load_certificate,
     new_totp_secret,
     verify_totp,
@@ -30,6 +33,18 @@ REAL_NAME_MIN_ATTRIBUTES = 3
 
 class AccountError(ValueError):
     pass
+
+
+class PersonIn(BaseModel):
+    kind: str = Field(pattern=r"^(person|legal_person)$")
+    username: str
+    password: str
+    name: str
+    id_number: str | None = None
+    phone: str | None = None
+    credit_code: str | None = None
+    legal_representative: str | None = None
+    certificate_pem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,33 @@ class Accounts:
         )
 
     # --- creation ---------------------------------------------------------------------------
+
+    def create(self, db: Session, body: PersonIn) -> Account:
+        """A natural or legal person's account as the admin API describes it."""
+        try:
+            if body.kind == "person":
+                return self.create_person(
+                    db,
+                    username=body.username,
+                    password=body.password,
+                    name=body.name,
+                    id_number=body.id_number,
+                    phone=body.phone,
+                )
+            if not body.credit_code or not body.legal_representative:
+                raise AccountError("a legal person needs credit_code and legal_representative")
+            return self.create_legal_person(
+                db,
+                username=body.username,
+                password=body.password,
+                name=body.name,
+                credit_code=body.credit_code,
+                legal_representative=body.legal_representative,
+                certificate_pem=body.certificate_pem,
+                phone=body.phone,
+            )
+        except (PasswordPolicyError, CertificateError) as exc:
+            raise AccountError(str(exc)) from None
 
     def _check_new(self, db: Session, username: str, password: str) -> None:
         if not username or len(username) > 64:

@@ -102,8 +102,8 @@ def bootstrap_admin(
 ) -> None:
     """Create the first administrator (password + TOTP); refused once one exists."""
     from zwfw.services.identity.accounts import AccountError
+    from zwfw.services.identity.events import record
     from zwfw.services.identity.models import Account
-    from zwfw.services.identity.oauth import record
     from zwfw.services.identity.security import PasswordPolicyError, totp_uri
 
     password = _password(password_stdin)
@@ -171,8 +171,8 @@ def client_add(
     stored, the private JWK is written to --key-out and nowhere else."""
     from joserfc.jwk import ECKey
 
-    from zwfw.services.identity.app import ClientIn, register_client
-    from zwfw.services.identity.oauth import record
+    from zwfw.services.identity.clients import ClientIn, register_client
+    from zwfw.services.identity.events import record
     from zwfw.services.identity.security import CertificateError, certificate_fingerprint
 
     grants = [GRANT_NAMES.get(g, g) for g in (grant or ["client_credentials"])]
@@ -250,14 +250,16 @@ def trust_add(
     ] = None,
 ) -> None:
     """Trust ISSUER's tokens for token exchange, verified with the keys at JWKS_URL."""
-    from zwfw.services.identity.app import TrustIn, add_trusted_issuer
-    from zwfw.services.identity.oauth import record
+    from zwfw.services.identity.events import record
+    from zwfw.services.identity.trust import TrustIn, add_trusted_issuer
 
     for label, value in (("issuer", issuer), ("JWKS URL", jwks_url)):
         if not value.startswith(("https://", "http://")):
             raise _fail(f"{label} must be an http(s) URL, got {value!r}")
     with _instance(config) as (svc, db):
-        add_trusted_issuer(svc, db, TrustIn(issuer=issuer, jwks_uri=jwks_url, max_level=max_level))
+        add_trusted_issuer(
+            svc.settings, db, TrustIn(issuer=issuer, jwks_uri=jwks_url, max_level=max_level)
+        )
         record(db, "admin.trust.put", "success", actor=_operator(), issuer=issuer)
     cap = f" (levels up to {max_level})" if max_level else ""
     typer.echo(f"trusting {issuer} with keys from {jwks_url}{cap}")
@@ -277,7 +279,7 @@ def trust_list(config: ConfigOption) -> None:
 @keys_app.command("rotate")
 def keys_rotate(config: ConfigOption) -> None:
     """Sign with a new key from now on; earlier keys stay published until their tokens expire."""
-    from zwfw.services.identity.oauth import record
+    from zwfw.services.identity.events import record
 
     with _instance(config) as (svc, db):
         kid = svc.provider.keys.rotate(db)
