@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import urllib.parse
 
+import httpx
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
@@ -209,6 +210,40 @@ def test_client_credentials_with_private_key_jwt(idp: Idp) -> None:
     )
     assert revoked.status_code == 200
     assert introspect() == {"active": False}
+
+
+def test_client_credentials_grant_only_the_registered_scopes(idp: Idp) -> None:
+    key = ECKey.generate_key("P-256")
+    add_client(
+        idp,
+        client_id="hall",
+        name="hall",
+        auth_method="private_key_jwt",
+        jwks={"keys": [key.as_dict(private=False)]},
+        grant_types=["client_credentials"],
+        scopes=["elicense:share"],
+        audiences=[ISSUER],
+    )
+
+    def token(scope: str) -> httpx.Response:
+        return idp.client.post(
+            "/token",
+            data={
+                "grant_type": "client_credentials",
+                "scope": scope,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": client_assertion(key, "hall", ISSUER + "/token"),
+            },
+        )
+
+    granted = token("elicense:share")
+    assert granted.status_code == 200, granted.text
+    assert granted.json()["scope"] == "elicense:share"
+    # Not the IdP's administration, nor another service's scope, nor a mix.
+    for scope in ("identity:admin", "elicense:issue", "elicense:share identity:admin"):
+        refused = token(scope)
+        assert refused.status_code == 400, (scope, refused.text)
+        assert refused.json()["error"] == "invalid_scope"
 
 
 def test_lockout_after_failures_and_no_enumeration(idp: Idp) -> None:

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
     InvalidRequestError,
+    InvalidScopeError,
     OAuth2Request,
     UnauthorizedClientError,
     grants,
 )
 from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
 from sqlalchemy import select
@@ -185,6 +187,16 @@ class RefreshGrant(grants.RefreshTokenGrant):
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = SYSTEM_AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        # Authlib hands the requested scope through unchecked: a client would get any scope
+        # it asks for (identity:admin included). It gets only those registered for it.
+        client: ClientModel = self.request.client
+        allowed = set(client.row.scopes)
+        refused = [s for s in scope_to_list(self.request.payload.scope) or [] if s not in allowed]
+        if refused:
+            raise InvalidScopeError(f"the client may not request {' '.join(refused)}")
 
 
 class TokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):

@@ -134,7 +134,7 @@ class IdentityProvider(AuthorizationServer):
 
     def handle_error_response(self, request: OAuth2Request, error: OAuth2Error) -> Any:
         db = bound_db()
-        if db is not None and error.error in ("invalid_client", "invalid_grant"):
+        if db is not None and error.error in ("invalid_client", "invalid_grant", "invalid_scope"):
             client = getattr(request, "client", None)
             record(
                 db,
