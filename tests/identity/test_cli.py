@@ -67,11 +67,13 @@ def test_client_add_writes_a_private_key_that_authenticates(
     zwfw: typer.Typer, config: Path, tmp_path: Path
 ) -> None:
     key_file = tmp_path / "hub.jwk"
+    issuer = load_settings(IdentitySettings, config).issuer
     r = runner.invoke(
         zwfw,
         [
             "identity", "client", "add", "hub", "--config", str(config),
             "--scope", "hub:sync", "--scope", "identity:admin", "--key-out", str(key_file),
+            "--audience", issuer,
         ],
     )  # fmt: skip
     assert r.exit_code == 0, r.output

@@ -47,6 +47,8 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 HUB_CLIENT = "national-hub"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 NATIONAL_OPS = "national-ops"
+# Who the IdPs' audit logs name for what the reference platform registers there.
+REFERENCE_ACTOR = "zwfw reference platform"
 # What a province's client at the national IdP may ask for.
 PROVINCE_SCOPES = ("hub:report", "hub:exchange")
 OPS_SCOPES = ("hub:provinces:write", "hub:provinces:read", "hub:supervise")
@@ -442,7 +444,7 @@ class NationalSide:
                     client_id=client.client_id, name=name, auth_method="private_key_jwt",
                     jwks=keys.public_jwks(client.key), grant_types=["client_credentials"],
                     scopes=national_scopes[name], audiences=[hub_url],
-                ))  # fmt: skip
+                ), actor=REFERENCE_ACTOR)  # fmt: skip
             # The national portal: citizens sign in once; the token is good at the hub and
             # for exchange at every province IdP (一次认证、全网通办).
             register(db, ClientIn(
@@ -450,7 +452,7 @@ class NationalSide:
                 grant_types=["authorization_code", "refresh_token"],
                 redirect_uris=[f"{national.url}/portal/callback"],
                 scopes=["openid", "profile"], audiences=[hub_url, *province_issuers],
-            ))  # fmt: skip
+            ), actor=REFERENCE_ACTOR)  # fmt: skip
             assert self.citizen is not None
             account = svc.accounts.create_person(
                 db, username=self.citizen.username, password=self.citizen.password,

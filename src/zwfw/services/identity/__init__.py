@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -9,8 +10,9 @@ from fastapi import FastAPI
 from zwfw.services.identity.routes import ROUTERS
 from zwfw.services.identity.service import IdentityService
 from zwfw.services.identity.settings import IdentitySettings, TrustedIssuerConfig
-from zwfw.services.identity.trust import seed_trust_list
-from zwfw.services.kit import ServiceDefinition, create_app
+from zwfw.services.kit import ServiceDefinition, create_app, kit_state, migration_status
+
+log = logging.getLogger("zwfw.identity")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -19,11 +21,13 @@ def build(settings: IdentitySettings) -> FastAPI:
     svc = IdentityService(settings)
 
     def _startup(app: FastAPI) -> None:
-        try:
-            with app.state.kit.sessions.begin() as db:
-                seed_trust_list(svc.settings, db)
-        except Exception:  # noqa: BLE001 - an unmigrated database is reported by /readyz
+        state = kit_state(app)
+        status = migration_status(state.engine, state.migrations)
+        if not status.up_to_date:
+            # Reported by /readyz; the admin API provisions on its first call instead.
+            log.warning("provisioning waits for the database: %s", status.describe())
             return
+        svc.provision(state.sessions)
 
     app = create_app(
         settings,

@@ -55,6 +55,8 @@ def _operator() -> str:
 def _instance(config: Path) -> Iterator[tuple[Any, Session]]:
     """The instance's service object and one transaction on its (migrated) database."""
     from zwfw.services.identity import IdentitySettings, build
+    from zwfw.services.identity.clients import ClientError
+    from zwfw.services.identity.trust import TrustError
     from zwfw.services.kit import Problem, SettingsError, load_settings, migrate
 
     try:
@@ -68,6 +70,8 @@ def _instance(config: Path) -> Iterator[tuple[Any, Session]]:
             yield app.state.identity, db
     except Problem as problem:
         raise _fail(problem.detail or problem.title) from None
+    except (ClientError, TrustError) as exc:
+        raise _fail(str(exc)) from None
     except SQLAlchemyError as exc:
         raise _fail(f"database error: {str(exc).splitlines()[0]}", 1) from None
     finally:
@@ -172,7 +176,6 @@ def client_add(
     from joserfc.jwk import ECKey
 
     from zwfw.services.identity.clients import ClientIn, register_client
-    from zwfw.services.identity.events import record
     from zwfw.services.identity.security import CertificateError, certificate_fingerprint
 
     grants = [GRANT_NAMES.get(g, g) for g in (grant or ["client_credentials"])]
@@ -210,8 +213,7 @@ def client_add(
     if key_out is not None and key_out.exists():
         raise _fail(f"{key_out} exists; refusing to overwrite a key")
     with _instance(config) as (_svc, db):
-        out = register_client(db, body)
-        record(db, "admin.client.create", "success", actor=_operator(), client_id=client_id)
+        out = register_client(db, body, actor=_operator())
         # Written inside the transaction: a failed key write leaves no half-made client.
         if private_jwk is not None and key_out is not None:
             _write_private(key_out, private_jwk)
@@ -228,10 +230,10 @@ def client_add(
 @client_app.command("list")
 def client_list(config: ConfigOption) -> None:
     """The registered clients."""
-    from zwfw.services.identity.models import Client
+    from zwfw.services.identity.clients import list_clients
 
     with _instance(config) as (_svc, db):
-        rows = list(db.scalars(select(Client).order_by(Client.client_id)))
+        rows = list_clients(db)
         lines = [
             f"{r.client_id}\t{r.auth_method}\t{' '.join(r.scopes) or '-'}"
             + ("\tdisabled" if r.disabled else "")
@@ -250,17 +252,14 @@ def trust_add(
     ] = None,
 ) -> None:
     """Trust ISSUER's tokens for token exchange, verified with the keys at JWKS_URL."""
-    from zwfw.services.identity.events import record
-    from zwfw.services.identity.trust import TrustIn, add_trusted_issuer
+    from zwfw.services.identity.trust import TrustIn, put_issuer
 
     for label, value in (("issuer", issuer), ("JWKS URL", jwks_url)):
         if not value.startswith(("https://", "http://")):
             raise _fail(f"{label} must be an http(s) URL, got {value!r}")
     with _instance(config) as (svc, db):
-        add_trusted_issuer(
-            svc.settings, db, TrustIn(issuer=issuer, jwks_uri=jwks_url, max_level=max_level)
-        )
-        record(db, "admin.trust.put", "success", actor=_operator(), issuer=issuer)
+        entry = TrustIn(issuer=issuer, jwks_uri=jwks_url, max_level=max_level)
+        put_issuer(db, svc.settings, entry, actor=_operator())
     cap = f" (levels up to {max_level})" if max_level else ""
     typer.echo(f"trusting {issuer} with keys from {jwks_url}{cap}")
 
@@ -268,10 +267,10 @@ def trust_add(
 @trust_app.command("list")
 def trust_list(config: ConfigOption) -> None:
     """The trust list."""
-    from zwfw.services.identity.models import TrustedIssuer
+    from zwfw.services.identity.trust import list_issuers
 
     with _instance(config) as (_svc, db):
-        rows = list(db.scalars(select(TrustedIssuer).where(TrustedIssuer.enabled.is_(True))))
+        rows = list_issuers(db)
         lines = [f"{r.issuer}\t{r.jwks_uri or 'inline JWKS'}\t{r.max_level or '-'}" for r in rows]
     typer.echo("\n".join(lines) if lines else "no trusted issuers")
 

@@ -6,11 +6,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from zwfw.services.kit import audit
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change, as the audit log records it: an administrator's or client's subject
+    (or an operator's name), and the address a request came from."""
+
+    subject: str
+    address: str | None = None
+
 
 _db: ContextVar[Session] = ContextVar("identity_db")
 _address: ContextVar[str | None] = ContextVar("identity_address", default=None)
@@ -43,13 +54,17 @@ def record(
     event: str,
     outcome: str,
     *,
-    actor: str | None = None,
+    actor: Actor | str | None = None,
     client_id: str | None = None,
     **detail: Any,
 ) -> None:
-    """Append one authentication or administration event to the kit's audit log."""
+    """Append one authentication or administration event to the kit's audit log; it is kept if
+    and only if ``db``'s transaction commits."""
     if client_id is not None:
         detail["client_id"] = client_id
+    address = _address.get()
+    if isinstance(actor, Actor):
+        actor, address = actor.subject, actor.address or address
     audit.record(
         db,
         actor=actor,
@@ -57,5 +72,5 @@ def record(
         resource=f"client/{client_id}" if client_id else "identity",
         result=outcome,
         detail=detail,
-        source_ip=_address.get(),
+        source_ip=address,
     )

@@ -37,6 +37,9 @@ class Client(Base):
     # Extra audiences of this client's access tokens (e.g. a province IdP for federation).
     audiences: Mapped[list] = mapped_column(JSON, default=list)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A provisioning client of the settings: kept in line with them at start-up, never changed
+    # through the admin API.
+    from_settings: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 

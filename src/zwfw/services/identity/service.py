@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections import deque
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
 from zwfw.crypto.fields import FieldProtector
 from zwfw.services.identity.accounts import Accounts
+from zwfw.services.identity.clients import sync_provisioning_clients
 from zwfw.services.identity.oauth import IdentityProvider
 from zwfw.services.identity.settings import IdentitySettings
+from zwfw.services.identity.trust import seed_trust_list
+
+log = logging.getLogger("zwfw.identity")
 
 
 class RateLimiter:
@@ -41,3 +50,26 @@ class IdentityService:
         self.accounts = Accounts(settings, self.protector)
         self.login_limit = RateLimiter(settings.login_rate_per_minute)
         self.token_limit = RateLimiter(settings.token_rate_per_minute)
+        self._provisioned = False
+        self._provisioning = threading.Lock()
+
+    def provision(self, sessions: sessionmaker[Session]) -> None:
+        """Once per process: add the settings' trust list entries the database lacks, and bring
+        the provisioning clients in line with the settings (see ``clients``)."""
+        with self._provisioning:
+            if self._provisioned:
+                return
+            try:
+                outcome = self._provision(sessions)
+            except IntegrityError:
+                # Another replica registered the same rows at the same moment; its work stands.
+                outcome = self._provision(sessions)
+            self._provisioned = True
+        changed = {client_id: r for client_id, r in outcome.items() if r != "unchanged"}
+        if changed:
+            log.info("provisioning clients brought in line with the settings: %s", changed)
+
+    def _provision(self, sessions: sessionmaker[Session]) -> dict[str, str]:
+        with sessions.begin() as db:
+            seed_trust_list(db, self.settings)
+            return dict(sync_provisioning_clients(db, self.settings))

@@ -203,8 +203,8 @@ class IdentityProvider(AuthorizationServer):
             "jti": secrets.token_urlsafe(16),
         }
 
-    def verify_own_token(self, db: Session, token: str) -> dict[str, Any] | None:
-        """Claims of an access token this IdP issued and still considers active."""
+    def own_token(self, db: Session, token: str) -> tuple[dict[str, Any], IssuedToken] | None:
+        """Claims and record of an access token this IdP issued and still considers active."""
         try:
             decoded = jwt.decode(token, self.keys.key_set(db), algorithms=[ALGORITHM])
         except (JoseError, ValueError):
@@ -215,7 +215,12 @@ class IdentityProvider(AuthorizationServer):
         row = db.scalars(select(IssuedToken).where(IssuedToken.jti == claims.get("jti"))).first()
         if row is None or row.revoked:
             return None
-        return claims
+        return claims, row
+
+    def verify_own_token(self, db: Session, token: str) -> dict[str, Any] | None:
+        """Claims of an access token this IdP issued and still considers active."""
+        found = self.own_token(db, token)
+        return found[0] if found is not None else None
 
     def userinfo(self, db: Session, account: Account, scope: str) -> dict[str, Any]:
         """Claims about the signed-in person; never the resident ID number."""
