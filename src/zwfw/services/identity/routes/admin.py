@@ -37,16 +37,19 @@ from zwfw.services.identity.validation import CLIENT_ID_PATTERN
 from zwfw.services.kit import (
     DbSession,
     audit,
+    authenticates_itself,
     bad_request,
     conflict,
     forbidden,
     not_found,
-    public,
     unauthorized,
 )
 from zwfw.services.kit.problems import Problem
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+# Every admin route checks its caller with require_admin, not with the kit's bearer check
+# (which trusts another issuer's JWKS; the IdP checks its own token records).
+ADMIN_TOKEN = "an access token of this IdP for its admin API (require_admin)"
 
 
 def _denied(request: Request, svc: IdentityService, problem: Problem, who: str | None) -> Problem:
@@ -125,7 +128,7 @@ def _status(response: Response, result: str) -> None:
 
 
 @router.post("/clients", status_code=201)
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_add_client(body: ClientIn, actor: Admin, db: DbSession) -> ClientOut:
     """Register a new client (409 if the id is taken); a client_secret_basic client's secret
     is in this answer only."""
@@ -134,13 +137,13 @@ def admin_add_client(body: ClientIn, actor: Admin, db: DbSession) -> ClientOut:
 
 
 @router.get("/clients")
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_list_clients(actor: Admin, db: DbSession) -> list[ClientOut]:
     return clients.list_clients(db)
 
 
 @router.get("/clients/{client_id}")
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_get_client(client_id: str, actor: Admin, db: DbSession) -> ClientOut:
     with _refusals():
         return clients.get_client(db, client_id)
@@ -150,7 +153,7 @@ def admin_get_client(client_id: str, actor: Admin, db: DbSession) -> ClientOut:
     "/clients/{client_id}",
     responses={201: {"model": ClientPut, "description": "Created"}},
 )
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_put_client(
     client_id: Annotated[str, Path(pattern=CLIENT_ID_PATTERN)],
     body: ClientSpec,
@@ -166,7 +169,7 @@ def admin_put_client(
 
 
 @router.delete("/clients/{client_id}", status_code=204)
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_disable_client(client_id: str, actor: Admin, db: DbSession) -> Response:
     """Disable the client and revoke its tokens (204 also when it was disabled already)."""
     with _refusals():
@@ -223,7 +226,7 @@ def _account(svc: IdentityService, db: Session, sub: str) -> Account:
 
 
 @router.post("/accounts", status_code=201)
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_add_account(body: AccountIn, actor: Admin, svc: Service, db: DbSession) -> AccountOut:
     """Open an account (409 if the login name, ID number or credit code has one)."""
     with _refusals():
@@ -231,7 +234,7 @@ def admin_add_account(body: AccountIn, actor: Admin, svc: Service, db: DbSession
 
 
 @router.get("/accounts")
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_find_accounts(
     actor: Admin,
     svc: Service,
@@ -244,13 +247,13 @@ def admin_find_accounts(
 
 
 @router.get("/accounts/{sub}")
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_get_account(sub: str, actor: Admin, svc: Service, db: DbSession) -> AccountOut:
     return _account_out(_account(svc, db, sub))
 
 
 @router.post("/accounts/{sub}/level")
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_set_level(
     sub: str, body: LevelIn, actor: Admin, svc: Service, db: DbSession
 ) -> AccountOut:
@@ -262,7 +265,7 @@ def admin_set_level(
 
 
 @router.post("/accounts/{sub}/totp")
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_enrol_totp(sub: str, actor: Admin, svc: Service, db: DbSession) -> AccountOut:
     """A new TOTP secret for the account, in this answer only."""
     account = _account(svc, db, sub)
@@ -274,7 +277,7 @@ def admin_enrol_totp(sub: str, actor: Admin, svc: Service, db: DbSession) -> Acc
 
 
 @router.put("/trust", responses={201: {"model": TrustPut, "description": "Created"}})
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_trust(
     body: TrustIn, actor: Admin, svc: Service, db: DbSession, response: Response
 ) -> TrustPut:
@@ -286,13 +289,13 @@ def admin_trust(
 
 
 @router.get("/trust")
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_trust_list(actor: Admin, db: DbSession) -> list[TrustIn]:
     return trust.list_issuers(db)
 
 
 @router.delete("/trust", status_code=204)
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_untrust(
     actor: Admin,
     db: DbSession,
@@ -308,7 +311,7 @@ def admin_untrust(
 
 
 @router.post("/keys/rotate")
-@public
+@authenticates_itself(ADMIN_TOKEN)
 def admin_rotate(actor: Admin, svc: Service, db: DbSession) -> dict[str, Any]:
     """Sign with a new key from now on; earlier keys stay published until their tokens
     expire."""

@@ -14,6 +14,12 @@ from zwfw.services.identity.service import IdentityService
 from zwfw.services.kit import unauthorized
 from zwfw.services.kit.problems import Problem
 
+# How the routes that are not open to anyone, yet take no kit bearer token, check callers.
+CLIENT_AUTHENTICATION = (
+    "client authentication (private_key_jwt, mutual TLS, client secret or a public client's id)"
+)
+SIGN_IN_SESSION = "the sign-in session cookie and its anti-forgery token"
+
 
 def service(request: Request) -> IdentityService:
     return request.app.state.identity

@@ -15,6 +15,7 @@ from zwfw.services.identity.events import bound, record
 from zwfw.services.identity.models import Account, BrowserSession
 from zwfw.services.identity.pages import render
 from zwfw.services.identity.routes.deps import (
+    SIGN_IN_SESSION,
     FormItems,
     Service,
     client_address,
@@ -34,7 +35,7 @@ from zwfw.services.identity.sessions import (
     new_session,
     safe_next,
 )
-from zwfw.services.kit import DbSession, public
+from zwfw.services.kit import DbSession, authenticates_itself, public
 from zwfw.services.kit.problems import Problem
 
 router = APIRouter()
@@ -109,7 +110,7 @@ def _finish(
 
 
 @router.post("/login")
-@public
+@authenticates_itself(SIGN_IN_SESSION)
 def login_submit(request: Request, svc: Service, db: DbSession, items: FormItems) -> Response:
     if not svc.login_limit.allow(client_address(request) or "-"):
         raise too_many()
@@ -172,7 +173,7 @@ def _pending(db: Session, svc: IdentityService, request: Request, form: dict[str
 
 
 @router.post("/login/totp")
-@public
+@authenticates_itself(SIGN_IN_SESSION)
 def login_totp(request: Request, svc: Service, db: DbSession, items: FormItems) -> Response:
     if not svc.login_limit.allow(client_address(request) or "-"):
         raise too_many()
@@ -189,7 +190,7 @@ def login_totp(request: Request, svc: Service, db: DbSession, items: FormItems) 
 
 
 @router.post("/login/certificate")
-@public
+@authenticates_itself(SIGN_IN_SESSION)
 def login_certificate(request: Request, svc: Service, db: DbSession, items: FormItems) -> Response:
     if not svc.login_limit.allow(client_address(request) or "-"):
         raise too_many()
@@ -215,7 +216,7 @@ def login_certificate(request: Request, svc: Service, db: DbSession, items: Form
 
 
 @router.post("/login/password")
-@public
+@authenticates_itself(SIGN_IN_SESSION)
 def login_password_change(
     request: Request, svc: Service, db: DbSession, items: FormItems
 ) -> Response:

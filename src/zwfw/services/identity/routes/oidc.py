@@ -25,6 +25,8 @@ from zwfw.services.identity.oauth import (
 )
 from zwfw.services.identity.pages import render
 from zwfw.services.identity.routes.deps import (
+    CLIENT_AUTHENTICATION,
+    SIGN_IN_SESSION,
     FormItems,
     Service,
     authlib_request,
@@ -40,7 +42,14 @@ from zwfw.services.identity.sessions import (
     load_session,
     session_actor,
 )
-from zwfw.services.kit import DbSession, bad_request, forbidden, public, unauthorized
+from zwfw.services.kit import (
+    DbSession,
+    authenticates_itself,
+    bad_request,
+    forbidden,
+    public,
+    unauthorized,
+)
 
 router = APIRouter()
 
@@ -104,7 +113,7 @@ def jwks(svc: Service, db: DbSession) -> JSONResponse:
 
 
 @router.post("/token")
-@public
+@authenticates_itself(CLIENT_AUTHENTICATION)
 def token(request: Request, svc: Service, db: DbSession, form: FormItems) -> Response:
     if not svc.token_limit.allow(client_address(request) or "-"):
         raise too_many()
@@ -114,7 +123,7 @@ def token(request: Request, svc: Service, db: DbSession, form: FormItems) -> Res
 
 
 @router.post("/introspect")
-@public
+@authenticates_itself(CLIENT_AUTHENTICATION)
 def introspect(request: Request, svc: Service, db: DbSession, form: FormItems) -> Response:
     oauth_request = authlib_request(request, form)
     with bound(db, client_address(request)):
@@ -124,7 +133,7 @@ def introspect(request: Request, svc: Service, db: DbSession, form: FormItems) -
 
 
 @router.post("/revoke")
-@public
+@authenticates_itself(CLIENT_AUTHENTICATION)
 def revoke(request: Request, svc: Service, db: DbSession, form: FormItems) -> Response:
     oauth_request = authlib_request(request, form)
     with bound(db, client_address(request)):
@@ -136,7 +145,7 @@ def revoke(request: Request, svc: Service, db: DbSession, form: FormItems) -> Re
 
 @router.get("/userinfo", operation_id="userinfo_get")
 @router.post("/userinfo", operation_id="userinfo_post")
-@public
+@authenticates_itself("an access token of this IdP, checked against its token records")
 def userinfo(request: Request, svc: Service, db: DbSession) -> dict[str, Any]:
     claims = svc.provider.verify_own_token(db, bearer_token(request))
     if claims is None:
@@ -199,7 +208,7 @@ def authorize(request: Request, svc: Service, db: DbSession) -> Response:
 
 
 @router.post("/authorize")
-@public
+@authenticates_itself(SIGN_IN_SESSION)
 def authorize_decision(request: Request, svc: Service, db: DbSession, items: FormItems) -> Response:
     form = dict(items)
     session = check_csrf(load_session(db, svc.settings, request), form)
