@@ -8,6 +8,9 @@ import urllib.parse
 import httpx
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
+from sqlalchemy import select
+
+from zwfw.services.kit import audit
 
 from .browser import sign_in
 from .support import ISSUER, PASSWORD, Idp, add_client, add_person, client_assertion, pkce_pair
@@ -100,6 +103,58 @@ def test_code_pkce_flow_issues_tokens_without_id_number(idp: Idp) -> None:
     )
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
+
+
+def test_a_replayed_code_revokes_the_tokens_of_its_first_use(idp: Idp) -> None:
+    # RFC 6749 §4.1.2: a code used twice is refused, and the tokens it gave are revoked.
+    _public_rp(idp)
+    add_person(idp)
+    verifier, challenge = pkce_pair()
+    code = _login_and_authorize(idp, challenge)
+    redeem = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": "rp",
+        "code_verifier": verifier,
+    }
+    first = idp.client.post("/token", data=redeem)
+    assert first.status_code == 200, first.text
+    tokens = first.json()
+
+    def introspected() -> dict:
+        return idp.client.post(
+            "/introspect", data={"token": tokens["access_token"], "client_id": "rp"}
+        ).json()
+
+    def userinfo() -> int:
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        return idp.client.get("/userinfo", headers=bearer).status_code
+
+    assert introspected()["active"] is True
+    assert userinfo() == 200
+    replay = idp.client.post("/token", data=redeem)
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    assert introspected() == {"active": False}
+    assert userinfo() == 401
+    refresh = idp.client.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": "rp",
+            "refresh_token": tokens["refresh_token"],
+        },
+    )
+    assert refresh.status_code == 400
+    assert refresh.json()["error"] == "invalid_grant"
+    with idp.db() as db:
+        replays = list(
+            db.execute(
+                select(audit.audit_log).where(audit.audit_log.c.action == "token.code_replay")
+            )
+        )
+    assert [(r.result, r.detail["client_id"]) for r in replays] == [("failure", "rp")]
 
 
 def test_refresh_rotation_and_reuse_revokes_family(idp: Idp) -> None:

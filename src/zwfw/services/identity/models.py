@@ -83,6 +83,10 @@ class AuthorizationCode(Base):
     auth_time: Mapped[float] = mapped_column(Float)
     amr: Mapped[list] = mapped_column(JSON, default=list)
     expires_at: Mapped[float] = mapped_column(Float)
+    # Set when the code is redeemed; the row stays so that a replay is recognised and revokes
+    # the token family issued from it.
+    used_at: Mapped[float | None] = mapped_column(Float)
+    family: Mapped[str | None] = mapped_column(String(64))
 
 
 class IssuedToken(Base):

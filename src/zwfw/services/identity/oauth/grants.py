@@ -19,7 +19,8 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from zwfw.services.identity.events import current_db, record
 from zwfw.services.identity.federation import (
@@ -94,13 +95,47 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         )
 
     def query_authorization_code(self, code: str, client: ClientModel) -> CodeModel | None:
-        row = current_db().get(AuthorizationCode, token_hash(code))
-        if row is None or row.client_id != client.get_client_id() or row.expires_at < time.time():
+        db = current_db()
+        row = db.get(AuthorizationCode, token_hash(code))
+        if row is None or row.client_id != client.get_client_id():
+            return None
+        if row.used_at is not None:
+            self._replayed(db, row)
+            return None
+        if row.expires_at < time.time():
+            return None
+        # Claimed here, atomically: of two redemptions racing, one gets tokens and the other
+        # is a replay. A failed redemption (wrong code_verifier) spends the code too.
+        claimed = db.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.code == row.code, AuthorizationCode.used_at.is_(None))
+            .values(used_at=time.time())
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:
+            db.refresh(row)
+            self._replayed(db, row)
             return None
         return CodeModel(row)
 
+    def _replayed(self, db: Session, row: AuthorizationCode) -> None:
+        """RFC 6749 §4.1.2: a code used twice revokes the tokens issued from its first use (the
+        code may have been stolen; which of the two callers is legitimate is unknown)."""
+        provider: IdentityProvider = self.server
+        if row.family is not None:
+            provider.revoke_family(db, row.family)
+        record(
+            db,
+            "token.code_replay",
+            "failure",
+            actor=None,
+            client_id=row.client_id,
+            family=row.family,
+        )
+
     def delete_authorization_code(self, authorization_code: CodeModel) -> None:
-        current_db().delete(authorization_code.row)
+        # Kept, marked used when it was claimed, so that a replay is recognised (see above).
+        return
 
     def authenticate_user(self, authorization_code: CodeModel) -> AccountPrincipal | None:
         account = current_db().get(Account, authorization_code.row.account_id)

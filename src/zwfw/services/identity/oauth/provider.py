@@ -86,8 +86,10 @@ class IdentityProvider(AuthorizationServer):
         else:
             family = secrets.token_hex(16)
         if request.authorization_code is not None:
-            auth_time = request.authorization_code.row.auth_time
-            amr = request.authorization_code.row.amr
+            code = request.authorization_code.row
+            auth_time, amr = code.auth_time, code.amr
+            # What a replay of this code revokes.
+            code.family = family
         refresh = token.get("refresh_token")
         db.add(
             IssuedToken(
