@@ -204,7 +204,8 @@ class Material:
 
 @contextmanager
 def identity_instance(config: Path) -> Iterator[tuple[Any, Session]]:
-    """The IdP's service object and one transaction on its database (as ``zwfw identity``)."""
+    """The IdP's service object and one transaction on its database, for the identity domain
+    layer before the IdP starts."""
     from zwfw.services.identity import IdentitySettings, build
     from zwfw.services.kit import load_settings
 

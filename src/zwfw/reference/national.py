@@ -505,8 +505,8 @@ def client_assertion(client: Client, audience: str) -> str:
 
 
 def _seed_identity(process: ServiceProcess, setup: Callable[[Any, Any], None]) -> None:
-    """Migrate an IdP's database and bootstrap it before its process starts (what
-    ``zwfw identity bootstrap-admin|client add|trust add`` do)."""
+    """Migrate an IdP's database and bootstrap it before its process starts, through the
+    identity domain layer (``zwfw.services.identity.clients``, ``trust``, ``accounts``)."""
     from zwfw.services.identity import IdentitySettings, build
     from zwfw.services.kit import migrate
 

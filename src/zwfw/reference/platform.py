@@ -7,7 +7,7 @@ Start-up, in order:
 1. keys: the national CA and SM2 channel certificates (hub and provinces), ES256 JWKs of the
    private_key_jwt clients, a KEK per e-seal service, data keys per IdP, TLS client
    certificates of the provinces; everything secret goes to ``secrets/`` (0600);
-2. the IdPs' databases are migrated and bootstrapped the way ``zwfw identity …`` does it:
+2. the IdPs' databases are migrated and bootstrapped through the identity domain layer:
    system clients, relying parties, test persons and the trust list (provinces trust the
    national IdP); the IdPs start;
 3. each e-seal service starts and the issuer seal of each province is made (its signer: the
