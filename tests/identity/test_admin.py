@@ -84,6 +84,12 @@ def _system_client(key: ECKey, **changes: Any) -> dict[str, Any]:
 
 def test_admin_api_needs_a_token(idp: Idp) -> None:
     _problem(idp.client.get("/admin/clients"), 401)
+    _problem(idp.client.get("/admin/clients", headers={"Authorization": "Bearer x.y.z"}), 401)
+    denied = _audit(idp, "auth.denied")
+    assert [(r.actor, r.resource, r.result) for r in denied] == [
+        ("anonymous", "GET /admin/clients", "denied:401"),
+        ("anonymous", "GET /admin/clients", "denied:401"),
+    ]
 
 
 def test_admin_token_must_be_meant_for_the_idp(idp: Idp) -> None:

@@ -67,8 +67,8 @@ One service built on the kit::
 
 Endpoints that check their callers themselves (a token endpoint authenticating clients, a
 sign-in form with its session and anti-forgery token) are marked
-``@authenticates_itself("how")`` instead of ``@public``, so that ``route_access(app)`` tells the
-truly open routes from those.
+``@authenticates_itself("how")`` instead of ``@public``, so that ``kit.auth.route_access(app)``
+tells the truly open routes from those.
 
 Service migrations live in the service's own Alembic version directory, on their own branch:
 the first revision there has ``down_revision = None`` and ``branch_labels = ("hall",)``. The kit

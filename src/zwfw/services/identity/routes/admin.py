@@ -73,7 +73,11 @@ def require_admin(request: Request, svc: Service, db: DbSession) -> Actor:
         svc.provision(request.app.state.kit.sessions)
     except SQLAlchemyError:
         raise Problem(503, detail="the IdP's database is not ready; run zwfw migrate") from None
-    found = svc.provider.own_token(db, bearer_token(request))
+    try:
+        token = bearer_token(request)
+    except Problem as problem:
+        raise _denied(request, svc, problem, None) from None
+    found = svc.provider.own_token(db, token)
     if found is None:
         problem = unauthorized("the access token is invalid, expired or revoked")
         raise _denied(request, svc, problem, None)
