@@ -288,10 +288,18 @@ def test_login_failure_lockout_without_username_enumeration(idp: IdP) -> None:
     )
     user = idp.credential("identity_lockout_user")
     password = idp.credential("identity_lockout_password")
-    for _ in range(10):
-        idp.sign_in(user, wrong)
-    locked, _ = idp.sign_in(user, password)
-    assert locked.location is None, "the right password was accepted after 11 failures"
+
+    def locked_after_failures() -> bool:
+        for _ in range(10):
+            idp.sign_in(user, wrong)
+        locked, _ = idp.sign_in(user, password)
+        return locked.location is None
+
+    # A lock left by an earlier run can run out while the failures below are made, and the
+    # right password then passes: that sign-in clears the name, so a second round decides.
+    assert locked_after_failures() or locked_after_failures(), (
+        "the right password was accepted after 10 failures, twice"
+    )
 
 
 @pytest.mark.requirement("SEC-AUTH-002")
