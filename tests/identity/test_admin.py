@@ -5,8 +5,10 @@ its actor, every refusal a problem."""
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
+from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy import select
 
@@ -17,6 +19,7 @@ from .support import ISSUER, PASSWORD, Idp, add_client, client_assertion
 
 ID_NUMBER = "11010519491231002X"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
 def _client_token(idp: Idp, client_id: str, key: ECKey, scope: str) -> str:
@@ -124,6 +127,52 @@ def test_a_token_without_the_admin_scope_is_refused_and_audited(idp: Idp) -> Non
     _problem(refused, 403, "identity:admin")
     assert [(r.actor, r.result) for r in _audit(idp, "auth.denied")] == [("hall", "denied:403")]
     assert [r.resource for r in _audit(idp, "admin.client.create")] == ["client/hall"]
+
+
+def test_an_exchanged_token_of_a_federated_person_is_no_admin_token(idp: Idp) -> None:
+    # A client allowed identity:admin and token exchange must not turn a person's token
+    # from a trusted IdP into this IdP's administration.
+    national = ECKey.generate_key("P-256", parameters={"kid": "national-1"})
+    key = ECKey.generate_key("P-256")
+    headers = _admin_token(idp)
+    trusted = {"issuer": "https://idp.gov.test", "jwks": {"keys": [national.as_dict()]}}
+    assert idp.client.put("/admin/trust", json=trusted, headers=headers).status_code == 201
+    add_client(
+        idp,
+        client_id="console",
+        name="console",
+        auth_method="private_key_jwt",
+        jwks={"keys": [key.as_dict(private=False)]},
+        grant_types=["client_credentials", EXCHANGE],
+        scopes=["identity:admin"],
+        audiences=[ISSUER],
+    )
+    now = int(time.time())
+    person = jwt.encode(
+        {"alg": "ES256", "kid": "national-1"},
+        {"iss": "https://idp.gov.test", "sub": "citizen-1", "aud": [ISSUER], "iat": now,
+         "exp": now + 300, "acr": "registered", "user_type": "person"},
+        national,
+    )  # fmt: skip
+    exchanged = idp.client.post(
+        "/token",
+        data={
+            "grant_type": EXCHANGE,
+            "subject_token": person,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "audience": ISSUER,
+            "scope": "identity:admin",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": client_assertion(key, "console", ISSUER + "/token"),
+        },
+    )
+    assert exchanged.status_code == 200, exchanged.text
+    bearer = {"Authorization": f"Bearer {exchanged.json()['access_token']}"}
+    refused = idp.client.get("/admin/clients", headers=bearer)
+    _problem(refused, 403, "not an administrator")
+    # The client's own token is one.
+    own = _client_token(idp, "console", key, "identity:admin")
+    assert idp.client.get("/admin/clients", headers={"Authorization": f"Bearer {own}"}).is_success
 
 
 # --- clients -------------------------------------------------------------------------------

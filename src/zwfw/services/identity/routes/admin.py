@@ -100,6 +100,10 @@ def require_admin(request: Request, svc: Service, db: DbSession) -> Actor:
         if account is None or account.disabled or not account.is_admin:
             problem = forbidden("the token's account is not an active administrator")
             raise _denied(request, svc, problem, subject)
+    elif row.subject != row.client_id:
+        # On someone's behalf (token exchange for a federated person): not an administrator.
+        problem = forbidden("the token's subject is not an administrator of this IdP")
+        raise _denied(request, svc, problem, subject)
     else:
         client = db.get(Client, row.client_id)
         if client is None or client.disabled:
