@@ -41,14 +41,12 @@ from zwfw.codes import build_case_number, build_credit_code, build_implementatio
 from zwfw.codes.personal import build_resident_id
 from zwfw.reference import keys
 from zwfw.reference.national import (
-    ASSERTION_TYPE,
     HUB_CLIENT,
     NATIONAL_OPS,
     NATIONAL_REGION,
     PROVINCE_SERVICES,
     REFERENCE_ACTOR,
     SUPERVISE_SCOPE,
-    TOKEN_EXCHANGE,
     Client,
     NationalSide,
     Person,
@@ -57,11 +55,11 @@ from zwfw.reference.national import (
     ServiceProcess,
     _expect,
     _seed_identity,
-    client_assertion,
     free_port,
     log,
 )
 from zwfw.reference.signin import sign_in
+from zwfw.services.kit.tokens import TOKEN_EXCHANGE
 
 # The licence type every province issues (营业执照, defined by the national market regulator).
 DEFINING_AUTHORITY = "11100000000013338W"
@@ -72,7 +70,6 @@ BASIC_CODE = "442199806003"
 FEDERATION_TEST_ISSUER = "https://certification-issuer.zwfw.invalid"
 
 __all__ = [
-    "ASSERTION_TYPE",
     "DEFAULT_PROVINCES",
     "HUB_CLIENT",
     "NATIONAL_REGION",
@@ -84,7 +81,6 @@ __all__ = [
     "ProvinceSpec",
     "ReferencePlatform",
     "ServiceProcess",
-    "client_assertion",
     "demo_guide",
     "free_port",
     "iter_processes",

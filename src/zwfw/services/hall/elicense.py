@@ -49,10 +49,10 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from zwfw.codes import CodeError, parse_credit_code, parse_licence_id
+from zwfw.codes.masking import mask_personal_data
 from zwfw.crypto.x509 import CertificateError, SM2Certificate, load_pem_bundle
+from zwfw.formats.channel import ChannelSigner
 from zwfw.services.elicense.document import verify_document
-from zwfw.services.kit.channel import ChannelSigner
-from zwfw.services.kit.logs import mask
 
 log = logging.getLogger("zwfw.hall.elicense")
 
@@ -378,7 +378,9 @@ class ElicenseClient:
                 headers={"Authorization": f"Bearer {self.token()}", "Accept": "application/json"},
             )
         except httpx.HTTPError as exc:
-            log.error("e-licence library unreachable", extra={"error": mask(str(exc))})
+            log.error(
+                "e-licence library unreachable", extra={"error": mask_personal_data(str(exc))}
+            )
             raise LibraryUnavailable(f"the e-licence library is unreachable ({exc})") from exc
         return self._answer(response, identifier, "the e-licence library")
 
@@ -413,7 +415,7 @@ class ElicenseClient:
         try:
             response = self.hub.post(body)
         except httpx.HTTPError as exc:
-            log.error("hub unreachable", extra={"error": mask(str(exc))})
+            log.error("hub unreachable", extra={"error": mask_personal_data(str(exc))})
             raise LibraryUnavailable(f"the national hub is unreachable ({exc})") from exc
         if response.status_code == 502:
             raise LibraryUnavailable(f"the e-licence library of {province} is unavailable")

@@ -16,7 +16,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from zwfw.codes.personal import mask_phone
+from zwfw.codes.masking import mask_phone
 from zwfw.crypto.fields import FieldProtector
 from zwfw.services.identity.events import bound_db, current_db, record
 from zwfw.services.identity.federation import FederatedSubject, JwksCache
