@@ -38,7 +38,8 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from zwfw.services.identity import IdentitySettings, build
-from zwfw.services.identity.app import ClientIn, PersonIn, create_account, register_client
+from zwfw.services.identity.accounts import AccountIn
+from zwfw.services.identity.clients import ClientIn, register_client
 from zwfw.services.identity.security import PasswordHashing
 from zwfw.services.kit import load_settings, migrate
 
@@ -145,12 +146,13 @@ def _server(directory: Path, key: ECKey) -> tuple[subprocess.Popen[bytes], str]:
                 grant_types=["client_credentials"],
                 scopes=["hub:sync"],
             ),
+            actor="bench",
         )
         for n in range(CLIENTS + 1):
-            create_account(
-                app.state.identity,
+            app.state.identity.accounts.register(
                 db,
-                PersonIn(kind="person", username=f"user{n}", password=PASSWORD, name="测试"),
+                AccountIn(kind="person", username=f"user{n}", password=PASSWORD, name="测试"),
+                actor="bench",
             )
     app.state.kit.engine.dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZWFW_")}

@@ -3,7 +3,8 @@
 Credentials (each `{env: VAR}` in the profile's `credentials:`):
 
 - `identity_rp_client_id`, `identity_rp_redirect_uri`: a public relying party (code + PKCE,
-  refresh tokens; scopes `openid profile`).
+  refresh tokens; scopes `openid profile`). It calls the token endpoint with its client id,
+  and introspects its own access tokens (RFC 7662) the same way.
 - `identity_user`, `identity_password`: a test person signing in with a password only.
 - `identity_lockout_user`, `identity_lockout_password`: a second test person the lockout check
   locks (do not use it for anything else).
@@ -174,6 +175,29 @@ class IdP:
                 "client_id": self.credential("identity_rp_client_id"),
                 "code_verifier": verifier,
             },
+        )
+
+    def refresh(self, refresh_token: str) -> httpx.Response:
+        return self.http.post(
+            self.config["token_endpoint"],
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": self.credential("identity_rp_client_id"),
+            },
+        )
+
+    def introspect(self, token: str) -> httpx.Response:
+        """The relying party asks whether its own token is active (RFC 7662)."""
+        return self.http.post(
+            self.config["introspection_endpoint"],
+            data={"token": token, "client_id": self.credential("identity_rp_client_id")},
+        )
+
+    def userinfo(self, access_token: str) -> httpx.Response:
+        return self.http.get(
+            self.config["userinfo_endpoint"],
+            headers={"Authorization": f"Bearer {access_token}"},
         )
 
     def user_tokens(self) -> dict[str, Any]:

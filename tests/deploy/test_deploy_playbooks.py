@@ -195,28 +195,28 @@ def test_private_keys_and_secrets_are_owner_only(
 def test_federation_trust_and_system_clients_are_in_place(
     deployment: tuple[LocalDeployment, subprocess.CompletedProcess[str]],
 ) -> None:
+    from zwfw.deploy.certification import identity_instance
+    from zwfw.services.identity.clients import list_clients
+    from zwfw.services.identity.trust import list_issuers
+
     deployed, _ = deployment
     etc = deployed.state / "etc"
-    zwfw = str(VENV_BIN / "zwfw")
-    trust = subprocess.run(
-        [zwfw, "identity", "trust", "list", "--config", str(etc / "province-a-identity.yaml")],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout  # fmt: skip
-    assert f"https://127.0.0.1:{deployed.port('national-identity')}\t" in trust
-    clients = subprocess.run(
-        [zwfw, "identity", "client", "list", "--config", str(etc / "national-identity.yaml")],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout  # fmt: skip
-    assert re.search(r"^province-a-hall\tprivate_key_jwt\thub:report hub:exchange$", clients, re.M)
-    assert re.search(r"^province-b-hall\tprivate_key_jwt\thub:report hub:exchange$", clients, re.M)
+
+    def registered(idp: str) -> dict[str, tuple[str, list[str]]]:
+        with identity_instance(etc / f"{idp}.yaml") as (_svc, db):
+            return {c.client_id: (c.auth_method, c.scopes) for c in list_clients(db)}
+
+    with identity_instance(etc / "province-a-identity.yaml") as (_svc, db):
+        trusted = {entry.issuer: entry.jwks_uri for entry in list_issuers(db)}
+    national_idp = f"https://127.0.0.1:{deployed.port('national-identity')}"
+    assert trusted[national_idp] == f"{national_idp}/jwks"
+    national = registered("national-identity")
+    for hall in ("province-a-hall", "province-b-hall"):
+        assert national[hall] == ("private_key_jwt", ["hub:report", "hub:exchange"])
     # The hub's one client at each provincial IdP, with the key its settings name.
     for idp in ("province-a-identity", "province-b-identity"):
-        listed = subprocess.run(
-            [zwfw, "identity", "client", "list", "--config", str(etc / f"{idp}.yaml")],
-            capture_output=True, text=True, timeout=120, check=True,
-        ).stdout  # fmt: skip
-        assert re.search(r"^national-hub\tprivate_key_jwt\telicense:share elicense:consent$",
-                         listed, re.M), listed  # fmt: skip
+        listed = registered(idp)
+        assert listed["national-hub"] == ("private_key_jwt", ["elicense:share", "elicense:consent"])
     hub = (etc / "national-hub.yaml").read_text(encoding="utf-8")
     assert "province_client_key_file:" in hub
     assert "subject_tokens:" in hub

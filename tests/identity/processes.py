@@ -18,7 +18,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from zwfw.services.identity import IdentitySettings, build
-from zwfw.services.identity.app import IdentityService
+from zwfw.services.identity.service import IdentityService
 from zwfw.services.kit import load_settings, migrate
 
 TARGET = "zwfw.services.identity:SERVICE"

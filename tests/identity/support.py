@@ -19,17 +19,15 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from zwfw.services.identity import IdentitySettings, build
-from zwfw.services.identity.app import (
-    ClientIn,
-    IdentityService,
-    PersonIn,
-    create_account,
-    register_client,
-)
+from zwfw.services.identity.accounts import AccountIn
+from zwfw.services.identity.clients import ClientIn, register_client
+from zwfw.services.identity.service import IdentityService
 from zwfw.services.kit import migrate
 
 ISSUER = "https://idp.test"
 PASSWORD = "Correct-Horse-9-battery"
+# The audit actor of what tests put into an IdP's database before using it.
+SEEDER = "test setup"
 
 
 def make_settings(tmp_path: Path, issuer: str = ISSUER, **overrides: Any) -> IdentitySettings:
@@ -89,7 +87,7 @@ def idp(tmp_path: Path) -> Iterator[Idp]:
 
 def add_client(idp: Idp, **fields: Any) -> str | None:
     with idp.db() as db:
-        return register_client(db, ClientIn(**fields)).client_secret
+        return register_client(db, ClientIn(**fields), actor=SEEDER).client_secret
 
 
 def add_person(idp: Idp, username: str = "zhangsan", **fields: Any) -> str:
@@ -103,4 +101,4 @@ def add_person(idp: Idp, username: str = "zhangsan", **fields: Any) -> str:
     }
     body.update(fields)
     with idp.db() as db:
-        return create_account(idp.svc, db, PersonIn(**body)).sub
+        return idp.svc.accounts.register(db, AccountIn(**body), actor=SEEDER).sub

@@ -13,16 +13,12 @@ import yaml
 from joserfc.jwk import ECKey
 from sqlalchemy.orm import Session
 
-from zwfw.services.identity.app import (
-    ClientIn,
-    IdentityService,
-    PersonIn,
-    create_account,
-    register_client,
-)
+from zwfw.services.identity.accounts import AccountIn
+from zwfw.services.identity.clients import ClientIn, register_client
+from zwfw.services.identity.service import IdentityService
 
 from .processes import ZWFW, running, seed, write_config
-from .support import PASSWORD
+from .support import PASSWORD, SEEDER
 
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 NATIONAL = "https://national-idp.certification.test"
@@ -45,10 +41,9 @@ def test_reference_idp_passes_the_identity_suite(tmp_path: Path) -> None:
             ("cert-user", "11010519491231002X"),
             ("cert-lockout", "340104198001010012"),
         ):
-            create_account(
-                svc,
+            svc.accounts.register(
                 db,
-                PersonIn(
+                AccountIn(
                     kind="person",
                     username=username,
                     password=PASSWORD,
@@ -56,6 +51,7 @@ def test_reference_idp_passes_the_identity_suite(tmp_path: Path) -> None:
                     id_number=id_number,
                     phone="13812345678",
                 ),
+                actor=SEEDER,
             )
         register_client(
             db,
@@ -67,6 +63,7 @@ def test_reference_idp_passes_the_identity_suite(tmp_path: Path) -> None:
                 grant_types=["authorization_code", "refresh_token"],
                 scopes=["openid", "profile", "phone"],
             ),
+            actor=SEEDER,
         )
         register_client(
             db,
@@ -78,6 +75,7 @@ def test_reference_idp_passes_the_identity_suite(tmp_path: Path) -> None:
                 grant_types=["client_credentials", EXCHANGE],
                 scopes=["openid"],
             ),
+            actor=SEEDER,
         )
 
     seed(config, setup)

@@ -22,17 +22,13 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy.orm import Session
 
-from zwfw.services.identity.app import (
-    ClientIn,
-    IdentityService,
-    PersonIn,
-    create_account,
-    register_client,
-)
+from zwfw.services.identity.accounts import AccountIn
+from zwfw.services.identity.clients import ClientIn, register_client
+from zwfw.services.identity.service import IdentityService
 
 from .browser import sign_in
 from .processes import IdpProcess, running, seed, write_config
-from .support import PASSWORD, client_assertion
+from .support import PASSWORD, SEEDER, client_assertion
 
 PORTAL_REDIRECT = "https://portal.gov.test/cb"
 ID_NUMBER = "11010519491231002X"
@@ -52,10 +48,9 @@ class Federation:
 
 def _national_setup(province_url: str, store: dict[str, str]):  # noqa: ANN202
     def setup(svc: IdentityService, db: Session) -> None:
-        account = create_account(
-            svc,
+        account = svc.accounts.register(
             db,
-            PersonIn(
+            AccountIn(
                 kind="person",
                 username="wangwu",
                 password=PASSWORD,
@@ -63,6 +58,7 @@ def _national_setup(province_url: str, store: dict[str, str]):  # noqa: ANN202
                 id_number=ID_NUMBER,
                 phone="13912345678",
             ),
+            actor=SEEDER,
         )
         svc.accounts.change_level(db, account, "real_name", ["id_number", "name", "phone"])
         svc.accounts.change_level(db, account, "face_verified", ["face"])
@@ -79,6 +75,7 @@ def _national_setup(province_url: str, store: dict[str, str]):  # noqa: ANN202
                     scopes=["openid", "profile"],
                     audiences=audiences,
                 ),
+                actor=SEEDER,
             )
             assert out.client_secret is not None
             store[client_id] = out.client_secret
@@ -99,6 +96,7 @@ def _province_setup(hall_key: ECKey):  # noqa: ANN202
                 scopes=["openid", "profile"],
                 audiences=["hall-api"],
             ),
+            actor=SEEDER,
         )
 
     return setup

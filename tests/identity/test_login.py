@@ -33,7 +33,7 @@ REDIRECT = "https://rp.test/cb"
 LOGOUT_REDIRECT = "https://rp.test/bye"
 
 
-def _rp(idp: Idp) -> None:
+def _rp(idp: Idp, audiences: tuple[str, ...] = ()) -> None:
     add_client(
         idp,
         client_id="rp",
@@ -43,6 +43,7 @@ def _rp(idp: Idp) -> None:
         post_logout_redirect_uris=[LOGOUT_REDIRECT],
         grant_types=["authorization_code", "refresh_token"],
         scopes=["openid", "profile", "identity:admin"],
+        audiences=list(audiences),
     )
 
 
@@ -351,7 +352,8 @@ def test_expired_password_must_be_changed(idp: Idp) -> None:
 
 
 def test_admin_scope_needs_an_administrator_with_two_factors(idp: Idp) -> None:
-    _rp(idp)
+    # An administration console: its tokens are meant for the IdP itself.
+    _rp(idp, audiences=(ISSUER,))
     add_person(idp)
     verifier, challenge = pkce_pair()
     scope = "openid identity:admin"
@@ -384,6 +386,15 @@ def test_admin_scope_needs_an_administrator_with_two_factors(idp: Idp) -> None:
     )
     assert listed.status_code == 200
     assert [c["client_id"] for c in listed.json()] == ["rp"]
+    # An administrator who is no longer one: the token stops opening the admin API.
+    with idp.db() as db:
+        account = db.scalars(select(Account).where(Account.username == "zhangsan")).one()
+        account.is_admin = False
+    demoted = idp.client.get(
+        "/admin/clients", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert demoted.status_code == 403
+    assert demoted.json()["detail"] == "the token's account is not an active administrator"
 
 
 # --- rate limits -------------------------------------------------------------------------------

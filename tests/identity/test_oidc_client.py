@@ -17,17 +17,13 @@ from httpx_oauth.clients.openid import OpenID
 from httpx_oauth.oauth2 import GetAccessTokenError, RefreshTokenError
 from sqlalchemy.orm import Session
 
-from zwfw.services.identity.app import (
-    ClientIn,
-    IdentityService,
-    PersonIn,
-    create_account,
-    register_client,
-)
+from zwfw.services.identity.accounts import AccountIn
+from zwfw.services.identity.clients import ClientIn, register_client
+from zwfw.services.identity.service import IdentityService
 
 from .browser import sign_in
 from .processes import IdpProcess, running, seed, write_config
-from .support import PASSWORD
+from .support import PASSWORD, SEEDER
 
 REDIRECT = "https://hall.ah.gov.test/oidc/callback"
 ID_NUMBER = "11010519491231002X"
@@ -40,10 +36,9 @@ def idp_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[IdpP
     stored: dict[str, str] = {}
 
     def setup(svc: IdentityService, db: Session) -> None:
-        create_account(
-            svc,
+        svc.accounts.register(
             db,
-            PersonIn(
+            AccountIn(
                 kind="person",
                 username="lisi",
                 password=PASSWORD,
@@ -51,6 +46,7 @@ def idp_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[IdpP
                 id_number=ID_NUMBER,
                 phone="13712345678",
             ),
+            actor=SEEDER,
         )
         out = register_client(
             db,
@@ -62,6 +58,7 @@ def idp_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[IdpP
                 grant_types=["authorization_code", "refresh_token"],
                 scopes=["openid", "profile", "phone"],
             ),
+            actor=SEEDER,
         )
         assert out.client_secret
         stored["secret"] = out.client_secret

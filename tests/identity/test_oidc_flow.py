@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 import urllib.parse
 
+import httpx
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
+from sqlalchemy import select
+
+from zwfw.services.kit import audit
 
 from .browser import sign_in
 from .support import ISSUER, PASSWORD, Idp, add_client, add_person, client_assertion, pkce_pair
@@ -99,6 +103,58 @@ def test_code_pkce_flow_issues_tokens_without_id_number(idp: Idp) -> None:
     )
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
+
+
+def test_a_replayed_code_revokes_the_tokens_of_its_first_use(idp: Idp) -> None:
+    # RFC 6749 §4.1.2: a code used twice is refused, and the tokens it gave are revoked.
+    _public_rp(idp)
+    add_person(idp)
+    verifier, challenge = pkce_pair()
+    code = _login_and_authorize(idp, challenge)
+    redeem = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": "rp",
+        "code_verifier": verifier,
+    }
+    first = idp.client.post("/token", data=redeem)
+    assert first.status_code == 200, first.text
+    tokens = first.json()
+
+    def introspected() -> dict:
+        return idp.client.post(
+            "/introspect", data={"token": tokens["access_token"], "client_id": "rp"}
+        ).json()
+
+    def userinfo() -> int:
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        return idp.client.get("/userinfo", headers=bearer).status_code
+
+    assert introspected()["active"] is True
+    assert userinfo() == 200
+    replay = idp.client.post("/token", data=redeem)
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    assert introspected() == {"active": False}
+    assert userinfo() == 401
+    refresh = idp.client.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": "rp",
+            "refresh_token": tokens["refresh_token"],
+        },
+    )
+    assert refresh.status_code == 400
+    assert refresh.json()["error"] == "invalid_grant"
+    with idp.db() as db:
+        replays = list(
+            db.execute(
+                select(audit.audit_log).where(audit.audit_log.c.action == "token.code_replay")
+            )
+        )
+    assert [(r.result, r.detail["client_id"]) for r in replays] == [("failure", "rp")]
 
 
 def test_refresh_rotation_and_reuse_revokes_family(idp: Idp) -> None:
@@ -209,6 +265,40 @@ def test_client_credentials_with_private_key_jwt(idp: Idp) -> None:
     )
     assert revoked.status_code == 200
     assert introspect() == {"active": False}
+
+
+def test_client_credentials_grant_only_the_registered_scopes(idp: Idp) -> None:
+    key = ECKey.generate_key("P-256")
+    add_client(
+        idp,
+        client_id="hall",
+        name="hall",
+        auth_method="private_key_jwt",
+        jwks={"keys": [key.as_dict(private=False)]},
+        grant_types=["client_credentials"],
+        scopes=["elicense:share"],
+        audiences=[ISSUER],
+    )
+
+    def token(scope: str) -> httpx.Response:
+        return idp.client.post(
+            "/token",
+            data={
+                "grant_type": "client_credentials",
+                "scope": scope,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": client_assertion(key, "hall", ISSUER + "/token"),
+            },
+        )
+
+    granted = token("elicense:share")
+    assert granted.status_code == 200, granted.text
+    assert granted.json()["scope"] == "elicense:share"
+    # Not the IdP's administration, nor another service's scope, nor a mix.
+    for scope in ("identity:admin", "elicense:issue", "elicense:share identity:admin"):
+        refused = token(scope)
+        assert refused.status_code == 400, (scope, refused.text)
+        assert refused.json()["error"] == "invalid_scope"
 
 
 def test_lockout_after_failures_and_no_enumeration(idp: Idp) -> None:

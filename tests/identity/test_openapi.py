@@ -25,9 +25,12 @@ def test_spec_describes_the_protocol_and_admin_endpoints() -> None:
     paths = spec["paths"]
     for path in ("/.well-known/openid-configuration", "/jwks", "/token", "/introspect",
                  "/revoke", "/userinfo", "/authorize", "/logout", "/admin/clients",
-                 "/admin/accounts", "/admin/trust", "/admin/keys/rotate"):  # fmt: skip
+                 "/admin/clients/{client_id}", "/admin/accounts", "/admin/accounts/{sub}",
+                 "/admin/trust", "/admin/keys/rotate"):  # fmt: skip
         assert path in paths, path
-    assert "ClientIn" in spec["components"]["schemas"]
+    assert set(paths["/admin/clients/{client_id}"]) == {"get", "put", "delete"}
+    for schema in ("ClientIn", "ClientSpec", "ClientPut", "AccountIn", "TrustIn", "TrustPut"):
+        assert schema in spec["components"]["schemas"], schema
 
 
 def test_a_drifted_spec_is_detected(tmp_path: Path) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import String
 from sqlalchemy.exc import IntegrityError
@@ -14,9 +15,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from zwfw.services.kit import (
     DbSession,
     Principal,
+    Problem,
     ServiceDefinition,
     ServiceSettings,
     audit,
+    authenticates_itself,
     conflict,
     create_app,
     current_principal,
@@ -32,6 +35,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "example_migrations"
 class ExampleSettings(ServiceSettings):
     service: str = "example"
     greeting: str = "你好"
+    # Shared with the one sender of /callback, which cannot obtain bearer tokens.
+    callback_secret: str = "example-callback-secret"
 
 
 class Base(DeclarativeBase):
@@ -106,6 +111,17 @@ async def whoami(principal: Annotated[Principal, Depends(current_principal)]) ->
 @router.get("/protected")
 def protected() -> dict[str, str]:
     return {"secret": "only with a token"}
+
+
+@router.post("/callback")
+@authenticates_itself("shared secret in X-Callback-Secret")
+def callback(
+    request: Request, secret: Annotated[str, Header(alias="X-Callback-Secret")] = ""
+) -> dict[str, str]:
+    expected = request.app.state.kit.settings.callback_secret
+    if not hmac.compare_digest(secret.encode(), expected.encode()):
+        raise Problem(401, detail="the callback secret is wrong")
+    return {"status": "accepted"}
 
 
 @router.get("/boom")

@@ -13,12 +13,19 @@ import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import OctKey
-from kit_example_service import build
+from kit_example_service import build, callback
 from kit_tokens import AUDIENCE, ISSUER, TokenMint
 from sqlalchemy import select
 
 from zwfw.services.kit import SettingsError, load_settings, migrate
 from zwfw.services.kit.audit import audit_log, verify
+from zwfw.services.kit.auth import (
+    authenticates_itself,
+    authenticates_itself_because,
+    is_public,
+    public,
+    route_access,
+)
 from zwfw.services.kit.settings import ServiceSettings
 
 
@@ -282,3 +289,55 @@ def test_unreachable_jwks_is_503(
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert jwks_server.url not in response.text
+
+
+def test_a_route_that_authenticates_itself_skips_only_the_bearer_check(client: TestClient) -> None:
+    # No bearer token: the kit lets the request through to the endpoint's own check.
+    accepted = client.post("/callback", headers={"X-Callback-Secret": "example-callback-secret"})
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json() == {"status": "accepted"}
+    # ... which refuses a caller without its credential: the route is not open to anyone.
+    refused = client.post("/callback", headers={"X-Callback-Secret": "guess"})
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["detail"] == "the callback secret is wrong"
+    assert client.post("/callback").status_code == 401
+
+
+def test_route_listing_tells_public_routes_from_self_authenticating_ones(app) -> None:
+    listing = {(route.path, route.methods): route for route in route_access(app)}
+    marked = listing[("/callback", ("POST",))]
+    assert (marked.access, marked.reason) == (
+        "authenticates itself",
+        "shared secret in X-Callback-Secret",
+    )
+    public_paths = sorted(r.path for r in listing.values() if r.access == "public")
+    assert public_paths == [
+        "/boom",
+        "/greeting",
+        "/healthz",
+        "/metrics",
+        "/notes/{code}",
+        "/readyz",
+    ]
+    assert listing[("/protected", ("GET",))].access == "bearer token"
+    assert listing[("/notes", ("POST",))].access == "bearer token"
+    assert not is_public(callback)
+    assert authenticates_itself_because(callback) == "shared secret in X-Callback-Secret"
+
+
+def test_an_endpoint_cannot_be_both_public_and_self_authenticating() -> None:
+    def endpoint() -> None:
+        return None
+
+    with pytest.raises(ValueError, match="say how"):
+        authenticates_itself("  ")
+    marked = authenticates_itself("session cookie and CSRF token")(endpoint)
+    with pytest.raises(ValueError, match="not public"):
+        public(marked)
+
+    def other() -> None:
+        return None
+
+    with pytest.raises(ValueError, match="cannot authenticate itself"):
+        authenticates_itself("mutual TLS")(public(other))

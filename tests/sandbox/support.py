@@ -151,8 +151,8 @@ class ProvinceUnderTest:
 
     def start(self, hall_hub_config: Path) -> None:
         """Start the IdP and hall; the hall reports to what ``hall_hub_config`` says."""
-        from zwfw.services.identity.app import ClientIn
-        from zwfw.services.identity.app import register_client as register
+        from zwfw.services.identity.clients import ClientIn
+        from zwfw.services.identity.clients import register_client as register
 
         identity = self._process("identity", keys.data_keys(), {
             "role": "province", "region_code": REGION, "secure_cookies": False,
@@ -167,12 +167,12 @@ class ProvinceUnderTest:
                 client_id="ops", name="ops", auth_method="private_key_jwt",
                 jwks=keys.public_jwks(ops_key), grant_types=["client_credentials"],
                 scopes=["hall:catalog:write"], audiences=[hall_url],
-            ))  # fmt: skip
+            ), actor="sandbox test")  # fmt: skip
             register(db, ClientIn(
                 client_id=f"portal-{REGION}", name="portal", auth_method="none",
                 grant_types=["authorization_code"], redirect_uris=[redirect],
                 scopes=["openid", "profile"], audiences=[hall_url],
-            ))  # fmt: skip
+            ), actor="sandbox test")  # fmt: skip
             svc.accounts.create_person(
                 db, username=self.applicant["username"], password=self.applicant["password"],
                 name="测试申请人", id_number=str(build_resident_id("340104", date(1990, 3, 1), 11)),

@@ -41,7 +41,6 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zwfw.codes import build_case_number
@@ -204,7 +203,8 @@ class Material:
 
 @contextmanager
 def identity_instance(config: Path) -> Iterator[tuple[Any, Session]]:
-    """The IdP's service object and one transaction on its database (as ``zwfw identity``)."""
+    """The IdP's service object and one transaction on its database, for the identity domain
+    layer before the IdP starts."""
     from zwfw.services.identity import IdentitySettings, build
     from zwfw.services.kit import load_settings
 
@@ -216,10 +216,14 @@ def identity_instance(config: Path) -> Iterator[tuple[Any, Session]]:
         app.state.kit.engine.dispose()
 
 
-def client_exists(db: Session, client_id: str) -> bool:
-    from zwfw.services.identity.models import Client as ClientRow
+# Who the audit log of the IdP names for what this role registers there.
+DEPLOY_ACTOR = "zwfw deploy"
 
-    return db.get(ClientRow, client_id) is not None
+
+def client_exists(db: Session, client_id: str) -> bool:
+    from zwfw.services.identity.clients import find_client
+
+    return find_client(db, client_id) is not None
 
 
 def register_key_client(
@@ -233,7 +237,7 @@ def register_key_client(
     name: str | None = None,
 ) -> bool:
     """Register a private_key_jwt client with the public half of ``key``; False if known."""
-    from zwfw.services.identity.app import ClientIn, register_client
+    from zwfw.services.identity.clients import ClientIn, register_client
 
     with identity_instance(config) as (_svc, db):
         if client_exists(db, client_id):
@@ -241,7 +245,7 @@ def register_key_client(
         register_client(db, ClientIn(
             client_id=client_id, name=name or client_id, auth_method="private_key_jwt",
             jwks=keys.public_jwks(key), grant_types=grants, scopes=scopes, audiences=audiences,
-        ))  # fmt: skip
+        ), actor=DEPLOY_ACTOR)  # fmt: skip
     return True
 
 
@@ -462,9 +466,7 @@ class Certification:
             return
         password = keys.password()
         with identity_instance(config) as (svc, db):
-            from zwfw.services.identity.models import Account
-
-            if db.scalars(select(Account.id).where(Account.username == username)).first():
+            if svc.accounts.by_username(db, username) is not None:
                 raise DeployError(
                     f"{username} exists at {config.stem} but is not in {self.plan.material_path}"
                 )
@@ -482,7 +484,7 @@ class Certification:
         self, config: Path, where: dict[str, Any], client_id: str, name: str, grants: list[str],
         redirect: str, scopes: list[str], audiences: list[str],
     ) -> None:  # fmt: skip
-        from zwfw.services.identity.app import ClientIn, register_client
+        from zwfw.services.identity.clients import ClientIn, register_client
 
         done = where.setdefault("relying_parties", {})
         if client_id in done:
@@ -492,7 +494,7 @@ class Certification:
                 register_client(db, ClientIn(
                     client_id=client_id, name=name, auth_method="none", grant_types=grants,
                     redirect_uris=[redirect], scopes=scopes, audiences=audiences,
-                ))  # fmt: skip
+                ), actor=DEPLOY_ACTOR)  # fmt: skip
         self.material.record(done, client_id, redirect)
 
     def _national_material(self) -> None:
@@ -533,13 +535,12 @@ class Certification:
             ["openid", "profile", "elicense:read", "elicense:consent"], [hall, elicense],
         )  # fmt: skip
         if "federation_key" not in where:
-            from zwfw.services.identity.app import TrustIn, add_trusted_issuer
+            from zwfw.services.identity.trust import TrustIn, put_issuer
 
             key = keys.client_jwk("certification-issuer-1")
             with identity_instance(config) as (svc, db):
-                add_trusted_issuer(
-                    svc, db, TrustIn(issuer=FEDERATION_TEST_ISSUER, jwks=keys.public_jwks(key))
-                )
+                entry = TrustIn(issuer=FEDERATION_TEST_ISSUER, jwks=keys.public_jwks(key))
+                put_issuer(db, svc.settings, entry, actor=DEPLOY_ACTOR)
             self.material.record(where, "federation_key", key.as_dict(private=True))
         city = province.spec.city
         for index, label in enumerate(("applicant", "other", "lockout"), start=1):

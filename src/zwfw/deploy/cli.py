@@ -74,6 +74,36 @@ def client(
     typer.echo(json.dumps({"changed": made or registered, "client_id": client_id}))
 
 
+@deploy_app.command("trust")
+def trust(
+    issuer: Annotated[str, typer.Argument(help="Issuer identifier of the trusted IdP.")],
+    jwks_url: Annotated[str, typer.Argument(help="Where its signing keys are published.")],
+    config: Annotated[Path, typer.Option("--config", help="The IdP instance's settings.")],
+    max_level: Annotated[
+        str | None, typer.Option(help="Highest assurance level carried over from its tokens.")
+    ] = None,
+) -> None:
+    """Trust ISSUER's tokens for token exchange at the IdP instance, before it starts (a
+    running IdP: ``zwfw identity trust add``). An entry as given already is left alone."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from zwfw.deploy.certification import DEPLOY_ACTOR, identity_instance
+    from zwfw.services.identity.trust import TrustError, TrustIn, put_issuer
+    from zwfw.services.kit import SettingsError
+
+    try:
+        with identity_instance(config) as (svc, db):
+            entry = TrustIn(issuer=issuer, jwks_uri=jwks_url, max_level=max_level)
+            result = put_issuer(db, svc.settings, entry, actor=DEPLOY_ACTOR)
+    except SQLAlchemyError as exc:
+        # The driver's message can name hosts and users; its first line says enough.
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise _fail(f"{issuer} at {config.stem}: database: {reason}") from None
+    except (OSError, TrustError, SettingsError) as exc:
+        raise _fail(f"{issuer} at {config.stem}: {' '.join(str(exc).split())[:300]}") from None
+    typer.echo(json.dumps({"changed": result != "unchanged", "issuer": issuer, "result": result}))
+
+
 @deploy_app.command("prepare")
 def prepare(
     plan: PlanOption,

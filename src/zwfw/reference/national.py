@@ -45,6 +45,8 @@ log = logging.getLogger("zwfw.reference")
 NATIONAL_REGION = "100000"
 HUB_CLIENT = "national-hub"
 NATIONAL_OPS = "national-ops"
+# Who the IdPs' audit logs name for what the reference platform registers there.
+REFERENCE_ACTOR = "zwfw reference platform"
 # What a province's client at the national IdP may ask for.
 PROVINCE_SCOPES = ("hub:report", "hub:exchange")
 OPS_SCOPES = ("hub:provinces:write", "hub:provinces:read", "hub:supervise")
@@ -402,8 +404,8 @@ class NationalSide:
 
     def _bootstrap_national(self, regions: Sequence[str], province_issuers: Sequence[str]) -> None:
         """Clients, the national portal and the test citizen at the national IdP."""
-        from zwfw.services.identity.app import ClientIn
-        from zwfw.services.identity.app import register_client as register
+        from zwfw.services.identity.clients import ClientIn
+        from zwfw.services.identity.clients import register_client as register
 
         hub_url = self.national["hub"].url
         national = self.national["identity"]
@@ -429,7 +431,7 @@ class NationalSide:
                     client_id=client.client_id, name=name, auth_method="private_key_jwt",
                     jwks=keys.public_jwks(client.key), grant_types=["client_credentials"],
                     scopes=national_scopes[name], audiences=[hub_url],
-                ))  # fmt: skip
+                ), actor=REFERENCE_ACTOR)  # fmt: skip
             # The national portal: citizens sign in once; the token is good at the hub and
             # for exchange at every province IdP (一次认证、全网通办).
             register(db, ClientIn(
@@ -437,7 +439,7 @@ class NationalSide:
                 grant_types=["authorization_code", "refresh_token"],
                 redirect_uris=[f"{national.url}/portal/callback"],
                 scopes=["openid", "profile"], audiences=[hub_url, *province_issuers],
-            ))  # fmt: skip
+            ), actor=REFERENCE_ACTOR)  # fmt: skip
             assert self.citizen is not None
             account = svc.accounts.create_person(
                 db, username=self.citizen.username, password=self.citizen.password,
@@ -483,8 +485,8 @@ class NationalSide:
 
 
 def _seed_identity(process: ServiceProcess, setup: Callable[[Any, Any], None]) -> None:
-    """Migrate an IdP's database and bootstrap it before its process starts (what
-    ``zwfw identity bootstrap-admin|client add|trust add`` do)."""
+    """Migrate an IdP's database and bootstrap it before its process starts, through the
+    identity domain layer (``zwfw.services.identity.clients``, ``trust``, ``accounts``)."""
     from zwfw.services.identity import IdentitySettings, build
     from zwfw.services.kit import migrate
 

@@ -7,7 +7,7 @@ Start-up, in order:
 1. keys: the national CA and SM2 channel certificates (hub and provinces), ES256 JWKs of the
    private_key_jwt clients, a KEK per e-seal service, data keys per IdP, TLS client
    certificates of the provinces; everything secret goes to ``secrets/`` (0600);
-2. the IdPs' databases are migrated and bootstrapped the way ``zwfw identity …`` does it:
+2. the IdPs' databases are migrated and bootstrapped through the identity domain layer:
    system clients, relying parties, test persons and the trust list (provinces trust the
    national IdP); the IdPs start;
 3. each e-seal service starts and the issuer seal of each province is made (its signer: the
@@ -45,6 +45,7 @@ from zwfw.reference.national import (
     NATIONAL_OPS,
     NATIONAL_REGION,
     PROVINCE_SERVICES,
+    REFERENCE_ACTOR,
     SUPERVISE_SCOPE,
     Client,
     NationalSide,
@@ -300,15 +301,16 @@ class ReferencePlatform(NationalSide):
     # --- identity ------------------------------------------------------------------------
 
     def _bootstrap_identities(self) -> None:
-        from zwfw.services.identity.app import ClientIn, TrustIn, add_trusted_issuer
-        from zwfw.services.identity.app import register_client as register
+        from zwfw.services.identity.clients import ClientIn
+        from zwfw.services.identity.clients import register_client as register
+        from zwfw.services.identity.trust import TrustIn, put_issuer
 
         self._bootstrap_national(
             list(self.provinces), [p.url("identity") for p in self.provinces.values()]
         )
         for province in self.provinces.values():
             self._bootstrap_province_identity(province, register, ClientIn, TrustIn,
-                                              add_trusted_issuer)  # fmt: skip
+                                              put_issuer)  # fmt: skip
 
     def _bootstrap_province_identity(
         self, province: Province, register: Any, client_in: Any, trust_in: Any, add_trust: Any
@@ -353,7 +355,7 @@ class ReferencePlatform(NationalSide):
                     client_id=client_id, name=client_id, auth_method="private_key_jwt",
                     jwks=keys.public_jwks(client.key), grant_types=grants, scopes=scopes,
                     audiences=audiences,
-                ))  # fmt: skip
+                ), actor=REFERENCE_ACTOR)  # fmt: skip
             # The hub: its own share token, and the exchange of citizens' national tokens for
             # their consent (see zwfw.services.hub.exchange); never elicense:read.
             register(db, client_in(
@@ -361,7 +363,7 @@ class ReferencePlatform(NationalSide):
                 jwks=keys.public_jwks(self._hub_client),
                 grant_types=["client_credentials", TOKEN_EXCHANGE],
                 scopes=["elicense:share", "elicense:consent"], audiences=[elicense],
-            ))  # fmt: skip
+            ), actor=REFERENCE_ACTOR)  # fmt: skip
             register(db, client_in(
                 client_id=f"portal-{region}", name=f"{province.spec.name}政务服务网",
                 auth_method="none",
@@ -370,13 +372,14 @@ class ReferencePlatform(NationalSide):
                 redirect_uris=[f"{hall}/portal/callback"],
                 scopes=["openid", "profile", "elicense:read", "elicense:consent"],
                 audiences=[hall, elicense],
-            ))  # fmt: skip
+            ), actor=REFERENCE_ACTOR)  # fmt: skip
             national = self.national["identity"].url
-            add_trust(svc, db, trust_in(issuer=national, jwks_uri=f"{national}/jwks"))
+            add_trust(db, svc.settings, trust_in(issuer=national, jwks_uri=f"{national}/jwks"),
+                      actor=REFERENCE_ACTOR)  # fmt: skip
             assert province.federation_key is not None
-            add_trust(svc, db, trust_in(
+            add_trust(db, svc.settings, trust_in(
                 issuer=FEDERATION_TEST_ISSUER, jwks=keys.public_jwks(province.federation_key),
-            ))  # fmt: skip
+            ), actor=REFERENCE_ACTOR)  # fmt: skip
             for person in province.persons.values():
                 account = svc.accounts.create_person(
                     db, username=person.username, password=person.password, name=person.name,

@@ -7,16 +7,20 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zwfw.codes import CodeError, parse_credit_code
 from zwfw.codes.personal import parse_resident_id
 from zwfw.crypto.fields import FieldProtector
+from zwfw.services.identity.events import Actor, record
 from zwfw.services.identity.models import Account, LoginThrottle
 from zwfw.services.identity.security import (
+    CertificateError,
     PasswordHashing,
     PasswordPolicy,
+    PasswordPolicyError,
     load_certificate,
     new_totp_secret,
     verify_totp,
@@ -30,6 +34,39 @@ REAL_NAME_MIN_ATTRIBUTES = 3
 
 class AccountError(ValueError):
     pass
+
+
+class AccountConflict(AccountError):
+    """The login name, resident ID number or credit code already has an account."""
+
+
+class AccountIn(BaseModel):
+    """A new natural- or legal-person account: the body of ``POST /admin/accounts``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["person", "legal_person"]
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=200)
+    id_number: str | None = Field(default=None, max_length=18)
+    phone: str | None = Field(default=None, max_length=11)
+    credit_code: str | None = Field(default=None, max_length=18)
+    legal_representative: str | None = Field(default=None, max_length=200)
+    certificate_pem: str | None = Field(default=None, max_length=20_000)
+
+
+class LevelIn(BaseModel):
+    """An assurance level change with what was verified: the body of
+    ``POST /admin/accounts/{sub}/level``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: str
+    verified_attributes: list[str] = Field(default=[], max_length=20)
+    evidence_ref: str = Field(
+        min_length=1, max_length=200, description="Reference of the verification record."
+    )
 
 
 @dataclass(frozen=True)
@@ -55,11 +92,68 @@ class Accounts:
 
     # --- creation ---------------------------------------------------------------------------
 
+    def register(self, db: Session, body: AccountIn, *, actor: Actor | str) -> Account:
+        """A natural or legal person's account as the admin API describes it, audited."""
+        try:
+            if body.kind == "person":
+                account = self.create_person(
+                    db,
+                    username=body.username,
+                    password=body.password,
+                    name=body.name,
+                    id_number=body.id_number,
+                    phone=body.phone,
+                )
+            else:
+                if not body.credit_code or not body.legal_representative:
+                    raise AccountError("a legal person needs credit_code and legal_representative")
+                account = self.create_legal_person(
+                    db,
+                    username=body.username,
+                    password=body.password,
+                    name=body.name,
+                    credit_code=body.credit_code,
+                    legal_representative=body.legal_representative,
+                    certificate_pem=body.certificate_pem,
+                    phone=body.phone,
+                )
+        except (PasswordPolicyError, CertificateError) as exc:
+            raise AccountError(str(exc)) from None
+        record(db, "admin.account.create", "success", actor=actor, subject=account.sub)
+        return account
+
+    def set_level(
+        self, db: Session, account: Account, body: LevelIn, *, actor: Actor | str
+    ) -> bool:
+        """``change_level`` for the admin API, audited with its evidence; False when the
+        account is at that level already."""
+        previous = self.change_level(db, account, body.level, body.verified_attributes)
+        if previous == body.level:
+            return False
+        record(
+            db,
+            "admin.account.level",
+            "success",
+            actor=actor,
+            subject=account.sub,
+            previous=previous,
+            level=body.level,
+            attributes=sorted(body.verified_attributes),
+            evidence=body.evidence_ref,
+        )
+        return True
+
+    def replace_totp(self, db: Session, account: Account, *, actor: Actor | str) -> str:
+        """A new TOTP secret for the account (the previous one stops working), audited."""
+        secret = self.enrol_totp(account)
+        record(db, "admin.account.totp", "success", actor=actor, subject=account.sub)
+        return secret
+
     def _check_new(self, db: Session, username: str, password: str) -> None:
         if not username or len(username) > 64:
             raise AccountError("login name must have 1 to 64 characters")
         if db.scalars(select(Account.id).where(Account.username == username)).first():
-            raise AccountError(f"login name {username} is taken")
+            raise AccountConflict(f"login name {username} is taken")
         self.policy.check(password, username=username)
 
     def create_person(
@@ -111,7 +205,7 @@ class Accounts:
         except CodeError as exc:
             raise AccountError(f"credit code: {exc}") from None
         if db.scalars(select(Account.id).where(Account.credit_code == code)).first():
-            raise AccountError("a legal person with this credit code already has an account")
+            raise AccountConflict("a legal person with this credit code already has an account")
         if certificate_pem:
             load_certificate(certificate_pem)
         account = Account(
@@ -142,7 +236,7 @@ class Accounts:
         lookup = self.protector.lookup(value, "id_number")
         owner = self.find_by_lookup(db, lookup)
         if owner is not None and owner is not account:
-            raise AccountError("this resident ID number already has an account")
+            raise AccountConflict("this resident ID number already has an account")
         account.id_number_enc = self.protector.encrypt(value, "id_number")
         account.id_lookup = lookup
 
@@ -154,6 +248,9 @@ class Accounts:
 
     def by_sub(self, db: Session, sub: str) -> Account | None:
         return db.scalars(select(Account).where(Account.sub == sub)).first()
+
+    def by_username(self, db: Session, username: str) -> Account | None:
+        return db.scalars(select(Account).where(Account.username == username)).first()
 
     # --- assurance levels ---------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ class Client(Base):
     # Extra audiences of this client's access tokens (e.g. a province IdP for federation).
     audiences: Mapped[list] = mapped_column(JSON, default=list)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A provisioning client of the settings: kept in line with them at start-up, never changed
+    # through the admin API.
+    from_settings: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
@@ -80,6 +83,10 @@ class AuthorizationCode(Base):
     auth_time: Mapped[float] = mapped_column(Float)
     amr: Mapped[list] = mapped_column(JSON, default=list)
     expires_at: Mapped[float] = mapped_column(Float)
+    # Set when the code is redeemed; the row stays so that a replay is recognised and revokes
+    # the token family issued from it.
+    used_at: Mapped[float | None] = mapped_column(Float)
+    family: Mapped[str | None] = mapped_column(String(64))
 
 
 class IssuedToken(Base):

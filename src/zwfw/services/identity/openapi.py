@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zwfw.services.identity.app import build
+from zwfw.services.identity import build
 from zwfw.services.identity.settings import IdentitySettings
 from zwfw.services.kit import openapi as kit_openapi
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from zwfw.services.identity.validation import CLIENT_ID_PATTERN, http_url, public_jwks
 from zwfw.services.kit import ServiceSettings
 
 
@@ -18,6 +19,38 @@ class TrustedIssuerConfig(BaseModel):
     jwks: dict[str, object] | None = None
     # Highest assurance level a token from this issuer can carry over.
     max_level: str | None = None
+
+    @model_validator(mode="after")
+    def _keys(self) -> TrustedIssuerConfig:
+        if (self.jwks_uri is None) == (self.jwks is None):
+            raise ValueError(
+                f"trust list entry {self.issuer}: give exactly one of jwks_uri or jwks"
+            )
+        http_url(self.issuer, "issuer")
+        if self.jwks_uri is not None:
+            http_url(self.jwks_uri, "jwks_uri")
+        if self.jwks is not None:
+            public_jwks(self.jwks)
+        return self
+
+
+class ProvisioningClientConfig(BaseModel):
+    """A system client the IdP registers at start-up for automated provisioning (Ansible,
+    Pulumi): it authenticates with private_key_jwt and holds only the identity:admin scope,
+    for this IdP's admin API. Changed or removed here, it changes or is disabled at the next
+    start."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(pattern=CLIENT_ID_PATTERN)
+    name: str | None = Field(default=None, max_length=200)
+    # The client's public keys; its private key never comes near the IdP.
+    jwks: dict[str, Any]
+
+    @field_validator("jwks")
+    @classmethod
+    def _public(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return public_jwks(value)
 
 
 class IdentitySettings(ServiceSettings):
@@ -56,6 +89,9 @@ class IdentitySettings(ServiceSettings):
 
     assurance_levels: list[str] = ["registered", "real_name", "face_verified"]
     trust_list: list[TrustedIssuerConfig] = []
+    # Admin clients for provisioning, e.g. ZWFW_PROVISIONING_CLIENTS='[{"client_id": …,
+    # "jwks": {"keys": […]}}]'; the only way to have the admin API without a human administrator.
+    provisioning_clients: list[ProvisioningClientConfig] = []
     # Header set by the TLS-terminating gateway with the URL-escaped client certificate (PEM).
     mtls_cert_header: str | None = None
     # Seconds before an unused rotated-out key leaves the JWKS beyond the longest token life.
@@ -67,6 +103,19 @@ class IdentitySettings(ServiceSettings):
     def _hex(cls, value: str) -> str:
         bytes.fromhex(value)
         return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IdentitySettings:
+        ids = [c.client_id for c in self.provisioning_clients]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"provisioning_clients names {', '.join(repeated)} more than once")
+        for entry in self.trust_list:
+            if entry.max_level is not None and entry.max_level not in self.assurance_levels:
+                raise ValueError(
+                    f"trust list entry {entry.issuer}: unknown level {entry.max_level}"
+                )
+        return self
 
     @property
     def issuer(self) -> str:

@@ -65,6 +65,11 @@ One service built on the kit::
 
     # then:  zwfw migrate hall --config hall.yaml ; zwfw serve hall --config hall.yaml
 
+Endpoints that check their callers themselves (a token endpoint authenticating clients, a
+sign-in form with its session and anti-forgery token) are marked
+``@authenticates_itself("how")`` instead of ``@public``, so that ``kit.auth.route_access(app)``
+tells the truly open routes from those.
+
 Service migrations live in the service's own Alembic version directory, on their own branch:
 the first revision there has ``down_revision = None`` and ``branch_labels = ("hall",)``. The kit
 adds its own branch (``kit``: the audit log) to every database; ``migrate`` upgrades all heads.
@@ -80,6 +85,7 @@ from zwfw.services.kit.app import KitState, ServiceDefinition, create_app, kit_s
 from zwfw.services.kit.auth import (
     Principal,
     TokenValidator,
+    authenticates_itself,
     current_principal,
     public,
     require_scopes,
@@ -128,6 +134,7 @@ __all__ = [
     "TokenValidator",
     "UnknownServiceError",
     "audit",
+    "authenticates_itself",
     "channel",
     "outbox",
     "bad_request",

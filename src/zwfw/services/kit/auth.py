@@ -1,5 +1,7 @@
 """Bearer-token authentication: JWTs checked against the issuer's JWKS, with audience and scope
-checks. Every route needs a valid token unless its endpoint is marked ``@public``."""
+checks. Every route needs a valid token unless its endpoint is marked ``@public`` (open to
+anyone) or ``@authenticates_itself(reason)`` (checks its caller its own way: client
+authentication at a token endpoint, a sign-in session with its anti-forgery token, …)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
-from fastapi import Request
+from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute, iter_route_contexts
 from joserfc import jwt
 from joserfc.errors import (
     BadSignatureError,
@@ -34,17 +37,81 @@ log = logging.getLogger("zwfw.auth")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PUBLIC_MARK = "__zwfw_public__"
+_SELF_AUTHENTICATING_MARK = "__zwfw_authenticates_itself__"
 MAX_TOKEN_LENGTH = 16_384
 
 
 def public(endpoint: F) -> F:
     """Mark an endpoint as needing no bearer token (put it below the route decorator)."""
+    if authenticates_itself_because(endpoint) is not None:
+        raise ValueError(f"{endpoint.__name__} is marked as authenticating itself, not public")
     setattr(endpoint, _PUBLIC_MARK, True)
     return endpoint
 
 
 def is_public(endpoint: Any) -> bool:
+    """The endpoint is open to anyone (``@public``)."""
     return bool(getattr(endpoint, _PUBLIC_MARK, False))
+
+
+def authenticates_itself(reason: str) -> Callable[[F], F]:
+    """Mark an endpoint that authenticates its caller itself, so the kit's bearer check leaves
+    it alone (put it below the route decorator)::
+
+        @router.post("/token")
+        @authenticates_itself("private_key_jwt or mutual-TLS client authentication")
+        def token(...): ...
+
+    Unlike ``@public`` the endpoint is not open to anyone; ``reason`` says how it checks its
+    callers, for reviewers and for the route listing of ``route_access``.
+    """
+    if not reason.strip():
+        raise ValueError("say how the endpoint authenticates its callers")
+
+    def mark(endpoint: F) -> F:
+        if is_public(endpoint):
+            raise ValueError(f"{endpoint.__name__} is public; it cannot authenticate itself")
+        setattr(endpoint, _SELF_AUTHENTICATING_MARK, reason.strip())
+        return endpoint
+
+    return mark
+
+
+def authenticates_itself_because(endpoint: Any) -> str | None:
+    """Why the endpoint needs no bearer token from the kit (``@authenticates_itself``), or
+    ``None`` when it is not marked so."""
+    reason = getattr(endpoint, _SELF_AUTHENTICATING_MARK, None)
+    return reason if isinstance(reason, str) else None
+
+
+@dataclass(frozen=True)
+class RouteAccess:
+    """How one route of an app is protected: ``"public"``, ``"authenticates itself"`` (with
+    the endpoint's reason) or ``"bearer token"`` (the kit's check)."""
+
+    methods: tuple[str, ...]
+    path: str
+    access: str
+    reason: str | None = None
+
+
+def route_access(app: FastAPI) -> list[RouteAccess]:
+    """Every API route of ``app`` with how it is protected, in registration order; what a
+    reviewer or a security test reads to find the routes that are truly open."""
+    listing = []
+    # Included routers are resolved lazily by FastAPI; this walks them with their prefixes.
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or route.path is None:
+            continue
+        methods = tuple(sorted(route.methods or ()))
+        reason = authenticates_itself_because(route.endpoint)
+        if is_public(route.endpoint):
+            listing.append(RouteAccess(methods, route.path, "public"))
+        elif reason is not None:
+            listing.append(RouteAccess(methods, route.path, "authenticates itself", reason))
+        else:
+            listing.append(RouteAccess(methods, route.path, "bearer token"))
+    return listing
 
 
 @dataclass(frozen=True)
@@ -284,7 +351,9 @@ def require_scopes(*scopes: str) -> Callable[[Request], Awaitable[Principal]]:
 
 
 async def enforce_authentication(request: Request) -> None:
-    """App-wide dependency: every route's endpoint needs a valid token unless ``@public``."""
-    if is_public(request.scope.get("endpoint")):
+    """App-wide dependency: every route's endpoint needs a valid token unless it is
+    ``@public`` or ``@authenticates_itself``."""
+    endpoint = request.scope.get("endpoint")
+    if is_public(endpoint) or authenticates_itself_because(endpoint) is not None:
         return
     await current_principal(request)

@@ -1,0 +1,277 @@
+"""OpenID Connect and OAuth 2.0 endpoints: discovery, keys, token, introspection, revocation,
+userinfo, authorization (with consent) and logout."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import Any
+
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from zwfw.services.identity.events import bound, record
+from zwfw.services.identity.keys import ALGORITHM
+from zwfw.services.identity.models import Account, Client
+from zwfw.services.identity.oauth import (
+    ALL_AUTH_METHODS,
+    STANDARD_SCOPES,
+    TOKEN_EXCHANGE,
+    AccountPrincipal,
+    FormRequest,
+)
+from zwfw.services.identity.pages import render
+from zwfw.services.identity.routes.deps import (
+    CLIENT_AUTHENTICATION,
+    SIGN_IN_SESSION,
+    FormItems,
+    Service,
+    authlib_request,
+    authlib_response,
+    bearer_token,
+    client_address,
+    html,
+    too_many,
+)
+from zwfw.services.identity.sessions import (
+    SESSION_COOKIE,
+    check_csrf,
+    load_session,
+    session_actor,
+)
+from zwfw.services.kit import (
+    DbSession,
+    authenticates_itself,
+    bad_request,
+    forbidden,
+    public,
+    unauthorized,
+)
+
+router = APIRouter()
+
+
+@router.get("/.well-known/openid-configuration")
+@public
+def discovery(svc: Service) -> dict[str, Any]:
+    issuer = svc.settings.issuer
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "jwks_uri": f"{issuer}/jwks",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "end_session_endpoint": f"{issuer}/logout",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            TOKEN_EXCHANGE,
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [ALGORITHM],
+        "token_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": [ALGORITHM],
+        "introspection_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
+        "scopes_supported": STANDARD_SCOPES,
+        "claims_supported": [
+            "sub",
+            "name",
+            "user_type",
+            "acr",
+            "region",
+            "phone_number",
+            "credit_code",
+            "legal_representative",
+        ],
+        "acr_values_supported": svc.settings.assurance_levels,
+        "zwfw_role": svc.settings.role,
+        "zwfw_region_code": svc.settings.region_code,
+    }
+
+
+@router.get("/jwks")
+@public
+def jwks(svc: Service, db: DbSession) -> JSONResponse:
+    return JSONResponse(
+        svc.provider.keys.jwks(db),
+        headers={"Cache-Control": "public, max-age=300"},
+        media_type="application/jwk-set+json",
+    )
+
+
+# --- token, introspection, revocation ------------------------------------------------
+
+
+@router.post("/token")
+@authenticates_itself(CLIENT_AUTHENTICATION)
+def token(request: Request, svc: Service, db: DbSession, form: FormItems) -> Response:
+    if not svc.token_limit.allow(client_address(request) or "-"):
+        raise too_many()
+    oauth_request = authlib_request(request, form)
+    with bound(db, client_address(request)):
+        return authlib_response(svc.provider.create_token_response(oauth_request))
+
+
+@router.post("/introspect")
+@authenticates_itself(CLIENT_AUTHENTICATION)
+def introspect(request: Request, svc: Service, db: DbSession, form: FormItems) -> Response:
+    oauth_request = authlib_request(request, form)
+    with bound(db, client_address(request)):
+        return authlib_response(
+            svc.provider.create_endpoint_response("introspection", oauth_request)
+        )
+
+
+@router.post("/revoke")
+@authenticates_itself(CLIENT_AUTHENTICATION)
+def revoke(request: Request, svc: Service, db: DbSession, form: FormItems) -> Response:
+    oauth_request = authlib_request(request, form)
+    with bound(db, client_address(request)):
+        return authlib_response(svc.provider.create_endpoint_response("revocation", oauth_request))
+
+
+# --- userinfo ------------------------------------------------------------------------
+
+
+@router.get("/userinfo", operation_id="userinfo_get")
+@router.post("/userinfo", operation_id="userinfo_post")
+@authenticates_itself("an access token of this IdP, checked against its token records")
+def userinfo(request: Request, svc: Service, db: DbSession) -> dict[str, Any]:
+    claims = svc.provider.verify_own_token(db, bearer_token(request))
+    if claims is None:
+        raise unauthorized("the access token is invalid, expired or revoked")
+    if "openid" not in str(claims.get("scope", "")).split():
+        raise forbidden("the access token lacks the openid scope", required_scopes=["openid"])
+    account = svc.accounts.by_sub(db, claims["sub"])
+    if account is None or account.disabled:
+        raise unauthorized("the token's subject has no account here")
+    return svc.provider.userinfo(db, account, claims["scope"])
+
+
+# --- authorization and consent ----------------------------------------------------------------
+
+
+def _authorize_error(error: OAuth2Error) -> Response:
+    if error.redirect_uri:
+        status, _, headers = error(None)
+        return Response(status_code=302, headers=dict(headers))
+    return Response(
+        json.dumps({"error": error.error, "error_description": error.description}),
+        status_code=400,
+        media_type="application/json",
+    )
+
+
+@router.get("/authorize")
+@public
+def authorize(request: Request, svc: Service, db: DbSession) -> Response:
+    oauth_request = authlib_request(request, [])
+    session = load_session(db, svc.settings, request)
+    user = None
+    if session is not None and session.stage == "complete" and session.account_id:
+        account = db.get(Account, session.account_id)
+        user = AccountPrincipal(account) if account and not account.disabled else None
+    with bound(db, client_address(request)):
+        try:
+            grant = svc.provider.get_consent_grant(oauth_request, end_user=user)
+        except OAuth2Error as error:
+            return _authorize_error(error)
+    next_url = f"{svc.settings.issuer}/authorize?{request.url.query}"
+    if user is None:
+        return RedirectResponse(
+            f"{svc.settings.issuer}/login?" + urllib.parse.urlencode({"next": next_url}),
+            status_code=303,
+        )
+    client = grant.client
+    params = [(k, v) for k, v in oauth_request.args.items()]
+    return html(
+        render(
+            "consent",
+            title="授权 Consent",
+            client_name=client.row.name,
+            scopes=grant.request.scope,
+            params=params,
+            csrf=session.csrf,
+            base=svc.settings.issuer,
+        )
+    )
+
+
+@router.post("/authorize")
+@authenticates_itself(SIGN_IN_SESSION)
+def authorize_decision(request: Request, svc: Service, db: DbSession, items: FormItems) -> Response:
+    form = dict(items)
+    session = check_csrf(load_session(db, svc.settings, request), form)
+    if session.stage != "complete" or not session.account_id:
+        return RedirectResponse(f"{svc.settings.issuer}/login", status_code=303)
+    account = db.get(Account, session.account_id)
+    params = [(k, str(v)) for k, v in form.items() if k not in ("csrf", "decision")]
+    oauth_request = FormRequest("GET", str(request.url), request.headers, params, [])
+    oauth_request.auth_time = session.auth_time
+    oauth_request.amr = list(session.amr)
+    with bound(db, client_address(request)):
+        try:
+            grant = svc.provider.get_consent_grant(oauth_request, end_user=None)
+        except OAuth2Error as error:
+            return _authorize_error(error)
+        allow = form.get("decision") == "allow" and account is not None
+        user = AccountPrincipal(account) if allow and account else None
+        record(
+            db,
+            "authorize.consent",
+            "success" if allow else "denied",
+            actor=account.sub if account else None,
+            client_id=grant.client.get_client_id(),
+        )
+        status, _, headers = svc.provider.create_authorization_response(
+            oauth_request, grant_user=user, grant=grant
+        )
+    return Response(status_code=302 if status == 302 else status, headers=dict(headers))
+
+
+@router.get("/logout")
+@public
+def logout(
+    request: Request,
+    svc: Service,
+    db: DbSession,
+    id_token_hint: str | None = None,
+    post_logout_redirect_uri: str | None = None,
+    state: str | None = None,
+) -> Response:
+    """RP-initiated logout: ends the session, then returns to a registered URI if asked."""
+    client: Client | None = None
+    if id_token_hint:
+        try:
+            claims = jwt.decode(id_token_hint, svc.provider.keys.key_set(db), [ALGORITHM]).claims
+        except (JoseError, ValueError):
+            raise bad_request("id_token_hint is not an ID token from this issuer") from None
+        if claims.get("iss") != svc.settings.issuer:
+            raise bad_request("id_token_hint is not an ID token from this issuer")
+        aud = claims.get("aud")
+        client = db.get(Client, aud[0] if isinstance(aud, list) else aud)
+    session = load_session(db, svc.settings, request)
+    if session is not None:
+        record(db, "logout", "success", actor=session_actor(db, session))
+        db.delete(session)
+    if post_logout_redirect_uri:
+        if client is None or post_logout_redirect_uri not in client.post_logout_redirect_uris:
+            raise bad_request("post_logout_redirect_uri is not registered for the client")
+        target = post_logout_redirect_uri
+        if state:
+            target += ("&" if "?" in target else "?") + urllib.parse.urlencode({"state": state})
+        response: Response = RedirectResponse(target, status_code=303)
+    else:
+        response = html("<!doctype html><title>已退出</title><p>已退出 Signed out.</p>")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
