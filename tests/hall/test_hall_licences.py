@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -249,3 +250,30 @@ def test_copy_from_the_real_elicense_service(hall: Hall, tmp_path: Path) -> None
             )
             assert other.status_code == 422
             assert "not available to the applicant" in other.json()["detail"]
+
+
+def test_a_refused_hall_token_is_an_outage_not_a_refusal(hall: Hall) -> None:
+    """The hall's own client-credentials token comes from the kit's client; a token endpoint
+    that refuses it makes the library unavailable (503), not the licence unusable (422)."""
+    from joserfc.jwk import ECKey
+
+    from zwfw.services.kit.tokens import ClientCredentials
+
+    refusing = httpx.Client(
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(401, json={"error": "invalid_client"})
+        )
+    )
+    hall.app.state.hall.elicense.token = ClientCredentials(
+        "https://idp.test.zwfw/340000/token",
+        "hall-340000",
+        ECKey.generate_key("P-256"),
+        "elicense:share",
+        http=refusing,
+    )
+    hall.library.holders[LICENCE_ID] = "citizen-1"
+    response = hall.client.post("/cases", json=licence_application(), headers=hall.citizen())
+    assert response.status_code == 503
+    assert "invalid_client" in response.json()["detail"]
+    assert hall.library.requests == []
+    assert case_count(hall) == 0

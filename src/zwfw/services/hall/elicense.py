@@ -34,7 +34,6 @@ import binascii
 import hashlib
 import json
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -45,18 +44,16 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from joserfc import jwt
-from joserfc.jwk import ECKey
 
 from zwfw.codes import CodeError, parse_credit_code, parse_licence_id
 from zwfw.crypto.x509 import CertificateError, SM2Certificate, load_pem_bundle
 from zwfw.services.elicense.document import verify_document
 from zwfw.services.kit.channel import ChannelSigner
 from zwfw.services.kit.logs import mask
+from zwfw.services.kit.tokens import ClientCredentials, TokenRequestError, load_client_key
 
 log = logging.getLogger("zwfw.hall.elicense")
 
-CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 EXCHANGE_PATH = "/exchange/licences"
 # A copy the library made is of a licence that was valid (01) then: it refuses others.
 VALID_STATUS = "01"
@@ -101,84 +98,6 @@ class AnnotatedCopy:
             "issuer_region": self.issuer_region,
             "route": self.route,
         }
-
-
-class ClientCredentials:
-    """OAuth 2.0 client-credentials tokens, authenticated with ``private_key_jwt`` (RFC 7523,
-    ES256), cached until shortly before they expire."""
-
-    def __init__(
-        self,
-        http: httpx.Client,
-        token_url: str,
-        client_id: str,
-        key: ECKey,
-        scope: str,
-        *,
-        timeout: float = 10.0,
-    ) -> None:
-        self.http = http
-        self.token_url = token_url
-        self.client_id = client_id
-        self.key = key
-        self.scope = scope
-        self.timeout = timeout
-        self._token: tuple[str, float] | None = None
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_key_file(
-        cls, http: httpx.Client, token_url: str, client_id: str, key_file: Path, scope: str
-    ) -> ClientCredentials:
-        text = key_file.read_text(encoding="utf-8")
-        key = (
-            ECKey.import_key(json.loads(text))
-            if text.lstrip().startswith("{")
-            else ECKey.import_key(text)
-        )
-        return cls(http, token_url, client_id, key, scope)
-
-    def _assertion(self) -> str:
-        now = int(time.time())
-        claims = {
-            "iss": self.client_id,
-            "sub": self.client_id,
-            "aud": self.token_url,
-            "jti": secrets.token_urlsafe(16),
-            "iat": now,
-            "exp": now + 60,
-        }
-        header = {"alg": "ES256"}
-        if self.key.kid:
-            header["kid"] = self.key.kid
-        return jwt.encode(header, claims, self.key)
-
-    def __call__(self) -> str:
-        with self._lock:
-            if self._token is not None and time.monotonic() < self._token[1]:
-                return self._token[0]
-            try:
-                response = self.http.post(
-                    self.token_url,
-                    data={
-                        "grant_type": "client_credentials",
-                        "scope": self.scope,
-                        "client_id": self.client_id,
-                        "client_assertion_type": CLIENT_ASSERTION_TYPE,
-                        "client_assertion": self._assertion(),
-                    },
-                    timeout=self.timeout,
-                )
-                response.raise_for_status()
-                body = response.json()
-                token, ttl = str(body["access_token"]), float(body.get("expires_in", 300))
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                raise LibraryUnavailable(
-                    f"cannot get the hall's token from {self.token_url}: {exc}"
-                ) from exc
-            # Renewed early so a token never expires in flight.
-            self._token = (token, time.monotonic() + max(ttl - 30, ttl / 2))
-            return token
 
 
 class TrustRoots:
@@ -233,6 +152,15 @@ class TrustRoots:
         return roots
 
 
+def own_token(token: Callable[[], str], where: str) -> str:
+    """The hall's own access token from ``token``; a token endpoint that cannot be reached or
+    refuses is an outage of the route, not the applicant's fault."""
+    try:
+        return token()
+    except TokenRequestError as exc:
+        raise LibraryUnavailable(f"cannot get the hall's token for {where}: {exc}") from exc
+
+
 @dataclass
 class HubRoute:
     """The cross-province route: signed channel messages to the hub's licence exchange."""
@@ -248,7 +176,7 @@ class HubRoute:
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         prefix = httpx.URL(self.base_url).path.rstrip("/")
         headers = {
-            "Authorization": f"Bearer {self.token()}",
+            "Authorization": f"Bearer {own_token(self.token, 'the national hub')}",
             "Content-Type": "application/json",
             "Accept": "application/json",
             **self.signer.headers(
@@ -371,11 +299,12 @@ class ElicenseClient:
         self, identifier: str, cause: str, expiry: str, bearer: str
     ) -> dict[str, Any]:
         url = f"{self.base_url}/licences/{quote(identifier, safe='')}/copies"
+        token = own_token(self.token, "the e-licence library")
         try:
             response = self._client.post(
                 url,
                 json={"cause": cause, "expires_at": expiry, "holder_token": bearer},
-                headers={"Authorization": f"Bearer {self.token()}", "Accept": "application/json"},
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
         except httpx.HTTPError as exc:
             log.error("e-licence library unreachable", extra={"error": mask(str(exc))})
@@ -478,8 +407,13 @@ def build_client(settings: Any) -> ElicenseClient | None:
         return None
     http = httpx.Client(timeout=lib.timeout_seconds, follow_redirects=False)
     try:
-        token = ClientCredentials.from_key_file(
-            http, lib.token_url, lib.client_id, lib.client_key_file, lib.scope
+        token = ClientCredentials(
+            lib.token_url,
+            lib.client_id,
+            load_client_key(lib.client_key_file),
+            lib.scope,
+            http=http,
+            timeout=lib.timeout_seconds,
         )
     except (OSError, ValueError) as exc:
         raise ValueError(f"elicense.client_key_file: cannot load the key: {exc}") from None
@@ -500,12 +434,12 @@ def build_client(settings: Any) -> ElicenseClient | None:
                 load_private_key(hub_settings.signing_key_file.read_bytes()),
                 SM2Certificate.from_pem(hub_settings.signing_cert_file.read_bytes()),
             )
-            national = ClientCredentials.from_key_file(
-                hub_http,
+            national = ClientCredentials(
                 hub_settings.token_url,
                 hub_settings.client_id,
-                hub_settings.client_key_file,
+                load_client_key(hub_settings.client_key_file),
                 hub_settings.exchange_scope,
+                http=hub_http,
             )
         except (OSError, ValueError, CertificateError) as exc:
             raise ValueError(f"hub: cannot load the channel key or client key: {exc}") from None
