@@ -20,11 +20,15 @@ copy sealed by the issuer and records the use. Two routes:
   IdP (``hub:exchange``) and the applicant's national token as ``subject_token``; the hub
   routes it to the issuing province's library and returns that library's answer unchanged.
 
-Whatever the route, the hall verifies the copy offline before using it, with the same
-function as ``zwfw licence verify``: the seal's five GB/T 38540 steps against the seal
-authorities' roots (the province's e-seal ``GET /trust`` plus a bundle of other provinces'
-roots), the identifier, cause and expiry it asked for. It keeps the copy's SM3-sealed
-document digest (SHA-256 of the exact bytes), never the document itself.
+Whatever the route, the hall verifies the copy before using it, with the same function as
+``zwfw licence verify``: the seal's five GB/T 38540 steps against the seal authorities' roots
+(the province's e-seal ``GET /trust`` plus a bundle of other provinces' roots), the
+identifier, cause and expiry it asked for. A valid seal shows who sealed, not what was
+issued, so the hall then asks the issuing province's registry (its public ``POST /verify``:
+this province's library, or ``elicense.registries[region]`` for another province) whether
+the copy is the one it made of the licence it issued (checks ``registry`` and
+``copy_registry``); a copy no registry confirms is refused. It keeps the copy's document
+digest (SHA-256 of the exact bytes), never the document itself.
 """
 
 from __future__ import annotations
@@ -229,14 +233,17 @@ class ElicenseClient:
         timeout: float = 10.0,
         client: httpx.Client | None = None,
         hub: HubRoute | None = None,
+        registries: dict[str, str] | None = None,
     ) -> None:
         """``token`` gives the hall's own bearer token for the library; ``client``
-        overrides the HTTP client (mutual TLS, a CA bundle, or a test app)."""
+        overrides the HTTP client (mutual TLS, a CA bundle, or a test app); ``registries``
+        are the e-licence services of other provinces by region code."""
         self.base_url = base_url.rstrip("/")
         self.region_code = region_code
         self.token = token
         self.trust = trust
         self.hub = hub
+        self.registries = {k: v.rstrip("/") for k, v in (registries or {}).items()}
         self._client = client or httpx.Client(timeout=timeout, follow_redirects=False)
 
     def close(self) -> None:
@@ -379,6 +386,7 @@ class ElicenseClient:
             raise LicenceRefused("the sealed document is not a copy of the requested licence")
         if result.cause != cause or not _same_instant(str(result.expires_at), expiry):
             raise LicenceRefused("the sealed copy does not carry the requested cause and expiry")
+        self._confirmed_by_registry(region, document, signature)
         return AnnotatedCopy(
             identifier=identifier,
             status=VALID_STATUS,
@@ -393,6 +401,51 @@ class ElicenseClient:
             route=route,
             raw={k: v for k, v in body.items() if k not in ("document", "signature")},
         )
+
+    def _confirmed_by_registry(self, region: str, document: bytes, signature: bytes) -> None:
+        """The issuing province's registry confirms the copy (its public ``POST /verify``):
+        the copy is the one it made, of the licence it issued, still valid."""
+        own = self.region_code[:2] + "0000"
+        base = self.base_url if region == own else self.registries.get(region)
+        if base is None:
+            raise LicenceRefused(
+                f"no e-licence registry of province {region} is configured to confirm the "
+                "annotated copy (elicense.registries)"
+            )
+        where = f"the e-licence registry of {region}"
+        try:
+            response = self._client.post(
+                f"{base}/verify",
+                json={
+                    "document": base64.b64encode(document).decode(),
+                    "signature": base64.b64encode(signature).decode(),
+                },
+                headers={"Accept": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            log.error("e-licence registry unreachable", extra={"error": mask(str(exc))})
+            raise LibraryUnavailable(f"{where} is unreachable ({exc})") from exc
+        if response.status_code != 200:
+            raise LibraryUnavailable(f"{where} answered {response.status_code} to POST /verify")
+        try:
+            answer = response.json()
+            checks = {str(c["name"]): c for c in answer["checks"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LibraryUnavailable(f"{where} answered POST /verify without checks") from exc
+        failed = [c for c in checks.values() if c.get("status") == "failed"]
+        if failed:
+            reason = "; ".join(f"{c['name']}: {c.get('reason')}" for c in failed)
+            raise LicenceRefused(f"{where} does not confirm the annotated copy ({reason})")
+        unconfirmed = [
+            name
+            for name in ("registry", "copy_registry")
+            if (checks.get(name) or {}).get("status") != "passed"
+        ]
+        if unconfirmed or answer.get("valid") is not True:
+            raise LicenceRefused(
+                f"{where} does not confirm the annotated copy (no passed "
+                f"{', '.join(unconfirmed) or 'verdict'})"
+            )
 
 
 def build_client(settings: Any) -> ElicenseClient | None:
@@ -451,4 +504,5 @@ def build_client(settings: Any) -> ElicenseClient | None:
         trust=trust,
         client=http,
         hub=hub,
+        registries=lib.registries,
     )
