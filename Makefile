@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint bench demo demo-down clean
+.PHONY: install test lint bench mutation demo demo-down clean
 
 install: $(STAMP)
 
@@ -29,11 +29,23 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --out bench/results.json
 
+# Mutation testing of the reference services against the conformance suites (within an hour on
+# two cores): prints the survivors not marked equivalent with their diffs, merges the scores
+# into bench/results.json and regenerates the table in conformance/README.md.
+MUTATION_OUT ?= out/mutation
+mutation: $(STAMP)
+	$(BIN)/zwfw mutation run --out $(MUTATION_OUT)
+	$(BIN)/python bench/bench_mutation.py --results $(MUTATION_OUT)/results.json --out bench/results.json
+	$(BIN)/zwfw mutation table --results $(MUTATION_OUT)/results.json
+
 # The demo: deploy the local inventory (national side, provinces A and B) with Ansible into
-# $(DEMO_STATE), then certify province A against it into out/demo. Tokens last minutes, so
-# fresh ones are minted right before the run.
+# $(DEMO_STATE), then certify province A against it into out/demo: the interconnection
+# suites and a short load stage (tens of seconds of Locust journeys, RESP-* requirements,
+# plots in the report). Tokens last minutes, so fresh ones are minted right before the run.
 DEMO_STATE ?= var/deploy
 DEMO_OUT   ?= out/demo
+DEMO_SUITES   ?= conformance,load
+DEMO_WORKLOAD ?= loadtests/profiles/short.yaml
 DEMO_ENV    = PATH="$(CURDIR)/$(BIN):$$PATH" ANSIBLE_CONFIG="$(CURDIR)/playbooks/ansible.cfg"
 DEMO_VARS   = -e zwfw_state_dir="$(abspath $(DEMO_STATE))"
 
@@ -41,7 +53,8 @@ demo: $(STAMP)
 	cd playbooks && $(DEMO_ENV) ansible-playbook -i inventories/local site.yml $(DEMO_VARS)
 	$(BIN)/zwfw deploy credentials --plan $(DEMO_STATE)/certify/plan.json --province province-a
 	@set -a; . $(DEMO_STATE)/certify/province-a.env; set +a; \
-	$(BIN)/zwfw certify --target $(DEMO_STATE)/certify/province-a.yaml --out $(DEMO_OUT); rc=$$?; \
+	$(BIN)/zwfw certify --target $(DEMO_STATE)/certify/province-a.yaml --out $(DEMO_OUT) \
+		--suites $(DEMO_SUITES) --workload $(DEMO_WORKLOAD); rc=$$?; \
 	echo; \
 	if [ $$rc -eq 0 ]; then echo "demo: province A (340000) is CERTIFIED"; \
 	else echo "demo: province A (340000) is NOT certified (zwfw certify exit $$rc)" >&2; fi; \

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from figure import Figure, rate
 
 from zwfw.codes import parse_credit_code, parse_licence_id
-from zwfw.codes.personal import mask_personal_data
+from zwfw.codes.masking import mask_personal_data
 from zwfw.codes.workdays import WorkdayCalendar
 
 CREDIT_CODE = "11370800MB28559184"

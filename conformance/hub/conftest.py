@@ -34,7 +34,7 @@ import pytest
 
 from zwfw.codes import build_case_number
 from zwfw.crypto.sm2 import load_private_key
-from zwfw.services.kit.channel import ChannelSigner
+from zwfw.formats.channel import ChannelSigner
 
 
 class Province:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from zwfw.crypto.sm2 import load_private_key
-from zwfw.services.kit.channel import ChannelSigner
+from zwfw.formats.channel import ChannelSigner
 
 from .conftest import case_report, fresh_key
 

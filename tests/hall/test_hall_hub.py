@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from zwfw.crypto.sm2 import SM2PrivateKey
 from zwfw.crypto.x509 import CertificateAuthority, CertProfile
+from zwfw.formats.channel import content_digest
 from zwfw.services.hall.settings import HubSettings
 from zwfw.services.kit import outbox
-from zwfw.services.kit.channel import content_digest
 
 from .support import TokenMint, running_hall
 
@@ -81,7 +81,7 @@ def test_reports_reach_the_hub_signed_after_a_retry(tmp_path: Path) -> None:
             base_url="http://hub.test",
         )
         transport.client = client
-        transport.token._client = client
+        transport.token.http = client
         dispatcher.base_delay = dispatcher.max_delay = 0.001
 
         async def deliver() -> list[Any]:

@@ -313,8 +313,8 @@ def test_a_copy_through_the_hub_is_confirmed_by_the_issuing_provinces_registry(
     from fastapi import FastAPI
 
     from zwfw.crypto.sm2 import SM2PrivateKey
+    from zwfw.formats.channel import ChannelSigner
     from zwfw.services.hall.elicense import HubRoute
-    from zwfw.services.kit.channel import ChannelSigner
 
     zhejiang = str(build_licence_id(LICENCE_TYPE, "11330100MB0000000N", "00000000016", 1))
     library_b = FakeLibrary(hall.mint, seal_kit(), prefix="b-copy")

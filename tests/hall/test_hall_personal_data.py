@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from zwfw.cli import app as cli
-from zwfw.codes.personal import build_resident_id, mask_resident_id
+from zwfw.codes.masking import mask_resident_id
+from zwfw.codes.personal import build_resident_id
 from zwfw.crypto.fields import FieldProtectionError, FieldProtector
 from zwfw.crypto.keystore import KEK_ENV, KeyEncryptionKey
 from zwfw.services.hall.app import MIGRATIONS

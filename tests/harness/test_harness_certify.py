@@ -39,7 +39,7 @@ def test_example_profile_passes_the_code_suite(zwfw: Invoke, tmp_path: Path) -> 
         ("not-tested", "outside the selected suites")
     }
     assert document["certified"] is True
-    assert document["schema_version"] == 2
+    assert document["schema_version"] == 3
     assert document["verdict"] == "partial-pass"
     # The first schema's file name still holds the same document.
     assert read_results(out, "results.json") == document
@@ -69,7 +69,12 @@ def test_a_full_run_without_services_is_not_certified(zwfw: Invoke, tmp_path: Pa
     assert "NOT CERTIFIED" in result.stdout
     document = read_results(out)
     assert document["scope"] == "complete"
-    assert all(entry["in_scope"] for entry in document["requirements"])
+    # The load suite is opt-in: a complete run without it judges everything else.
+    outside = {e["id"]: e["reason"] for e in document["requirements"] if not e["in_scope"]}
+    assert outside
+    assert all(rid.startswith("RESP-") for rid in outside)
+    assert all("--suites conformance,loadtests" in why for why in outside.values())
+    assert all(e["in_scope"] for e in document["requirements"] if e["id"].startswith("IC-"))
     found = statuses(document)
     assert {found[r] for r in found if r.startswith("IC-CODE-")} == {"pass"}
     assert found["IC-ID-001"] == "not-tested"

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
 
@@ -44,6 +45,7 @@ class Hub:
     ops_token: str
     elicense_calls: list[dict[str, Any]]
     holders: dict[str, str]
+    province_idp: FastAPI  # B's IdP and library (``state.token_grants``, ``state.token_outage``)
 
     def token(self, province: ProvinceIdentity, *scopes: str) -> str:
         return self.idp.client_token(province.client_id, *(scopes or ("hub:report",)))
@@ -91,6 +93,7 @@ def hub(database_url: str, tmp_path: Path, national_ca: CertificateAuthority) ->
             ops_token=idp.client_token("national-ops", *OPS_SCOPES),
             elicense_calls=calls,
             holders=holders,
+            province_idp=elicense,
         )
         for province in (a, b):
             response = client.post("/provinces", json=province.registration(), headers=hub.ops())

@@ -21,7 +21,7 @@ from joserfc.jwk import ECKey
 from zwfw.codes import build_credit_code, build_implementation_code, build_licence_id
 from zwfw.crypto.sm2 import SM2PrivateKey
 from zwfw.crypto.x509 import CertificateAuthority, CertProfile
-from zwfw.services.kit.channel import ChannelSigner
+from zwfw.formats.channel import ChannelSigner
 
 NATIONAL_ISSUER = "https://idp.national.test"
 HUB_AUDIENCE = "hub"
@@ -180,9 +180,16 @@ def fake_elicense(
     async def discovery() -> dict[str, str]:
         return {"token_endpoint": "https://identity.330000.test/token"}
 
+    # What B's IdP was asked for, in order; set ``token_outage`` to answer 503.
+    app.state.token_grants = []
+    app.state.token_outage = False
+
     @app.post("/token")
     async def token(request: Request) -> JSONResponse:
         form = await request.form()
+        app.state.token_grants.append(str(form["grant_type"]))
+        if app.state.token_outage:
+            return JSONResponse({"error": "temporarily_unavailable"}, status_code=503)
         try:
             assertion = jwt.decode(str(form["client_assertion"]), hub_key).claims
         except Exception:

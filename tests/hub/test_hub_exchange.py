@@ -21,6 +21,7 @@ from sqlalchemy import select
 from zwfw.crypto.x509 import CertificateAuthority
 from zwfw.services.hub.models import LicenceUse
 from zwfw.services.kit import kit_state
+from zwfw.services.kit.tokens import TOKEN_EXCHANGE
 
 EXCHANGE = "/exchange/licences"
 
@@ -72,6 +73,26 @@ def test_a_licence_of_province_b_reaches_province_a_through_the_hub(hub) -> None
     assert body["document"] not in repr(use.__dict__)
     listed = hub.client.get("/exchange/uses?region=330000", headers=hub.ops()).json()
     assert [u["outcome"] for u in listed] == ["delivered"]
+
+
+def test_the_hubs_own_token_at_b_is_reused_and_the_consent_exchanged_every_time(hub) -> None:
+    token = hub.token(hub.a, "hub:exchange")
+    for _ in range(2):
+        response = send(hub.client, hub.a, token, EXCHANGE, request_for(hub))
+        assert response.status_code == 201, response.text
+    assert hub.province_idp.state.token_grants == [TOKEN_EXCHANGE, "client_credentials",
+                                                   TOKEN_EXCHANGE]  # fmt: skip
+    assert [call["caller"] for call in hub.elicense_calls] == [HUB_CLIENT_AT_PROVINCES] * 2
+
+
+def test_an_outage_of_the_issuing_idp_is_a_recorded_502_not_a_refusal(hub) -> None:
+    hub.province_idp.state.token_outage = True
+    token = hub.token(hub.a, "hub:exchange")
+    response = send(hub.client, hub.a, token, EXCHANGE, request_for(hub))
+    assert response.status_code == 502, response.text
+    assert "330000" in response.json()["detail"]
+    assert hub.elicense_calls == []
+    assert [u.outcome for u in _uses(hub)] == ["unavailable"]
 
 
 def test_the_hub_cannot_fetch_a_licence_for_someone_who_does_not_hold_it(hub) -> None:

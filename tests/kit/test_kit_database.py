@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from kit_example_service import build
 from kit_tokens import TokenMint
@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from zwfw.cli import app as cli
-from zwfw.services.kit import audit, make_engine, migrate, migration_status
+from zwfw.services.kit import DbSession, audit, make_engine, migrate, migration_status, public
 from zwfw.services.kit.audit import audit_chain_head, audit_log
+from zwfw.services.kit.db import after_request_sessions
 
 RESIDENT_ID = "110101199003074578"
 
@@ -223,6 +224,41 @@ def test_business_change_and_its_audit_record_commit_together(
     ]
     assert rows[0].request_id
     assert rows[0].request_id != rows[1].request_id
+    assert audit.verify(engine).ok
+
+
+def test_records_of_a_request_wait_for_its_session_and_outlive_a_failing_neighbour(
+    db_app: FastAPI, engine: Engine
+) -> None:
+    seen: list[str] = []
+
+    @public
+    def refuse(request: Request, db: DbSession) -> dict[str, object]:
+        def broken() -> None:
+            raise RuntimeError("a deferred action failed")
+
+        assert after_request_sessions(request, broken)
+        for n in (1, 2):
+            deferred = audit.record(request, action="probe", resource=f"r/{n}", result="denied")
+            seen.append(f"deferred {n}: {deferred is None}")
+        db.execute(text("SELECT 1"))
+        return {"ok": True}
+
+    @public
+    def refuse_without_session(request: Request) -> dict[str, object]:
+        assert not after_request_sessions(request, lambda: None)
+        written = audit.record(request, action="probe", resource="r/3", result="denied")
+        return {"seq": written.seq if written is not None else None}
+
+    db_app.add_api_route("/probe", refuse, methods=["POST"])
+    db_app.add_api_route("/probe-plain", refuse_without_session, methods=["POST"])
+    with TestClient(db_app) as client:
+        assert client.post("/probe").json() == {"ok": True}
+        assert client.post("/probe-plain").json() == {"seq": 3}
+    assert seen == ["deferred 1: True", "deferred 2: True"]
+    with Session(engine) as session:
+        rows = session.execute(select(audit_log).order_by(audit_log.c.seq)).all()
+    assert [(r.seq, r.resource) for r in rows] == [(1, "r/1"), (2, "r/2"), (3, "r/3")]
     assert audit.verify(engine).ok
 
 

@@ -85,10 +85,12 @@ def test_refusals_and_outages_are_told_apart(key: ECKey) -> None:
             tokens()
         assert refused.value.refused
         assert refused.value.error == "invalid_client"
+        assert refused.value.description == "unknown key"
         endpoint.answer = httpx.Response(502, text="<html>bad gateway</html>")
         with pytest.raises(TokenRequestError, match="HTTP 502") as broken:
             tokens()
         assert not broken.value.refused
+        assert broken.value.error is broken.value.description is None
 
     def unreachable(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)

@@ -12,14 +12,15 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from joserfc.jwk import ECKey
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from zwfw.crypto.fields import FieldProtector
 from zwfw.crypto.keystore import KeyEncryptionKey
 from zwfw.crypto.sm2 import SM2PrivateKey
+from zwfw.formats.channel import ChannelSigner, ChannelVerifier, RegisteredSender
 from zwfw.services.kit import make_engine, migrate, outbox, session_factory
-from zwfw.services.kit.channel import ChannelSigner, ChannelVerifier, RegisteredSender
 from zwfw.services.kit.outbox import (
     ChannelTransport,
     Delivery,
@@ -27,6 +28,7 @@ from zwfw.services.kit.outbox import (
     OutboxMessage,
     outbox_message,
 )
+from zwfw.services.kit.tokens import AsyncClientCredentials
 
 
 @pytest.fixture
@@ -283,6 +285,73 @@ def test_channel_transport_signs_every_attempt_afresh(sessions) -> None:
     assert message.receipt == {"stored": 1}
     assert message.response_status == 201
     assert message.attempts == 2
+
+
+def test_the_transport_gets_its_token_from_the_kit_client_and_renews_a_refused_one(
+    sessions,
+) -> None:
+    """An IdP outage is a retry, never a rejection; a 401 from the hub drops the cached token."""
+    signer = ChannelSigner("340000", SM2PrivateKey.generate(), key_id="k1")
+    client_key = ECKey.generate_key("P-256", parameters={"kid": "hall-1"}, private=True)
+    issued: list[str] = []
+    idp_down = [True]
+
+    def idp(request: httpx.Request) -> httpx.Response:
+        if idp_down[0]:
+            return httpx.Response(503, text="maintenance")
+        issued.append(f"tok-{len(issued) + 1}")
+        return httpx.Response(200, json={"access_token": issued[-1], "expires_in": 300})
+
+    hub = FastAPI()
+    bearers: list[str] = []
+
+    @hub.post("/reports/cases")
+    async def report(request: Request) -> JSONResponse:
+        bearers.append(request.headers["authorization"])
+        if len(bearers) == 1:
+            return JSONResponse({"detail": "token revoked"}, status_code=401)
+        return JSONResponse({"stored": 1}, status_code=201)
+
+    def last_error(message_id: str) -> str | None:
+        with sessions() as session:
+            message = outbox.get(session, message_id)
+        assert message is not None
+        return message.last_error
+
+    def requeue(message_id: str) -> bool:
+        with sessions.begin() as session:
+            return outbox.requeue(session, message_id)
+
+    async def scenario(message_id: str) -> list[outbox.DispatchStats]:
+        async with (
+            httpx.AsyncClient(transport=httpx.MockTransport(idp)) as idp_http,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=hub)) as hub_http,
+        ):
+            tokens = AsyncClientCredentials(
+                "https://idp.test/token", "province-340000", client_key, "hub:report",
+                http=idp_http,
+            )  # fmt: skip
+            transport = ChannelTransport(
+                base_url="http://hub.test", signer=signer, recipient="hub", token=tokens,
+                client=hub_http,
+            )  # fmt: skip
+            dispatcher = Dispatcher(sessions, transport)
+            down = await dispatcher.dispatch_once()
+            assert "cannot obtain an access token" in (last_error(message_id) or "")
+            idp_down[0] = False
+            _due_now(sessions)
+            refused = await dispatcher.dispatch_once()
+            assert requeue(message_id)  # 401 is final for this attempt; an operator requeues
+            delivered = await dispatcher.dispatch_once()
+            return [down, refused, delivered]
+
+    message_id = _enqueue(sessions, case_no="J")
+    down, refused, delivered = asyncio.run(scenario(message_id))
+    assert (down.retried, down.rejected) == (1, 0)
+    assert refused.rejected == 1
+    assert delivered.delivered == 1
+    # The refused token was dropped: the next attempt fetched a new one.
+    assert bearers == ["Bearer tok-1", "Bearer tok-2"]
 
 
 def test_the_running_dispatcher_delivers_and_stops_cleanly(sessions) -> None:

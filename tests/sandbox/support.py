@@ -23,11 +23,11 @@ from zwfw.reference.national import (
     Client,
     ServiceProcess,
     _seed_identity,
-    client_assertion,
     free_port,
 )
 from zwfw.reference.platform import ProvinceSpec, demo_guide
 from zwfw.reference.signin import sign_in
+from zwfw.services.kit.tokens import ClientCredentials
 
 ZWFW = str(Path(sys.executable).with_name("zwfw"))
 REPO = Path(__file__).resolve().parents[2]
@@ -195,14 +195,10 @@ class ProvinceUnderTest:
 
     def _publish(self) -> None:
         token_url = self.url("identity") + "/token"
-        response = httpx.post(token_url, data={
-            "grant_type": "client_credentials", "scope": "hall:catalog:write",
-            "client_id": "ops",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": client_assertion(self.ops, token_url),
-        }, timeout=20.0)  # fmt: skip
-        assert response.status_code == 200, response.text
-        auth = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        token = ClientCredentials(
+            token_url, self.ops.client_id, self.ops.key, "hall:catalog:write"
+        )()
+        auth = {"Authorization": f"Bearer {token}"}
         guide = demo_guide(SPEC)
         created = httpx.post(self.url("hall") + "/items", json=guide, headers=auth, timeout=20.0)
         assert created.status_code == 201, created.text

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from zwfw.codes.personal import build_resident_id
+from zwfw.formats.channel import certificate_key_id
 from zwfw.reference import keys
-from zwfw.services.kit.channel import certificate_key_id
 
 from .support import (
     REGION,

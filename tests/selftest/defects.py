@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from zwfw.codes import CodeError, parse_implementation_code, parse_licence_id
 from zwfw.crypto.sm2 import SM2PrivateKey
-from zwfw.services.kit.channel import ChannelSigner, content_digest
+from zwfw.formats.channel import ChannelSigner, content_digest
 
 from .proxy import Defect, Forward, ProxyRequest, ProxyResponse
 

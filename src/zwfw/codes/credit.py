@@ -14,10 +14,8 @@ The alphabet is the 31 characters ``0123456789ABCDEFGHJKLMNPQRTUWXY`` (no I, O, 
 are upper-case; lower-case input is rejected rather than folded, so that a stored value is always
 the canonical one.
 
-The authority/type table is GB 32100-2015 Table 1 with its later additions (A: the Central
-Military Commission's reform and establishment office; N: agriculture, for rural collective
-economic organisations), as reproduced in several public implementations; the full standard text
-was not available.
+The authority/type table (GB 32100-2015 Table 1 with its later additions) is in
+``zwfw.codes.tables``.
 
 Because 31 is prime and every weight is non-zero and distinct from its neighbour modulo 31, the
 check character catches every single-character substitution and every adjacent transposition
@@ -31,51 +29,13 @@ from dataclasses import dataclass
 from stdnum.cn import uscc
 
 from zwfw.codes.errors import CodeError, check_digits, check_text, describe_char
+from zwfw.codes.tables import REGISTRATION_AUTHORITIES
 
 KIND = "credit-code"
 LENGTH = 18
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _ALPHABET_SET = frozenset(ALPHABET)
 _UNUSED_LETTERS = frozenset("IOSVZ")
-
-# registration authority -> (name, {institution type -> name})
-REGISTRATION_AUTHORITIES: dict[str, tuple[str, dict[str, str]]] = {
-    "1": (
-        "机构编制",
-        {"1": "机关", "2": "事业单位", "3": "中央编办直接管理机构编制的群众团体", "9": "其他"},
-    ),
-    "2": ("外交", {"1": "外国常驻新闻机构", "9": "其他"}),
-    "3": (
-        "司法行政",
-        {
-            "1": "律师执业机构",
-            "2": "公证处",
-            "3": "基层法律服务所",
-            "4": "司法鉴定机构",
-            "5": "仲裁委员会",
-            "9": "其他",
-        },
-    ),
-    "4": ("文化", {"1": "外国在华文化中心", "9": "其他"}),
-    "5": ("民政", {"1": "社会团体", "2": "民办非企业单位", "3": "基金会", "9": "其他"}),
-    "6": (
-        "旅游",
-        {
-            "1": "外国旅游部门常驻代表机构",
-            "2": "港澳台地区旅游部门常驻内地（大陆）代表机构",
-            "9": "其他",
-        },
-    ),
-    "7": ("宗教", {"1": "宗教活动场所", "2": "宗教院校", "9": "其他"}),
-    "8": ("工会", {"1": "基层工会", "9": "其他"}),
-    "9": ("工商", {"1": "企业", "2": "个体工商户", "3": "农民专业合作社"}),
-    "A": ("中央军委改革和编制办公室", {"1": "军队事业单位", "9": "其他"}),
-    "N": (
-        "农业",
-        {"1": "组级集体经济组织", "2": "村级集体经济组织", "3": "乡镇级集体经济组织", "9": "其他"},
-    ),
-    "Y": ("其他", {"1": "其他"}),
-}
 
 
 def check_character(first17: str) -> str:

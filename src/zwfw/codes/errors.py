@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Container
 
+from zwfw.codes.masking import mask_personal_data, mask_resident_id
+
+# The kind of ``zwfw.codes.personal``'s errors: their whole value is masked.
+RESIDENT_ID_KIND = "resident-id"
+
 # Longer values are cut in messages so one bad input cannot flood a log line.
 _MESSAGE_VALUE_LIMIT = 80
 
@@ -24,12 +29,8 @@ class CodeError(ValueError):
         self.position = position
 
     def __str__(self) -> str:
-        # Imported here: personal.py itself raises CodeError.
-        from zwfw.codes.personal import KIND as RESIDENT_KIND
-        from zwfw.codes.personal import mask_personal_data, mask_resident_id
-
         shown = self.value if isinstance(self.value, str) else repr(self.value)
-        if self.kind == RESIDENT_KIND:
+        if self.kind == RESIDENT_ID_KIND:
             # Malformed numbers escape shape-based masking; mask the whole value.
             shown = mask_resident_id(shown)
         if len(shown) > _MESSAGE_VALUE_LIMIT:

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from zwfw.codes import build_case_number
 from zwfw.codes.personal import build_resident_id
 from zwfw.crypto.x509 import SM2Certificate
+from zwfw.formats.channel import certificate_key_id, tls_fingerprint
 from zwfw.reference import keys
 from zwfw.reference.platform import (
     FEDERATION_TEST_ISSUER,
@@ -58,15 +59,13 @@ from zwfw.reference.platform import (
     TOKEN_EXCHANGE,
     Client,
     ProvinceSpec,
-    client_assertion,
     demo_guide,
     issuer_seal_requests,
     licence_request,
 )
 from zwfw.reference.signin import sign_in
-from zwfw.services.kit.channel import certificate_key_id, tls_fingerprint
+from zwfw.services.kit.tokens import ClientCredentials, TokenRequestError
 
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 # The client the hub uses at every provincial IdP (the same id and key at each).
 HUB_PROVINCE_CLIENT = "national-hub"
@@ -268,20 +267,11 @@ def load_or_create_key(path: Path, kid: str) -> tuple[ECKey, bool]:
 
 
 def client_token(client: Client, issuer: str, scope: str) -> str:
-    token_url = issuer + "/token"
-    response = httpx.post(
-        token_url,
-        data={
-            "grant_type": "client_credentials",
-            "scope": scope,
-            "client_id": client.client_id,
-            "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": client_assertion(client, token_url),
-        },
-        timeout=20.0,
-    )
-    _expect(response, 200, f"token of {client.client_id} at {issuer}")
-    return str(response.json()["access_token"])
+    tokens = ClientCredentials(issuer + "/token", client.client_id, client.key, scope, timeout=20.0)
+    try:
+        return tokens()
+    except TokenRequestError as exc:
+        raise DeployError(f"token of {client.client_id} at {issuer}: {exc}") from None
 
 
 def exchange_token(issuer: str, portal: str, subject_token: str, audience: str, scope: str) -> str:

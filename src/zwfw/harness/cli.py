@@ -1,4 +1,5 @@
-"""`zwfw certify`, `zwfw verify-report`, `zwfw harness` and `zwfw requirements`.
+"""`zwfw certify`, `zwfw verify-report`, `zwfw capacity`, `zwfw harness` and
+`zwfw requirements`.
 
 Exit codes of `certify`: 0 certified (every MUST requirement passed or is validly waived), 1 not
 certified, 2 usage or configuration error (bad profile, catalog, suite or waiver file,
@@ -8,6 +9,7 @@ unreachable target, unusable harness home), with a one-line reason on stderr.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,20 @@ EXIT_CERTIFIED = 0
 EXIT_NOT_CERTIFIED = 1
 EXIT_CONFIG_ERROR = 2
 
-_STATUS_STYLE = {"pass": "green", "fail": "bold red", "not-tested": "yellow", "waived": "magenta"}
-_OUTCOME_LABEL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+_STATUS_STYLE = {
+    "pass": "green",
+    "fail": "bold red",
+    "inconclusive": "bold yellow",
+    "not-tested": "yellow",
+    "waived": "magenta",
+}
+_OUTCOME_LABEL = {
+    "passed": "pass",
+    "failed": "FAIL",
+    "error": "ERROR",
+    "skipped": "skip",
+    "inconclusive": "UNDEC",
+}
 
 harness_app = typer.Typer(
     name="harness",
@@ -65,8 +79,16 @@ def certify(
         None,
         "--suites",
         metavar="SUITE",
-        help="Suites to run: conformance, security, loadtests or a sub-directory such as "
-        "conformance/codes; repeat or separate with commas. Default: every suite present.",
+        help="Suites to run: conformance, security, loadtests (alias load) or a sub-directory "
+        "such as conformance/codes; repeat or separate with commas. Default: every suite "
+        "present but the opt-in load suite (a complete run is conformance and security; add "
+        "load to judge the RESP-* requirements too).",
+    ),
+    workload: Path | None = typer.Option(
+        None,
+        "--workload",
+        metavar="FILE",
+        help="Workload profile of the load suite (default loadtests/profiles/certify.yaml).",
     ),
     waivers: Path | None = typer.Option(
         None,
@@ -102,7 +124,7 @@ def certify(
         if quiet:
             return
         label = _OUTCOME_LABEL[record.outcome]
-        style = {"pass": "green", "skip": "yellow"}.get(label, "bold red")
+        style = {"pass": "green", "skip": "yellow", "UNDEC": "bold yellow"}.get(label, "bold red")
         bar.console.print(
             f"[{style}]{label:>5}[/] {record.nodeid} [dim]{record.duration:.2f}s[/]",
             soft_wrap=True,
@@ -117,6 +139,7 @@ def certify(
                 waivers=waivers,
                 progress=progress,
                 collected=collected,
+                workload=workload,
             )
     except HarnessConfigError as error:
         raise _fail_config("certify", error) from None
@@ -265,7 +288,7 @@ def list_requirements(
         None, "--level", metavar="LEVEL", help="Only this level: MUST, SHOULD or MAY."
     ),
 ) -> None:
-    """List the requirements of the catalog."""
+    """List the requirements of the catalog, with how many failure modes each lists."""
     if level is not None and level.upper() not in LEVELS:
         raise _fail_config(
             "requirements list", ValueError(f"--level {level}: expected MUST, SHOULD or MAY")
@@ -280,11 +303,21 @@ def list_requirements(
     table.add_column("level", no_wrap=True)
     table.add_column("title", overflow="fold")
     table.add_column("source", overflow="fold")
+    table.add_column("failure modes", justify="right", no_wrap=True)
     for requirement in selected:
-        table.add_row(requirement.id, requirement.level, requirement.title, requirement.source)
+        table.add_row(
+            requirement.id,
+            requirement.level,
+            requirement.title,
+            requirement.source,
+            str(len(requirement.failure_modes)),
+        )
     console = Console(highlight=False)
     console.print(table)
-    console.print(f"{len(selected)} of {len(catalog.requirements)} requirements")
+    modes = sum(len(r.failure_modes) for r in selected)
+    console.print(
+        f"{len(selected)} of {len(catalog.requirements)} requirements; {modes} failure modes"
+    )
 
 
 @requirements_app.command("coverage")
@@ -295,16 +328,66 @@ def requirements_coverage(
         metavar="SUITE",
         help="Suites to collect (default: every suite present); repeat or separate by commas.",
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the coverage as JSON instead."),
+    require_failure_modes: bool = typer.Option(
+        False,
+        "--require-failure-modes",
+        help="Also fail when a MUST requirement lists no failure modes.",
+    ),
 ) -> None:
-    """List requirements no test verifies; exit 1 if a MUST requirement has none."""
-    from zwfw.harness.runner import collect_checks, coverage
+    """List requirements and failure modes no test verifies; exit 1 if a MUST requirement has
+    no test, or lists a failure mode no test catches (or, with --require-failure-modes, lists
+    none)."""
+    from zwfw.harness.runner import collect, coverage, failure_mode_coverage
 
     try:
-        catalog, checks = collect_checks(_suite_names(suites))
+        collected = collect(_suite_names(suites))
     except HarnessConfigError as error:
         raise _fail_config("requirements coverage", error) from None
-    tests = coverage(catalog, checks)
+    catalog = collected.catalog
+    tests = coverage(catalog, collected.checks)
+    modes = failure_mode_coverage(catalog, collected.catches)
     uncovered = [r for r in catalog.requirements if not tests[r.id]]
+    modes_missing = [
+        (requirement, mode)
+        for requirement in catalog.requirements
+        for mode in requirement.failure_modes
+        if not modes[requirement.id][mode.id]
+    ]
+    must_missing = [r.id for r in uncovered if r.level == "MUST"]
+    must_modes_missing = sorted(
+        {requirement.id for requirement, _ in modes_missing if requirement.level == "MUST"},
+        key=[r.id for r in catalog.requirements].index,
+    )
+    must_without_modes = [
+        r.id for r in catalog.requirements if r.level == "MUST" and not r.failure_modes
+    ]
+    failing = bool(must_missing or must_modes_missing) or (
+        require_failure_modes and bool(must_without_modes)
+    )
+    if as_json:
+        document = {
+            "tests_collected": len(collected.checks),
+            "requirements": [
+                {
+                    "id": r.id,
+                    "level": r.level,
+                    "tests": tests[r.id],
+                    "failure_modes": [
+                        {"id": m.id, "text": m.text, "tests": modes[r.id][m.id]}
+                        for m in r.failure_modes
+                    ],
+                }
+                for r in catalog.requirements
+            ],
+            "without_test": [r.id for r in uncovered],
+            "failure_modes_without_test": [f"{r.id}:{m.id}" for r, m in modes_missing],
+            "must_without_failure_modes": must_without_modes,
+            "require_failure_modes": require_failure_modes,
+            "ok": not failing,
+        }
+        typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
+        raise typer.Exit(EXIT_NOT_CERTIFIED if failing else 0)
     console = Console(highlight=False)
     if uncovered:
         table = Table(title="Requirements without a test", title_justify="left")
@@ -314,11 +397,22 @@ def requirements_coverage(
         for requirement in uncovered:
             table.add_row(requirement.id, requirement.level, requirement.title)
         console.print(table)
-    must_missing = [r.id for r in uncovered if r.level == "MUST"]
+    if modes_missing:
+        table = Table(title="Failure modes no test catches", title_justify="left")
+        table.add_column("requirement", no_wrap=True)
+        table.add_column("level", no_wrap=True)
+        table.add_column("failure mode", no_wrap=True)
+        table.add_column("how it breaks", overflow="fold")
+        for requirement, mode in modes_missing:
+            table.add_row(requirement.id, requirement.level, mode.id, mode.text)
+        console.print(table)
     covered = len(catalog.requirements) - len(uncovered)
+    listed = sum(len(r.failure_modes) for r in catalog.requirements)
     console.print(
         f"{covered} of {len(catalog.requirements)} requirements have a test "
-        f"({len(checks)} tests collected)",
+        f"({len(collected.checks)} tests collected); {listed - len(modes_missing)} of {listed} "
+        f"failure modes have a test; {len(must_without_modes)} MUST requirements list no "
+        "failure modes",
         soft_wrap=True,
     )
     if must_missing:
@@ -326,6 +420,19 @@ def requirements_coverage(
             f"[bold red]MUST requirements without a test:[/] {', '.join(must_missing)}",
             soft_wrap=True,
         )
+    if must_modes_missing:
+        console.print(
+            "[bold red]MUST requirements with failure modes no test catches:[/] "
+            + ", ".join(must_modes_missing),
+            soft_wrap=True,
+        )
+    if require_failure_modes and must_without_modes:
+        console.print(
+            "[bold red]MUST requirements listing no failure modes:[/] "
+            + ", ".join(must_without_modes),
+            soft_wrap=True,
+        )
+    if failing:
         raise typer.Exit(EXIT_NOT_CERTIFIED)
 
 
@@ -333,5 +440,11 @@ def register(app: typer.Typer) -> None:
     """Attach this area's commands to the root `zwfw` app."""
     app.command("certify")(certify)
     app.command("verify-report")(verify_report_command)
+    from zwfw.harness.capacity import capacity_command
+
+    app.command("capacity")(capacity_command)
     app.add_typer(harness_app)
     app.add_typer(requirements_app)
+    from zwfw.harness.mutation.cli import mutation_app
+
+    app.add_typer(mutation_app)

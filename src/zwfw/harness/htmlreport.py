@@ -15,9 +15,16 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from zwfw.harness.loadplots import load_plots
 from zwfw.harness.results import STATUSES, write_text
 
-_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "not-tested": "#9a6700", "waived": "#8250df"}
+_COLOURS = {
+    "pass": "#1a7f37",
+    "fail": "#cf222e",
+    "inconclusive": "#bc4c00",
+    "not-tested": "#9a6700",
+    "waived": "#8250df",
+}
 _VERDICT = {
     "certified": ("CERTIFIED", "Every MUST requirement passed or is validly waived."),
     "not-certified": ("NOT CERTIFIED", "MUST requirements not passed: {blocking}."),
@@ -102,6 +109,7 @@ def render_html(
     label, text = _VERDICT[document["verdict"]]
     blocking = ", ".join(document["summary"]["blocking"]) or "none"
     scale = max((max(values) for values in latencies.values() if values), default=1.0)
+    load = (document.get("measurements") or {}).get("load")
     return (
         _environment()
         .get_template("report.html")
@@ -111,6 +119,9 @@ def render_html(
             verdict_label=label,
             verdict_text=text.format(blocking=blocking),
             failures=[r for r in requirements if r["status"] == "fail"],
+            inconclusive=[r for r in requirements if r["status"] == "inconclusive"],
+            load=load,
+            load_plots=load_plots(load) if load else {},
             waived=[r for r in requirements if r["status"] == "waived"],
             waiver_notes=[w for w in document["waivers"] if w["state"] != "applied"],
             chart=time_chart(requirements),

@@ -5,14 +5,21 @@ run is a conformance run: `--target` or `--zwfw-results` was given, a test carri
 `requirement` marker, or a test lives in a suite directory (`conformance/`, `security/`,
 `loadtests/`). For those tests it
 
-- refuses the run when a test names no requirement or one the catalog does not know;
+- refuses the run when a test names no requirement or one the catalog does not know, or
+  declares a failure mode its requirement does not list
+  (``@pytest.mark.requirement("IC-LIC-003", catches=("detail-leak", "list-leak"))``; with
+  several IDs in one marker, qualify each: ``catches=("IC-LIC-003:list-leak",)``);
 - gives them the `target` profile, HTTP clients per service and credentials from the
   environment (a service the profile does not list skips the test: not tested);
 - parametrises `@pytest.mark.declared(KIND)` tests over the profile's declared values;
 - records each test's outcome and, with `--zwfw-results PATH`, writes the report document
   (waivers from `--zwfw-waivers FILE` applied);
 - with `--zwfw-evidence DIR`, writes the redacted HTTP exchanges of each test made through the
-  harness's clients to `DIR/<test>.json`.
+  harness's clients to `DIR/<test>.json`;
+- records a test that raised `zwfw.harness.results.Inconclusive` as inconclusive, and keeps
+  the figures suites measured (`HarnessRun.measure`) for the report's `measurements`;
+- with `--zwfw-without SUITE` (an opt-in suite a complete run left out), lists the
+  requirements only that suite verifies as out of scope.
 """
 
 from __future__ import annotations
@@ -35,6 +42,11 @@ if TYPE_CHECKING:
     from zwfw.harness.waivers import Waiver
 
 SUITE_NAMES = ("conformance", "security", "loadtests")
+# Suites a run includes only when asked (`--suites …,load`): the load suite sends sustained
+# load for minutes. Each with the prefix of the requirements only it verifies.
+OPT_IN_SUITES = {"loadtests": "RESP-"}
+# Other names a suite answers to on the command line.
+SUITE_ALIASES = {"load": "loadtests"}
 
 
 @dataclass
@@ -48,6 +60,8 @@ class HarnessRun:
     catalog: Catalog | None = None
     # nodeid -> requirement IDs of every collected conformance test
     checks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # nodeid -> failure modes the test declares it catches, as "REQUIREMENT-ID:mode"
+    catches: dict[str, tuple[str, ...]] = field(default_factory=dict)
     records: dict[str, TestRecord] = field(default_factory=dict)
     # Reasons the run cannot give a verdict (bad markers, collection errors).
     problems: list[str] = field(default_factory=list)
@@ -55,6 +69,15 @@ class HarnessRun:
     document: dict[str, Any] | None = None
     waivers: list[Waiver] = field(default_factory=list)
     evidence: EvidenceLog | None = None
+    # Requirement ID -> why a complete run does not judge it (an opt-in suite left out).
+    out_of_scope: dict[str, str] = field(default_factory=dict)
+    # Figures measured by suites, by name (the load suite's under "load").
+    measurements: dict[str, Any] = field(default_factory=dict)
+    workload: Path | None = None
+
+    def measure(self, name: str, figures: dict[str, Any]) -> None:
+        """Keep a suite's measured figures for the report's `measurements` member."""
+        self.measurements[name] = figures
 
     @property
     def explicit(self) -> bool:
@@ -103,6 +126,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="waiver file (YAML list of requirement, justification, approver, expires).",
     )
     group.addoption(
+        "--zwfw-without",
+        metavar="SUITE",
+        action="append",
+        default=[],
+        choices=sorted(OPT_IN_SUITES),
+        help="an opt-in suite this complete run leaves out: the requirements only it "
+        "verifies are listed out of scope.",
+    )
+    group.addoption(
+        "--zwfw-workload",
+        metavar="FILE",
+        default=None,
+        help="workload profile of the load suite (default loadtests/profiles/certify.yaml).",
+    )
+    group.addoption(
         "--zwfw-evidence",
         metavar="DIR",
         default=None,
@@ -113,8 +151,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "requirement(*ids): requirement IDs (conformance/spec/requirements.yaml) this test "
-        "verifies.",
+        "requirement(*ids, catches=()): requirement IDs (conformance/spec/requirements.yaml) "
+        "this test verifies, and the failure modes of theirs it catches (mode ids; "
+        "'ID:mode' when the marker names several IDs).",
     )
     config.addinivalue_line(
         "markers",
@@ -151,6 +190,18 @@ def pytest_configure(config: pytest.Config) -> None:
             http.activate(run.evidence)
     run.results_path = Path(results) if results is not None else None
     run.partial = bool(config.getoption("zwfw_partial"))
+    workload = config.getoption("zwfw_workload")
+    run.workload = Path(workload) if workload is not None else None
+    if run.catalog is not None:
+        for suite in config.getoption("zwfw_without"):
+            prefix = OPT_IN_SUITES[suite]
+            why = (
+                f"the {suite} suite is opt-in and was not selected "
+                f"(zwfw certify --suites conformance,{suite})"
+            )
+            for requirement in run.catalog.requirements:
+                if requirement.id.startswith(prefix):
+                    run.out_of_scope[requirement.id] = why
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(Recorder(config, run), "zwfw-recorder")
 
@@ -191,6 +242,48 @@ def _requirement_ids(item: pytest.Item) -> list[object]:
     return [rid for marker in item.iter_markers("requirement") for rid in marker.args]
 
 
+def _declared_catches(item: pytest.Item, catalog: Catalog) -> tuple[list[str], list[str]]:
+    """The failure modes a test declares (as "ID:mode"), and what is wrong with them."""
+    caught: list[str] = []
+    problems: list[str] = []
+    for marker in item.iter_markers("requirement"):
+        unknown = sorted(set(marker.kwargs) - {"catches"})
+        if unknown:
+            problems.append(f"{item.nodeid}: requirement marker has no argument {unknown[0]!r}")
+        declared = marker.kwargs.get("catches", ())
+        if isinstance(declared, str) or not isinstance(declared, list | tuple):
+            problems.append(f"{item.nodeid}: catches= takes a tuple of failure-mode ids")
+            continue
+        ids = [rid for rid in marker.args if isinstance(rid, str)]
+        for entry in declared:
+            if not isinstance(entry, str) or not entry:
+                problems.append(f"{item.nodeid}: catches= takes failure-mode ids, got {entry!r}")
+                continue
+            requirement_id, _, mode = entry.rpartition(":")
+            if not requirement_id:
+                if len(ids) != 1:
+                    problems.append(
+                        f"{item.nodeid}: failure mode {mode!r}: the marker names several "
+                        "requirements; write ID:mode"
+                    )
+                    continue
+                requirement_id = ids[0]
+            elif requirement_id not in ids:
+                problems.append(
+                    f"{item.nodeid}: failure mode {entry!r} is of a requirement this marker "
+                    "does not name"
+                )
+                continue
+            requirement = catalog.get(requirement_id)
+            if requirement is None:
+                continue  # reported as an unknown requirement
+            if requirement.failure_mode(mode) is None:
+                problems.append(f"{item.nodeid}: unknown failure mode {mode!r} of {requirement_id}")
+                continue
+            caught.append(f"{requirement_id}:{mode}")
+    return list(dict.fromkeys(caught)), problems
+
+
 def _is_check(item: pytest.Item, run: HarnessRun, suite_dirs: Callable[[], list[Path]]) -> bool:
     if run.explicit or item.get_closest_marker("requirement") is not None:
         return True
@@ -229,7 +322,11 @@ def pytest_collection_modifyitems(
         for requirement_id in ids:
             if not isinstance(requirement_id, str) or requirement_id not in catalog:
                 problems.append(f"{item.nodeid}: unknown requirement {requirement_id!r}")
+        caught, wrong = _declared_catches(item, catalog)
+        problems.extend(wrong)
         run.checks[item.nodeid] = tuple(dict.fromkeys(str(rid) for rid in ids))
+        if caught:
+            run.catches[item.nodeid] = tuple(caught)
     if problems:
         run.problems.extend(problems)
         raise pytest.UsageError(*problems)
@@ -304,13 +401,21 @@ class Recorder:
 
         record = run.records.get(report.nodeid)
         if record is None:
-            record = TestRecord(report.nodeid, run.checks[report.nodeid])
+            record = TestRecord(
+                report.nodeid,
+                run.checks[report.nodeid],
+                catches=run.catches.get(report.nodeid, ()),
+            )
             run.records[report.nodeid] = record
         record.duration += report.duration
         if record.outcome != "passed":
             return  # the first phase that did not pass decides
         xfail = getattr(report, "wasxfail", None)
-        if report.skipped and xfail is not None:
+        undecided = getattr(report, "zwfw_inconclusive", None)
+        if undecided is not None:
+            record.outcome = "inconclusive"
+            record.reason = clean_reason(undecided)
+        elif report.skipped and xfail is not None:
             # An expected failure is still the target failing; waivers are how to accept one.
             record.outcome = "failed"
             record.reason = clean_reason(f"expected failure: {xfail or _summary(report)}")
@@ -354,9 +459,27 @@ class Recorder:
             started_at=run.started_at,
             finished_at=datetime.now(UTC),
             waivers=run.waivers,
+            out_of_scope=run.out_of_scope,
+            measurements=run.measurements,
         )
         if run.results_path is not None:
             write_document(run.results_path, run.document)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None] | Any:
+    report = yield
+    from zwfw.harness.results import Inconclusive
+
+    if call.excinfo is not None and call.excinfo.errisinstance(Inconclusive):
+        reason = str(call.excinfo.value) or "inconclusive"
+        # Shown by pytest as a skip: neither a pass nor a failure of the target.
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"inconclusive: {reason}")
+        report.zwfw_inconclusive = reason
+    return report
 
 
 def _named_requirements(checks: dict[str, tuple[str, ...]]) -> frozenset[str]:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-from zwfw.codes.personal import mask_personal_data
+from zwfw.codes.masking import mask_personal_data
 
 REDACTED = "[REDACTED]"
 REDACTED_JWT = "[REDACTED JWT]"

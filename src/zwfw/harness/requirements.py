@@ -4,6 +4,11 @@ Every conformance test names the requirement IDs it verifies; the catalog says w
 means, how binding it is and which standard clause it comes from. The root file holds the
 ``spec_version`` and may ``include`` family files (paths relative to it) whose ``requirements``
 follow its own, in the order given.
+
+A requirement may list its ``failure_modes``: the ways an implementation breaks it, each a
+short id unique within the requirement (``detail-leak``) and one line saying how. Tests declare
+the failure modes they catch (``@pytest.mark.requirement(ID, catches=(...))``), and
+``zwfw requirements coverage`` reports the failure modes no test catches.
 """
 
 from __future__ import annotations
@@ -31,12 +36,37 @@ Level = Literal["MUST", "SHOULD", "MAY"]
 LEVELS: tuple[Level, ...] = ("MUST", "SHOULD", "MAY")
 
 REQUIREMENT_ID = re.compile(r"^[A-Z]+(-[A-Z]+)*-\d{3}$")
+FAILURE_MODE_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 CONFORMANCE_DIR_ENV = "ZWFW_CONFORMANCE_DIR"
 CATALOG_PATH = Path("spec") / "requirements.yaml"
 
 
+class FailureMode(BaseModel):
+    """One way an implementation breaks a requirement."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(max_length=40)
+    text: str = Field(min_length=1, max_length=200)
+
+    @field_validator("id")
+    @classmethod
+    def _id_format(cls, value: str) -> str:
+        if not FAILURE_MODE_ID.fullmatch(value):
+            raise ValueError(f"{value!r} is not a failure-mode id like detail-leak")
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if "\n" in value.strip():
+            raise ValueError("a failure mode is one line")
+        return value.strip()
+
+
 class Requirement(BaseModel):
-    """One requirement; every field is mandatory so no entry is half-specified."""
+    """One requirement; every field but `failure_modes` is mandatory, so no entry is
+    half-specified."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -45,6 +75,7 @@ class Requirement(BaseModel):
     title: str = Field(min_length=1)
     source: str = Field(min_length=1)
     text: str = Field(min_length=1)
+    failure_modes: tuple[FailureMode, ...] = ()
 
     @field_validator("id")
     @classmethod
@@ -52,6 +83,19 @@ class Requirement(BaseModel):
         if not REQUIREMENT_ID.fullmatch(value):
             raise ValueError(f"{value!r} is not a requirement ID like IC-CODE-001")
         return value
+
+    @field_validator("failure_modes")
+    @classmethod
+    def _unique_modes(cls, value: tuple[FailureMode, ...]) -> tuple[FailureMode, ...]:
+        seen: set[str] = set()
+        for mode in value:
+            if mode.id in seen:
+                raise ValueError(f"failure mode {mode.id} is listed twice")
+            seen.add(mode.id)
+        return value
+
+    def failure_mode(self, mode_id: str) -> FailureMode | None:
+        return next((mode for mode in self.failure_modes if mode.id == mode_id), None)
 
 
 class Catalog(BaseModel):

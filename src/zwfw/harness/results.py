@@ -8,9 +8,17 @@ A run over a subset of the suites (`zwfw certify --suites ...`) is partial: only
 requirements its tests verify are in scope and judged; the others are listed as not tested and
 out of scope, and a partial run is never a certification.
 
+A test that could not decide (the load generator saturated, or could not offer the workload's
+rate) is `inconclusive`; a requirement with such a test and no failing one is `inconclusive`,
+which is never a pass: it blocks certification of an in-scope MUST requirement like a failure.
+
+The load suite is opt-in: a complete run without it judges every requirement but those only
+the load suite verifies (`RESP-*`), which are listed out of scope.
+
 Valid waivers then turn in-scope requirements that did not pass into `waived` (never `pass`);
 certification needs every in-scope MUST requirement to be `pass` or `waived`. The document is
-`report.json`; its schema is `conformance/spec/report.schema.json`.
+`report.json`; its schema is `conformance/spec/report.schema.json`; measured figures (the load
+suite's) are its `measurements` member, versioned on their own.
 """
 
 from __future__ import annotations
@@ -24,21 +32,28 @@ from pathlib import Path
 from typing import Any, Literal
 
 from zwfw import __version__
-from zwfw.codes.personal import mask_personal_data
+from zwfw.codes.masking import mask_personal_data
 from zwfw.harness.profile import TargetProfile
 from zwfw.harness.requirements import LEVELS, Catalog, Requirement
 from zwfw.harness.waivers import Waiver, WaiverState
 
 # Bumped whenever a consumer of report.json would have to change (2: waivers, evidence,
-# durations, verdict).
-SCHEMA_VERSION = 2
+# durations, verdict; 3: the inconclusive outcome and status, measurements).
+SCHEMA_VERSION = 3
 
-Outcome = Literal["passed", "failed", "error", "skipped"]
-Status = Literal["pass", "fail", "not-tested", "waived"]
-STATUSES: tuple[Status, ...] = ("pass", "fail", "not-tested", "waived")
+Outcome = Literal["passed", "failed", "error", "skipped", "inconclusive"]
+Status = Literal["pass", "fail", "not-tested", "waived", "inconclusive"]
+STATUSES: tuple[Status, ...] = ("pass", "fail", "inconclusive", "not-tested", "waived")
 Verdict = Literal["certified", "not-certified", "partial-pass", "partial-fail"]
 
 _REASON_LIMIT = 500
+# Version of the `measurements` member's own layout (documented in the report schema).
+MEASUREMENTS_VERSION = 1
+
+
+class Inconclusive(Exception):  # noqa: N818 - a verdict, not an error
+    """Raised by a test that cannot decide (its measurement is not to be trusted); the test's
+    outcome is `inconclusive`, never a pass."""
 
 
 def clean_reason(text: str | None) -> str | None:
@@ -62,6 +77,8 @@ class TestRecord:
     reason: str | None = None
     # Names of the files under evidence/ holding this test's HTTP exchanges.
     evidence: list[str] = field(default_factory=list)
+    # Failure modes the test declares it catches, as "REQUIREMENT-ID:mode".
+    catches: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +109,23 @@ class RequirementResult:
     def evidence(self) -> list[str]:
         return list(dict.fromkeys(name for test in self.tests for name in test.evidence))
 
+    def failure_modes(self) -> list[dict[str, Any]]:
+        """Each failure mode of the requirement, the tests of this run that catch it, and
+        whether one of them ran (passed or failed, not skipped): exercised."""
+        modes = []
+        for mode in self.requirement.failure_modes:
+            qualified = f"{self.requirement.id}:{mode.id}"
+            tests = [test for test in self.tests if qualified in test.catches]
+            modes.append(
+                {
+                    "id": mode.id,
+                    "text": mode.text,
+                    "exercised": any(test.outcome != "skipped" for test in tests),
+                    "tests": [{"nodeid": t.nodeid, "outcome": t.outcome} for t in tests],
+                }
+            )
+        return modes
+
     def as_dict(self) -> dict[str, Any]:
         requirement = self.requirement
         return {
@@ -107,6 +141,7 @@ class RequirementResult:
             "duration": round(self.duration, 6),
             "evidence": self.evidence,
             "tests": [test.as_dict() for test in self.tests],
+            "failure_modes": self.failure_modes(),
         }
 
 
@@ -119,6 +154,11 @@ def decide(tests: list[TestRecord]) -> tuple[Status, str | None]:
         first = broken[0]
         more = f" (and {len(broken) - 1} more failing tests)" if len(broken) > 1 else ""
         return "fail", f"{first.nodeid}: {first.reason or first.outcome}{more}"
+    undecided = [test for test in tests if test.outcome == "inconclusive"]
+    if undecided:
+        first = undecided[0]
+        more = f" (and {len(undecided) - 1} more)" if len(undecided) > 1 else ""
+        return "inconclusive", f"{first.nodeid}: {first.reason or 'inconclusive'}{more}"
     skipped = [test for test in tests if test.outcome == "skipped"]
     if not skipped:
         return "pass", None
@@ -131,8 +171,11 @@ def aggregate(
     catalog: Catalog,
     records: Iterable[TestRecord],
     in_scope: frozenset[str] | None = None,
+    out_of_scope: Mapping[str, str] | None = None,
 ) -> list[RequirementResult]:
-    """One result per catalog requirement, in catalog order (`in_scope` None: all of them)."""
+    """One result per catalog requirement, in catalog order (`in_scope` None: all of them
+    but those of `out_of_scope`, which maps requirement IDs to why they are not judged)."""
+    out_of_scope = out_of_scope or {}
     by_requirement: dict[str, list[TestRecord]] = {r.id: [] for r in catalog.requirements}
     for record in records:
         for requirement_id in record.requirement_ids:
@@ -145,6 +188,13 @@ def aggregate(
             results.append(
                 RequirementResult(
                     requirement, "not-tested", "outside the selected suites", [], in_scope=False
+                )
+            )
+            continue
+        if in_scope is None and requirement.id in out_of_scope:
+            results.append(
+                RequirementResult(
+                    requirement, "not-tested", out_of_scope[requirement.id], [], in_scope=False
                 )
             )
             continue
@@ -251,12 +301,16 @@ def results_document(
     finished_at: datetime,
     in_scope: frozenset[str] | None = None,
     waivers: Iterable[Waiver] = (),
+    out_of_scope: Mapping[str, str] | None = None,
+    measurements: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The `report.json` document for one run (`in_scope` set: a partial run).
+    """The `report.json` document for one run (`in_scope` set: a partial run; `out_of_scope`:
+    requirements of opt-in suites a complete run left out, with the reason).
 
-    Waivers are judged on the run's finishing date (UTC).
+    Waivers are judged on the run's finishing date (UTC). `measurements` are the figures
+    suites measured (`{"load": {...}}`), kept as given under `measurements`.
     """
-    results = aggregate(catalog, records, in_scope)
+    results = aggregate(catalog, records, in_scope, out_of_scope)
     results, waiver_outcomes = apply_waivers(
         catalog, results, waivers, finished_at.astimezone(UTC).date()
     )
@@ -286,6 +340,9 @@ def results_document(
         "summary": summarize(results),
         "certified": certified,
         "verdict": verdict,
+        "measurements": (
+            {"version": MEASUREMENTS_VERSION, **measurements} if measurements else None
+        ),
     }
 
 

@@ -20,7 +20,13 @@ from zwfw.harness.evidence import EVIDENCE_DIR, latencies
 from zwfw.harness.htmlreport import write_html
 from zwfw.harness.junit import write_junit
 from zwfw.harness.profile import TargetProfile, load_profile
-from zwfw.harness.pytest_plugin import SUITE_NAMES, HarnessRun, harness_run
+from zwfw.harness.pytest_plugin import (
+    OPT_IN_SUITES,
+    SUITE_ALIASES,
+    SUITE_NAMES,
+    HarnessRun,
+    harness_run,
+)
 from zwfw.harness.requirements import Catalog, conformance_dir, load_catalog
 from zwfw.harness.results import TestRecord
 from zwfw.harness.seal import HarnessSeal, load_seal
@@ -38,20 +44,27 @@ def suite_dir(name: str) -> Path:
 
 
 def resolve_suites(names: Sequence[str] = ()) -> list[Path]:
-    """Paths of the named suites (`conformance`, `security`, `loadtests`, or `suite/sub/dir`).
+    """Paths of the named suites (`conformance`, `security`, `loadtests` alias `load`, or
+    `suite/sub/dir`).
 
-    With no names, every suite that exists.
+    With no names, every suite that exists but the opt-in ones (the load suite).
     """
     if not names:
-        found = [suite_dir(name) for name in SUITE_NAMES if suite_dir(name).is_dir()]
+        found = [
+            suite_dir(name)
+            for name in SUITE_NAMES
+            if name not in OPT_IN_SUITES and suite_dir(name).is_dir()
+        ]
         if not found:
             raise SuiteError(f"no suite found under {suites_root()}")
         return found
     paths: list[Path] = []
     for name in names:
         head, _, rest = name.strip("/").partition("/")
+        head = SUITE_ALIASES.get(head, head)
         if head not in SUITE_NAMES:
-            raise SuiteError(f"unknown suite {name!r}; suites are {', '.join(SUITE_NAMES)}")
+            known = ", ".join([*SUITE_NAMES, *(f"{a} (= {n})" for a, n in SUITE_ALIASES.items())])
+            raise SuiteError(f"unknown suite {name!r}; suites are {known}")
         base = suite_dir(head)
         path = (base / rest).resolve() if rest else base
         if not path.is_relative_to(base):
@@ -60,6 +73,22 @@ def resolve_suites(names: Sequence[str] = ()) -> list[Path]:
             raise SuiteError(f"suite {name!r}: {path} does not exist")
         paths.append(path)
     return paths
+
+
+def _every_suite() -> list[Path]:
+    return [*resolve_suites(), *(suite_dir(n) for n in OPT_IN_SUITES if suite_dir(n).is_dir())]
+
+
+def run_scope(paths: Sequence[Path]) -> tuple[bool, list[str]]:
+    """Whether a run over `paths` is partial, and the opt-in suites a complete one leaves out.
+
+    Complete: every default suite, whole, and nothing but whole suites.
+    """
+    selected = set(paths)
+    whole = {suite_dir(name) for name in SUITE_NAMES}
+    partial = not set(resolve_suites()) <= selected or not selected <= whole
+    without = [] if partial else [n for n in OPT_IN_SUITES if suite_dir(n) not in selected]
+    return partial, without
 
 
 class _Driver:
@@ -212,7 +241,7 @@ def prepare_out_dir(out_dir: Path) -> None:
             strangers += [
                 f"{EVIDENCE_DIR}/{item.name}"
                 for item in entry.iterdir()
-                if not (item.is_file() and item.suffix == ".json")
+                if not (item.is_file() and item.suffix == ".json") and not _load_evidence(item)
             ]
         elif entry.name not in REPORT_FILES or not entry.is_file() or entry.is_symlink():
             strangers.append(entry.name)
@@ -225,6 +254,18 @@ def prepare_out_dir(out_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
     if (out_dir / EVIDENCE_DIR).is_dir():
         shutil.rmtree(out_dir / EVIDENCE_DIR)
+
+
+def _load_evidence(entry: Path) -> bool:
+    """The load suite's evidence directory (Locust's CSV and HTML, the request records)."""
+    from zwfw.harness.loadrun import LOAD_EVIDENCE
+
+    return (
+        entry.name == LOAD_EVIDENCE
+        and entry.is_dir()
+        and not entry.is_symlink()
+        and all(item.is_file() and not item.is_symlink() for item in entry.iterdir())
+    )
 
 
 def _latencies(document: dict[str, Any], evidence_dir: Path) -> dict[str, list[float]]:
@@ -245,6 +286,7 @@ def certify(
     progress: Callable[[TestRecord], None] | None = None,
     collected: Callable[[int], None] | None = None,
     sign: bool = True,
+    workload: Path | None = None,
 ) -> Certification:
     """Run the suites against `target` and write the sealed report into `out_dir`.
 
@@ -258,6 +300,11 @@ def certify(
     if waivers is not None:
         load_waivers(waivers)
     paths = resolve_suites(suites)
+    partial, without = run_scope(paths)
+    if workload is not None:
+        from zwfw.harness.workload import load_workload
+
+        load_workload(workload)
     seal = load_seal() if sign else None
     check_reachable(profile)
     prepare_out_dir(out_dir)
@@ -274,7 +321,9 @@ def certify(
         "--zwfw-evidence",
         str(evidence_dir),
         *(["--zwfw-waivers", str(waivers)] if waivers is not None else []),
-        *(["--zwfw-partial"] if set(paths) != set(resolve_suites()) else []),
+        *(["--zwfw-partial"] if partial else []),
+        *(arg for suite in without for arg in ("--zwfw-without", suite)),
+        *(["--zwfw-workload", str(workload)] if workload is not None else []),
         *map(str, paths),
     ]
     exit_code = _run_pytest(args, driver, root)
@@ -291,17 +340,35 @@ def certify(
     return Certification(profile=profile, document=document, out_dir=out_dir, seal=seal)
 
 
-def collect_checks(suites: Sequence[str] = ()) -> tuple[Catalog, dict[str, tuple[str, ...]]]:
-    """The catalog and every conformance test of the suites, with the requirements it names."""
+@dataclass(frozen=True)
+class Collected:
+    """The catalog and the conformance tests of some suites, as collection found them."""
+
+    catalog: Catalog
+    # nodeid -> requirement IDs it names
+    checks: dict[str, tuple[str, ...]]
+    # nodeid -> failure modes it declares it catches ("ID:mode")
+    catches: dict[str, tuple[str, ...]]
+
+
+def collect(suites: Sequence[str] = ()) -> Collected:
+    """Collect the suites (no test runs; no names: every suite present, the opt-in ones
+    included); bad markers raise `SuiteError`."""
     catalog = load_catalog()
-    paths = resolve_suites(suites)
+    paths = resolve_suites(suites) if suites else _every_suite()
     root = suites_root()
     driver = _Driver(None)
     exit_code = _run_pytest([*_pytest_args(root), "--collect-only", *map(str, paths)], driver, root)
     if exit_code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        return catalog, {}
+        return Collected(catalog, {}, {})
     run = _stop_on_problems(driver, exit_code)
-    return catalog, dict(run.checks)
+    return Collected(catalog, dict(run.checks), dict(run.catches))
+
+
+def collect_checks(suites: Sequence[str] = ()) -> tuple[Catalog, dict[str, tuple[str, ...]]]:
+    """The catalog and every conformance test of the suites, with the requirements it names."""
+    collected = collect(suites)
+    return collected.catalog, collected.checks
 
 
 def coverage(catalog: Catalog, checks: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
@@ -312,4 +379,22 @@ def coverage(catalog: Catalog, checks: dict[str, tuple[str, ...]]) -> dict[str, 
         for requirement_id in ids:
             if function not in tests[requirement_id]:
                 tests[requirement_id].append(function)
+    return tests
+
+
+def failure_mode_coverage(
+    catalog: Catalog, catches: dict[str, tuple[str, ...]]
+) -> dict[str, dict[str, list[str]]]:
+    """Requirement ID -> failure mode -> the test functions (parameters folded) catching it."""
+    tests: dict[str, dict[str, list[str]]] = {
+        requirement.id: {mode.id: [] for mode in requirement.failure_modes}
+        for requirement in catalog.requirements
+    }
+    for nodeid, declared in catches.items():
+        function = nodeid.split("[", 1)[0]
+        for entry in declared:
+            requirement_id, _, mode = entry.rpartition(":")
+            catching = tests[requirement_id][mode]
+            if function not in catching:
+                catching.append(function)
     return tests

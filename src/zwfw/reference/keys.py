@@ -24,7 +24,7 @@ from joserfc.jwk import ECKey
 from zwfw.crypto.keystore import KeyEncryptionKey
 from zwfw.crypto.sm2 import SM2PrivateKey
 from zwfw.crypto.x509 import CertificateAuthority, CertProfile, SM2Certificate
-from zwfw.services.kit.channel import certificate_key_id
+from zwfw.formats.channel import certificate_key_id
 
 
 def write_private(path: Path, data: bytes | str) -> Path:

@@ -33,19 +33,17 @@ from typing import Any
 
 import httpx
 import yaml
-from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from zwfw.codes.personal import build_resident_id
 from zwfw.reference import keys
 from zwfw.reference.signin import sign_in
+from zwfw.services.kit.tokens import ClientCredentials, TokenRequestError
 
 log = logging.getLogger("zwfw.reference")
 
 NATIONAL_REGION = "100000"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 HUB_CLIENT = "national-hub"
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 NATIONAL_OPS = "national-ops"
 # What a province's client at the national IdP may ask for.
 PROVINCE_SCOPES = ("hub:report", "hub:exchange")
@@ -304,24 +302,13 @@ class NationalSide:
     # Tokens ------------------------------------------------------------------------------
 
     def client_token(self, client: Client, token_url: str, scope: str) -> str:
-        """A client-credentials token of ``client`` (private_key_jwt)."""
-        response = httpx.post(
-            token_url,
-            data={
-                "grant_type": "client_credentials",
-                "scope": scope,
-                "client_id": client.client_id,
-                "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": client_assertion(client, token_url),
-            },
-            timeout=20.0,
-        )
-        if response.status_code != 200:
-            raise PlatformError(
-                f"token for {client.client_id} at {token_url}: {response.status_code} "
-                f"{response.text[:200]}"
-            )
-        return str(response.json()["access_token"])
+        """A fresh client-credentials token of ``client`` (private_key_jwt); never cached, so
+        test credentials are handed out with their full lifetime."""
+        tokens = ClientCredentials(token_url, client.client_id, client.key, scope, timeout=20.0)
+        try:
+            return tokens()
+        except TokenRequestError as exc:
+            raise PlatformError(f"token for {client.client_id}: {exc}") from None
 
     def national_token(self, client: str, scope: str) -> str:
         return self.client_token(
@@ -493,13 +480,6 @@ class NationalSide:
                 timeout=20.0,
             )
             _expect(response, 201, f"registering {registration.region_code} at the hub")
-
-
-def client_assertion(client: Client, audience: str) -> str:
-    now = int(time.time())
-    claims = {"iss": client.client_id, "sub": client.client_id, "aud": audience,
-              "iat": now, "exp": now + 60, "jti": os.urandom(12).hex()}  # fmt: skip
-    return jwt.encode({"alg": "ES256", "kid": client.key.kid}, claims, client.key)
 
 
 def _seed_identity(process: ServiceProcess, setup: Callable[[Any, Any], None]) -> None:

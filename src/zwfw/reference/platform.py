@@ -44,13 +44,11 @@ from zwfw.codes import build_case_number, build_credit_code, build_implementatio
 from zwfw.codes.personal import build_resident_id
 from zwfw.reference import keys
 from zwfw.reference.national import (
-    ASSERTION_TYPE,
     HUB_CLIENT,
     NATIONAL_OPS,
     NATIONAL_REGION,
     PROVINCE_SERVICES,
     SUPERVISE_SCOPE,
-    TOKEN_EXCHANGE,
     Client,
     NationalSide,
     Person,
@@ -59,11 +57,11 @@ from zwfw.reference.national import (
     ServiceProcess,
     _expect,
     _seed_identity,
-    client_assertion,
     free_port,
     log,
 )
 from zwfw.reference.signin import sign_in
+from zwfw.services.kit.tokens import TOKEN_EXCHANGE
 
 # The licence type every province issues (营业执照, defined by the national market regulator).
 DEFINING_AUTHORITY = "11100000000013338W"
@@ -77,7 +75,6 @@ TEST_ISSUER_NAME = "互联互通认证测试颁证机构"
 TEST_ISSUER_LICENCE = "certification"
 
 __all__ = [
-    "ASSERTION_TYPE",
     "DEFAULT_PROVINCES",
     "HUB_CLIENT",
     "NATIONAL_REGION",
@@ -89,7 +86,6 @@ __all__ = [
     "ProvinceSpec",
     "ReferencePlatform",
     "ServiceProcess",
-    "client_assertion",
     "demo_guide",
     "free_port",
     "iter_processes",

@@ -71,6 +71,7 @@ from pydantic import (
 )
 
 from zwfw.crypto.x509 import CertificateError, SM2Certificate, load_pem_bundle, verify_chain
+from zwfw.formats.channel import certificate_key_id
 from zwfw.reference import keys
 from zwfw.reference.national import (
     HUB_CLIENT,
@@ -81,7 +82,6 @@ from zwfw.reference.national import (
     PlatformError,
     ProvinceRegistration,
 )
-from zwfw.services.kit.channel import certificate_key_id
 
 EXIT_CONFIG_ERROR = 2
 DEFAULT_STATE_DIR = Path("var/sandbox")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zwfw.codes import CodeError, build_licence_id, parse_credit_code
-from zwfw.codes.personal import mask_resident_id
+from zwfw.codes.masking import mask_resident_id
 from zwfw.crypto.hashing import sm3
 from zwfw.services.elicense.document import (
     COPY_FORMAT,

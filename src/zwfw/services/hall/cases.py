@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from zwfw.codes import CodeError, build_case_number, parse_credit_code, parse_licence_id
-from zwfw.codes.personal import mask_phone, mask_resident_id, parse_resident_id
+from zwfw.codes.masking import mask_phone, mask_resident_id
+from zwfw.codes.personal import parse_resident_id
 from zwfw.crypto.keystore import KeyEncryptionKeyError
 from zwfw.services.hall import reports
 from zwfw.services.hall.catalog import current_version

@@ -50,10 +50,10 @@ from urllib.parse import quote
 import httpx
 
 from zwfw.codes import CodeError, parse_credit_code, parse_licence_id
+from zwfw.codes.masking import mask_personal_data
 from zwfw.crypto.x509 import CertificateError, SM2Certificate, load_pem_bundle
+from zwfw.formats.channel import ChannelSigner
 from zwfw.services.elicense.document import verify_document
-from zwfw.services.kit.channel import ChannelSigner
-from zwfw.services.kit.logs import mask
 from zwfw.services.kit.tokens import ClientCredentials, TokenRequestError, load_client_key
 
 log = logging.getLogger("zwfw.hall.elicense")
@@ -314,7 +314,9 @@ class ElicenseClient:
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
         except httpx.HTTPError as exc:
-            log.error("e-licence library unreachable", extra={"error": mask(str(exc))})
+            log.error(
+                "e-licence library unreachable", extra={"error": mask_personal_data(str(exc))}
+            )
             raise LibraryUnavailable(f"the e-licence library is unreachable ({exc})") from exc
         return self._answer(response, identifier, "the e-licence library")
 
@@ -349,7 +351,7 @@ class ElicenseClient:
         try:
             response = self.hub.post(body)
         except httpx.HTTPError as exc:
-            log.error("hub unreachable", extra={"error": mask(str(exc))})
+            log.error("hub unreachable", extra={"error": mask_personal_data(str(exc))})
             raise LibraryUnavailable(f"the national hub is unreachable ({exc})") from exc
         if response.status_code == 502:
             raise LibraryUnavailable(f"the e-licence library of {province} is unavailable")
@@ -423,7 +425,9 @@ class ElicenseClient:
                 headers={"Accept": "application/json"},
             )
         except httpx.HTTPError as exc:
-            log.error("e-licence registry unreachable", extra={"error": mask(str(exc))})
+            log.error(
+                "e-licence registry unreachable", extra={"error": mask_personal_data(str(exc))}
+            )
             raise LibraryUnavailable(f"{where} is unreachable ({exc})") from exc
         if response.status_code != 200:
             raise LibraryUnavailable(f"{where} answered {response.status_code} to POST /verify")

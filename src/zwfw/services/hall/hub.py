@@ -13,10 +13,11 @@ from joserfc.jwk import ECKey
 from zwfw.crypto.keystore import KeyEncryptionKeyError
 from zwfw.crypto.sm2 import load_private_key
 from zwfw.crypto.x509 import SM2Certificate
+from zwfw.formats.channel import ChannelSigner
 from zwfw.services.hall.models import field_protector
 from zwfw.services.hall.settings import HallSettings
 from zwfw.services.kit import outbox
-from zwfw.services.kit.channel import ChannelSigner
+from zwfw.services.kit.tokens import AsyncClientCredentials
 
 
 class HubConfigError(ValueError):
@@ -59,8 +60,8 @@ def build_dispatcher(app: FastAPI, settings: HallSettings) -> outbox.Dispatcher 
         base_url=hub.base_url,
         signer=signer,
         recipient="hub",
-        token=outbox.ClientCredentialsToken(
-            hub.token_url, hub.client_id, client_key, hub.scope, client=client
+        token=AsyncClientCredentials(
+            hub.token_url, hub.client_id, client_key, hub.scope, http=client
         ),
         client=client,
     )

@@ -90,7 +90,7 @@ class HubSettings(BaseModel):
     scope: str = "hub:report"
     # Scope of the token for cross-province licence exchange (None: the hall does not use it).
     exchange_scope: str | None = "hub:exchange"
-    # SM2 signing key and certificate of the channel (zwfw.services.kit.channel).
+    # SM2 signing key and certificate of the channel (zwfw.formats.channel).
     signing_key_file: Path | None = None
     signing_cert_file: Path | None = None
     # Mutual TLS towards the hub.

@@ -4,7 +4,7 @@
   fingerprint and subject, OAuth client at the national IdP, SM2 channel signing certificate
   from the national CA, status (a suspended province's reports are refused);
 - report intake (``/reports/catalog``, ``/reports/cases``, ``/reports/evaluations``): signed
-  channel messages (``zwfw.services.kit.channel``), each stored once per idempotency key;
+  channel messages (``zwfw.formats.channel``), each stored once per idempotency key;
 - e-supervision (``/supervision/*``, gauges on ``/metrics``): overdue cases and bad
   evaluations past their rectification deadline;
 - cross-province licence exchange (``/exchange/licences``): routed with the citizen's own
@@ -21,10 +21,10 @@ from sqlalchemy import Engine
 
 from zwfw.crypto.sm2 import load_private_key
 from zwfw.crypto.x509 import SM2Certificate
+from zwfw.formats.channel import ChannelSigner
 from zwfw.services.hub import exchange, provinces, reports, supervision
 from zwfw.services.hub.settings import HubSettings
 from zwfw.services.kit import ServiceDefinition, TokenValidator, create_app, kit_state
-from zwfw.services.kit.channel import ChannelSigner
 
 VERSION = "1.0"
 MIGRATIONS = Path(__file__).parent / "migrations"

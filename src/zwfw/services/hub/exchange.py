@@ -34,8 +34,6 @@ import binascii
 import hashlib
 import json
 import logging
-import secrets
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,13 +43,14 @@ from urllib.parse import quote
 import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from joserfc import jwt
 from joserfc.jwk import ECKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from zwfw.codes import CodeError, parse_licence_id
+from zwfw.codes.masking import mask_personal_data
+from zwfw.formats.channel import ChannelSigner
 from zwfw.services.hub.inbound import RawBody, parse_body, verify_message
 from zwfw.services.hub.models import LicenceUse, Province, as_utc, utcnow
 from zwfw.services.hub.settings import HubSettings
@@ -64,8 +63,13 @@ from zwfw.services.kit import (
     kit_state,
     require_scopes,
 )
-from zwfw.services.kit.channel import ChannelSigner
-from zwfw.services.kit.logs import mask
+from zwfw.services.kit.tokens import (
+    ACCESS_TOKEN_TYPE,
+    TOKEN_EXCHANGE,
+    AsyncClientCredentials,
+    TokenRequestError,
+    load_client_key,
+)
 
 log = logging.getLogger("zwfw.hub.exchange")
 
@@ -106,9 +110,6 @@ class ExchangeRequest(BaseModel):
         return value
 
 
-CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 SHARE_SCOPE = "elicense:share"
 CONSENT_SCOPE = "elicense:consent"
 
@@ -123,7 +124,7 @@ class ProvinceUnavailable(Exception):
 
 class ProvinceTokens:
     """The hub's OAuth client at provinces' IdPs: its own ``elicense:share`` token
-    (client credentials, cached) and, per request, the citizen's consent token (RFC 8693
+    (client credentials, cached per IdP) and, per request, the citizen's consent token (RFC 8693
     exchange of the national token). Token endpoints come from each IdP's OIDC discovery."""
 
     def __init__(
@@ -134,19 +135,13 @@ class ProvinceTokens:
         self.key = key
         self.timeout = timeout
         self._endpoints: dict[str, str] = {}
-        self._tokens: dict[str, tuple[str, float]] = {}
+        self._clients: dict[str, AsyncClientCredentials] = {}
 
     @classmethod
     def from_key_file(
         cls, http: httpx.AsyncClient, client_id: str, key_file: Path, *, timeout: float = 10.0
     ) -> ProvinceTokens:
-        text = key_file.read_text(encoding="utf-8")
-        key = (
-            ECKey.import_key(json.loads(text))
-            if text.lstrip().startswith("{")
-            else ECKey.import_key(text)
-        )
-        return cls(http, client_id, key, timeout=timeout)
+        return cls(http, client_id, load_client_key(key_file), timeout=timeout)
 
     async def token_endpoint(self, identity: str) -> str:
         issuer = identity.rstrip("/")
@@ -163,69 +158,47 @@ class ProvinceTokens:
                 raise ProvinceUnavailable(f"{issuer} discovery failed: {exc}") from exc
         return self._endpoints[issuer]
 
-    def _assertion(self, token_url: str) -> str:
-        now = int(time.time())
-        claims = {
-            "iss": self.client_id,
-            "sub": self.client_id,
-            "aud": token_url,
-            "jti": secrets.token_urlsafe(16),
-            "iat": now,
-            "exp": now + 60,
-        }
-        header = {"alg": "ES256"}
-        if self.key.kid:
-            header["kid"] = self.key.kid
-        return jwt.encode(header, claims, self.key)
-
-    async def _post(self, token_url: str, form: dict[str, str]) -> httpx.Response:
-        form |= {
-            "client_id": self.client_id,
-            "client_assertion_type": CLIENT_ASSERTION_TYPE,
-            "client_assertion": self._assertion(token_url),
-        }
-        return await self.http.post(token_url, data=form, timeout=self.timeout)
+    async def _client(self, identity: str) -> AsyncClientCredentials:
+        """The hub's client at ``identity``'s token endpoint (one per endpoint: its cache)."""
+        token_url = await self.token_endpoint(identity)
+        if token_url not in self._clients:
+            self._clients[token_url] = AsyncClientCredentials(
+                token_url, self.client_id, self.key, SHARE_SCOPE, http=self.http,
+                timeout=self.timeout,
+            )  # fmt: skip
+        return self._clients[token_url]
 
     async def share_token(self, identity: str) -> str:
         """The hub's own token at the province (``elicense:share``)."""
-        token_url = await self.token_endpoint(identity)
-        cached = self._tokens.get(token_url)
-        if cached is not None and time.monotonic() < cached[1]:
-            return cached[0]
-        response = await self._post(
-            token_url, {"grant_type": "client_credentials", "scope": SHARE_SCOPE}
-        )
-        if response.status_code != 200:
+        client = await self._client(identity)
+        try:
+            return await client()
+        except TokenRequestError as exc:
             raise ProvinceUnavailable(
-                f"{identity} refused the hub's client ({response.status_code})"
-            )
-        body = response.json()
-        ttl = float(body.get("expires_in", 300))
-        self._tokens[token_url] = (str(body["access_token"]), time.monotonic() + ttl / 2)
-        return str(body["access_token"])
+                f"{identity} refused the hub's client ({exc.status or exc})"
+            ) from None
 
     async def consent_token(self, identity: str, subject_token: str, audience: str) -> str:
         """The citizen's token at the province, exchanged from their national token."""
-        token_url = await self.token_endpoint(identity)
-        response = await self._post(
-            token_url,
-            {
-                "grant_type": TOKEN_EXCHANGE,
-                "subject_token": subject_token,
-                "subject_token_type": ACCESS_TOKEN_TYPE,
-                "audience": audience,
-                "scope": CONSENT_SCOPE,
-            },
-        )
-        if response.status_code in (400, 401, 403):
-            try:
-                reason = response.json().get("error_description") or response.json()["error"]
-            except (ValueError, KeyError, AttributeError):
-                reason = f"status {response.status_code}"
-            raise ConsentRefused(str(reason))
-        if response.status_code != 200:
-            raise ProvinceUnavailable(f"{identity} token exchange failed ({response.status_code})")
-        return str(response.json()["access_token"])
+        client = await self._client(identity)
+        form = {
+            "grant_type": TOKEN_EXCHANGE,
+            "subject_token": subject_token,
+            "subject_token_type": ACCESS_TOKEN_TYPE,
+            "audience": audience,
+            "scope": CONSENT_SCOPE,
+        }
+        try:
+            answer = await client.request(form)
+        except TokenRequestError as exc:
+            if exc.status in (400, 401, 403):
+                raise ConsentRefused(
+                    exc.description or exc.error or f"status {exc.status}"
+                ) from None
+            raise ProvinceUnavailable(
+                f"{identity} token exchange failed ({exc.status or exc})"
+            ) from None
+        return str(answer["access_token"])
 
 
 class ElicenseShareClient:
@@ -418,7 +391,7 @@ async def exchange_licence(
     except (httpx.HTTPError, ProvinceUnavailable) as exc:
         log.warning(
             "issuing province unreachable",
-            extra={"issuer_region": issuer.region_code, "error": mask(str(exc))},
+            extra={"issuer_region": issuer.region_code, "error": mask_personal_data(str(exc))},
         )
         await record("unavailable", None, None)
         raise Problem(

@@ -9,19 +9,17 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from zwfw.crypto.x509 import SM2Certificate
-from zwfw.services.hub.models import Province
-from zwfw.services.hub.settings import HubSettings
-from zwfw.services.kit import Principal, Problem, kit_state
-from zwfw.services.kit.channel import (
+from zwfw.formats.channel import (
     MAX_BODY_BYTES,
-    ChannelError,
     ChannelVerifier,
     RegisteredSender,
     VerifiedMessage,
-    client_certificate_fingerprint,
     read_sender,
-    remember_nonce,
 )
+from zwfw.services.hub.models import Province
+from zwfw.services.hub.settings import HubSettings
+from zwfw.services.kit import Principal, Problem, kit_state
+from zwfw.services.kit.channel import client_certificate_fingerprint, remember_nonce
 
 
 async def raw_body(request: Request) -> bytes:
@@ -101,4 +99,4 @@ def parse_body(model: type[M], body: bytes) -> M:
         ) from None
 
 
-__all__ = ["ChannelError", "RawBody", "parse_body", "raw_body", "verify_message"]
+__all__ = ["RawBody", "parse_body", "raw_body", "verify_message"]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from zwfw.codes import CodeError, parse_division
 from zwfw.crypto.x509 import CertificateError, SM2Certificate, load_pem_bundle, verify_chain
+from zwfw.formats.channel import certificate_key_id
 from zwfw.services.hub.models import Province, utcnow
 from zwfw.services.hub.settings import HubSettings
 from zwfw.services.kit import (
@@ -24,7 +25,6 @@ from zwfw.services.kit import (
     not_found,
     require_scopes,
 )
-from zwfw.services.kit.channel import certificate_key_id
 
 SCOPE_PROVINCES_READ = "hub:provinces:read"
 SCOPE_PROVINCES_WRITE = "hub:provinces:write"

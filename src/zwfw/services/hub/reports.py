@@ -25,6 +25,8 @@ from zwfw.codes import (
     parse_handling_item_code,
     parse_implementation_code,
 )
+from zwfw.codes.masking import mask_personal_data
+from zwfw.formats.channel import VerifiedMessage
 from zwfw.services.hub.inbound import RawBody, parse_body, verify_message
 from zwfw.services.hub.models import (
     Case,
@@ -36,8 +38,6 @@ from zwfw.services.hub.models import (
     utcnow,
 )
 from zwfw.services.kit import DbSession, Principal, Problem, audit, conflict, require_scopes
-from zwfw.services.kit.channel import VerifiedMessage
-from zwfw.services.kit.logs import mask
 
 SCOPE_REPORT = "hub:report"
 
@@ -448,12 +448,14 @@ def report_evaluation(
         evaluation.level = payload.level
         evaluation.rated_at = payload.time
         # Free text may name people; only its masked form is kept.
-        evaluation.text = mask(payload.text) if payload.text else None
+        evaluation.text = mask_personal_data(payload.text) if payload.text else None
         evaluation.followed_up = payload.follow_up is not None
         evaluation.rectification_state = rect.state if rect else None
         evaluation.rectification_deadline = rect.deadline if rect else None
         evaluation.rectification_closed_at = rect.closed_at if rect else None
-        evaluation.rectification_response = mask(rect.response) if rect and rect.response else None
+        evaluation.rectification_response = (
+            mask_personal_data(rect.response) if rect and rect.response else None
+        )
         evaluation.version = payload.version
         evaluation.updated_at = utcnow()
         db.add(evaluation)

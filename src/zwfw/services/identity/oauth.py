@@ -36,7 +36,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from zwfw.codes.personal import mask_phone
+from zwfw.codes.masking import mask_phone
 from zwfw.crypto.fields import FieldProtector
 from zwfw.services.identity.federation import (
     SUBJECT_TOKEN_TYPES,

@@ -21,9 +21,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from zwfw.codes.masking import mask_personal_data
+from zwfw.formats.channel import ChannelError
+from zwfw.services.kit import channel
 from zwfw.services.kit.auth import TokenValidator, enforce_authentication, public
 from zwfw.services.kit.db import make_engine, session_factory
-from zwfw.services.kit.logs import mask, reset_request_id, set_request_id
+from zwfw.services.kit.logs import reset_request_id, set_request_id
 from zwfw.services.kit.metrics import UNMATCHED_ROUTE, Metrics
 from zwfw.services.kit.migrations import Location, _status, code_heads, resolve_location
 from zwfw.services.kit.problems import Problem, install_problem_handlers
@@ -91,7 +94,7 @@ def _request_id(scope: Scope) -> str:
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
             # An id that looks like personal data is replaced rather than spread around.
-            if _SANE_REQUEST_ID.match(candidate) and mask(candidate) == candidate:
+            if _SANE_REQUEST_ID.match(candidate) and mask_personal_data(candidate) == candidate:
                 return candidate
             break
     return uuid.uuid4().hex
@@ -276,6 +279,7 @@ def create_app(
     )
     app.state.kit = state
     install_problem_handlers(app)
+    app.add_exception_handler(ChannelError, channel.on_refusal)
     app.add_middleware(KitMiddleware, state=state)
     app.include_router(_kit_router(state))
     for router in routers:

@@ -8,6 +8,7 @@ reordering any record breaks the chain from that point on, which ``verify`` repo
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,10 +30,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from zwfw.services.kit.db import naming_metadata
-from zwfw.services.kit.logs import current_request_id, mask, mask_value
+from zwfw.codes.masking import mask_personal_data, mask_value
+from zwfw.services.kit.db import after_request_sessions, naming_metadata
+from zwfw.services.kit.logs import current_request_id
 
 GENESIS_HASH = "0" * 64
+
+log = logging.getLogger("zwfw.audit")
 
 metadata = naming_metadata()
 
@@ -137,9 +141,9 @@ def _append(
         "seq": head.seq + 1,
         # Microseconds are kept: both SQLite and PostgreSQL store them exactly.
         "at": datetime.now(UTC),
-        "actor": mask(actor)[:200],
+        "actor": mask_personal_data(actor)[:200],
         "action": action[:100],
-        "resource": mask(resource)[:500],
+        "resource": mask_personal_data(resource)[:500],
         "result": result[:50],
         "request_id": request_id,
         "source_ip": source_ip,
@@ -216,26 +220,29 @@ def record(
         "request_id": request_id,
         "source_ip": source_ip,
     }
-    if getattr(request.state, "kit_sessions_open", 0) > 0:
-        pending = getattr(request.state, _PENDING, None)
-        if pending is None:
-            pending = []
-            setattr(request.state, _PENDING, pending)
+    pending: list[dict[str, Any]] | None = getattr(request.state, _PENDING, None)
+    if pending is not None:
         pending.append(entry)
+        return None
+    if after_request_sessions(request, lambda: _write_pending(request)):
+        setattr(request.state, _PENDING, [entry])
         return None
     with request.app.state.kit.sessions.begin() as session:
         return _append(session, **entry)
 
 
-def write_pending(request: Request) -> None:
+def _write_pending(request: Request) -> None:
     """Write the records ``record(request, ...)`` deferred while a request session was open."""
-    pending = getattr(request.state, _PENDING, None)
+    pending = getattr(request.state, _PENDING, None) or []
+    setattr(request.state, _PENDING, None)
     if not pending:
         return
-    setattr(request.state, _PENDING, [])
-    with request.app.state.kit.sessions.begin() as session:
-        for entry in pending:
-            _append(session, **entry)
+    try:
+        with request.app.state.kit.sessions.begin() as session:
+            for entry in pending:
+                _append(session, **entry)
+    except Exception:
+        log.exception("cannot write deferred audit records")
 
 
 @dataclass(frozen=True)

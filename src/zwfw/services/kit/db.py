@@ -4,7 +4,7 @@ production."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -94,26 +94,49 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+_SESSIONS_OPEN = "kit_sessions_open"
+_AFTER_SESSIONS = "kit_after_sessions"
+
+log = logging.getLogger("zwfw.db")
+
+
+def after_request_sessions(request: Request, action: Callable[[], None]) -> bool:
+    """Run ``action`` once the ``DbSession`` this request holds has ended (committed or rolled
+    back) and return True; return False, doing nothing, when the request holds none (the
+    caller then acts at once). Work that needs the database on its own (an audit record of a
+    refusal) waits for this: the request's transaction may hold the write lock (SQLite) or a
+    row it needs (PostgreSQL)."""
+    if getattr(request.state, _SESSIONS_OPEN, 0) == 0:
+        return False
+    actions: list[Callable[[], None]] | None = getattr(request.state, _AFTER_SESSIONS, None)
+    if actions is None:
+        actions = []
+        setattr(request.state, _AFTER_SESSIONS, actions)
+    actions.append(action)
+    return True
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """FastAPI dependency: one session per request, committed when the endpoint returns
     normally and rolled back when it raises (``Problem`` included)."""
     factory: sessionmaker[Session] = request.app.state.kit.sessions
     state = request.state
-    state.kit_sessions_open = getattr(state, "kit_sessions_open", 0) + 1
+    setattr(state, _SESSIONS_OPEN, getattr(state, _SESSIONS_OPEN, 0) + 1)
     try:
         with factory.begin() as session:
             yield session
     finally:
-        state.kit_sessions_open -= 1
-        if state.kit_sessions_open == 0:
-            # Audit records of refusals and failures wait for the request's transaction to
-            # end: that transaction may hold the write lock (SQLite) or the chain head (PG).
-            from zwfw.services.kit.audit import write_pending
-
-            try:
-                write_pending(request)
-            except Exception:
-                logging.getLogger("zwfw.audit").exception("cannot write deferred audit records")
+        setattr(state, _SESSIONS_OPEN, getattr(state, _SESSIONS_OPEN) - 1)
+        if getattr(state, _SESSIONS_OPEN) == 0:
+            actions = getattr(state, _AFTER_SESSIONS, None) or []
+            setattr(state, _AFTER_SESSIONS, None)
+            for action in actions:
+                try:
+                    action()
+                except Exception:
+                    # The response is already decided; one failing action must not stop the
+                    # others.
+                    log.exception("an action deferred to the end of the request's session failed")
 
 
 # scope="function": commit before the response is sent, so a failed commit becomes a 500

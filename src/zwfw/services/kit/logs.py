@@ -1,4 +1,5 @@
-"""JSON structured logs with resident ID numbers and phone numbers masked."""
+"""JSON structured logs with resident ID numbers and phone numbers masked
+(``zwfw.codes.masking``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from zwfw.codes.personal import mask_personal_data
+from zwfw.codes.masking import mask_value
 
 _request_id: ContextVar[str | None] = ContextVar("zwfw_request_id", default=None)
 
@@ -32,27 +33,6 @@ def set_request_id(request_id: str | None) -> Any:
 
 def reset_request_id(token: Any) -> None:
     _request_id.reset(token)
-
-
-def mask(text: str) -> str:
-    """``text`` with resident ID numbers and phone numbers masked."""
-    return mask_personal_data(text)
-
-
-def mask_value(value: Any) -> Any:
-    """Mask every string inside ``value`` (dicts, lists, tuples); integers that mask differently
-    (a phone number sent as a number) become masked strings."""
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, dict):
-        return {mask(str(k)): mask_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [mask_value(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        text = str(value)
-        masked = mask(text)
-        return value if masked == text else masked
-    return value
 
 
 class JsonFormatter(logging.Formatter):

@@ -16,14 +16,18 @@ Use it from a service::
         outbox.enqueue(db, kind="case", path="/reports/cases", payload=case.report())
         # the session commits both, or neither
 
+    # mutual TLS to the hub, and the national CA bundle
+    client = httpx.AsyncClient(cert=("tls.crt", "tls.key"), verify="national-ca.pem")
     dispatcher = outbox.Dispatcher(
         sessions,                                  # app.state.kit.sessions
         outbox.ChannelTransport(
             base_url="https://hub.example.gov.cn",
             signer=ChannelSigner("340000", key, certificate),
             recipient="hub",
-            token=outbox.ClientCredentialsToken(token_url, client_id, client_key, "hub:report"),
-            client=httpx.AsyncClient(cert=("tls.crt", "tls.key"), verify="national-ca.pem"),
+            # zwfw.services.kit.tokens: cached client-credentials tokens (private_key_jwt)
+            token=AsyncClientCredentials(token_url, client_id, client_key, "hub:report",
+                                         http=client),
+            client=client,
         ),
         registry=app.state.kit.metrics.registry,   # zwfw_outbox_* gauges on /metrics
     )
@@ -54,7 +58,6 @@ import contextlib
 import json
 import logging
 import random
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -63,8 +66,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
 
 import httpx
-from joserfc import jwt
-from joserfc.jwk import ECKey
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import (
     JSON,
@@ -82,9 +83,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from zwfw.codes.masking import mask_personal_data
 from zwfw.crypto.fields import FieldProtectionError, FieldProtector
-from zwfw.services.kit.channel import ChannelSigner
-from zwfw.services.kit.logs import mask
+from zwfw.formats.channel import ChannelSigner
+from zwfw.services.kit.tokens import TokenRequestError
 
 log = logging.getLogger("zwfw.outbox")
 
@@ -305,73 +307,6 @@ class Transport(Protocol):
     async def send(self, message: OutboxMessage) -> Delivery: ...
 
 
-class ClientCredentialsToken:
-    """OAuth 2.0 client-credentials access tokens from the national IdP, authenticated with
-    ``private_key_jwt`` (RFC 7523, ES256), cached until shortly before they expire."""
-
-    def __init__(
-        self,
-        token_url: str,
-        client_id: str,
-        client_key: ECKey,
-        scope: str,
-        *,
-        audience: str | None = None,
-        client: httpx.AsyncClient | None = None,
-        refresh_margin: float = 30.0,
-    ) -> None:
-        self.token_url = token_url
-        self.client_id = client_id
-        self.client_key = client_key
-        self.scope = scope
-        self.audience = audience
-        self._client = client
-        self._margin = refresh_margin
-        self._token: str | None = None
-        self._expires = 0.0
-        self._lock = asyncio.Lock()
-
-    def _assertion(self) -> str:
-        now = int(time.time())
-        claims = {
-            "iss": self.client_id,
-            "sub": self.client_id,
-            "aud": self.token_url,
-            "iat": now,
-            "exp": now + 60,
-            "jti": uuid.uuid4().hex,
-        }
-        return jwt.encode({"alg": "ES256", "kid": self.client_key.kid}, claims, self.client_key)
-
-    async def __call__(self) -> str:
-        async with self._lock:
-            if self._token is not None and time.monotonic() < self._expires - self._margin:
-                return self._token
-            form = {
-                "grant_type": "client_credentials",
-                "scope": self.scope,
-                "client_id": self.client_id,
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                "client_assertion": self._assertion(),
-            }
-            if self.audience:
-                form["audience"] = self.audience
-            client = self._client or httpx.AsyncClient()
-            try:
-                response = await client.post(self.token_url, data=form, timeout=10.0)
-            finally:
-                if self._client is None:
-                    await client.aclose()
-            response.raise_for_status()
-            data = response.json()
-            self._token = str(data["access_token"])
-            self._expires = time.monotonic() + float(data.get("expires_in", 300))
-            return self._token
-
-    def invalidate(self) -> None:
-        self._token = None
-
-
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -384,7 +319,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class ChannelTransport:
-    """Delivers messages over HTTP as signed channel messages (``zwfw.services.kit.channel``)
+    """Delivers messages over HTTP as signed channel messages (``zwfw.formats.channel``)
     with a bearer token from ``token``. Give ``client`` the mutual-TLS certificate and the
     national CA bundle; its base URL is ``base_url``."""
 
@@ -408,7 +343,7 @@ class ChannelTransport:
     async def send(self, message: OutboxMessage) -> Delivery:
         try:
             bearer = await self.token()
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
+        except TokenRequestError as exc:
             return Delivery(None, error=f"cannot obtain an access token: {exc}")
         headers = self.signer.headers(
             message.method,
@@ -576,13 +511,13 @@ class Dispatcher:
                 delay = max(delay, min(delivery.retry_after, self.max_delay))
             values.update(
                 next_attempt_at=now + timedelta(seconds=delay),
-                last_error=mask(delivery.error or "")[:1000],
+                last_error=mask_personal_data(delivery.error or "")[:1000],
             )
         else:
             outcome = "rejected"
             values.update(
                 state=REJECTED,
-                last_error=mask(delivery.error or "")[:1000],
+                last_error=mask_personal_data(delivery.error or "")[:1000],
                 receipt=delivery.receipt,
             )
         with self.sessions.begin() as session:
@@ -601,7 +536,7 @@ class Dispatcher:
                 "kind": message.kind,
                 "attempts": attempts,
                 "status": delivery.status,
-                "error": mask(delivery.error or "") or None,
+                "error": mask_personal_data(delivery.error or "") or None,
             },
         )
         if self._attempts is not None:

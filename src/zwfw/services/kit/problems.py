@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from zwfw.services.kit.logs import current_request_id, mask, mask_value
+from zwfw.codes.masking import mask_personal_data, mask_value
+from zwfw.services.kit.logs import current_request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -46,7 +47,7 @@ class Problem(Exception):
     def body(self, request_id: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
         if self.detail:
-            body["detail"] = mask(self.detail)
+            body["detail"] = mask_personal_data(self.detail)
         for key, value in self.extensions.items():
             body[key] = mask_value(value)
         if request_id:

@@ -8,12 +8,13 @@ authentication and no caching.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 from joserfc import jwt
@@ -30,16 +31,22 @@ ASSERTION_LIFETIME_SECONDS = 60
 class TokenRequestError(Exception):
     """The token endpoint could not be reached or refused the request.
 
-    ``status`` is the HTTP status (``None`` when no answer came), ``error`` the OAuth error
-    code when the endpoint gave one.
+    ``status`` is the HTTP status (``None`` when no answer came), ``error`` and
+    ``description`` the OAuth ``error`` and ``error_description`` when the endpoint gave them.
     """
 
     def __init__(
-        self, message: str, *, status: int | None = None, error: str | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        description: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
+        self.description = description
 
     @property
     def refused(self) -> bool:
@@ -87,11 +94,19 @@ def _answer(token_url: str, response: httpx.Response) -> dict[str, Any]:
             f"{token_url} refused the token request: {reason}",
             status=response.status_code,
             error=str(error) if error else None,
+            description=str(described) if described else None,
         )
     return body
 
 
-class _Base:
+def _unreachable(token_url: str, exc: httpx.HTTPError) -> TokenRequestError:
+    return TokenRequestError(f"cannot reach {token_url}: {exc}")
+
+
+_Http = TypeVar("_Http", httpx.Client, httpx.AsyncClient)
+
+
+class _Base(Generic[_Http]):
     def __init__(
         self,
         token_url: str,
@@ -99,6 +114,7 @@ class _Base:
         key: ECKey,
         scope: str,
         *,
+        http: _Http | None = None,
         audience: str | None = None,
         timeout: float = 10.0,
         refresh_margin: float = 30.0,
@@ -107,10 +123,15 @@ class _Base:
         self.client_id = client_id
         self.key = key
         self.scope = scope
+        self.http = http
         self.audience = audience
         self.timeout = timeout
         self.refresh_margin = refresh_margin
         self._token: tuple[str, float] | None = None
+        self._lock = self._new_lock()
+
+    def _new_lock(self) -> Any:
+        raise NotImplementedError
 
     def _form(self, form: dict[str, str]) -> dict[str, str]:
         return {
@@ -143,95 +164,46 @@ class _Base:
         self._token = None
 
 
-class ClientCredentials(_Base):
-    """Client-credentials tokens for blocking code; thread-safe. ``http`` is borrowed."""
+class ClientCredentials(_Base[httpx.Client]):
+    """Client-credentials tokens for blocking code; thread-safe. ``http`` is borrowed; without
+    one each request uses a short-lived connection."""
 
-    def __init__(
-        self,
-        token_url: str,
-        client_id: str,
-        key: ECKey,
-        scope: str,
-        *,
-        http: httpx.Client | None = None,
-        audience: str | None = None,
-        timeout: float = 10.0,
-        refresh_margin: float = 30.0,
-    ) -> None:
-        super().__init__(
-            token_url,
-            client_id,
-            key,
-            scope,
-            audience=audience,
-            timeout=timeout,
-            refresh_margin=refresh_margin,
-        )
-        self.http = http
-        self._lock = threading.Lock()
+    def _new_lock(self) -> threading.Lock:
+        return threading.Lock()
 
     def request(self, form: dict[str, str]) -> dict[str, Any]:
         """POST ``form`` to the token endpoint with this client's authentication."""
-        http = self.http or httpx.Client()
+        post = self.http.post if self.http is not None else httpx.post
         try:
-            response = http.post(self.token_url, data=self._form(form), timeout=self.timeout)
+            response = post(self.token_url, data=self._form(form), timeout=self.timeout)
         except httpx.HTTPError as exc:
-            raise TokenRequestError(f"cannot reach {self.token_url}: {exc}") from exc
-        finally:
-            if self.http is None:
-                http.close()
+            raise _unreachable(self.token_url, exc) from exc
         return _answer(self.token_url, response)
 
     def __call__(self) -> str:
         with self._lock:
-            cached = self._cached()
-            if cached is not None:
-                return cached
-            return self._keep(self.request(self._grant()))
+            return self._cached() or self._keep(self.request(self._grant()))
 
 
-class AsyncClientCredentials(_Base):
-    """Client-credentials tokens for asyncio code. ``http`` is borrowed."""
+class AsyncClientCredentials(_Base[httpx.AsyncClient]):
+    """Client-credentials tokens for asyncio code; concurrent callers share one request.
+    ``http`` is borrowed; without one each request opens its own client."""
 
-    def __init__(
-        self,
-        token_url: str,
-        client_id: str,
-        key: ECKey,
-        scope: str,
-        *,
-        http: httpx.AsyncClient | None = None,
-        audience: str | None = None,
-        timeout: float = 10.0,
-        refresh_margin: float = 30.0,
-    ) -> None:
-        super().__init__(
-            token_url,
-            client_id,
-            key,
-            scope,
-            audience=audience,
-            timeout=timeout,
-            refresh_margin=refresh_margin,
-        )
-        self.http = http
-        self._lock = asyncio.Lock()
+    def _new_lock(self) -> asyncio.Lock:
+        return asyncio.Lock()
 
     async def request(self, form: dict[str, str]) -> dict[str, Any]:
         """POST ``form`` to the token endpoint with this client's authentication."""
-        http = self.http or httpx.AsyncClient()
         try:
-            response = await http.post(self.token_url, data=self._form(form), timeout=self.timeout)
+            async with contextlib.AsyncExitStack() as stack:
+                http = self.http or await stack.enter_async_context(httpx.AsyncClient())
+                response = await http.post(
+                    self.token_url, data=self._form(form), timeout=self.timeout
+                )
         except httpx.HTTPError as exc:
-            raise TokenRequestError(f"cannot reach {self.token_url}: {exc}") from exc
-        finally:
-            if self.http is None:
-                await http.aclose()
+            raise _unreachable(self.token_url, exc) from exc
         return _answer(self.token_url, response)
 
     async def __call__(self) -> str:
         async with self._lock:
-            cached = self._cached()
-            if cached is not None:
-                return cached
-            return self._keep(await self.request(self._grant()))
+            return self._cached() or self._keep(await self.request(self._grant()))

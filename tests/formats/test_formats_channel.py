@@ -1,29 +1,24 @@
-"""The signed province↔hub channel: what a receiver accepts and refuses."""
+"""The signed province↔hub channel format: what a receiver accepts and refuses, and why."""
 
 from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, func, select
 
+from zwfw.crypto.hashing import sm3
 from zwfw.crypto.sm2 import SM2PrivateKey
 from zwfw.crypto.x509 import CertificateAuthority, CertProfile
-from zwfw.services.kit import make_engine, migrate, session_factory
-from zwfw.services.kit.channel import (
-    HEADER_CLIENT_CERT,
+from zwfw.formats.channel import (
     ChannelError,
     ChannelSigner,
     ChannelVerifier,
     RegisteredSender,
+    VerifiedMessage,
     certificate_key_id,
-    channel_nonce,
-    client_certificate_fingerprint,
-    purge_nonces,
-    remember_nonce,
-    tls_fingerprint,
+    content_digest,
+    signature_base,
 )
 
 BODY = b'{"case_no":"11370800MB285591843370117002011202501020001"}'
@@ -236,101 +231,52 @@ def test_missing_signature_is_a_400(signer, registered, verifier) -> None:
     assert "Zwfw-Signature" in (excinfo.value.detail or "")
 
 
-def test_channel_error_is_a_problem_with_a_stable_type(signer, registered, verifier) -> None:
+def test_a_refusal_names_its_problem_type_status_and_reason(signer, registered, verifier) -> None:
     headers = signer.headers("POST", PATH, BODY, recipient="hub")
     with pytest.raises(ChannelError) as excinfo:
         _verify(verifier, headers, registered, body=b"{}")
-    body = excinfo.value.body("req-1")
-    assert body["type"] == "urn:zwfw:problem:channel:altered"
-    assert body["reason"] == "altered"
-    assert body["status"] == 401
+    refusal = excinfo.value
+    assert refusal.problem_type == "urn:zwfw:problem:channel:altered"
+    assert (refusal.status, refusal.reason) == (401, "altered")
+    assert str(refusal) == "401 altered: the body does not match its Content-Digest"
+
+
+def test_the_signature_covers_the_documented_base_with_the_sm3_digest(signer) -> None:
+    """Another implementation must be able to rebuild the signed bytes from the headers alone."""
+    headers = signer.headers(
+        "post", PATH, BODY, recipient="hub", idempotency_key="msg-00000001", now=1767225600,
+        nonce="bm9uY2Utbm9uY2Utbm9uY2U",
+    )  # fmt: skip
+    digest = "sm3=:" + base64.b64encode(sm3(BODY)).decode() + ":"
+    assert headers["Content-Digest"] == content_digest(BODY) == digest
+    base = signature_base(
+        method="POST", target=PATH, sender="340000", recipient="hub", timestamp=1767225600,
+        nonce="bm9uY2Utbm9uY2Utbm9uY2U", digest=digest, idempotency_key="msg-00000001",
+    )  # fmt: skip
+    assert (
+        base
+        == (
+            "zwfw-channel/1\nPOST\n/reports/cases\n340000\nhub\n1767225600\n"
+            "bm9uY2Utbm9uY2Utbm9uY2U\n" + digest + "\nmsg-00000001"
+        ).encode()
+    )
+    params = dict(part.strip().split("=", 1) for part in headers["Zwfw-Signature"].split(","))
+    assert params["keyid"] == f'"{certificate_key_id(signer.certificate)}"'
+    assert params["alg"] == '"sm2-sm3"'
+    signature = base64.b64decode(params["sig"].strip('"'))
+    assert signer.certificate.public_key.verify(signature, base)
+
+
+def test_a_verified_message_expires_one_second_after_its_window(
+    signer, registered, verifier
+) -> None:
+    now = time.time()
+    headers = signer.headers("POST", PATH, BODY, recipient="hub", now=now)
+    message = _verify(verifier, headers, registered, now=now)
+    assert isinstance(message, VerifiedMessage)
+    assert message.expires_at.timestamp() == int(now) + 300 + 1
 
 
 def test_signer_refuses_a_key_that_does_not_match_its_certificate(signer) -> None:
     with pytest.raises(ValueError, match="does not match"):
         ChannelSigner("340000", SM2PrivateKey.generate(), signer.certificate)
-
-
-# --- the persisted replay cache ------------------------------------------------------------
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
-def test_a_replayed_nonce_is_refused_even_after_a_restart(
-    signer, registered, verifier, engine, database_url
-) -> None:
-    headers = signer.headers("POST", PATH, BODY, recipient="hub")
-    message = _verify(verifier, headers, registered)
-    with session_factory(engine).begin() as session:
-        remember_nonce(session, message)
-    with session_factory(engine).begin() as session, pytest.raises(ChannelError) as excinfo:
-        remember_nonce(session, _verify(verifier, headers, registered))
-    assert _reason(excinfo) == (409, "replayed")
-
-    restarted = make_engine(database_url)
-    try:
-        with session_factory(restarted).begin() as session, pytest.raises(ChannelError):
-            remember_nonce(session, _verify(verifier, headers, registered))
-    finally:
-        restarted.dispose()
-
-
-def test_a_nonce_of_a_rolled_back_request_can_be_used_again(
-    signer, registered, verifier, engine
-) -> None:
-    message = _verify(verifier, signer.headers("POST", PATH, BODY, recipient="hub"), registered)
-    session = session_factory(engine)()
-    with session.begin():
-        remember_nonce(session, message)
-        session.rollback()
-    with session_factory(engine).begin() as session:
-        remember_nonce(session, message)
-
-
-def test_expired_nonces_are_purged(signer, registered, verifier, engine) -> None:
-    now = time.time()
-    old = _verify(
-        verifier,
-        signer.headers("POST", PATH, BODY, recipient="hub", now=now - 200),
-        registered,
-        now=now,
-    )
-    fresh = _verify(verifier, signer.headers("POST", PATH, BODY, recipient="hub"), registered)
-    with session_factory(engine).begin() as session:
-        remember_nonce(session, old)
-        remember_nonce(session, fresh)
-    later = fresh.expires_at.replace(microsecond=0) - (fresh.expires_at - old.expires_at) / 2
-    with session_factory(engine).begin() as session:
-        assert purge_nonces(session, now=later) == 1
-        assert session.scalar(select(func.count()).select_from(channel_nonce)) == 1
-
-
-# --- where the TLS client certificate comes from ----------------------------------------------
-
-
-def test_client_certificate_from_the_asgi_tls_extension() -> None:
-    der = b"\x30\x03\x02\x01\x01"
-    pem = (
-        "-----BEGIN CERTIFICATE-----\n"
-        + base64.b64encode(der).decode()
-        + "\n-----END CERTIFICATE-----\n"
-    )
-    scope = {"extensions": {"tls": {"client_cert_chain": [pem]}}, "client": ("10.0.0.9", 1)}
-    assert client_certificate_fingerprint(scope, {}, frozenset()) == tls_fingerprint(der)
-
-
-def test_client_cert_header_is_trusted_only_from_a_trusted_gateway() -> None:
-    der = b"\x30\x03\x02\x01\x02"
-    headers = {HEADER_CLIENT_CERT: f":{base64.b64encode(der).decode()}:"}
-    gateway = {"client": ("10.0.0.1", 4431)}
-    stranger = {"client": ("203.0.113.7", 4431)}
-    trusted = frozenset({"10.0.0.1"})
-    assert client_certificate_fingerprint(gateway, headers, trusted) == tls_fingerprint(der)
-    assert client_certificate_fingerprint(stranger, headers, trusted) is None
-    assert client_certificate_fingerprint(gateway, {HEADER_CLIENT_CERT: "bogus"}, trusted) is None
