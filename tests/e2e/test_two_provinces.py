@@ -329,3 +329,37 @@ def test_the_generated_env_file_is_private(platform: ReferencePlatform) -> None:
         assert f"env: {name}" in profile
     assert "PRIVATE KEY" not in profile
     assert "eyJ" not in profile  # no token either
+
+
+def test_only_the_elicense_service_seals_with_the_issuers_licence_seal(
+    platform: ReferencePlatform,
+) -> None:
+    """The province's signing client may seal with the certification test issuer's seal,
+    never with the real issuer's: that is the e-licence service's alone."""
+    from zwfw.crypto import ses
+
+    a = platform.provinces[A]
+    issuer = bearer(platform.province_token(A, f"ops-{A}", "elicense:issue"))
+    licence = httpx.get(
+        f"{a.url('elicense')}/licences/{a.licences['applicant']}", headers=issuer, timeout=20.0
+    )
+    assert licence.status_code == 200, licence.text
+    # The seal a licence carries lists exactly one signer certificate: the e-licence service's.
+    seal = ses.parse_signature(base64.b64decode(licence.json()["signature"]))["to_sign"]["eseal"]
+    assert str(seal["e_seal_info"]["es_id"].native) == a.seal_es_id
+    assert len(seal["e_seal_info"]["property"]["cert_list"]) == 1
+    signer = bearer(platform.province_token(A, f"signer-{A}", "eseal:sign"))
+    body = {"digest": "00" * 32, "property_info": "licence:e2e"}
+    refused = httpx.post(
+        f"{a.url('eseal')}/seals/{a.seal_es_id}/sign", json=body, headers=signer, timeout=20.0
+    )
+    assert refused.status_code == 403, refused.text
+    test_seal = httpx.post(
+        f"{a.url('eseal')}/seals/{a.test_seal_es_id}/sign", json=body, headers=signer, timeout=20.0
+    )
+    assert test_seal.status_code == 200, test_seal.text
+    issuers = httpx.get(f"{a.url('elicense')}/issuers", timeout=20.0).json()["issuers"]
+    assert {i["issuer_code"]: i["es_id"] for i in issuers} == {
+        a.spec.issuer_code: a.seal_es_id,
+        a.spec.test_issuer_code: a.test_seal_es_id,
+    }

@@ -3,12 +3,18 @@ service sealing through it over HTTP, a registered type, and holders A and B."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 from eseal.conftest import seal_body  # noqa: F401 - re-exported for the suite test
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -26,6 +32,10 @@ ISSUER_CODE = "11340100MB0000000T"  # 合肥市市场监督管理局 (issuing au
 DEFINING = "11100000000013338W"  # defining authority
 TYPE_CODE = DEFINING + "001"
 PLATFORM_CLIENT = "elicense-platform"
+# A certification test issuer: its own seal, on which a test signing client may seal besides
+# the e-licence service, so the tests can make validly sealed forgeries.
+TEST_ISSUER_CODE = "11340100MB0000009N"
+TEST_SIGNER = "certify-signer"
 HOLDER_A_ID = "340104199001011234"
 
 
@@ -97,16 +107,40 @@ def issuer_seal(eseal_client: TestClient, tokens: Tokens) -> dict[str, Any]:
 
 
 @pytest.fixture
+def test_issuer_seal(eseal_client: TestClient, tokens: Tokens) -> dict[str, Any]:
+    admin = tokens.bearer(tokens.client("seal-admin", "eseal:admin", audience=ESEAL_AUDIENCE))
+    body = seal_body(
+        credit_code=TEST_ISSUER_CODE,
+        organisation="互联互通认证测试颁证机构",
+        category="business",
+        name="互联互通认证测试专用章",
+        signers=[
+            {"subject": PLATFORM_CLIENT, "name": "电子证照库"},
+            {"subject": TEST_SIGNER, "name": "认证测试签章客户端"},
+        ],
+    )
+    response = eseal_client.post("/seals", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+@pytest.fixture
 def make_app(
     mint: TokenMint, tokens: Tokens, eseal_client: TestClient, issuer_seal: dict[str, Any],
-    tmp_path: Path,
+    test_issuer_seal: dict[str, Any], tmp_path: Path,
 ) -> Callable[..., FastAPI]:  # fmt: skip
     def factory(database_url: str | None = None, **overrides: Any) -> FastAPI:
         settings = ElicenseSettings(
             database_url=database_url or f"sqlite:///{tmp_path / 'elicense.sqlite3'}",
             public_base_url="https://elicense.test",
             auth={"issuer": ISSUER, "audience": AUDIENCE, "jwks": mint.jwks()},
-            issuers={ISSUER_CODE: {"name": "合肥市市场监督管理局", "es_id": issuer_seal["es_id"]}},
+            issuers={
+                ISSUER_CODE: {"name": "合肥市市场监督管理局", "es_id": issuer_seal["es_id"]},
+                TEST_ISSUER_CODE: {
+                    "name": "互联互通认证测试颁证机构",
+                    "es_id": test_issuer_seal["es_id"],
+                },
+            },
             **overrides,
         )
         seals = SealClient(
@@ -182,3 +216,111 @@ def issue(client: TestClient, tokens: Tokens, licence_type: dict[str, Any]) -> C
         return response.json()
 
     return issue_one
+
+
+# --- both services served for real (uvicorn on free ports) ---------------------------------
+
+
+def serve(app: FastAPI) -> tuple[str, uvicorn.Server]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                return base, server
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError("the service did not start")
+
+
+@dataclass(frozen=True)
+class Served:
+    """The e-seal and e-licence services on localhost, as a province runs them: the issuer's
+    licence seal signs only for the e-licence service; the certification test issuer's seal
+    also for ``TEST_SIGNER``. holder-a and holder-b hold a licence each, holder-a one more
+    under the test issuer."""
+
+    mint: TokenMint
+    eseal_url: str
+    elicense_url: str
+    test_issuer_es_id: str
+
+    def token(self, sub: str, audience: str, *scopes: str) -> str:
+        return self.mint.token(sub=sub, scopes=scopes, audience=audience, expires_in=600)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    mint = TokenMint(audience="eseal")
+    auth = {"issuer": mint.issuer, "jwks": mint.jwks()}
+    seal_app = eseal.build(
+        eseal.EsealSettings(
+            database_url=f"sqlite:///{tmp_path / 'eseal.db'}",
+            auth={**auth, "audience": "eseal"},
+            licence_client=PLATFORM_CLIENT,
+        ),
+        kek=KeyEncryptionKey.generate(),
+    )
+    migrate(seal_app)
+    eseal_url, eseal_server = serve(seal_app)
+    admin = {"Authorization": "Bearer " + mint.token(sub="admin", scopes=["eseal:admin"])}
+    seals = {}
+    for code, category, signers in (
+        (ISSUER_CODE, "licence", [PLATFORM_CLIENT]),
+        (TEST_ISSUER_CODE, "business", [PLATFORM_CLIENT, TEST_SIGNER]),
+    ):
+        body = seal_body(
+            credit_code=code, category=category,
+            signers=[{"subject": subject, "name": subject} for subject in signers],
+        )  # fmt: skip
+        response = httpx.post(f"{eseal_url}/seals", json=body, headers=admin)
+        assert response.status_code == 201, response.text
+        seals[code] = response.json()["es_id"]
+    sealing = SealClient(
+        SealServiceConfig(base_url=eseal_url),
+        token=lambda: mint.token(sub=PLATFORM_CLIENT, scopes=["eseal:sign"]),
+    )
+    licence_app = build(
+        ElicenseSettings(
+            database_url=f"sqlite:///{tmp_path / 'elicense.db'}",
+            auth={**auth, "audience": "elicense"},
+            issuers={
+                ISSUER_CODE: {"name": "合肥市市场监督管理局", "es_id": seals[ISSUER_CODE]},
+                TEST_ISSUER_CODE: {
+                    "name": "互联互通认证测试颁证机构",
+                    "es_id": seals[TEST_ISSUER_CODE],
+                },
+            },
+        ),
+        seal_client=sealing,
+    )
+    migrate(licence_app)
+    elicense_url, elicense_server = serve(licence_app)
+    issuer = {
+        "Authorization": "Bearer "
+        + mint.token(sub="regulator", scopes=["elicense:issue", "elicense:admin"],
+                     audience="elicense")
+    }  # fmt: skip
+    httpx.post(
+        f"{elicense_url}/types",
+        json={"type_code": TYPE_CODE, "name": "营业执照", "defining_authority_name": "总局"},
+        headers=issuer,
+    ).raise_for_status()
+    for sub, overrides in (
+        ("holder-a", {}),
+        ("holder-b", {}),
+        ("holder-a", {"issuer_code": TEST_ISSUER_CODE}),
+    ):
+        response = httpx.post(
+            f"{elicense_url}/licences", json=issue_body(sub, data={}, **overrides), headers=issuer
+        )
+        response.raise_for_status()
+    try:
+        yield Served(mint, eseal_url, elicense_url, seals[TEST_ISSUER_CODE])
+    finally:
+        eseal_server.should_exit = elicense_server.should_exit = True

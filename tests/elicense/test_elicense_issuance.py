@@ -97,3 +97,48 @@ def test_sealing_failure_stores_nothing(
     assert response.status_code == 503
     assert "suspended" in response.json()["detail"]
     assert client.get("/me/licences", headers=tokens.holder("holder-a")).json() == []
+
+
+def test_sealing_token_comes_from_the_kit_client_and_its_failures_are_503(
+    make_app, tokens: Tokens, tmp_path
+) -> None:
+    """Without a usable client-credentials token for the e-seal service the licence cannot be
+    sealed: 503 with the reason, and nothing stored."""
+    import httpx
+    from fastapi.testclient import TestClient
+
+    from zwfw.reference import keys
+    from zwfw.services.elicense import SealClient, SealServiceConfig
+
+    key_file = tmp_path / "elicense-client.jwk"
+    key_file.write_text(keys.private_jwk_text(keys.client_jwk("elicense-1")))
+    refusing = httpx.Client(
+        base_url="http://eseal.test/",
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(400, json={"error": "invalid_client",
+                                                      "error_description": "unknown key"})
+        ),
+    )  # fmt: skip
+    for config, reason in (
+        (SealServiceConfig(base_url="http://eseal.test"), "eseal.token_url"),
+        (
+            SealServiceConfig(
+                base_url="http://eseal.test", token_url="http://idp.test/token",
+                client_id="elicense-340000", client_key_file=key_file,
+            ),
+            "unknown key",
+        ),
+    ):  # fmt: skip
+        app = make_app(database_url=f"sqlite:///{tmp_path / (reason[:7] + '.sqlite3')}")
+        app.state.elicense.seals = SealClient(config, http=refusing)
+        with TestClient(app) as client:
+            client.post(
+                "/types",
+                json={"type_code": TYPE_CODE, "name": "营业执照",
+                      "defining_authority_name": "国家市场监督管理总局"},
+                headers=tokens.issuer(),
+            )  # fmt: skip
+            response = client.post("/licences", json=issue_body(data={}), headers=tokens.issuer())
+            assert response.status_code == 503, response.text
+            assert reason in response.json()["detail"]
+            assert client.get("/me/licences", headers=tokens.holder("holder-a")).json() == []

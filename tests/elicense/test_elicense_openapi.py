@@ -22,7 +22,8 @@ def test_spec_describes_issuance_holder_copies_and_verify() -> None:
     spec = openapi.document()
     assert spec["openapi"].startswith("3.1")
     for path in ("/types", "/licences", "/licences/{identifier}/copies", "/me/licences",
-                 "/me/licences/{identifier}/usage", "/verify", "/verify/{identifier}"):  # fmt: skip
+                 "/me/licences/{identifier}/usage", "/verify", "/verify/{identifier}",
+                 "/issuers"):  # fmt: skip
         assert path in spec["paths"], path
     verify = spec["paths"]["/verify"]["post"]["responses"]["200"]["content"]["application/json"]
     assert verify["schema"]["$ref"].endswith("/VerifyOut")

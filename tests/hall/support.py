@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 import importlib.util
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -189,7 +190,7 @@ class SealKit:
         return self.root.certificate.to_pem()
 
     def sealed_copy(
-        self, identifier: str, copy_id: str, cause: str, expires_at: str
+        self, identifier: str, copy_id: str, cause: str, expires_at: str, holder: str = "张三"
     ) -> tuple[bytes, bytes]:
         document = canonical(
             {
@@ -199,6 +200,7 @@ class SealKit:
                     "identifier": identifier,
                     "issuer_code": DEPT,
                     "type_code": identifier.split(".")[5],
+                    "holder_name": holder,
                 },
                 "annotation": {
                     "copy_id": copy_id,
@@ -231,15 +233,23 @@ class FakeLibrary:
     """An e-licence library answering the GB/T 36906 share request the way ``elicense``
     does (``POST /licences/{id}/copies``): the caller's token needs ``elicense:share``, the
     holder's token (``holder_token``) ``elicense:consent``; licence holders by ``sub``,
-    statuses, the requests it saw, and faults to inject."""
+    statuses, the requests it saw, and faults to inject. Its registry keeps every copy it
+    made and answers the public ``POST /verify`` about it (checks ``registry`` and
+    ``copy_registry``), as the real library does."""
 
     mint: Any
     seals: SealKit
     holders: dict[str, str] = field(default_factory=dict)  # identifier -> holder sub
     status: dict[str, str] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    made: dict[str, bytes] = field(default_factory=dict)  # copy id -> document made
+    verified: list[str] = field(default_factory=list)  # copy ids asked about
     down: bool = False
-    tamper: str | None = None  # "cause" | "identifier" | "signature" | "sealed_cause"
+    registry_down: bool = False
+    prefix: str = "copy"
+    # "cause" | "identifier" | "signature" | "sealed_cause" | "unregistered" (a validly sealed
+    # copy of another holder's licence, not the one the registry made)
+    tamper: str | None = None
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -267,11 +277,16 @@ class FakeLibrary:
             status = self.status.get(identifier, "01")
             if status != "01":
                 raise HTTPException(409, f"licence {identifier} is not valid (status {status})")
-            copy_id = f"copy{len(self.requests)}"
+            copy_id = f"{self.prefix}{len(self.requests)}"
             sealed_cause = "其他用途" if self.tamper == "sealed_cause" else body["cause"]
             document, signature = self.seals.sealed_copy(
                 identifier, copy_id, sealed_cause, body["expires_at"]
             )
+            self.made[copy_id] = document
+            if self.tamper == "unregistered":
+                document, signature = self.seals.sealed_copy(
+                    identifier, copy_id, sealed_cause, body["expires_at"], holder="李四"
+                )
             if self.tamper == "signature":
                 document = document.replace(b"hall-340000", b"hall-340001")
             return {
@@ -285,6 +300,34 @@ class FakeLibrary:
                 "document": base64.b64encode(document).decode(),
                 "signature": base64.b64encode(signature).decode(),
                 "verify_url": f"https://elicense.test/verify/{identifier}",
+            }
+
+        @app.post("/verify")
+        def verify(body: dict[str, str]) -> dict[str, Any]:
+            if self.registry_down:
+                raise HTTPException(503, "maintenance")
+            document = base64.b64decode(body["document"])
+            copy_id = str(json.loads(document)["annotation"]["copy_id"])
+            self.verified.append(copy_id)
+            made = self.made.get(copy_id)
+            if made is None:
+                checks = [("copy_registry", "failed", "no annotated copy was made under this id")]
+            elif made != document:
+                checks = [
+                    ("registry", "failed", "the copy's licence differs from the one issued"),
+                    ("copy_registry", "failed", "the copy differs from the one made under its id"),
+                ]
+            else:
+                checks = [
+                    ("registry", "passed", "the copy's licence is the one issued"),
+                    ("copy_registry", "passed", "the copy is the one made under its id"),
+                ]
+            return {
+                "valid": all(status == "passed" for _, status, _ in checks),
+                "checks": [
+                    {"name": name, "status": status, "reason": reason, "code": None}
+                    for name, status, reason in checks
+                ],
             }
 
         return app

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -26,8 +28,10 @@ from .support import (
     OTHER_TYPE_LICENCE,
     REGION,
     RESIDENT_ID,
+    FakeLibrary,
     Hall,
     application,
+    seal_kit,
     upload,
 )
 
@@ -249,3 +253,117 @@ def test_copy_from_the_real_elicense_service(hall: Hall, tmp_path: Path) -> None
             )
             assert other.status_code == 422
             assert "not available to the applicant" in other.json()["detail"]
+
+
+def test_a_refused_hall_token_is_an_outage_not_a_refusal(hall: Hall) -> None:
+    """The hall's own client-credentials token comes from the kit's client; a token endpoint
+    that refuses it makes the library unavailable (503), not the licence unusable (422)."""
+    from joserfc.jwk import ECKey
+
+    from zwfw.services.kit.tokens import ClientCredentials
+
+    refusing = httpx.Client(
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(401, json={"error": "invalid_client"})
+        )
+    )
+    hall.app.state.hall.elicense.token = ClientCredentials(
+        "https://idp.test.zwfw/340000/token",
+        "hall-340000",
+        ECKey.generate_key("P-256"),
+        "elicense:share",
+        http=refusing,
+    )
+    hall.library.holders[LICENCE_ID] = "citizen-1"
+    response = hall.client.post("/cases", json=licence_application(), headers=hall.citizen())
+    assert response.status_code == 503
+    assert "invalid_client" in response.json()["detail"]
+    assert hall.library.requests == []
+    assert case_count(hall) == 0
+
+
+def test_a_copy_its_registry_did_not_make_is_refused(hall: Hall) -> None:
+    """A validly sealed copy of another holder's licence: the seal verifies offline, so only
+    the registry's confirmation tells it apart."""
+    hall.library.holders[LICENCE_ID] = "citizen-1"
+    hall.library.tamper = "unregistered"
+    response = hall.client.post("/cases", json=licence_application(), headers=hall.citizen())
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert "the e-licence registry of 340000 does not confirm the annotated copy" in detail
+    assert "registry: the copy's licence differs from the one issued" in detail
+    assert hall.library.verified == ["copy1"]
+    assert case_count(hall) == 0
+
+
+def test_an_unreachable_registry_is_an_outage(hall: Hall) -> None:
+    hall.library.holders[LICENCE_ID] = "citizen-1"
+    hall.library.registry_down = True
+    response = hall.client.post("/cases", json=licence_application(), headers=hall.citizen())
+    assert response.status_code == 503
+    assert "POST /verify" in response.json()["detail"]
+    assert case_count(hall) == 0
+
+
+def test_a_copy_through_the_hub_is_confirmed_by_the_issuing_provinces_registry(
+    hall: Hall,
+) -> None:
+    """Province B's copy comes through the hub; B's registry (elicense.registries) confirms
+    it, and without B's registry configured the copy is refused."""
+    from fastapi import FastAPI
+
+    from zwfw.crypto.sm2 import SM2PrivateKey
+    from zwfw.formats.channel import ChannelSigner
+    from zwfw.services.hall.elicense import HubRoute
+
+    zhejiang = str(build_licence_id(LICENCE_TYPE, "11330100MB0000000N", "00000000016", 1))
+    library_b = FakeLibrary(hall.mint, seal_kit(), prefix="b-copy")
+    library_b.holders[zhejiang] = "citizen-1"
+    b = TestClient(library_b.app(), base_url="http://elicense-b.test")
+    hub = FastAPI()
+
+    @hub.post("/exchange/licences")
+    def exchange(body: dict[str, Any]) -> Any:
+        # Routed to B with the hub's own share token and the citizen's token as consent.
+        token = hall.mint.token(sub="national-hub", scopes=("elicense:share",))
+        return b.post(
+            f"/licences/{body['identifier']}/copies",
+            json={"cause": body["cause"], "expires_at": body["expires_at"],
+                  "holder_token": body["subject_token"]},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()  # fmt: skip
+
+    hub_client = TestClient(hub, base_url="http://hub.test")
+    library_a = hall.app.state.hall.elicense._client
+    by_host = {"elicense.test": library_a, "elicense-b.test": b, "hub.test": hub_client}
+
+    def dispatch(request: httpx.Request) -> httpx.Response:
+        client = by_host[request.url.host]
+        return client.request(
+            request.method, str(request.url), content=request.content, headers=request.headers
+        )
+
+    routes = httpx.Client(transport=httpx.MockTransport(dispatch))
+    key = SM2PrivateKey.generate()
+    lib = hall.app.state.hall.elicense
+    national = hall.mint.token(sub="citizen-1", scopes=("elicense:consent",))
+    answers = []
+    for registries in ({}, {"330000": "http://elicense-b.test"}):
+        hall.app.state.hall.elicense = ElicenseClient(
+            lib.base_url, region_code=REGION, token=lib.token, trust=lib.trust,
+            client=routes, registries=registries,
+            hub=HubRoute("http://hub.test", ChannelSigner("340000", key, key_id="k1"),
+                         lambda: "hub-token", routes),
+        )  # fmt: skip
+        headers = {**hall.citizen(), "Zwfw-Subject-Token": national}
+        answers.append(
+            hall.client.post("/cases", json=licence_application(zhejiang), headers=headers)
+        )
+    unconfirmed, confirmed = answers
+    assert unconfirmed.status_code == 422, unconfirmed.text
+    assert "no e-licence registry of province 330000 is configured" in unconfirmed.text
+    assert confirmed.status_code == 201, confirmed.text
+    copy = confirmed.json()["materials"][1]["licence_copy"]
+    assert (copy["route"], copy["issuer_region"]) == ("hub", "330000")
+    assert library_b.verified == ["b-copy2"]
+    assert hall.library.verified == []

@@ -6,14 +6,17 @@ instance's public URL and settings file, the PKI and secrets it made) and runs t
 ``platform``
     a provisioning client at the national IdP and one per provincial IdP, every province
     registered at the hub (endpoints, mutual-TLS fingerprint, channel signing certificate),
-    each province's licence-issuing authority's seal at its e-seal service, written to
-    ``<var>/<elicense instance>.issuers.json`` and the seal roots to ``<var>/seal-roots.pem``
-    (the services role renders both into the e-licence and hall settings and restarts them);
+    each province's issuer seals at its e-seal service (the licence-issuing authority's
+    licence seal, signed only by the e-licence service, and the certification test issuer's
+    seal, also by ``signer-<region>``), written to ``<var>/<elicense instance>.issuers.json``
+    and the seal roots to ``<var>/seal-roots.pem`` (the services role renders both into the
+    e-licence and hall settings and restarts them);
 ``material``
     the test persons, relying parties and system clients the suites use, the certification
-    federation issuer, the national citizen, a licence type and licences, a published catalog
-    item; then per province a target profile ``<certify>/<site>.yaml`` and its credentials
-    ``<certify>/<site>.env`` (0600, fresh tokens).
+    federation issuer, the national citizen, a licence type and licences (one of the test
+    issuer), a published catalog item; then per province a target profile
+    ``<certify>/<site>.yaml`` and its credentials ``<certify>/<site>.env`` (0600, fresh
+    tokens).
 
 Everything made is recorded in ``<certify>/material.json`` (0600) and never made twice, so a
 rerun reports ``changed: false``. Tokens expire (minutes), so ``credentials`` mints fresh ones
@@ -24,7 +27,6 @@ deployment differ.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shlex
@@ -32,7 +34,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +53,14 @@ from zwfw.reference import keys
 from zwfw.reference.platform import (
     FEDERATION_TEST_ISSUER,
     LICENCE_TYPE,
+    TEST_ISSUER_LICENCE,
+    TEST_ISSUER_NAME,
     TOKEN_EXCHANGE,
     Client,
     ProvinceSpec,
     demo_guide,
+    issuer_seal_requests,
+    licence_request,
 )
 from zwfw.reference.signin import sign_in
 from zwfw.services.kit.tokens import ClientCredentials, TokenRequestError
@@ -400,38 +406,30 @@ class Certification:
 
     def _issuer_seal(self, province: ProvincePlan) -> None:
         where = self.material.section("provinces", province.region)
-        if "seal_es_id" not in where:
+        spec = province.spec
+        # Recorded under their own keys: a state made when the issuer's seal still had a
+        # general signer gets a new licence seal instead of keeping that one.
+        recorded = {
+            spec.issuer_code: "licence_seal_es_id",
+            spec.test_issuer_code: "test_seal_es_id",
+        }
+        if not all(key in where for key in recorded.values()):
             token = client_token(self.ops(province), province.url("identity"), "eseal:admin")
-            now = datetime.now(UTC)
-            response = httpx.post(
-                province.url("eseal") + "/seals",
-                json={
-                    "credit_code": province.spec.issuer_code,
-                    "organisation": f"{province.spec.name}市场监督管理局",
-                    "category": "business",
-                    "name": f"{province.spec.name}市场监督管理局电子证照专用章",
-                    "picture": {
-                        "png": base64.b64encode(keys.seal_picture()).decode(),
-                        "width_mm": 42,
-                        "height_mm": 42,
-                    },
-                    "valid_start": (now - timedelta(minutes=5)).isoformat(),
-                    "valid_end": (now + timedelta(days=365)).isoformat(),
-                    "signers": [
-                        {"subject": province.elicense_client_id, "name": "电子证照库"},
-                        {"subject": f"signer-{province.region}", "name": "签章测试客户端"},
-                    ],
-                },
-                headers=_bearer(token),
-                timeout=30.0,
+            requests = issuer_seal_requests(
+                spec, province.elicense_client_id, f"signer-{province.region}"
             )
-            _expect(response, 201, f"{province.region} issuer seal")
-            self.material.record(where, "seal_es_id", str(response.json()["es_id"]))
+            for code, key in recorded.items():
+                if key in where:
+                    continue
+                response = httpx.post(
+                    province.url("eseal") + "/seals", json=requests[code],
+                    headers=_bearer(token), timeout=30.0,
+                )  # fmt: skip
+                _expect(response, 201, f"{province.region} seal of issuer {code}")
+                self.material.record(where, key, str(response.json()["es_id"]))
         issuers = {
-            province.spec.issuer_code: {
-                "name": f"{province.spec.name}市场监督管理局",
-                "es_id": where["seal_es_id"],
-            }
+            spec.issuer_code: {"name": spec.issuer_name, "es_id": where["licence_seal_es_id"]},
+            spec.test_issuer_code: {"name": TEST_ISSUER_NAME, "es_id": where["test_seal_es_id"]},
         }
         elicense = province.services["elicense"].config.stem
         write_public_if_changed(
@@ -558,7 +556,8 @@ class Certification:
             ("other", where["persons"]["other"]),
             ("citizen", self.material.section("national")["persons"]["citizen"]),
         ]
-        if "licence_type" in where and all(label in licences for label, _ in holders):
+        labels = [label for label, _ in holders] + [TEST_ISSUER_LICENCE]
+        if "licence_type" in where and all(label in licences for label in labels):
             return
         token = client_token(self.ops(province), province.url("identity"),
                              "elicense:issue elicense:admin")  # fmt: skip
@@ -572,23 +571,18 @@ class Certification:
             )  # fmt: skip
             _expect(response, 201, f"{region} licence type")
             self.material.record(where, "licence_type", LICENCE_TYPE)
-        for serial, (label, person) in enumerate(holders, start=1):
+        # The test holder's licence of the certification test issuer comes last.
+        seeds = [*holders, (TEST_ISSUER_LICENCE, where["persons"]["applicant"])]
+        for serial, (label, person) in enumerate(seeds, start=1):
             if label in licences:
                 continue
-            response = httpx.post(
-                base + "/licences",
-                json={
-                    "type_code": LICENCE_TYPE,
-                    "issuer_code": province.spec.issuer_code,
-                    "licence_number": f"92{province.spec.city}MA{serial:08d}",
-                    "serial": f"{region}{serial:05d}",
-                    "jurisdiction": province.spec.city,
-                    "valid_from": str(date.today() - timedelta(days=30)),
-                    "holder": {"name": person["name"], "code": person["id_number"],
-                               "code_type": "111", "sub": person["sub"]},
-                },
-                headers=_bearer(token), timeout=30.0,
+            body = licence_request(
+                province.spec, serial, person["name"], person["id_number"], person["sub"],
+                test_issuer=label == TEST_ISSUER_LICENCE,
             )  # fmt: skip
+            response = httpx.post(
+                base + "/licences", json=body, headers=_bearer(token), timeout=30.0
+            )
             _expect(response, 201, f"{region} licence for {label}")
             self.material.record(licences, label, str(response.json()["identifier"]))
 
@@ -669,6 +663,8 @@ class Certification:
             "eseal_admin_token": client(f"ops-{region}", "eseal:admin"),
             "eseal_signer_subject": f"signer-{region}",
             "eseal_signer_token": client(f"signer-{region}", "eseal:sign"),
+            "elicense_test_issuer_code": province.spec.test_issuer_code,
+            "elicense_test_issuer_signer_token": client(f"signer-{region}", "eseal:sign"),
             "identity_rp_client_id": portal,
             "identity_rp_redirect_uri": redirect,
             "identity_user": persons["applicant"]["username"],
@@ -707,7 +703,8 @@ class Certification:
             "hub_report_token", "hub_exchange_token", "hub_supervise_token",
             "channel_signing_key", "channel_key_id", "elicense_holder_token",
             "elicense_other_holder_token", "elicense_share_token", "eseal_admin_token",
-            "eseal_signer_subject", "eseal_signer_token", "identity_rp_client_id",
+            "eseal_signer_subject", "eseal_signer_token", "elicense_test_issuer_code",
+            "elicense_test_issuer_signer_token", "identity_rp_client_id",
             "identity_rp_redirect_uri", "identity_user", "identity_password",
             "identity_lockout_user", "identity_lockout_password", "identity_client_id",
             "identity_client_key", "federation_issuer", "federation_issuer_key",

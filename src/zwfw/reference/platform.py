@@ -10,10 +10,13 @@ Start-up, in order:
 2. the IdPs' databases are migrated and bootstrapped through the identity domain layer:
    system clients, relying parties, test persons and the trust list (provinces trust the
    national IdP); the IdPs start;
-3. each e-seal service starts and the issuer seal of each province is made (its signer: the
-   province's e-licence service); the e-licence services start with their issuer;
+3. each e-seal service starts and each province's issuer seals are made: the real issuer's
+   licence seal (its one signer: the province's e-licence service) and the certification
+   test issuer's seal (also ``signer-<region>``, for IC-LIC-006's forgeries); the e-licence
+   services start with both issuers;
 4. the hub starts and registers every province; the halls start, reporting to the hub;
-5. seeds: a licence type and licences per province, and a published catalog item per hall;
+5. seeds: a licence type and licences per province (one of the test issuer for the test
+   holder), and a published catalog item per hall;
 6. per province, a target profile for ``zwfw certify`` with credentials as ``{env: …}``
    references, and an env file (0600) holding the generated test credentials.
 
@@ -68,6 +71,9 @@ LICENCE_MATERIAL = "营业执照"
 FORM_MATERIAL = "项目备案申请表"
 BASIC_CODE = "442199806003"
 FEDERATION_TEST_ISSUER = "https://certification-issuer.zwfw.invalid"
+TEST_ISSUER_NAME = "互联互通认证测试颁证机构"
+# The label of the test holder's licence of the certification test issuer.
+TEST_ISSUER_LICENCE = "certification"
 
 __all__ = [
     "DEFAULT_PROVINCES",
@@ -106,6 +112,17 @@ class ProvinceSpec:
         return str(build_credit_code(f"11{self.city}MB0000001"))
 
     @property
+    def test_issuer_code(self) -> str:
+        """The certification test issuer: it issues licences for certification only, under
+        its own seal, which a certification signing client may also use (IC-LIC-006 seals
+        forgeries with it); a real issuer's seal never has such a signer."""
+        return str(build_credit_code(f"11{self.city}MB0000009"))
+
+    @property
+    def issuer_name(self) -> str:
+        return f"{self.name}市场监督管理局"
+
+    @property
     def dept_code(self) -> str:
         """The body implementing the demo item (发展和改革委员会 of the capital)."""
         return str(build_credit_code(f"11{self.city}MB0000002"))
@@ -126,7 +143,8 @@ class Province:
     tls: keys.TLSClientCertificate
     clients: dict[str, Client] = field(default_factory=dict)
     persons: dict[str, Person] = field(default_factory=dict)
-    seal_es_id: str = ""
+    seal_es_id: str = ""  # the real issuer's licence seal
+    test_seal_es_id: str = ""  # the certification test issuer's seal
     licences: dict[str, str] = field(default_factory=dict)  # holder label -> identifier
     federation_key: ECKey | None = None
 
@@ -403,35 +421,26 @@ class ReferencePlatform(NationalSide):
             "region_code": province.region,
             "auth": self._auth(province.url("identity"), process.url),
             "authority_name": f"{province.spec.name}电子印章制章系统",
+            "licence_client": f"elicense-{province.region}",
         })  # fmt: skip
 
     def _make_issuer_seal(self, province: Province) -> None:
         token = self.province_token(province.region, f"ops-{province.region}", "eseal:admin")
-        now = datetime.now(UTC)
-        response = httpx.post(
-            province.url("eseal") + "/seals",
-            json={
-                "credit_code": province.spec.issuer_code,
-                "organisation": f"{province.spec.name}市场监督管理局",
-                "category": "business",
-                "name": f"{province.spec.name}市场监督管理局电子证照专用章",
-                "picture": {
-                    "png": base64.b64encode(keys.seal_picture()).decode(),
-                    "width_mm": 42,
-                    "height_mm": 42,
-                },
-                "valid_start": (now - timedelta(minutes=5)).isoformat(),
-                "valid_end": (now + timedelta(days=365)).isoformat(),
-                "signers": [
-                    {"subject": f"elicense-{province.region}", "name": "电子证照库"},
-                    {"subject": f"signer-{province.region}", "name": "签章测试客户端"},
-                ],
-            },
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30.0,
+        requests = issuer_seal_requests(
+            province.spec, f"elicense-{province.region}", f"signer-{province.region}"
         )
-        _expect(response, 201, f"{province.region} issuer seal")
-        province.seal_es_id = str(response.json()["es_id"])
+        made: dict[str, str] = {}
+        for code, body in requests.items():
+            response = httpx.post(
+                province.url("eseal") + "/seals",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30.0,
+            )
+            _expect(response, 201, f"{province.region} seal of issuer {code}")
+            made[code] = str(response.json()["es_id"])
+        province.seal_es_id = made[province.spec.issuer_code]
+        province.test_seal_es_id = made[province.spec.test_issuer_code]
 
     def _write_trust_bundle(self) -> None:
         roots = []
@@ -447,9 +456,14 @@ class ReferencePlatform(NationalSide):
         self._write_config(process, {
             "region_code": province.region,
             "auth": self._auth(province.url("identity"), process.url),
-            "issuers": {province.spec.issuer_code: {
-                "name": f"{province.spec.name}市场监督管理局", "es_id": province.seal_es_id,
-            }},
+            "issuers": {
+                province.spec.issuer_code: {
+                    "name": province.spec.issuer_name, "es_id": province.seal_es_id,
+                },
+                province.spec.test_issuer_code: {
+                    "name": TEST_ISSUER_NAME, "es_id": province.test_seal_es_id,
+                },
+            },
             "eseal": {
                 "base_url": province.url("eseal"),
                 "token_url": province.url("identity") + "/token",
@@ -483,6 +497,12 @@ class ReferencePlatform(NationalSide):
                 "client_key_file": str(hall_client.key_file),
                 "trust_url": province.url("eseal") + "/trust",
                 "trust_bundle": str(self.state_dir / "config" / "seal-roots.pem"),
+                # Other provinces' registries confirm the copies that come through the hub.
+                "registries": {
+                    other.region: other.url("elicense")
+                    for other in self.provinces.values()
+                    if other.region != region
+                },
             },
             "hub": {
                 "base_url": self.national["hub"].url,
@@ -525,20 +545,21 @@ class ReferencePlatform(NationalSide):
         for serial, (label, person) in enumerate(holders, start=1):
             response = httpx.post(
                 base + "/licences",
-                json={
-                    "type_code": LICENCE_TYPE,
-                    "issuer_code": province.spec.issuer_code,
-                    "licence_number": f"92{province.spec.city}MA{serial:08d}",
-                    "serial": f"{region}{serial:05d}",
-                    "jurisdiction": province.spec.city,
-                    "valid_from": str(date.today() - timedelta(days=30)),
-                    "holder": {"name": person.name, "code": person.id_number,
-                               "code_type": "111", "sub": person.sub},
-                },
+                json=licence_request(province.spec, serial, person.name, person.id_number,
+                                     person.sub),
                 headers=auth, timeout=30.0,
             )  # fmt: skip
             _expect(response, 201, f"{region} licence for {label}")
             province.licences[label] = str(response.json()["identifier"])
+        applicant = province.persons["applicant"]
+        response = httpx.post(
+            base + "/licences",
+            json=licence_request(province.spec, len(holders) + 1, applicant.name,
+                                 applicant.id_number, applicant.sub, test_issuer=True),
+            headers=auth, timeout=30.0,
+        )  # fmt: skip
+        _expect(response, 201, f"{region} licence of the certification test issuer")
+        province.licences[TEST_ISSUER_LICENCE] = str(response.json()["identifier"])
 
     def _seed_catalog(self, province: Province) -> None:
         region = province.region
@@ -582,6 +603,10 @@ class ReferencePlatform(NationalSide):
             "eseal_admin_token": self.province_token(region, f"ops-{region}", "eseal:admin"),
             "eseal_signer_subject": f"signer-{region}",
             "eseal_signer_token": self.province_token(region, f"signer-{region}", "eseal:sign"),
+            "elicense_test_issuer_code": province.spec.test_issuer_code,
+            "elicense_test_issuer_signer_token": self.province_token(
+                region, f"signer-{region}", "eseal:sign"
+            ),
             "identity_rp_client_id": f"portal-{region}",
             "identity_rp_redirect_uri": f"{province.url('hall')}/portal/callback",
             "identity_user": province.persons["applicant"].username,
@@ -636,6 +661,59 @@ class ReferencePlatform(NationalSide):
         )
         lines = [f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items())]
         keys.write_private(self.env_path(region), "\n".join(lines) + "\n")
+
+
+def issuer_seal_requests(
+    spec: ProvinceSpec, elicense_client: str, test_signer: str
+) -> dict[str, dict[str, Any]]:
+    """``POST /seals`` bodies of the province's issuer seals, by issuer code: the real
+    issuer's licence seal (signer: the e-licence service only, as the e-seal service
+    enforces) and the certification test issuer's seal (also ``test_signer``)."""
+    now = datetime.now(UTC)
+    common = {
+        "picture": {
+            "png": base64.b64encode(keys.seal_picture()).decode(),
+            "width_mm": 42,
+            "height_mm": 42,
+        },
+        "valid_start": (now - timedelta(minutes=5)).isoformat(),
+        "valid_end": (now + timedelta(days=365)).isoformat(),
+    }
+    library = {"subject": elicense_client, "name": "电子证照库"}
+    return {
+        spec.issuer_code: {
+            **common,
+            "credit_code": spec.issuer_code,
+            "organisation": spec.issuer_name,
+            "category": "licence",
+            "name": f"{spec.issuer_name}电子证照专用章",
+            "signers": [library],
+        },
+        spec.test_issuer_code: {
+            **common,
+            "credit_code": spec.test_issuer_code,
+            "organisation": TEST_ISSUER_NAME,
+            "category": "business",
+            "name": f"{TEST_ISSUER_NAME}专用章（仅供认证测试）",
+            "signers": [library, {"subject": test_signer, "name": "认证测试签章客户端"}],
+        },
+    }
+
+
+def licence_request(
+    spec: ProvinceSpec, serial: int, holder_name: str, holder_id: str, holder_sub: str,
+    *, test_issuer: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """``POST /licences`` body of a seeded business licence."""
+    return {
+        "type_code": LICENCE_TYPE,
+        "issuer_code": spec.test_issuer_code if test_issuer else spec.issuer_code,
+        "licence_number": f"92{spec.city}MA{serial:08d}",
+        "serial": f"{spec.region_code}{serial:05d}",
+        "jurisdiction": spec.city,
+        "valid_from": str(date.today() - timedelta(days=30)),
+        "holder": {"name": holder_name, "code": holder_id, "code_type": "111", "sub": holder_sub},
+    }
 
 
 def demo_guide(spec: ProvinceSpec) -> dict[str, Any]:

@@ -32,6 +32,13 @@ Configuration (YAML, every key optional; without a file one province, 340000, on
 
 Relative paths are relative to the configuration file. Everything is generated afresh on each
 start; the state directory must be empty, or hold an earlier sandbox (which is replaced).
+
+The licence suite's registry checks (IC-LIC-006) need what only the province can set up, and
+the summary says so (``licence_suite``): a certification test issuer at its e-licence
+service, with its own seal (never a licence seal of a real issuer) on whose signer list a
+signing client of the province stands besides the e-licence service, and a valid licence of
+that issuer held by the test holder; the province exports ``elicense_test_issuer_code`` and
+``elicense_test_issuer_signer_token`` (that client's ``eseal:sign`` token).
 """
 
 from __future__ import annotations
@@ -84,6 +91,15 @@ _STATE_ENTRIES = ("config", "db", "logs", "profiles", "secrets", SUMMARY_FILE)
 # Credentials of the hub and hall suites the province supplies itself (its own test persons
 # and officers at its own IdP); the profile skeleton names them, the env file cannot fill them.
 PROVINCE_SUPPLIED = ("hall_applicant_token", "hall_other_applicant_token", "hall_staff_token")
+# What the province sets up and exports for the licence suite's registry checks (IC-LIC-006).
+LICENCE_SUITE = {
+    "certification_test_issuer": (
+        "an issuing authority for certification only at your e-licence service, with its own "
+        "seal (never a real issuer's licence seal) whose signers are your e-licence service "
+        "and a signing client of yours; the test holder holds a valid licence of it"
+    ),
+    "credentials": ["elicense_test_issuer_code", "elicense_test_issuer_signer_token"],
+}
 
 
 class SandboxConfigError(ValueError):
@@ -445,6 +461,7 @@ class Sandbox(NationalSide):
                 "credentials_file": str(citizen_file),
             },
             "provinces": [self._write_province(p) for p in self.external.values()],
+            "licence_suite": LICENCE_SUITE,
         }
         self.summary_path.write_text(
             json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -567,6 +584,9 @@ def summary_rows(summary: dict[str, Any]) -> Iterator[tuple[str, str]]:
     yield "trust anchor: hub channel cert SM3", anchors["hub_channel_certificate_sm3"]
     yield "hub client at your IdP", summary["hub_client_at_province_idp"]["client_id"]
     yield "hub client public JWKS", summary["hub_client_at_province_idp"]["jwks_file"]
+    licence_suite = summary["licence_suite"]
+    yield "licence suite: certification test issuer", licence_suite["certification_test_issuer"]
+    yield "licence suite: you export", ", ".join(licence_suite["credentials"])
     for province in summary["provinces"]:
         region = province["region_code"]
         oauth, channel = province["oauth"], province["channel"]

@@ -4,7 +4,9 @@ Scopes: ``elicense:admin`` registers licence types; ``elicense:issue`` issues li
 reads them as their issuer and changes their status; ``elicense:read`` lets a holder list and
 fetch their own licences (matched by the token's ``sub``); ``elicense:share`` lets an
 organisation obtain an annotated copy (加注件), which also needs the holder's consent: a token
-of the holder carrying ``elicense:consent``. Verification is public.
+of the holder carrying ``elicense:consent``. Verification is public, and so are the inputs of
+``zwfw licence verify``: the issuer seal register (``GET /issuers``) and, per licence, its
+status and registry digest (``GET /verify/{identifier}``).
 
 Annotated-copy request (GB/T 36906 share shape: identifier + cause of use + expiry)::
 
@@ -32,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from zwfw.codes import CodeError, parse_credit_code, parse_division, parse_implementation_code
-from zwfw.services.elicense.document import STATUS_NAMES
+from zwfw.services.elicense.document import STATUS_NAMES, digest
 from zwfw.services.elicense.face import render_face
 from zwfw.services.elicense.models import Licence, LicenceType, UsageRecord, utc
 from zwfw.services.elicense.sealing import SealServiceUnavailable
@@ -249,6 +251,20 @@ class UsageOut(BaseModel):
     copy_id: str | None
 
 
+class IssuerOut(BaseModel):
+    issuer_code: str = Field(description="Credit code of the issuing authority.")
+    name: str
+    es_id: str = Field(description="The seal its licences and copies carry.")
+    seal_status: Literal["valid", "suspended", "revoked"] | None = Field(
+        description="The seal's status at the e-seal service now (null: unknown there)."
+    )
+
+
+class IssuerRegisterOut(BaseModel):
+    as_of: datetime = Field(description="When the register and seal statuses were read.")
+    issuers: list[IssuerOut]
+
+
 class VerifyIn(_In):
     document: str = Field(description="The sealed document bytes, base64.")
     signature: str = Field(description="SES_Signature, DER, base64.")
@@ -271,7 +287,12 @@ class VerifyOut(BaseModel):
     cause: str | None
     expires_at: str | None
     licence: dict[str, Any] | None = Field(
-        default=None, description="Public facts of the licence (by-identifier verification)."
+        default=None,
+        description=(
+            "Public facts of the licence (by-identifier verification): type, issuer, validity, "
+            "status, es_id, document_sm3 (the registry's SM3 digest of the document issued "
+            "under the identifier) and as_of (when they were read)."
+        ),
     )
 
 
@@ -619,6 +640,30 @@ def make_copy(
 # --- routes: verification ------------------------------------------------------------------
 
 
+@router.get("/issuers", summary="The issuer seal register: each issuing authority's seal")
+@public
+def issuer_register(request: Request) -> IssuerRegisterOut:
+    svc = service(request)
+    try:
+        issuers = [
+            IssuerOut(
+                issuer_code=code,
+                name=issuer.name,
+                es_id=issuer.es_id,
+                seal_status=_seal_status(svc, issuer.es_id),
+            )
+            for code, issuer in sorted(svc.settings.issuers.items())
+        ]
+    except SealServiceUnavailable as exc:
+        raise Problem(503, detail=str(exc)) from None
+    return IssuerRegisterOut(as_of=svc.now(), issuers=issuers)
+
+
+def _seal_status(svc: LicenceService, es_id: str) -> Any:
+    status = svc.seals.status(es_id)
+    return status.value if status is not None else None
+
+
 @router.post("/verify", summary="Verify a presented licence or annotated copy")
 @public
 def verify(body: VerifyIn, db: DbSession, request: Request) -> VerifyOut:
@@ -651,6 +696,9 @@ def verify_identifier(identifier: str, db: DbSession, request: Request) -> Verif
     doc = json.loads(licence.document)
     out = result.as_dict()
     out["licence"] = {
+        "es_id": licence.es_id,
+        "document_sm3": digest(licence.document).hex(),
+        "as_of": svc.now().isoformat(),
         "type_name": doc["type_name"],
         "issuer_name": doc["issuer_name"],
         "issuer_code": doc["issuer_code"],

@@ -19,8 +19,16 @@ Annotated copy document::
     {"format": "zwfw-licence-copy/1", "licence": <licence document>,
      "annotation": {"copy_id", "made_at", "made_by", "cause", "expires_at"}}
 
-``verify_document`` is the one verification path: the service's ``/verify`` endpoints and the
-offline ``zwfw licence verify`` command both run it.
+Registry (what makes a sealed document a licence). A valid seal says who sealed; only the
+registry says what was issued. The registry keeps every licence and copy it issued; its
+digest of a document is SM3 over the canonical bytes, which is also the seal's ``dataHash``.
+A presented licence must be byte for byte the one issued under its identifier, a copy must
+carry that licence and be the copy made under its id. A document sealed with the right seal
+but never issued (someone else allowed to use the seal, a test issuer's forgery) fails there.
+
+``verify_document`` is the one verification path: the service's ``/verify`` endpoints, the
+hall and the ``zwfw licence verify`` command all run it; what the caller cannot consult
+(offline: the issuer seal register, the status, the registry) is reported as skipped.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import rfc8785
 
 from zwfw.codes import CodeError, parse_licence_id
 from zwfw.crypto import ses
+from zwfw.crypto.hashing import sm3
 from zwfw.crypto.x509 import SM2Certificate
 
 LICENCE_FORMAT = "zwfw-licence/1"
@@ -75,6 +84,11 @@ def parse_document(data: bytes) -> dict[str, Any]:
     return document
 
 
+def digest(data: bytes) -> bytes:
+    """The registry's digest of a sealed document: SM3 over its canonical bytes."""
+    return sm3(data)
+
+
 def licence_property(identifier: str) -> str:
     return f"licence:{identifier}"
 
@@ -107,10 +121,14 @@ class DocumentVerification:
     @property
     def valid(self) -> bool:
         # Offline, the register and status checks are skipped, never passed; nothing may fail
-        # and the seal itself must have verified.
+        # and the seal itself must have verified. ``not_checked`` says what was skipped.
         return all(c.status != "failed" for c in self.checks) and any(
             c.name == "seal" and c.status == "passed" for c in self.checks
         )
+
+    @property
+    def not_checked(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "skipped"]
 
     def check(self, name: str) -> Check:
         return next(c for c in self.checks if c.name == name)
@@ -150,13 +168,21 @@ def verify_document(
     seal_status_lookup: ses.SealStatusLookup | None = None,
     issuer_seals: Callable[[str], str | None] | None = None,
     licence_status: Callable[[str], str | None] | None = None,
+    issued_digest: Callable[[str], bytes | None] | None = None,
+    copy_digest: Callable[[str], tuple[str, bytes] | None] | None = None,
 ) -> DocumentVerification:
     """Verify a sealed licence or annotated copy.
 
     Checks: ``document`` (canonical, known format), ``identifier`` (GB/T 36904), ``seal``
     (the five GB/T 38540 steps over the exact bytes), ``issuer_seal`` (the seal belongs to
-    the licence's issuer; skipped offline), ``status`` (the licence's current status is 01;
-    skipped offline) and, for a copy, ``copy_expiry``.
+    the licence's issuer), ``registry`` (the licence, or the licence a copy carries, is the
+    one issued under its identifier), for a copy ``copy_registry`` (the copy is the one made
+    under its id), ``status`` (the licence's current status is 01) and, for a copy,
+    ``copy_expiry``. ``issuer_seals`` maps an issuer code to its seal's es_id,
+    ``licence_status`` an identifier to its status code, ``issued_digest`` an identifier to
+    the digest of the document issued under it and ``copy_digest`` a copy id to the licence
+    identifier and digest of the copy made under it (None: nothing on record); a check whose
+    source is not given is skipped, never passed.
     """
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     checks: list[Check] = []
@@ -191,6 +217,11 @@ def verify_document(
         seal_status_lookup=seal_status_lookup,
     )  # fmt: skip
     checks.append(_seal_check(seal))
+    if seal_status_lookup is None:
+        # Step 3 then judges the seal's window and certificates, not its registry status.
+        checks.append(
+            Check("seal_status", "skipped", "offline: the seal's current status not given")
+        )
     expected_property = (
         licence_property(raw_identifier)
         if kind == "licence"
@@ -232,6 +263,9 @@ def verify_document(
                 Check("issuer_seal", "passed", f"sealed with the issuer's seal {expected}")
             )
 
+    checks.extend(_registry_checks(kind, document, licence, identifier, issued_digest,
+                                   copy_digest, data))  # fmt: skip
+
     status: str | None = None
     if licence_status is None:
         checks.append(Check("status", "skipped", "offline: current status not queried"))
@@ -268,6 +302,68 @@ def verify_document(
     return DocumentVerification(
         kind, identifier or raw_identifier, checks, seal, status, cause, expires
     )
+
+
+def _registry_checks(
+    kind: str,
+    document: dict[str, Any],
+    licence: dict[str, Any],
+    identifier: str | None,
+    issued_digest: Callable[[str], bytes | None] | None,
+    copy_digest: Callable[[str], tuple[str, bytes] | None] | None,
+    data: bytes,
+) -> list[Check]:
+    checks: list[Check] = []
+    # A copy's document is canonical, so its licence re-encodes to the bytes issued.
+    presented = data if kind == "licence" else canonical(licence)
+    what = "document" if kind == "licence" else "copy's licence"
+    if issued_digest is None:
+        checks.append(Check("registry", "skipped", "offline: the registry's digest not given"))
+    elif identifier is None:
+        checks.append(Check("registry", "skipped", "identifier invalid"))
+    else:
+        issued = issued_digest(identifier)
+        if issued is None:
+            checks.append(
+                Check("registry", "failed", "no licence was issued under this identifier",
+                      "not_issued")
+            )  # fmt: skip
+        elif issued != digest(presented):
+            checks.append(
+                Check("registry", "failed",
+                      f"the {what} differs from the one issued under this identifier",
+                      "not_as_issued")
+            )  # fmt: skip
+        else:
+            checks.append(
+                Check("registry", "passed", f"the {what} is the one issued under this identifier")
+            )
+    if kind != "copy":
+        return checks
+    copy_id = str((document.get("annotation") or {}).get("copy_id") or "")
+    if copy_digest is None:
+        checks.append(
+            Check(
+                "copy_registry",
+                "skipped",
+                "offline: only the registry's POST /verify checks the copy itself",
+            )
+        )
+        return checks
+    made = copy_digest(copy_id) if copy_id else None
+    if made is None:
+        checks.append(
+            Check("copy_registry", "failed", "no annotated copy was made under this id",
+                  "not_made")
+        )  # fmt: skip
+    elif made[0] != identifier or made[1] != digest(data):
+        checks.append(
+            Check("copy_registry", "failed", "the copy differs from the one made under its id",
+                  "not_as_made")
+        )  # fmt: skip
+    else:
+        checks.append(Check("copy_registry", "passed", "the copy is the one made under its id"))
+    return checks
 
 
 def _seal_check(seal: ses.VerificationResult) -> Check:

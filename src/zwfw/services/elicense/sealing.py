@@ -10,89 +10,21 @@ can move the two services apart without a second code path.
 from __future__ import annotations
 
 import base64
-import json
-import secrets
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
-from joserfc import jwt
-from joserfc.jwk import ECKey
 
 from zwfw.crypto.ses import SealStatus
 from zwfw.crypto.x509 import SM2Certificate
 from zwfw.services.elicense.settings import SealServiceConfig
-
-CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+from zwfw.services.kit.tokens import ClientCredentials, TokenRequestError, load_client_key
 
 
 class SealServiceUnavailable(Exception):
     """The e-seal service did not answer as expected."""
-
-
-class ClientCredentials:
-    """Access tokens by OAuth 2.0 client credentials with ``private_key_jwt`` (RFC 7523)."""
-
-    def __init__(self, config: SealServiceConfig, http: httpx.Client) -> None:
-        if not (config.token_url and config.client_id and config.client_key_file):
-            raise ValueError(
-                "eseal.token_url, eseal.client_id and eseal.client_key_file are needed"
-            )
-        self.config = config
-        self.http = http
-        text = config.client_key_file.read_text(encoding="utf-8")
-        self.key = (
-            ECKey.import_key(json.loads(text))
-            if text.lstrip().startswith("{")
-            else ECKey.import_key(text)
-        )
-        self._token: tuple[str, float] | None = None
-        self._lock = threading.Lock()
-
-    def assertion(self) -> str:
-        now = int(time.time())
-        claims = {
-            "iss": self.config.client_id,
-            "sub": self.config.client_id,
-            "aud": self.config.token_url,
-            "jti": secrets.token_urlsafe(16),
-            "iat": now,
-            "exp": now + 120,
-        }
-        header = {"alg": "ES256"}
-        if self.key.kid:
-            header["kid"] = self.key.kid
-        return jwt.encode(header, claims, self.key)
-
-    def __call__(self) -> str:
-        with self._lock:
-            if self._token is not None and time.monotonic() < self._token[1]:
-                return self._token[0]
-            try:
-                response = self.http.post(
-                    str(self.config.token_url),
-                    data={
-                        "grant_type": "client_credentials",
-                        "scope": self.config.scope,
-                        "client_id": str(self.config.client_id),
-                        "client_assertion_type": CLIENT_ASSERTION_TYPE,
-                        "client_assertion": self.assertion(),
-                    },
-                    timeout=self.config.timeout_seconds,
-                )
-                response.raise_for_status()
-                body = response.json()
-                token = str(body["access_token"])
-                ttl = float(body.get("expires_in", 300))
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                raise SealServiceUnavailable(
-                    f"cannot get a token for the e-seal service: {exc}"
-                ) from exc
-            # Renewed a little early so a token never expires in flight.
-            self._token = (token, time.monotonic() + max(ttl - 30, ttl / 2))
-            return token
 
 
 class SealClient:
@@ -116,8 +48,34 @@ class SealClient:
 
     def _bearer(self) -> str:
         if self._token is None:
-            self._token = ClientCredentials(self.config, self.http)
-        return self._token()
+            self._token = self._client_credentials()
+        try:
+            return self._token()
+        except TokenRequestError as exc:
+            raise SealServiceUnavailable(
+                f"cannot get a token for the e-seal service: {exc}"
+            ) from exc
+
+    def _client_credentials(self) -> ClientCredentials:
+        config = self.config
+        if not (config.token_url and config.client_id and config.client_key_file):
+            raise SealServiceUnavailable(
+                "eseal.token_url, eseal.client_id and eseal.client_key_file are needed to seal"
+            )
+        try:
+            key = load_client_key(config.client_key_file)
+        except (OSError, ValueError) as exc:
+            raise SealServiceUnavailable(
+                f"eseal.client_key_file: cannot load the key: {exc}"
+            ) from exc
+        return ClientCredentials(
+            config.token_url,
+            config.client_id,
+            key,
+            config.scope,
+            http=self.http,
+            timeout=config.timeout_seconds,
+        )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

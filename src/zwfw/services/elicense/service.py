@@ -20,6 +20,7 @@ from zwfw.services.elicense.document import (
     DocumentVerification,
     canonical,
     copy_property,
+    digest,
     licence_property,
     verify_document,
 )
@@ -321,6 +322,14 @@ class LicenceService:
             issuer = self.settings.issuers.get(code)
             return issuer.es_id if issuer is not None else None
 
+        def issued(identifier: str) -> bytes | None:
+            licence = db.get(Licence, identifier)
+            return digest(licence.document) if licence is not None else None
+
+        def made(copy_id: str) -> tuple[str, bytes] | None:
+            copy = db.get(AnnotatedCopy, copy_id)
+            return (copy.identifier, digest(copy.document)) if copy is not None else None
+
         return verify_document(
             data,
             signature,
@@ -329,6 +338,8 @@ class LicenceService:
             seal_status_lookup=self.seals.status,
             issuer_seals=issuer_seal,
             licence_status=status,
+            issued_digest=issued,
+            copy_digest=made,
         )
 
 

@@ -3,6 +3,8 @@
 - Registry: seals of organisations (credit code validated; category such as 法定名称章,
   财务专用章, 合同专用章; picture; validity window; the authority's maker certificate; the
   certificates of the authorised signers), suspension, resumption, revocation with a reason.
+  A licence seal (电子证照专用章, category ``licence``) has exactly one signer, the e-licence
+  service's client (``licence_client``), and nobody else signs with it.
 - Sign: a caller holding ``eseal:sign`` whose token subject is on the seal's signer list gets
   an SES_Signature (DER, base64) over a document or its SM3 digest, with ``timeInfo``; every
   signing (and every refusal) is in the audit log.

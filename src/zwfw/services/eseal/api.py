@@ -1,8 +1,9 @@
 """HTTP interface of the e-seal service.
 
 Scopes: ``eseal:admin`` makes seals and changes their status, ``eseal:read`` reads the registry,
-``eseal:sign`` signs (and the token's subject must be on the seal's signer list). Verification,
-seal status and the trust anchors are public.
+``eseal:sign`` signs (and the token's subject must be on the seal's signer list; a licence seal
+signs only for the configured e-licence client). Verification, seal status and the trust
+anchors are public.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ SCOPE_ADMIN = "eseal:admin"
 SCOPE_READ = "eseal:read"
 SCOPE_SIGN = "eseal:sign"
 
-SealCategory = Literal["legal_name", "finance", "contract", "invoice", "business"]
+SealCategory = Literal["legal_name", "finance", "contract", "invoice", "business", "licence"]
 
 
 def service(request: Request) -> SealService:

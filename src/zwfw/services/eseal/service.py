@@ -36,7 +36,12 @@ SEAL_CATEGORIES: dict[str, str] = {
     "contract": "合同专用章",
     "invoice": "发票专用章",
     "business": "业务专用章",
+    "licence": "电子证照专用章",
 }
+# Licence seals (电子证照专用章) seal what the e-licence registry issues; only the e-licence
+# service (``EsealSettings.licence_client``) may be their signer, or any holder of a signing
+# token on the list could issue licences the registry never did.
+LICENCE_CATEGORY = "licence"
 # SES_ESPropertyInfo.type: 1 = organisation seal (单位印章), 2 = personal seal (GM/T 0031).
 ORGANISATION_SEAL_TYPE = 1
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -214,6 +219,8 @@ class SealService:
         subjects = [s.subject for s in request.signers]
         if len(set(subjects)) != len(subjects):
             raise SealServiceError(400, "a signer subject is listed twice")
+        if request.category == LICENCE_CATEGORY:
+            self._check_licence_signers(subjects)
         width_px, height_px = png_size(request.picture)
         del width_px, height_px  # the registry stores millimetres; pixels only prove a PNG
         es_id = f"{self.settings.region_code}{secrets.token_hex(5).upper()}"
@@ -272,6 +279,20 @@ class SealService:
         db.flush()
         return seal
 
+    def _check_licence_signers(self, subjects: list[str]) -> None:
+        client = self.settings.licence_client
+        if client is None:
+            raise SealServiceError(
+                409,
+                "licence seals cannot be made: this e-seal service has no e-licence client "
+                "configured (licence_client)",
+            )
+        if subjects != [client]:
+            raise SealServiceError(
+                400,
+                f"a licence seal has exactly one signer, the e-licence service's client {client}",
+            )
+
     _TRANSITIONS: dict[str, dict[str, str]] = {
         "suspend": {"valid": "suspended"},
         "resume": {"suspended": "valid"},
@@ -322,6 +343,11 @@ class SealService:
         signer = next((s for s in seal.signers if s.subject == subject), None)
         if signer is None:
             raise SealServiceError(403, f"the caller is not an authorised signer of seal {es_id}")
+        if seal.category == LICENCE_CATEGORY and subject != self.settings.licence_client:
+            # Also when the signer list predates a change of the configured client.
+            raise SealServiceError(
+                403, f"only the e-licence service signs with licence seal {es_id}"
+            )
         if seal.status != ses.SealStatus.VALID.value:
             raise SealServiceError(409, f"seal {es_id} is {seal.status}: {seal.status_reason}")
         now = self.now().replace(microsecond=0)

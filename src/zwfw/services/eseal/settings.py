@@ -25,3 +25,6 @@ class EsealSettings(ServiceSettings):
     status_cache_seconds: float = Field(default=2.0, ge=0)
     max_picture_bytes: int = Field(default=256 * 1024, ge=1024)
     max_content_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # The e-licence service's OAuth client id: the one signer a licence seal (category
+    # ``licence``, 电子证照专用章) may have. Unset, no licence seal can be made.
+    licence_client: str | None = Field(default=None, min_length=1, max_length=200)

@@ -20,11 +20,15 @@ copy sealed by the issuer and records the use. Two routes:
   IdP (``hub:exchange``) and the applicant's national token as ``subject_token``; the hub
   routes it to the issuing province's library and returns that library's answer unchanged.
 
-Whatever the route, the hall verifies the copy offline before using it, with the same
-function as ``zwfw licence verify``: the seal's five GB/T 38540 steps against the seal
-authorities' roots (the province's e-seal ``GET /trust`` plus a bundle of other provinces'
-roots), the identifier, cause and expiry it asked for. It keeps the copy's SM3-sealed
-document digest (SHA-256 of the exact bytes), never the document itself.
+Whatever the route, the hall verifies the copy before using it, with the same function as
+``zwfw licence verify``: the seal's five GB/T 38540 steps against the seal authorities' roots
+(the province's e-seal ``GET /trust`` plus a bundle of other provinces' roots), the
+identifier, cause and expiry it asked for. A valid seal shows who sealed, not what was
+issued, so the hall then asks the issuing province's registry (its public ``POST /verify``:
+this province's library, or ``elicense.registries[region]`` for another province) whether
+the copy is the one it made of the licence it issued (checks ``registry`` and
+``copy_registry``); a copy no registry confirms is refused. It keeps the copy's document
+digest (SHA-256 of the exact bytes), never the document itself.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ import binascii
 import hashlib
 import json
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -45,18 +48,16 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from joserfc import jwt
-from joserfc.jwk import ECKey
 
 from zwfw.codes import CodeError, parse_credit_code, parse_licence_id
 from zwfw.codes.masking import mask_personal_data
 from zwfw.crypto.x509 import CertificateError, SM2Certificate, load_pem_bundle
 from zwfw.formats.channel import ChannelSigner
 from zwfw.services.elicense.document import verify_document
+from zwfw.services.kit.tokens import ClientCredentials, TokenRequestError, load_client_key
 
 log = logging.getLogger("zwfw.hall.elicense")
 
-CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 EXCHANGE_PATH = "/exchange/licences"
 # A copy the library made is of a licence that was valid (01) then: it refuses others.
 VALID_STATUS = "01"
@@ -101,84 +102,6 @@ class AnnotatedCopy:
             "issuer_region": self.issuer_region,
             "route": self.route,
         }
-
-
-class ClientCredentials:
-    """OAuth 2.0 client-credentials tokens, authenticated with ``private_key_jwt`` (RFC 7523,
-    ES256), cached until shortly before they expire."""
-
-    def __init__(
-        self,
-        http: httpx.Client,
-        token_url: str,
-        client_id: str,
-        key: ECKey,
-        scope: str,
-        *,
-        timeout: float = 10.0,
-    ) -> None:
-        self.http = http
-        self.token_url = token_url
-        self.client_id = client_id
-        self.key = key
-        self.scope = scope
-        self.timeout = timeout
-        self._token: tuple[str, float] | None = None
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_key_file(
-        cls, http: httpx.Client, token_url: str, client_id: str, key_file: Path, scope: str
-    ) -> ClientCredentials:
-        text = key_file.read_text(encoding="utf-8")
-        key = (
-            ECKey.import_key(json.loads(text))
-            if text.lstrip().startswith("{")
-            else ECKey.import_key(text)
-        )
-        return cls(http, token_url, client_id, key, scope)
-
-    def _assertion(self) -> str:
-        now = int(time.time())
-        claims = {
-            "iss": self.client_id,
-            "sub": self.client_id,
-            "aud": self.token_url,
-            "jti": secrets.token_urlsafe(16),
-            "iat": now,
-            "exp": now + 60,
-        }
-        header = {"alg": "ES256"}
-        if self.key.kid:
-            header["kid"] = self.key.kid
-        return jwt.encode(header, claims, self.key)
-
-    def __call__(self) -> str:
-        with self._lock:
-            if self._token is not None and time.monotonic() < self._token[1]:
-                return self._token[0]
-            try:
-                response = self.http.post(
-                    self.token_url,
-                    data={
-                        "grant_type": "client_credentials",
-                        "scope": self.scope,
-                        "client_id": self.client_id,
-                        "client_assertion_type": CLIENT_ASSERTION_TYPE,
-                        "client_assertion": self._assertion(),
-                    },
-                    timeout=self.timeout,
-                )
-                response.raise_for_status()
-                body = response.json()
-                token, ttl = str(body["access_token"]), float(body.get("expires_in", 300))
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                raise LibraryUnavailable(
-                    f"cannot get the hall's token from {self.token_url}: {exc}"
-                ) from exc
-            # Renewed early so a token never expires in flight.
-            self._token = (token, time.monotonic() + max(ttl - 30, ttl / 2))
-            return token
 
 
 class TrustRoots:
@@ -233,6 +156,15 @@ class TrustRoots:
         return roots
 
 
+def own_token(token: Callable[[], str], where: str) -> str:
+    """The hall's own access token from ``token``; a token endpoint that cannot be reached or
+    refuses is an outage of the route, not the applicant's fault."""
+    try:
+        return token()
+    except TokenRequestError as exc:
+        raise LibraryUnavailable(f"cannot get the hall's token for {where}: {exc}") from exc
+
+
 @dataclass
 class HubRoute:
     """The cross-province route: signed channel messages to the hub's licence exchange."""
@@ -248,7 +180,7 @@ class HubRoute:
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         prefix = httpx.URL(self.base_url).path.rstrip("/")
         headers = {
-            "Authorization": f"Bearer {self.token()}",
+            "Authorization": f"Bearer {own_token(self.token, 'the national hub')}",
             "Content-Type": "application/json",
             "Accept": "application/json",
             **self.signer.headers(
@@ -301,14 +233,17 @@ class ElicenseClient:
         timeout: float = 10.0,
         client: httpx.Client | None = None,
         hub: HubRoute | None = None,
+        registries: dict[str, str] | None = None,
     ) -> None:
         """``token`` gives the hall's own bearer token for the library; ``client``
-        overrides the HTTP client (mutual TLS, a CA bundle, or a test app)."""
+        overrides the HTTP client (mutual TLS, a CA bundle, or a test app); ``registries``
+        are the e-licence services of other provinces by region code."""
         self.base_url = base_url.rstrip("/")
         self.region_code = region_code
         self.token = token
         self.trust = trust
         self.hub = hub
+        self.registries = {k: v.rstrip("/") for k, v in (registries or {}).items()}
         self._client = client or httpx.Client(timeout=timeout, follow_redirects=False)
 
     def close(self) -> None:
@@ -371,11 +306,12 @@ class ElicenseClient:
         self, identifier: str, cause: str, expiry: str, bearer: str
     ) -> dict[str, Any]:
         url = f"{self.base_url}/licences/{quote(identifier, safe='')}/copies"
+        token = own_token(self.token, "the e-licence library")
         try:
             response = self._client.post(
                 url,
                 json={"cause": cause, "expires_at": expiry, "holder_token": bearer},
-                headers={"Authorization": f"Bearer {self.token()}", "Accept": "application/json"},
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
         except httpx.HTTPError as exc:
             log.error(
@@ -452,6 +388,7 @@ class ElicenseClient:
             raise LicenceRefused("the sealed document is not a copy of the requested licence")
         if result.cause != cause or not _same_instant(str(result.expires_at), expiry):
             raise LicenceRefused("the sealed copy does not carry the requested cause and expiry")
+        self._confirmed_by_registry(region, document, signature)
         return AnnotatedCopy(
             identifier=identifier,
             status=VALID_STATUS,
@@ -467,6 +404,53 @@ class ElicenseClient:
             raw={k: v for k, v in body.items() if k not in ("document", "signature")},
         )
 
+    def _confirmed_by_registry(self, region: str, document: bytes, signature: bytes) -> None:
+        """The issuing province's registry confirms the copy (its public ``POST /verify``):
+        the copy is the one it made, of the licence it issued, still valid."""
+        own = self.region_code[:2] + "0000"
+        base = self.base_url if region == own else self.registries.get(region)
+        if base is None:
+            raise LicenceRefused(
+                f"no e-licence registry of province {region} is configured to confirm the "
+                "annotated copy (elicense.registries)"
+            )
+        where = f"the e-licence registry of {region}"
+        try:
+            response = self._client.post(
+                f"{base}/verify",
+                json={
+                    "document": base64.b64encode(document).decode(),
+                    "signature": base64.b64encode(signature).decode(),
+                },
+                headers={"Accept": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            log.error(
+                "e-licence registry unreachable", extra={"error": mask_personal_data(str(exc))}
+            )
+            raise LibraryUnavailable(f"{where} is unreachable ({exc})") from exc
+        if response.status_code != 200:
+            raise LibraryUnavailable(f"{where} answered {response.status_code} to POST /verify")
+        try:
+            answer = response.json()
+            checks = {str(c["name"]): c for c in answer["checks"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LibraryUnavailable(f"{where} answered POST /verify without checks") from exc
+        failed = [c for c in checks.values() if c.get("status") == "failed"]
+        if failed:
+            reason = "; ".join(f"{c['name']}: {c.get('reason')}" for c in failed)
+            raise LicenceRefused(f"{where} does not confirm the annotated copy ({reason})")
+        unconfirmed = [
+            name
+            for name in ("registry", "copy_registry")
+            if (checks.get(name) or {}).get("status") != "passed"
+        ]
+        if unconfirmed or answer.get("valid") is not True:
+            raise LicenceRefused(
+                f"{where} does not confirm the annotated copy (no passed "
+                f"{', '.join(unconfirmed) or 'verdict'})"
+            )
+
 
 def build_client(settings: Any) -> ElicenseClient | None:
     """The client for ``settings`` (a ``HallSettings``), or None when no library is set.
@@ -480,8 +464,13 @@ def build_client(settings: Any) -> ElicenseClient | None:
         return None
     http = httpx.Client(timeout=lib.timeout_seconds, follow_redirects=False)
     try:
-        token = ClientCredentials.from_key_file(
-            http, lib.token_url, lib.client_id, lib.client_key_file, lib.scope
+        token = ClientCredentials(
+            lib.token_url,
+            lib.client_id,
+            load_client_key(lib.client_key_file),
+            lib.scope,
+            http=http,
+            timeout=lib.timeout_seconds,
         )
     except (OSError, ValueError) as exc:
         raise ValueError(f"elicense.client_key_file: cannot load the key: {exc}") from None
@@ -502,12 +491,12 @@ def build_client(settings: Any) -> ElicenseClient | None:
                 load_private_key(hub_settings.signing_key_file.read_bytes()),
                 SM2Certificate.from_pem(hub_settings.signing_cert_file.read_bytes()),
             )
-            national = ClientCredentials.from_key_file(
-                hub_http,
+            national = ClientCredentials(
                 hub_settings.token_url,
                 hub_settings.client_id,
-                hub_settings.client_key_file,
+                load_client_key(hub_settings.client_key_file),
                 hub_settings.exchange_scope,
+                http=hub_http,
             )
         except (OSError, ValueError, CertificateError) as exc:
             raise ValueError(f"hub: cannot load the channel key or client key: {exc}") from None
@@ -519,4 +508,5 @@ def build_client(settings: Any) -> ElicenseClient | None:
         trust=trust,
         client=http,
         hub=hub,
+        registries=lib.registries,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from zwfw.services.kit import ServiceSettings
 
@@ -32,6 +32,20 @@ class ElicenseSettings(BaseModel):
     # ``GET /trust`` and/or a PEM bundle (other provinces' roots, for cross-province copies).
     trust_url: str | None = None
     trust_bundle: Path | None = None
+    # The e-licence services of other provinces by region code (xx0000): their registries
+    # confirm the copies fetched through the hub (public POST /verify); a copy of a province
+    # not listed is refused. This province's own library confirms its own copies.
+    registries: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("registries")
+    @classmethod
+    def _registries(cls, value: dict[str, str]) -> dict[str, str]:
+        for region, url in value.items():
+            if not (len(region) == 6 and region.isdigit() and region.endswith("0000")):
+                raise ValueError(f"{region} is not a province-level region code (xx0000)")
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"registries.{region}: {url} is not an http(s) base URL")
+        return value
 
     @model_validator(mode="after")
     def _complete(self) -> ElicenseSettings:
