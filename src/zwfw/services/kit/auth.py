@@ -93,7 +93,12 @@ class TokenValidator:
     """
 
     def __init__(self, settings: AuthSettings, *, http: httpx.AsyncClient | None = None) -> None:
+        # Without both, the claims registry would accept any issuer or audience.
+        if not settings.issuer or not settings.audience:
+            raise ValueError("a token validator needs auth.issuer and auth.audience")
         self.settings = settings
+        self._issuer: str = settings.issuer
+        self._audience: str = settings.audience
         self._http = http
         self._keys: KeySet | None = None
         self._fetched_at = float("-inf")
@@ -175,8 +180,8 @@ class TokenValidator:
         claims = decoded.claims
         registry = jwt.JWTClaimsRegistry(
             leeway=self.settings.leeway_seconds,
-            iss={"essential": True, "value": self.settings.issuer},
-            aud={"essential": True, "value": self.settings.audience},
+            iss={"essential": True, "value": self._issuer},
+            aud={"essential": True, "value": self._audience},
             exp={"essential": True},
             sub={"essential": True},
         )
