@@ -22,9 +22,11 @@ test: $(STAMP)
 	@# Every MUST requirement in the catalog needs at least one test.
 	$(BIN)/zwfw requirements coverage
 
+# Type checking: what is checked, and how strictly, is in pyproject.toml ([tool.mypy]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --out bench/results.json

@@ -247,7 +247,7 @@ async def _audit_denied(request: Request, problem: Problem, actor: str | None) -
 
 async def current_principal(request: Request) -> Principal:
     """FastAPI dependency: the validated caller of this request (401 problem if none)."""
-    cached = getattr(request.state, "principal", None)
+    cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
     state = request.app.state.kit
