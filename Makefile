@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint bench demo demo-down clean
+.PHONY: install test test-fast lint bench demo demo-down clean
 
 install: $(STAMP)
 
@@ -20,6 +20,16 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	if [ $$rc -ne 0 ]; then exit $$rc; fi
 	@# Every MUST requirement in the catalog needs at least one test.
+	$(BIN)/zwfw requirements coverage
+
+# Everything but the slow tiers (deploy, e2e, sandbox, selftest: markers that tests/conftest.py
+# gives by directory), then the same coverage check; a few minutes against the full run's half hour.
+FAST_TESTS := not deploy and not e2e and not sandbox and not selftest
+
+test-fast: $(STAMP)
+	@$(BIN)/pytest -m "$(FAST_TESTS)"; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-fast: no tests were collected" >&2; exit 1; fi; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi
 	$(BIN)/zwfw requirements coverage
 
 # Type checking: what is checked, and how strictly, is in pyproject.toml ([tool.mypy]).
