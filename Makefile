@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/zwfw requirements coverage
 
 # Everything but the slow tiers (deploy, e2e, sandbox, selftest: markers that tests/conftest.py
-# gives by directory), then the same coverage check; a few minutes against the full run's half hour.
+# gives by directory), then the same coverage check.
 FAST_TESTS := not deploy and not e2e and not sandbox and not selftest
 
 test-fast: $(STAMP)
