@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint bench mutation demo demo-down clean k8s-manifests checkov
+.PHONY: install test test-fast lint bench mutation demo demo-down clean k8s-manifests checkov
 
 install: $(STAMP)
 
@@ -24,9 +24,21 @@ test: $(STAMP)
 	@# The Kubernetes target's manifests, through checkov (its own virtualenv).
 	@$(MAKE) --no-print-directory checkov
 
+# Everything but the slow tiers (deploy, e2e, sandbox, selftest: markers that tests/conftest.py
+# gives by directory), then the same coverage check.
+FAST_TESTS := not deploy and not e2e and not sandbox and not selftest
+
+test-fast: $(STAMP)
+	@$(BIN)/pytest -m "$(FAST_TESTS)"; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-fast: no tests were collected" >&2; exit 1; fi; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi
+	$(BIN)/zwfw requirements coverage
+
+# Type checking: what is checked, and how strictly, is in pyproject.toml ([tool.mypy]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --out bench/results.json

@@ -1,4 +1,9 @@
-"""Shared fixtures.
+"""Shared fixtures, and the markers of the slow tiers.
+
+Every test under ``tests/deploy``, ``tests/e2e``, ``tests/sandbox`` and ``tests/selftest``
+carries the marker named after its directory (``pytest -m "not deploy"`` leaves the
+deployments out; ``make test-fast`` leaves out all four). The marker comes from the directory,
+so a new test there cannot be left out of its tier.
 
 ``database_url`` runs a test once against SQLite and once against PostgreSQL. PostgreSQL comes
 from ``ZWFW_TEST_POSTGRES_URL`` (default: the server on 127.0.0.1:5432); each test session makes
@@ -17,6 +22,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
+
+TESTS = Path(__file__).resolve().parent
+# Directories of tests/ whose tests carry the marker of the same name (registered in
+# pyproject.toml). Each starts real processes: Ansible deployments, the reference platform, or
+# the certification of known-bad variants.
+SLOW_TIERS = frozenset({"deploy", "e2e", "sandbox", "selftest"})
 
 POSTGRES_URL_ENV = "ZWFW_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -77,3 +88,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: URL = request.getfixturevalue("postgres_database")
     _reset_postgres(url)
     return url.render_as_string(hide_password=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            directory = item.path.resolve().relative_to(TESTS).parts[0]
+        except (ValueError, IndexError):
+            continue  # not under tests/ (e.g. a suite run through the harness plugin)
+        if directory in SLOW_TIERS:
+            item.add_marker(directory)

@@ -7,8 +7,11 @@ in CI (``CI=true``), where `.ci/run` installs every one of them and a missing to
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,35 @@ def blackbox_exporter() -> str:
 @pytest.fixture(scope="session")
 def supervisord() -> str:
     return require_tool("supervisord")
+
+
+def play_recap(output: str) -> dict[str, int]:
+    """The localhost line of an ansible-playbook run's PLAY RECAP: ok, changed, failed, …"""
+    match = re.search(r"localhost\s+:\s+((?:\w+=\d+\s*)+)", output.split("PLAY RECAP")[-1])
+    assert match, f"no play recap in:\n{output[-3000:]}"
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+@pytest.fixture(scope="session")
+def recap() -> Callable[[str], dict[str, int]]:
+    return play_recap
+
+
+def supervised_pids(conf: Path) -> dict[str, int]:
+    """PID of every running program of the supervisord configured by ``conf``."""
+    status = subprocess.run(
+        [str(VENV_BIN / "supervisorctl"), "--configuration", str(conf), "status"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    pids = {
+        match.group(1): int(match.group(2))
+        for match in re.finditer(r"^(\S+)\s+RUNNING\s+pid (\d+),", status.stdout, re.M)
+    }
+    assert pids, status.stdout + status.stderr
+    return pids
+
+
+@pytest.fixture(scope="session")
+def supervised() -> Callable[[Path], dict[str, int]]:
+    """``supervised(conf)``: program name → PID of what that supervisord runs now."""
+    return supervised_pids

@@ -13,7 +13,7 @@ import stat
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,12 +53,6 @@ def _run(argv: list[str], timeout: int = 900) -> subprocess.CompletedProcess[str
         argv, cwd=PLAYBOOKS, env=_ansible_env(), capture_output=True, text=True,
         timeout=timeout, check=False,
     )  # fmt: skip
-
-
-def _recap(output: str) -> dict[str, int]:
-    match = re.search(r"localhost\s+:\s+((?:\w+=\d+\s*)+)", output.split("PLAY RECAP")[-1])
-    assert match, f"no play recap in:\n{output[-3000:]}"
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
 
 @pytest.mark.parametrize("inventory", INVENTORIES)
@@ -305,17 +299,44 @@ def test_province_a_is_certified_against_the_deployment(
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+def test_a_drifted_settings_file_is_restored_and_only_its_replica_restarted(
+    deployment: tuple[LocalDeployment, subprocess.CompletedProcess[str]],
+    supervised: Callable[[Path], dict[str, int]],
+) -> None:
+    deployed, _ = deployment
+    conf = deployed.state / "etc" / "supervisord.conf"
+    settings = deployed.state / "etc" / "province-b-eseal.yaml"
+    rendered = settings.read_text(encoding="utf-8")
+    before = supervised(conf)
+    settings.write_text(rendered + "# edited by hand\n", encoding="utf-8")
+    fixed = deployed.play()
+    assert fixed.returncode == 0, fixed.stdout[-6000:]
+    assert settings.read_text(encoding="utf-8") == rendered
+    after = supervised(conf)
+    assert after.keys() == before.keys()
+    restarted = {program for program in before if after[program] != before[program]}
+    assert restarted == {"zwfw-province-b-eseal-1"}
+    body = _ready(deployed.port("province-b-eseal"), deployed.state / "pki/tls/ca-bundle.pem")
+    assert body["status"] == "ready"
+
+
 def test_rerun_changes_nothing_and_teardown_stops_everything(
     deployment: tuple[LocalDeployment, subprocess.CompletedProcess[str]],
+    supervised: Callable[[Path], dict[str, int]],
+    recap: Callable[[str], dict[str, int]],
 ) -> None:
     deployed, first = deployment
-    assert _recap(first.stdout)["changed"] > 0
+    assert recap(first.stdout)["changed"] > 0
+    conf = deployed.state / "etc" / "supervisord.conf"
+    before = supervised(conf)
     again = deployed.play()
     assert again.returncode == 0, again.stdout[-6000:]
-    recap = _recap(again.stdout)
+    totals = recap(again.stdout)
     changed = [line for line in again.stdout.splitlines() if line.startswith("changed:")]
-    assert recap["changed"] == 0, changed
-    assert recap["failed"] == 0
+    assert totals["changed"] == 0, changed
+    assert totals["failed"] == 0
+    # Nothing was restarted: every replica is the process it was.
+    assert supervised(conf) == before
 
     down = deployed.play("teardown.yml")
     assert down.returncode == 0, down.stdout[-3000:]

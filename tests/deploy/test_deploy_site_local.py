@@ -525,6 +525,61 @@ def test_killing_a_hall_replica_under_traffic_loses_no_request_and_pages(
         site.supervisorctl("start", program)
 
 
+def _nginx_workers(master: int) -> set[int]:
+    """PIDs of the processes the nginx master ``master`` runs (its workers)."""
+    workers = set()
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid …": comm may hold spaces and parentheses.
+            parent = int(stat_file.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+        if parent == master:
+            workers.add(int(stat_file.parent.name))
+    return workers
+
+
+def test_rerun_reloads_only_what_changed(
+    site: SiteDeployment,
+    supervised: Callable[[Path], dict[str, int]],
+    recap: Callable[[str], dict[str, int]],
+) -> None:
+    services_conf = site.state / "etc" / "supervisord.conf"
+    monitoring_conf = site.state / "monitoring" / "supervisord.conf"
+    master = int((site.state / "gateway" / "nginx.pid").read_text())
+    services, monitoring, workers = (
+        supervised(services_conf), supervised(monitoring_conf), _nginx_workers(master),
+    )  # fmt: skip
+    assert {"prometheus", "alertmanager", "blackbox-exporter"} <= monitoring.keys()
+    assert workers
+
+    # Unchanged: no task changes, nothing is restarted or reloaded.
+    again = site.play("site.yml")
+    assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-3000:]
+    changed = [line for line in again.stdout.splitlines() if line.startswith("changed:")]
+    assert recap(again.stdout)["changed"] == 0, changed
+    assert supervised(services_conf) == services
+    assert supervised(monitoring_conf) == monitoring
+    assert _nginx_workers(master) == workers
+
+    # Edited by hand: the rerun puts the rendered files back, nginx reloads them (same master,
+    # new workers) and Prometheus restarts; Alertmanager, the exporter and the replicas stay.
+    edited = [site.state / "gateway" / "nginx.conf", site.state / "monitoring" / "prometheus.yml"]
+    rendered = {path: path.read_text(encoding="utf-8") for path in edited}
+    for path, text in rendered.items():
+        path.write_text(text + "# edited by hand\n", encoding="utf-8")
+    fixed = site.play("site.yml")
+    assert fixed.returncode == 0, fixed.stdout[-6000:] + fixed.stderr[-3000:]
+    assert {path: path.read_text(encoding="utf-8") for path in edited} == rendered
+    assert supervised(services_conf) == services
+    now = supervised(monitoring_conf)
+    assert {name for name in monitoring if now[name] != monitoring[name]} == {"prometheus"}
+    assert int((site.state / "gateway" / "nginx.pid").read_text()) == master
+    _eventually(
+        lambda: (_nginx_workers(master) - workers) or None, 30, "nginx workers started by a reload"
+    )
+
+
 def test_teardown_stops_everything_and_drops_the_databases(site: SiteDeployment) -> None:
     assert _databases(site.database_prefix)
     down = site.play("teardown.yml")

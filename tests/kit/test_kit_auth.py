@@ -20,13 +20,14 @@ from sqlalchemy import select
 from zwfw.services.kit import SettingsError, load_settings, migrate
 from zwfw.services.kit.audit import audit_log, verify
 from zwfw.services.kit.auth import (
+    TokenValidator,
     authenticates_itself,
     authenticates_itself_because,
     is_public,
     public,
     route_access,
 )
-from zwfw.services.kit.settings import ServiceSettings
+from zwfw.services.kit.settings import AuthSettings, ServiceSettings
 
 
 def _get(client: TestClient, token: str, path: str = "/whoami"):
@@ -179,6 +180,18 @@ def test_unconfigured_auth_refuses_protected_routes(make_settings: Callable) -> 
         assert response.status_code == 503
         assert response.json()["detail"] == "authentication is not configured on this service"
         assert client.get("/greeting").status_code == 200
+
+
+@pytest.mark.parametrize("missing", ["issuer", "audience"])
+def test_validator_is_never_built_without_issuer_and_audience(
+    mint: TokenMint, missing: str
+) -> None:
+    # The claims registry checks nothing when the expected value is None: such a validator
+    # would take a token from any issuer, or meant for any audience.
+    values = {"issuer": ISSUER, "audience": AUDIENCE, "jwks": mint.jwks()}
+    values.pop(missing)
+    with pytest.raises(ValueError, match="needs auth.issuer and auth.audience"):
+        TokenValidator(AuthSettings(**values))
 
 
 @pytest.mark.parametrize("algorithm", ["HS256", "none"])

@@ -240,7 +240,7 @@ def make_seal(
         info_fields["ext_datas"] = _ext_datas(extensions)
     info = SESSealInfo(info_fields)
     signed_value = maker_key.sign(info.dump())
-    return SESeal(
+    der: bytes = SESeal(
         {
             "e_seal_info": info,
             "cert": maker_cert.der,
@@ -248,6 +248,7 @@ def make_seal(
             "signed_value": signed_value,
         }
     ).dump()
+    return der
 
 
 def parse_seal(der: bytes) -> SESeal:
@@ -265,7 +266,7 @@ _T = TypeVar("_T", bound=core.Sequence)
 
 def _load(spec: type[_T], der: bytes, what: str) -> _T:
     try:
-        value = spec.load(bytes(der), strict=True)
+        value: _T = spec.load(bytes(der), strict=True)
         value.native  # noqa: B018 - forces a full parse so malformed input fails here
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise SealError(f"not a DER {what}: {exc}") from exc
@@ -275,7 +276,7 @@ def _load(spec: type[_T], der: bytes, what: str) -> _T:
 def sign_tbs(tbs: TBSSign, signer_cert: SM2Certificate, signer_key: SM2PrivateKey) -> bytes:
     """Sign an already-built TBS_Sign and wrap it in SES_Signature (DER); no policy checks."""
     signature = signer_key.sign(tbs.dump())
-    return SESSignature(
+    der: bytes = SESSignature(
         {
             "to_sign": tbs,
             "cert": signer_cert.der,
@@ -283,6 +284,7 @@ def sign_tbs(tbs: TBSSign, signer_cert: SM2Certificate, signer_key: SM2PrivateKe
             "signature": signature,
         }
     ).dump()
+    return der
 
 
 def build_tbs(

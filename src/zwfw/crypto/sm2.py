@@ -77,7 +77,8 @@ def signature_from_raw(raw: bytes) -> bytes:
     """64-byte r‖s → DER `SEQUENCE { r, s }` as OpenSSL produces."""
     if len(raw) != 64:
         raise SM2Error("raw SM2 signature must be 64 bytes (r‖s)")
-    return algos.DSASignature.from_p1363(raw).dump()
+    der: bytes = algos.DSASignature.from_p1363(raw).dump()
+    return der
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,10 +155,12 @@ class SM2PublicKey:
 
     def to_der(self) -> bytes:
         """SubjectPublicKeyInfo with id-ecPublicKey and the SM2 curve OID."""
-        return self.to_asn1().dump()
+        der: bytes = self.to_asn1().dump()
+        return der
 
     def to_pem(self) -> bytes:
-        return pem.armor("PUBLIC KEY", self.to_der())
+        armored: bytes = pem.armor("PUBLIC KEY", self.to_der())
+        return armored
 
     @classmethod
     def from_asn1(cls, info: keys.PublicKeyInfo) -> SM2PublicKey:
@@ -240,16 +243,18 @@ class SM2PrivateKey:
             }
         )
         ec["private_key"].set_encoded_width(32)
-        return keys.PrivateKeyInfo(
+        der: bytes = keys.PrivateKeyInfo(
             {
                 "version": 0,
                 "private_key_algorithm": {"algorithm": "ec", "parameters": {"named": "sm2"}},
                 "private_key": ec,
             }
         ).dump()
+        return der
 
     def to_pem(self) -> bytes:
-        return pem.armor("PRIVATE KEY", self.to_der())
+        armored: bytes = pem.armor("PRIVATE KEY", self.to_der())
+        return armored
 
     @classmethod
     def from_der(cls, der: bytes) -> SM2PrivateKey:
@@ -307,6 +312,7 @@ def _unarmor(data: bytes, allowed: set[str]) -> bytes:
     raw = bytes(data)
     if not pem.detect(raw):
         raise SM2Error(f"expected PEM ({' or '.join(sorted(allowed))})")
+    der: bytes
     try:
         label, _headers, der = pem.unarmor(raw)
     except ValueError as exc:

@@ -167,10 +167,12 @@ class SM2Certificate:
 
     @cached_property
     def der(self) -> bytes:
-        return self.asn1.dump()
+        der: bytes = self.asn1.dump()
+        return der
 
     def to_pem(self) -> bytes:
-        return pem.armor("CERTIFICATE", self.der)
+        armored: bytes = pem.armor("CERTIFICATE", self.der)
+        return armored
 
     @cached_property
     def public_key(self) -> SM2PublicKey:
@@ -195,11 +197,13 @@ class SM2Certificate:
     # Decoded once: validity is checked on every verification, the DER never changes.
     @cached_property
     def not_before(self) -> datetime:
-        return self.asn1["tbs_certificate"]["validity"]["not_before"].native
+        value: datetime = self.asn1["tbs_certificate"]["validity"]["not_before"].native
+        return value
 
     @cached_property
     def not_after(self) -> datetime:
-        return self.asn1["tbs_certificate"]["validity"]["not_after"].native
+        value: datetime = self.asn1["tbs_certificate"]["validity"]["not_after"].native
+        return value
 
     @cached_property
     def key_usage(self) -> frozenset[str]:

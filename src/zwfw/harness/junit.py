@@ -95,6 +95,7 @@ def junit_tree(document: Mapping[str, Any]) -> ET.ElementTree:
 
 
 def write_junit(document: Mapping[str, Any], path: Path) -> None:
-    tree = junit_tree(document)
-    text = ET.tostring(tree.getroot(), encoding="unicode", xml_declaration=False)
+    root = junit_tree(document).getroot()
+    assert root is not None  # junit_tree always builds a <testsuites> root
+    text = ET.tostring(root, encoding="unicode", xml_declaration=False)
     write_text(path, '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n")

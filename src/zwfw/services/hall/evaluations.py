@@ -129,7 +129,7 @@ def rectification_out(task: Rectification, today: date) -> RectificationOut:
 
 
 def evaluation_out(evaluation: Evaluation, today: date) -> EvaluationOut:
-    follow_up = None
+    follow_up: dict[str, object] | None = None
     if evaluation.follow_up_at is not None:
         follow_up = {
             "text": evaluation.follow_up_text,

@@ -142,7 +142,7 @@ def apply_step(
             noderesult,
             "the applicant has not supplied the missing materials yet",
         )
-    base = state
+    base: CaseState = state
     if state is CaseState.SPECIAL:
         if noderesult == 6:
             raise _refuse(

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -307,6 +307,7 @@ def _claim_report(
         "signing_key_id": signing_key_id,
     }
     table = Report.__table__
+    assert isinstance(table, Table)  # a mapped class's table; the dialect inserts need a Table
     dialect = db.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table).values(values).on_conflict_do_nothing().returning(table.c.id)

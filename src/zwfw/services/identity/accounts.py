@@ -293,8 +293,8 @@ class Accounts:
             throttle = LoginThrottle(name_hash=key, failures=0, locked_until=0.0)
             db.add(throttle)
         account = db.scalars(select(Account).where(Account.username == username)).first()
-        usable = account is not None and not account.disabled
-        ok = self.hashing.verify(account.password_hash if usable else None, password)
+        usable = account if account is not None and not account.disabled else None
+        ok = self.hashing.verify(usable.password_hash if usable else None, password)
         if throttle.locked_until > now:
             return LoginResult("locked")
         throttle.updated_at = now

@@ -92,7 +92,9 @@ def verify_subject_token(
     else:
         raise FederationError(f"trust list entry for {issuer} has no keys")
     try:
-        decoded = jwt.decode(token, KeySet.import_key_set(document), algorithms=["ES256"])
+        decoded = jwt.decode(
+            token, KeySet.import_key_set({"keys": document["keys"]}), algorithms=["ES256"]
+        )
     except BadSignatureError:
         raise FederationError("subject_token signature is invalid") from None
     except (JoseError, ValueError) as exc:

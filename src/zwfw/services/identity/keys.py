@@ -83,7 +83,7 @@ class KeyManager:
         return {"keys": self.published(db)}
 
     def key_set(self, db: Session) -> KeySet:
-        return KeySet.import_key_set(self.jwks(db))
+        return KeySet.import_key_set({"keys": self.jwks(db)["keys"]})
 
     def sign(self, db: Session, claims: dict[str, Any], typ: str = "JWT") -> str:
         kid, key = self.active(db)

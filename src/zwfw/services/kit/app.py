@@ -62,7 +62,8 @@ class KitState:
 
 def kit_state(app: FastAPI) -> KitState:
     """The kit's state of an app built by ``create_app``."""
-    return app.state.kit
+    state: KitState = app.state.kit
+    return state
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def _security_headers(settings: ServiceSettings) -> list[tuple[bytes, bytes]]:
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             # An id that looks like personal data is replaced rather than spread around.
             if _SANE_REQUEST_ID.match(candidate) and mask_personal_data(candidate) == candidate:
                 return candidate

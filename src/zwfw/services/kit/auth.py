@@ -160,7 +160,12 @@ class TokenValidator:
     """
 
     def __init__(self, settings: AuthSettings, *, http: httpx.AsyncClient | None = None) -> None:
+        # Without both, the claims registry would accept any issuer or audience.
+        if not settings.issuer or not settings.audience:
+            raise ValueError("a token validator needs auth.issuer and auth.audience")
         self.settings = settings
+        self._issuer: str = settings.issuer
+        self._audience: str = settings.audience
         self._http = http
         self._keys: KeySet | None = None
         self._fetched_at = float("-inf")
@@ -242,8 +247,8 @@ class TokenValidator:
         claims = decoded.claims
         registry = jwt.JWTClaimsRegistry(
             leeway=self.settings.leeway_seconds,
-            iss={"essential": True, "value": self.settings.issuer},
-            aud={"essential": True, "value": self.settings.audience},
+            iss={"essential": True, "value": self._issuer},
+            aud={"essential": True, "value": self._audience},
             exp={"essential": True},
             sub={"essential": True},
         )
@@ -309,7 +314,7 @@ async def _audit_denied(request: Request, problem: Problem, actor: str | None) -
 
 async def current_principal(request: Request) -> Principal:
     """FastAPI dependency: the validated caller of this request (401 problem if none)."""
-    cached = getattr(request.state, "principal", None)
+    cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
     state = request.app.state.kit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 import yaml
@@ -13,6 +13,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from zwfw.services import SERVICES
+
+if TYPE_CHECKING:
+    from zwfw.services.kit.app import ServiceDefinition
+    from zwfw.services.kit.settings import ServiceSettings
+
+S = TypeVar("S", bound="ServiceSettings")
 
 ConfigOption = Annotated[
     Path | None,
@@ -36,7 +42,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _definition(service: str, app_dir: Path) -> Any:
+def _definition(service: str, app_dir: Path) -> ServiceDefinition:
     from zwfw.services.kit.registry import UnknownServiceError, resolve_service
 
     sys.path.insert(0, str(app_dir.resolve()))
@@ -46,7 +52,7 @@ def _definition(service: str, app_dir: Path) -> Any:
         raise _fail(str(exc)) from None
 
 
-def _settings(settings_class: Any, config: Path | None) -> Any:
+def _settings(settings_class: type[S], config: Path | None) -> S:
     from zwfw.services.kit.settings import SettingsError, load_settings
 
     try:

@@ -58,7 +58,9 @@ class Problem(Exception):
         return problem_response(self.body(request_id), self.status, self.headers)
 
 
-def problem_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None):
+def problem_response(
+    body: dict[str, Any], status: int, headers: dict[str, str] | None = None
+) -> Response:
     """A ``Response`` carrying ``body`` as ``application/problem+json``."""
     return Response(
         content=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
@@ -115,7 +117,7 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else None
+    detail: str | None = exc.detail if isinstance(exc.detail, str) else None
     if detail == HTTPStatus(exc.status_code).phrase:
         detail = None
     problem = Problem(exc.status_code, detail=detail, headers=dict(exc.headers or {}))

@@ -124,7 +124,8 @@ def _status(engine: Engine, heads: frozenset[str]) -> MigrationStatus:
             current = frozenset(MigrationContext.configure(connection).get_current_heads())
     except SQLAlchemyError as exc:
         # The driver's message can include host names and users; keep only its first line.
-        reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        orig = getattr(exc, "orig", None)  # set on DBAPIError, not on every SQLAlchemyError
+        reason = str(orig if orig else exc).splitlines()[0]
         return MigrationStatus(False, frozenset(), heads, f"{type(exc).__name__}: {reason}")
     return MigrationStatus(True, current, heads)
 
