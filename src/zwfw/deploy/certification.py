@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import yaml
@@ -250,7 +250,8 @@ def register_key_client(
             return False
         register_client(db, ClientIn(
             client_id=client_id, name=name or client_id, auth_method="private_key_jwt",
-            jwks=keys.public_jwks(key), grant_types=grants, scopes=scopes, audiences=audiences,
+            jwks=keys.public_jwks(key), grant_types=cast(Any, grants), scopes=scopes,
+            audiences=audiences,
         ), actor=DEPLOY_ACTOR)  # fmt: skip
     return True
 
@@ -490,7 +491,8 @@ class Certification:
         with identity_instance(config) as (_svc, db):
             if not client_exists(db, client_id):
                 register_client(db, ClientIn(
-                    client_id=client_id, name=name, auth_method="none", grant_types=grants,
+                    client_id=client_id, name=name, auth_method="none",
+                    grant_types=cast(Any, grants),
                     redirect_uris=[redirect], scopes=scopes, audiences=audiences,
                 ), actor=DEPLOY_ACTOR)  # fmt: skip
         self.material.record(done, client_id, redirect)

@@ -24,7 +24,7 @@ run is a conformance run: `--target` or `--zwfw-results` was given, a test carri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -469,7 +469,7 @@ class Recorder:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None] | Any:
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     from zwfw.harness.results import Inconclusive
 
@@ -478,7 +478,7 @@ def pytest_runtest_makereport(
         # Shown by pytest as a skip: neither a pass nor a failure of the target.
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"inconclusive: {reason}")
-        report.zwfw_inconclusive = reason
+        report.zwfw_inconclusive = reason  # type: ignore[attr-defined]
     return report
 
 

@@ -188,7 +188,7 @@ def verify_document(
     checks: list[Check] = []
     try:
         document = parse_document(data)
-        kind = {LICENCE_FORMAT: "licence", COPY_FORMAT: "copy"}.get(document.get("format"))
+        kind = {LICENCE_FORMAT: "licence", COPY_FORMAT: "copy"}.get(str(document.get("format")))
         if kind is None:
             raise DocumentError(f"unknown document format {document.get('format')!r}")
         licence = document if kind == "licence" else document.get("licence")

@@ -5,7 +5,8 @@ the provisioning clients of the settings in force. Every change is audited with 
 from __future__ import annotations
 
 import secrets
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
@@ -105,7 +106,10 @@ class ClientPut(BaseModel):
 _SPEC_FIELDS = tuple(ClientSpec.model_fields)
 
 
-def _unique(values: list[str]) -> list[str]:
+_T = TypeVar("_T")
+
+
+def _unique(values: Sequence[_T]) -> list[_T]:
     return list(dict.fromkeys(values))
 
 

@@ -64,7 +64,8 @@ def record(
         detail["client_id"] = client_id
     address = _address.get()
     if isinstance(actor, Actor):
-        actor, address = actor.subject, actor.address or address
+        address = actor.address or address
+        actor = actor.subject
     audit.record(
         db,
         actor=actor,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import Any
+from typing import Any, cast
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -40,7 +40,8 @@ def public_jwks(document: Any) -> dict[str, Any]:
         if key.get("alg", "ES256") != "ES256" or key.get("use", "sig") != "sig":
             raise ValueError(f"key {index} is not an ES256 signature key")
     try:
-        KeySet.import_key_set(document)
+        # Checked member by member above; joserfc types the document as a TypedDict.
+        KeySet.import_key_set(cast(Any, document))
     except (JoseError, ValueError, TypeError) as exc:
         raise ValueError(f"the JWKS cannot be read: {exc}") from None
     return document

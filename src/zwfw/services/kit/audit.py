@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cryptography.hazmat.primitives import hashes
 from fastapi import Request
@@ -29,6 +29,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
 
 from zwfw.codes.masking import mask_personal_data, mask_value
 from zwfw.services.kit.db import after_request_sessions, naming_metadata
@@ -153,10 +156,14 @@ def _append(
     fields["detail"] = json.loads(json.dumps(fields["detail"], ensure_ascii=False))
     digest = chain_hash(head.hash, fields)
     session.execute(audit_log.insert().values(**fields, prev_hash=head.hash, hash=digest))
-    moved = session.execute(
-        update(audit_chain_head)
-        .where(audit_chain_head.c.id == 1, audit_chain_head.c.seq == head.seq)
-        .values(seq=fields["seq"], hash=digest)
+    # An UPDATE answers with a cursor result, which carries the row count.
+    moved = cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(audit_chain_head)
+            .where(audit_chain_head.c.id == 1, audit_chain_head.c.seq == head.seq)
+            .values(seq=fields["seq"], hash=digest)
+        ),
     )
     if moved.rowcount != 1:
         raise RuntimeError("audit chain head moved during append")

@@ -442,7 +442,7 @@ class Dispatcher:
         """Seconds to wait after the ``attempts``-th failed attempt: exponential, capped, with
         jitter in the upper half."""
         ceiling = min(self.max_delay, self.base_delay * (2 ** max(0, attempts - 1)))
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+        return float(ceiling / 2 + self._rng.uniform(0, ceiling / 2))
 
     def _claim(self) -> list[OutboxMessage]:
         now = _now()

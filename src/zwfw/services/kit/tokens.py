@@ -123,7 +123,7 @@ class _Base(Generic[_Http]):
         self.client_id = client_id
         self.key = key
         self.scope = scope
-        self.http = http
+        self.http: _Http | None = http
         self.audience = audience
         self.timeout = timeout
         self.refresh_margin = refresh_margin
@@ -196,7 +196,9 @@ class AsyncClientCredentials(_Base[httpx.AsyncClient]):
         """POST ``form`` to the token endpoint with this client's authentication."""
         try:
             async with contextlib.AsyncExitStack() as stack:
-                http = self.http or await stack.enter_async_context(httpx.AsyncClient())
+                http = self.http
+                if http is None:
+                    http = await stack.enter_async_context(httpx.AsyncClient())
                 response = await http.post(
                     self.token_url, data=self._form(form), timeout=self.timeout
                 )

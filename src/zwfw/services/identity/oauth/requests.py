@@ -24,6 +24,11 @@ class _Payload(OAuth2Payload):
 class FormRequest(OAuth2Request):
     """An already-read HTTP request (query + form) in the shape Authlib expects."""
 
+    # Set from the sign-in session before a consent grant is made (id_token claims); absent
+    # otherwise, which the code grant reads as "now".
+    auth_time: float | None
+    amr: list[str]
+
     def __init__(
         self,
         method: str,

@@ -75,8 +75,8 @@ def require_admin(request: Request, svc: Service, db: DbSession) -> Actor:
         raise Problem(503, detail="the IdP's database is not ready; run zwfw migrate") from None
     try:
         token = bearer_token(request)
-    except Problem as problem:
-        raise _denied(request, svc, problem, None) from None
+    except Problem as refused:
+        raise _denied(request, svc, refused, None) from None
     found = svc.provider.own_token(db, token)
     if found is None:
         problem = unauthorized("the access token is invalid, expired or revoked")

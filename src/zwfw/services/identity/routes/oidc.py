@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import Any
+from typing import Any, cast
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from fastapi import APIRouter, Request
@@ -187,7 +187,7 @@ def authorize(request: Request, svc: Service, db: DbSession) -> Response:
         except OAuth2Error as error:
             return _authorize_error(error)
     next_url = f"{svc.settings.issuer}/authorize?{request.url.query}"
-    if user is None:
+    if user is None or session is None:
         return RedirectResponse(
             f"{svc.settings.issuer}/login?" + urllib.parse.urlencode({"next": next_url}),
             status_code=303,
@@ -233,8 +233,10 @@ def authorize_decision(request: Request, svc: Service, db: DbSession, items: For
             actor=account.sub if account else None,
             client_id=grant.client.get_client_id(),
         )
-        status, _, headers = svc.provider.create_authorization_response(
-            oauth_request, grant_user=user, grant=grant
+        # Authlib answers (status, body, headers) here; its stubs say object.
+        status, _, headers = cast(
+            tuple[int, Any, list[tuple[str, str]]],
+            svc.provider.create_authorization_response(oauth_request, grant_user=user, grant=grant),
         )
     return Response(status_code=302 if status == 302 else status, headers=dict(headers))
 
