@@ -18,9 +18,10 @@ import pytest
 
 from zwfw.reference import ReferencePlatform
 
-from .defects import VARIANTS, Province, Variant
+from .defects import Province, Variant
 from .proxy import passthrough
 from .support import ZWFW, CertifyRun, Detection, certify, defect_in_front_of
+from .variants import ALL_VARIANTS
 
 A = "340000"
 
@@ -91,7 +92,7 @@ def test_the_clean_province_certifies_through_a_passthrough_proxy(
     assert run.returncode == 0, run.explain()
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
+@pytest.mark.parametrize("variant", ALL_VARIANTS, ids=lambda v: v.name)
 def test_a_seeded_defect_fails_exactly_its_requirements(
     variant: Variant,
     platform: ReferencePlatform,
@@ -118,7 +119,7 @@ def test_a_laundered_verdict_of_a_known_bad_report_is_refused(
     runs: dict[str, CertifyRun],
     detections: list[Detection],
 ) -> None:
-    variant = next(v for v in VARIANTS if v.name == "discovery-field-missing")
+    variant = next(v for v in ALL_VARIANTS if v.name == "discovery-field-missing")
     run = run_variant(variant, platform, province, harness_home, tmp_path / "run", runs, detections)
     report = tmp_path / "laundered"
     shutil.copytree(run.out, report)
