@@ -148,7 +148,9 @@ class Generator:
         self.done = True
         self.recorder.flush()
         if isinstance(self.runner, WorkerRunner):
-            self.runner.send_message("zwfw_done", os.getpid())
+            # Locust's id of this worker process (host name and a UUID): process ids repeat
+            # across generator hosts and pods.
+            self.runner.send_message("zwfw_done", self.runner.client_id)
         elif isinstance(self.runner, LocalRunner):
             gevent.spawn(self.runner.quit)
 
@@ -196,10 +198,10 @@ def _on_init(environment: Any, **_: Any) -> None:
     runner = environment.runner
     if not isinstance(runner, MasterRunner):
         return
-    done: set[int] = set()
+    done: set[str] = set()
 
     def on_done(msg: Any, **_: Any) -> None:
-        done.add(int(msg.data))
+        done.add(str(msg.data))
         if len(done) >= PROCESSES:
             gevent.spawn(runner.quit)
 

@@ -187,7 +187,7 @@ def run_locust(
     pool = workload.pool()
     # The generator ends the run itself once its journeys drained; this is the hard bound.
     run_time = math.ceil(workload.run_seconds + workload.stop_timeout_seconds) + 2
-    spawn_rate = pool if workload.model == "open" else pool / max(workload.ramp_seconds, 1.0)
+    spawn_rate = workload.spawn_rate(pool)
     command = [
         *command_prefix,
         sys.executable, "-m", "locust",

@@ -130,6 +130,11 @@ class Workload(BaseModel):
         # At least one per generator process, so that every process takes arrivals.
         return max(size, self.generator_processes())
 
+    def spawn_rate(self, pool: int) -> float:
+        """Locust users started per second: the open model's pool at once (its arrivals pace
+        the load), the closed model's users over the ramp."""
+        return float(pool) if self.model == "open" else pool / max(self.ramp_seconds, 1.0)
+
     def arrival_offset(self, n: int) -> float:
         """When the open model's arrival number `n` (0-based) is due, in seconds from the
         start: the arrival rate ramps linearly to `arrivals_per_second`, then stays. The
