@@ -9,14 +9,15 @@ Every key is documented in ``infra/README.md``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import yaml
 
-from zwfw_infra.paths import PREREQUISITES
+from zwfw_infra.paths import LOAD_PROFILES, PREREQUISITES
 
 Environment = Literal["production", "demo"]
 PlatformKind = Literal["province", "national"]
@@ -37,6 +38,10 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _CIDR = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$")
 _REGION = re.compile(r"^\d{6}$")
 _RETENTION = re.compile(r"^[1-9][0-9]*[dwm]$")
+_PROFILE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_CREDENTIAL = re.compile(r"^[a-z][a-z0-9_]*$")
+# A load test's hard bound: Locust's run time never exceeds it (six hours at most).
+LOAD_MAX_RUN_SECONDS = 6 * 3600
 
 
 class ConfigError(ValueError):
@@ -283,6 +288,43 @@ class PkiConfig:
 
 
 @dataclass(frozen=True)
+class LoadTestConfig:
+    """One bounded distributed Locust run in the cluster against a platform of the stack."""
+
+    target: str
+    # A workload profile of loadtests/profiles/ (the file's stem) and its text, as shipped.
+    profile: str
+    profile_text: str
+    namespace: str
+    ops_group: str
+    workers: int
+    processes_per_worker: int
+    # Locust's --run-time: the load stops then, whatever the profile says.
+    run_seconds: int
+    # Journeys still running at the end get this long (the profile's stop timeout).
+    stop_timeout_seconds: int
+    # Locust users: the open model's pool of journeys in flight, or the closed model's users.
+    users: int
+    spawn_rate: float
+    credentials: tuple[str, ...]
+    declared: Mapping[str, tuple[str, ...]]
+    # Mutual TLS to the national hub's intake (the system journey's signed case reports).
+    client_certificate: bool
+    # PEM the generator trusts the target's public certificates by (None: the system store).
+    ca_certificate: str | None
+    master_resources: Resources
+    worker_resources: Resources
+    quota: Quota
+    # How long the finished Jobs (and the results in their logs) are kept.
+    results_retention_seconds: int
+
+    @property
+    def processes(self) -> int:
+        """Generator processes of the whole run (Locust workers): arrivals are dealt over them."""
+        return self.workers * self.processes_per_worker
+
+
+@dataclass(frozen=True)
 class StackConfig:
     environment: Environment
     domain: str
@@ -296,6 +338,7 @@ class StackConfig:
     install_prerequisites: bool
     # Addresses of a national side outside this cluster (hub and national IdP), for egress.
     external_national: tuple[str, ...] = ()
+    load_test: LoadTestConfig | None = None
 
     @property
     def production(self) -> bool:
@@ -552,6 +595,11 @@ def parse(values: Mapping[str, Any]) -> StackConfig:
         install_prerequisites=root.boolean("installPrerequisites", False),
         external_national=_external_national(root.section("externalNational")),
     )
+    load_test = root.get("loadTest")
+    if load_test is not None:
+        config = replace(
+            config, load_test=_load_test(_Reader(load_test, "loadTest"), config, ingress)
+        )
     # `secrets` is Pulumi secret config, read separately (secrets.py), never parsed here.
     root.used.add("secrets")
     root.done()
@@ -603,3 +651,113 @@ def _check_unique(config: StackConfig) -> None:
             "provinces need the national side: set national, or externalNational when it runs "
             "elsewhere (their halls report to its hub)"
         )
+
+
+def _load_test(reader: _Reader, config: StackConfig, ingress: IngressConfig) -> LoadTestConfig:
+    from pydantic import ValidationError
+
+    from zwfw.harness.errors import describe_validation_error
+    from zwfw.harness.profile import Declared
+    from zwfw.harness.workload import JOURNEY_STEPS, WorkloadError, load_workload
+
+    target_name = reader.string("target", None, _DNS_LABEL)
+    target = next((p for p in config.platforms if p.name == target_name), None)
+    if target is None:
+        names = ", ".join(p.name for p in config.platforms) or "none"
+        raise ConfigError(
+            f"{reader.where}.target: {target_name!r} is not a platform of the stack ({names})"
+        )
+    profile = reader.string("profile", None, _PROFILE)
+    path = LOAD_PROFILES / f"{profile}.yaml"
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in LOAD_PROFILES.glob("*.yaml")))
+        raise ConfigError(
+            f"{reader.where}.profile: no workload profile {profile!r} in loadtests/profiles "
+            f"({shipped})"
+        )
+    try:
+        workload = load_workload(path)
+    except WorkloadError as error:
+        raise ConfigError(f"{reader.where}.profile: {error}") from None
+    workers = reader.integer("workers", 1, 1)
+    per_worker = reader.integer("processesPerWorker", 1, 1)
+    if "runSeconds" not in reader.values:
+        raise ConfigError(
+            f"{reader.where}.runSeconds is required: the load test's hard bound in seconds"
+        )
+    run_seconds = reader.integer("runSeconds", 0, 1)
+    needed = math.ceil(workload.run_seconds)
+    if run_seconds < needed:
+        raise ConfigError(
+            f"{reader.where}.runSeconds: {run_seconds} s is shorter than profile {profile}'s "
+            f"ramp and duration ({needed} s)"
+        )
+    if run_seconds > LOAD_MAX_RUN_SECONDS:
+        raise ConfigError(f"{reader.where}.runSeconds: at most {LOAD_MAX_RUN_SECONDS} s in one run")
+    credentials = reader.strings("credentials", _CREDENTIAL)
+    declared_reader = reader.section("declared")
+    try:
+        declared = Declared.model_validate(declared_reader.values)
+    except ValidationError as error:
+        raise ConfigError(f"{declared_reader.where}: {describe_validation_error(error)}") from None
+    declared_reader.used.update(declared_reader.values)
+    client_certificate = reader.boolean("clientCertificate", False)
+    if client_certificate and (target.kind != "province" or config.national is None):
+        raise ConfigError(
+            f"{reader.where}.clientCertificate: only a province's load test reports to the "
+            "stack's own national hub (never to one outside the cluster)"
+        )
+    ca_certificate = _certificate(reader, "caCertificate", False)
+    if ca_certificate is None and config.public_issuer.name == "zwfw-internal":
+        # The public certificates come from the stack's internal CA (the demo's case).
+        ca_certificate = config.pki.internal_ca_certificate
+    resources = reader.section("resources")
+    master = _resources(resources.section("master"), Resources(cpu_limit="1", memory_limit="512Mi"))
+    worker = _resources(resources.section("worker"), Resources(cpu_limit="1", memory_limit="512Mi"))
+    resources.done()
+    processes = workers * per_worker
+    pool = workload.model_copy(update={"processes": processes}).pool()
+    load = LoadTestConfig(
+        target=target.name,
+        profile=profile,
+        profile_text=path.read_text(encoding="utf-8"),
+        namespace=reader.string("namespace", f"zwfw-load-{target.region_code}", _DNS_LABEL),
+        ops_group=reader.string("opsGroup", target.ops_group),
+        workers=workers,
+        processes_per_worker=per_worker,
+        run_seconds=run_seconds,
+        stop_timeout_seconds=math.ceil(workload.stop_timeout_seconds),
+        users=pool,
+        spawn_rate=workload.spawn_rate(pool),
+        credentials=credentials,
+        declared={k: tuple(v) for k, v in declared.model_dump().items() if v},
+        client_certificate=client_certificate,
+        ca_certificate=ca_certificate,
+        master_resources=master,
+        worker_resources=worker,
+        quota=_quota(reader.section("quota")),
+        results_retention_seconds=reader.integer("resultsRetentionSeconds", 86400, 600),
+    )
+    reader.done()
+    if load.workers + 1 > load.quota.pods:
+        raise ConfigError(
+            f"{reader.where}.workers: {load.workers} workers and the master exceed quota.pods "
+            f"({load.quota.pods})"
+        )
+    # The ingress limits requests per client address; a worker pod is one address, so the
+    # workers must share the load finely enough that the limiter never answers in its place.
+    per_journey = sum(
+        weight * len(JOURNEY_STEPS[journey]) for journey, weight in workload.mix.items()
+    ) / sum(workload.mix.values())
+    per_worker_rate = workload.arrivals_per_second * per_journey / load.workers
+    if per_worker_rate > ingress.rate_per_second:
+        least = math.ceil(workload.arrivals_per_second * per_journey / ingress.rate_per_second)
+        raise ConfigError(
+            f"{reader.where}.workers: each of {load.workers} worker pods would send about "
+            f"{per_worker_rate:.0f} requests/s, above ingress.ratePerSecond "
+            f"({ingress.rate_per_second}) per client address; use at least {least}"
+        )
+    namespaces = {p.namespace for p in config.platforms} | {d.namespace for d in config.departments}
+    if load.namespace in namespaces:
+        raise ConfigError(f"{reader.where}.namespace: {load.namespace!r} is a tenant's namespace")
+    return load

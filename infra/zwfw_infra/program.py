@@ -11,6 +11,7 @@ import pulumi
 
 from zwfw_infra import labels
 from zwfw_infra.config import StackConfig, parse
+from zwfw_infra.loadtest import LoadTest, LoadTestArgs
 from zwfw_infra.monitoring import Monitoring, MonitoringArgs
 from zwfw_infra.network import links
 from zwfw_infra.pki import Pki, PkiArgs
@@ -98,6 +99,16 @@ def build(config: StackConfig, secrets: Secrets) -> dict[str, Any]:
     Monitoring(
         "monitoring", MonitoringArgs(cluster=config.cluster, common_labels=common), opts=base
     )
+    load_test = None
+    if config.load_test is not None:
+        # The target's services first: the run starts as soon as its Jobs exist.
+        load_test = LoadTest(
+            "load-test",
+            LoadTestArgs(
+                load=config.load_test, stack=config, secrets=secrets, common_labels=common
+            ),
+            opts=pulumi.ResourceOptions(depends_on=[*after, *platforms]),
+        )
     return {
         "environment": config.environment,
         "platforms": {p.outputs.name: p.outputs.as_dict() for p in platforms},
@@ -110,6 +121,7 @@ def build(config: StackConfig, secrets: Secrets) -> dict[str, Any]:
             }
             for link in stack_links
         ],
+        "load_test": load_test.outputs.as_dict() if load_test is not None else None,
     }
 
 

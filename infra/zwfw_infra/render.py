@@ -176,6 +176,14 @@ def deploy_time_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
                 for key in keys
             }
         generated[platform.name] = groups
+    load = config.load_test
+    if load is not None:
+        # Test credentials of the target's sandbox, and the hub intake's client certificate.
+        credentials = {name: secrets.token_urlsafe(24) for name in load.credentials}
+        if load.client_certificate:
+            client_pem, client_key = _ca("zwfw load generator")
+            credentials.update(client_cert=client_pem, client_key=client_key)
+        generated[load.target]["loadtest"] = credentials
     return {"pki": pki_values}, generated
 
 

@@ -14,7 +14,7 @@ from zwfw_infra import labels
 from zwfw_infra.config import ClusterConfig, Quota
 from zwfw_infra.network import SERVICE_PORT
 
-TenantKind = Literal["department", "province", "national"]
+TenantKind = Literal["department", "province", "national", "loadtest"]
 
 # What a tenant's operations group may do in its own namespace: run and inspect its
 # workloads. Not on the list, so never theirs: NetworkPolicies (their isolation), quotas and
@@ -216,6 +216,10 @@ class Tenant(pulumi.ComponentResource):
                 ],
             },
         )
+        if args.kind == "loadtest":
+            # A load generator publishes nothing and is not scraped: DNS only, its own
+            # component adds the rest (loadtest.py).
+            return
         if args.kind == "department":
             # A department's own workloads (and its own databases) share its namespace; it
             # publishes through the ingress controller and uses the platform through it too.

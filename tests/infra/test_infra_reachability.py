@@ -16,6 +16,7 @@ from zwfw_infra.render import Rendered
 NATIONAL = "zwfw-national"
 PROVINCES = ("zwfw-340000", "zwfw-330000")
 DEPARTMENTS = ("dept-gongan", "dept-renshe", "dept-shichang")
+LOAD = "zwfw-load-340000"  # the demo's load test of province A
 API_SERVER = "172.18.0.2"  # the demo stack's apiServerCidrs
 OUTSIDE = "192.0.2.7"
 
@@ -88,6 +89,8 @@ def _role(endpoint: Endpoint) -> tuple[str, str]:
         return (endpoint.namespace or "", labels["app.kubernetes.io/name"])
     if labels.get("app.kubernetes.io/component") == "migration":
         return (endpoint.namespace or "", "migration")
+    if endpoint.namespace == LOAD:
+        return (LOAD, labels["app.kubernetes.io/component"])
     if "cnpg.io/cluster" in labels:
         return (endpoint.namespace or "", "database")
     if endpoint.namespace in DEPARTMENTS:
@@ -114,9 +117,17 @@ def _service_link(source: tuple[str, str], target: tuple[str, str]) -> bool:
 def expected(source: Endpoint, target: Endpoint, port: int) -> bool:
     """What the architecture needs, and nothing else."""
     src, dst = _role(source), _role(target)
-    tenant_source = source.namespace in (NATIONAL, *PROVINCES, *DEPARTMENTS)
+    tenant_source = source.namespace in (NATIONAL, *PROVINCES, *DEPARTMENTS, LOAD)
     if target == DNS:
         return port == 53 and (tenant_source or not source.is_pod)
+    if dst == (LOAD, "load-master"):
+        # The load test's workers report to their master; nothing else reaches a generator.
+        return port == 5557 and src == (LOAD, "load-worker")
+    if dst[0] == LOAD:
+        return False
+    if src[0] == LOAD:
+        # The generators reach the target as citizens do: its public entry, nothing else.
+        return target == INGRESS and port == 443 and src[1] == "load-worker"
     if dst[1] == "database":
         if port == 5432:
             return (
@@ -143,13 +154,18 @@ def expected(source: Endpoint, target: Endpoint, port: int) -> bool:
 
 
 _SERVICES = ("identity", "hall", "elicense", "eseal", "hub")
-PORTS = (53, 443, 5432, 6443, 8000, 8080, 8443, 9187)
+PORTS = (53, 443, 5432, 5557, 6443, 8000, 8080, 8443, 9187)
 
 
 def _violations(cluster: Cluster, expect: Callable[[Endpoint, Endpoint, int], bool]) -> list[str]:
     found = []
     for source, target in itertools.permutations(cluster.endpoints, 2):
-        involved = {source.namespace, target.namespace} & {NATIONAL, *PROVINCES, *DEPARTMENTS}
+        involved = {source.namespace, target.namespace} & {
+            NATIONAL,
+            *PROVINCES,
+            *DEPARTMENTS,
+            LOAD,
+        }
         if not involved:
             continue  # add-ons and the outside among themselves are not the tenants' policies
         for port in PORTS:
@@ -340,3 +356,18 @@ def test_ip_blocks_ports_and_expressions() -> None:
     assert not selects(
         {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["a"]}]}, {"app": "a"}
     )
+
+
+def test_the_load_generators_reach_only_the_public_entry_and_their_master(
+    cluster: Cluster,
+) -> None:
+    master = _pod(cluster, LOAD, "load-master", "job")
+    worker = _pod(cluster, LOAD, "load-workers", "job")
+    assert cluster.can_connect(worker, master, 5557)
+    assert cluster.can_connect(worker, INGRESS, 443)
+    assert not cluster.can_connect(master, INGRESS, 443)
+    assert not cluster.can_connect(worker, _pod(cluster, "zwfw-340000", "hall"), 8443)
+    assert not cluster.can_connect(worker, _database("zwfw-340000"), 5432)
+    assert not cluster.can_connect(worker, Endpoint(name="outside", ip=OUTSIDE), 443)
+    assert not cluster.can_connect(_pod(cluster, "zwfw-340000", "hall"), master, 5557)
+    assert not cluster.can_connect(_department("dept-gongan"), master, 5557)
