@@ -274,3 +274,31 @@ def test_a_missing_test_credential_is_named_in_one_line() -> None:
         ConfigError, match=r"^secret zwfw:secrets\.province-a\.loadtest\.hub_report_token "
     ):
         render("demo", values=values, secret_values=secrets)
+
+
+def test_the_image_has_the_locustfile_and_everything_it_imports_from_beside_it() -> None:
+    """The cluster runs the hosts' locustfile from the image: the Containerfile copies it, with
+    every module of loadtests/ it imports, to where the Jobs look for it."""
+    import ast
+
+    from zwfw_infra.paths import LOADTESTS, REPOSITORY
+
+    text = (REPOSITORY / "Containerfile").read_text(encoding="utf-8")
+    final = text.rsplit("\nFROM ", 1)[1]
+    [copy_line] = [line for line in final.splitlines() if line.startswith("COPY loadtests/")]
+    *sources, destination = copy_line.split()[1:]
+    assert destination.rstrip("/") == str(Path(loadtest.LOCUSTFILE).parent)
+    copied = {Path(source).name for source in sources}
+    assert Path(loadtest.LOCUSTFILE).name in copied
+    local = {path.stem for path in LOADTESTS.glob("*.py")}
+    for name in copied:
+        tree = ast.parse((LOADTESTS / name).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                module = node.module.split(".")[0]
+            elif isinstance(node, ast.Import):
+                module = node.names[0].name.split(".")[0]
+            else:
+                continue
+            if module in local:
+                assert f"{module}.py" in copied, f"{name} imports {module}, not in the image"
