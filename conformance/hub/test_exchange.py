@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from zwfw.codes import build_licence_id
 from .conftest import Province
 
 EXCHANGE = "/exchange/licences"
+RESIDENT_ID = re.compile(r"\d{6}(?:\d{8}|\*{8})\d{3}[\dXx*]")
 CAUSE = "互联互通测试：跨省免提交证照"
 
 
@@ -97,10 +99,12 @@ def test_without_a_valid_citizen_token_nothing_is_routed(
         EXCHANGE, exchange_request(credential, subject_token=token), token
     )
     assert not_a_citizen.status_code == 403, not_a_citizen.text[:300]
+    assert not_a_citizen.headers["content-type"].startswith("application/problem+json")
     header, payload, signature = credential("xprov_citizen_token").split(".")
     forged = f"{header}.{payload}.{signature[::-1]}"
     refused = province.send(EXCHANGE, exchange_request(credential, subject_token=forged), token)
     assert refused.status_code == 403, refused.text[:300]
+    assert refused.headers["content-type"].startswith("application/problem+json")
     missing = exchange_request(credential)
     del missing["subject_token"]
     assert province.send(EXCHANGE, missing, token).status_code == 422
@@ -142,10 +146,15 @@ def test_every_exchange_is_recorded_at_the_hub_and_the_issuer(
         request["issuer_region"],
         "delivered",
     )
-    assert use["cause"] == request["cause"]
+    assert (use["identifier"], use["cause"]) == (request["identifier"], request["cause"])
+    assert datetime.fromisoformat(use["copy_expires_at"]) == datetime.fromisoformat(
+        request["expires_at"]
+    )
     digest = hashlib.sha256(base64.b64decode(answer["document"])).hexdigest()
     assert use["copy_sha256"] == digest
-    assert use["subject"]  # pseudonymous subject, never a resident ID number
+    # A pseudonymous subject, never a resident ID number (nor one masked).
+    assert use["subject"]
+    assert not RESIDENT_ID.search(use["subject"]), use["subject"]
     # The issuing province's usage records (用证记录) list the same copy and cause.
     usage = httpx.get(
         f"{credential('xprov_issuer_elicense_url').rstrip('/')}/me/licences/"
@@ -183,3 +192,30 @@ def test_a_refused_exchange_is_recorded_too(
         hub_client.get("exchange/uses", params={"identifier": identifier}, headers=supervise).json()
     )
     assert after == before
+
+
+@pytest.mark.requirement("IC-XPROV-001", catches=("expiry-unchecked",))
+@pytest.mark.parametrize("expiry", ["past", "years-ahead"])
+def test_a_copy_expiring_outside_its_window_is_not_delivered(
+    province: Province,
+    credential: Callable[[str], str],
+    hub_client: httpx.Client,
+    supervise: dict[str, str],
+    expiry: str,
+) -> None:
+    # Both sides of the copy's life: already over, and far beyond any allowed life.
+    now = datetime.now(UTC).replace(microsecond=0)
+    expires = now - timedelta(hours=1) if expiry == "past" else now + timedelta(days=3650)
+    request = exchange_request(credential, expires_at=expires.isoformat())
+    response = province.send(EXCHANGE, request, credential("hub_exchange_token"))
+    assert 400 <= response.status_code < 500, response.text[:300]
+    assert response.headers["content-type"].startswith("application/problem+json")
+    uses = hub_client.get(
+        "exchange/uses", params={"identifier": request["identifier"]}, headers=supervise
+    ).json()
+    delivered = [
+        u for u in uses
+        if u["outcome"] == "delivered"
+        and datetime.fromisoformat(u["copy_expires_at"]) == expires
+    ]  # fmt: skip
+    assert delivered == [], delivered
