@@ -335,7 +335,8 @@ def _verifies(province: Province, request: ProxyRequest) -> bool:
     raw = request.header("Zwfw-Timestamp") or ""
     if match is None or not raw.isdigit():
         return False
-    if f'keyid="{province.channel_key_id}"' not in signature_header:
+    announced = (f'keyid="{province.channel_key_id}"', 'alg="sm2-sm3"')
+    if not all(part in signature_header for part in announced):
         return False
     base = signature_base(
         method=request.method,
