@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from zwfw.codes import CodeError, parse_implementation_code, parse_licence_id
 from zwfw.crypto.sm2 import SM2PrivateKey
-from zwfw.formats.channel import ChannelSigner, content_digest
+from zwfw.formats.channel import ChannelSigner, content_digest, signature_base
 
 from .proxy import Defect, Forward, ProxyRequest, ProxyResponse
 
@@ -327,6 +327,34 @@ def _intact(request: ProxyRequest) -> bool:
     return request.header("Content-Digest") == content_digest(request.body)
 
 
+def _verifies(province: Province, request: ProxyRequest) -> bool:
+    """The arrived signature verifies over the arrived fields with the sender's key, announced
+    by its key id: a defect that skips one check still refuses what every other check refuses."""
+    signature_header = request.header("Zwfw-Signature") or ""
+    match = re.search(r'sig="([^"]*)"', signature_header)
+    raw = request.header("Zwfw-Timestamp") or ""
+    if match is None or not raw.isdigit():
+        return False
+    announced = (f'keyid="{province.channel_key_id}"', 'alg="sm2-sm3"')
+    if not all(part in signature_header for part in announced):
+        return False
+    base = signature_base(
+        method=request.method,
+        target=request.path + (f"?{request.query}" if request.query else ""),
+        sender=request.header("Zwfw-Sender") or "",
+        recipient=request.header("Zwfw-Recipient") or "",
+        timestamp=int(raw),
+        nonce=request.header("Zwfw-Nonce") or "",
+        digest=request.header("Content-Digest") or "",
+        idempotency_key=request.header("Idempotency-Key"),
+    )
+    try:
+        signature = base64.b64decode(match[1], validate=True)
+    except ValueError:
+        return False
+    return province.channel_key.public_key.verify(signature, base)
+
+
 def timestamp_unchecked(province: Province) -> Defect:
     """The hub takes messages signed long ago: no freshness window."""
 
@@ -342,7 +370,8 @@ def body_digest_unchecked(province: Province) -> Defect:
     """The hub never compares the body with its signed digest: an altered body is taken."""
 
     async def defect(request: ProxyRequest, forward: Forward) -> ProxyResponse:
-        if _signed(request) and not _intact(request):
+        sm3 = (request.header("Content-Digest") or "").startswith("sm3=:")
+        if _signed(request) and sm3 and not _intact(request) and _verifies(province, request):
             request = _resigned(province, request)
         return await forward(request)
 
@@ -371,7 +400,8 @@ def idempotency_key_ignored(province: Province) -> Defect:
 
     async def defect(request: ProxyRequest, forward: Forward) -> ProxyResponse:
         report = request.method == "POST" and request.path.startswith("/reports/")
-        if report and _signed(request) and _fresh(request) and _intact(request):
+        checked = _signed(request) and _fresh(request) and _intact(request)
+        if report and checked and _verifies(province, request):
             request = _resigned(province, request, idempotency_key=f"hub-{uuid.uuid4().hex}")
         return await forward(request)
 
