@@ -69,7 +69,7 @@ def run_variant(
     workdir.mkdir(parents=True, exist_ok=True)
     defect = variant.make(province)
     with defect_in_front_of(platform, A, variant.service, defect, workdir) as profile:
-        run = certify(platform, A, profile, workdir / "report", harness_home)
+        run = certify(platform, A, profile, workdir / "report", harness_home, variant.suites)
     runs[variant.name] = run
     detections.append(
         Detection(variant.name, variant.service, variant.defect, variant.expected, run.failed,
