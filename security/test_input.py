@@ -1,7 +1,8 @@
 """Input handling (SEC-IN-001): every operation taking a JSON body gets an oversized body, a
 deeply nested document, the wrong content type and bodies whose strings carry SQL, template
 and path-traversal injection. Each must be refused with a 4xx problem+json; never a 5xx, and
-never with the injected expression evaluated in the answer.
+never with the injected expression evaluated in the answer; where the operation adds to a
+collection the caller can list (POST /cases, GET /cases), the list is unchanged afterwards.
 
 Each operation is called by the first of the profile's credentials for its service that
 passes authorization (so the body is really parsed), else anonymously: a refusal before
@@ -21,11 +22,8 @@ from zwfw.harness.profile import ServiceName, TargetProfile
 from zwfw.harness.requirements import conformance_dir
 from zwfw.harness.security import Operation, load_operations
 
-WITH_BODY = [
-    op
-    for op in load_operations(conformance_dir() / "spec" / "openapi")
-    if "application/json" in op.body_types
-]
+OPERATIONS = load_operations(conformance_dir() / "spec" / "openapi")
+WITH_BODY = [op for op in OPERATIONS if "application/json" in op.body_types]
 # Tried in order; the first that is neither 401 nor 403 on an empty object calls.
 CALLERS: dict[str, tuple[str, ...]] = {
     "hall": ("hall_applicant_token", "hall_staff_token"),
@@ -47,6 +45,19 @@ INJECTIONS = (
     "../../../../../../etc/passwd",
     "..%2f..%2f..%2fetc%2fpasswd",
 )
+
+
+def _count(client: httpx.Client, path: str, headers: dict[str, str]) -> int | None:
+    """How many resources the collection at `path` lists for the caller, if it lists any."""
+    response = client.get(path, headers=headers)
+    if response.status_code != 200:
+        return None
+    body = response.json()
+    if isinstance(body, dict) and isinstance(body.get("total"), int):
+        return int(body["total"])
+    if isinstance(body, dict):
+        body = next((v for v in body.values() if isinstance(v, list)), None)
+    return len(body) if isinstance(body, list) else None
 
 
 def _string_fields(schema: Mapping[str, Any] | None) -> list[str]:
@@ -126,6 +137,7 @@ def _cases(operation: Operation) -> list[tuple[str, str, dict[str, Any]]]:
         "wrong-content-type-error",
         "injection-error",
         "not-problem-json",
+        "stored-after-refusal",
     ),
 )
 @pytest.mark.parametrize("operation", WITH_BODY, ids=str)
@@ -141,6 +153,12 @@ def test_malformed_input_is_refused_with_a_problem(
         path = path.replace("{" + name + "}", value)
     path = path.lstrip("/")
     headers = caller(operation, path)
+    # A collection the operation adds to, read before and after: refused input stores nothing.
+    listed = operation.method == "POST" and any(
+        op.service == operation.service and op.method == "GET" and op.path == operation.path
+        for op in OPERATIONS
+    )
+    before = _count(client, path, headers) if listed else None
     wrong: list[str] = []
     for _mode, case, arguments in _cases(operation):
         sent = dict(headers)
@@ -151,4 +169,8 @@ def test_malformed_input_is_refused_with_a_problem(
         problem = _problem(response, case)
         if problem is not None:
             wrong.append(problem)
+    if before is not None:
+        after = _count(client, path, headers)
+        if after != before:
+            wrong.append(f"the collection listed {before} before the refused bodies, {after} after")
     assert not wrong, f"{operation}: " + "; ".join(wrong)

@@ -169,3 +169,44 @@ def test_a_forged_token_claims_the_same_but_no_trusted_key_verifies_it() -> None
     # It does verify with the key it carries: a validator trusting embedded keys is fooled.
     decoded = jwt.decode(forged, ECKey.import_key(header["jwk"]))
     assert {k: decoded.claims[k] for k in claims} == claims
+
+
+def test_internal_only_names_listed_services() -> None:
+    from pydantic import ValidationError
+
+    from zwfw.harness.profile import TargetProfile
+
+    base = {"name": "p", "region_code": "340000", "services": {"hall": "http://127.0.0.1:1"}}
+    profile = TargetProfile.model_validate({**base, "internal_only": ["hall"]})
+    assert profile.internal_only == ["hall"]
+    assert profile.fingerprint() != TargetProfile.model_validate(base).fingerprint()
+    with pytest.raises(ValidationError, match="internal_only names hub"):
+        TargetProfile.model_validate({**base, "internal_only": ["hub"]})
+
+
+def test_observers_see_every_response_of_the_harness_clients() -> None:
+    import httpx
+
+    from zwfw.harness import http
+    from zwfw.harness.profile import TargetProfile
+
+    def app(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=f"seen {request.url.path}")
+
+    profile = TargetProfile.model_validate(
+        {"name": "p", "region_code": "340000", "services": {"hall": "http://hall.test"}}
+    )
+    seen: list[str] = []
+
+    def observer(response: httpx.Response) -> None:
+        seen.append(response.text)
+
+    http.observe(observer)
+    try:
+        with http.service_client(profile, "hall", transport=httpx.MockTransport(app)) as client:
+            client.get("cases")
+    finally:
+        http.unobserve(observer)
+    with http.service_client(profile, "hall", transport=httpx.MockTransport(app)) as client:
+        client.get("items")
+    assert seen == ["seen /cases"]
