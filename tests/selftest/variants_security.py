@@ -5,6 +5,7 @@ opt-in), each failing exactly its requirements."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from .defects import Province, Variant, holder_check_missing
 from .proxy import Defect, Forward, ProxyRequest, ProxyResponse
@@ -31,13 +32,15 @@ def _malformed(request: ProxyRequest) -> bool:
 
 
 async def error_on_malformed_body(request: ProxyRequest, forward: Forward) -> ProxyResponse:
-    """A body that is not JSON (or nested too deep to parse) makes the hall fail with 500."""
+    """A body that is not JSON (or nested too deep to parse) makes the hall fail with 500,
+    the way the service's own last-resort handler answers (its headers, a problem body)."""
     if request.method in ("POST", "PUT", "PATCH") and _malformed(request):
+        answered = await forward(replace(request, body=b"{}").with_header(
+            "content-type", "application/json"
+        ))  # fmt: skip
         problem = {"type": "about:blank", "title": "Internal Server Error", "status": 500}
-        return ProxyResponse(
-            500,
-            [("content-type", "application/problem+json")],
-            json.dumps(problem).encode(),
+        return answered.with_json(problem, status=500).with_header(
+            "content-type", "application/problem+json"
         )
     return await forward(request)
 
