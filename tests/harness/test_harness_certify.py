@@ -69,12 +69,17 @@ def test_a_full_run_without_services_is_not_certified(zwfw: Invoke, tmp_path: Pa
     assert "NOT CERTIFIED" in result.stdout
     document = read_results(out)
     assert document["scope"] == "complete"
-    # The load suite is opt-in: a complete run without it judges everything else.
+    # The load and security suites are opt-in: a complete run without them judges the rest.
     outside = {e["id"]: e["reason"] for e in document["requirements"] if not e["in_scope"]}
-    assert outside
-    assert all(rid.startswith("RESP-") for rid in outside)
-    assert all("--suites conformance,loadtests" in why for why in outside.values())
-    assert all(e["in_scope"] for e in document["requirements"] if e["id"].startswith("IC-"))
+    assert any(rid.startswith("RESP-") for rid in outside)
+    assert any(rid.startswith("SEC-AZ-") for rid in outside)
+    for rid, why in outside.items():
+        suite = "loadtests" if rid.startswith("RESP-") else "security"
+        assert rid.startswith(("RESP-", "SEC-")), rid
+        assert f"--suites conformance,{suite}" in why
+    assert all(
+        e["in_scope"] for e in document["requirements"] if e["id"].startswith(("IC-", "SEC-AUTH-"))
+    )
     found = statuses(document)
     assert {found[r] for r in found if r.startswith("IC-CODE-")} == {"pass"}
     assert found["IC-ID-001"] == "not-tested"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -119,8 +120,9 @@ def test_bad_catalog_makes_commands_exit_2(checkout: Checkout, zwfw: Invoke) -> 
 
 def test_coverage_of_the_repository_suites(zwfw: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ZWFW_CONFORMANCE_DIR", raising=False)
-    # The opt-in load suite counts too: it alone verifies the RESP-* requirements.
-    result = zwfw("requirements", "coverage", "--suites", "conformance,load")
+    # The opt-in suites count too: they alone verify the SEC-* (but SEC-AUTH-*) and RESP-*
+    # requirements.
+    result = zwfw("requirements", "coverage", "--suites", "conformance,security,load")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "Requirements without a test" not in result.stdout
     total = len(load_catalog().requirements)
@@ -229,3 +231,18 @@ def test_bad_family_file_is_refused_with_its_name(
         load_catalog(root)
     assert expected in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_the_clause_view_lists_every_clause_and_what_needs_documents(
+    zwfw: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ZWFW_CONFORMANCE_DIR", raising=False)
+    result = zwfw("requirements", "coverage", "--suites", "security", "--by-clause", "--json")
+    clauses = {c["clause"]: c for c in json.loads(result.stdout)["clauses"]}
+    audit = clauses["GB/T 22239-2019 8.1.4.3"]
+    assert audit["kind"] == "manual"
+    assert audit["requirements"] == []
+    access = clauses["GB/T 22239-2019 8.1.4.2"]
+    assert {"id": "SEC-AZ-002", "tests": 1} in access["requirements"]
+    assert access["kind"] == "automatic + manual"
+    assert any(c["kind"] == "not applicable" for c in clauses.values())

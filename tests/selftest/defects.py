@@ -49,6 +49,9 @@ class Variant:
     defect: str  # one line for the detection table
     expected: frozenset[str]  # requirement IDs that must fail, and no others
     make: Callable[[Province], Defect]
+    # The suites certified through the defect; () for the default suites. Variants of the
+    # opt-in security suite name it (with conformance, so the run is complete).
+    suites: tuple[str, ...] = ()
 
 
 def _walk(value: Any, strings: Callable[[str], str] | None = None,

@@ -55,15 +55,28 @@ class CertifyRun:
 
 
 def certify(
-    platform: ReferencePlatform, region: str, profile: Path, out: Path, harness_home: Path
+    platform: ReferencePlatform,
+    region: str,
+    profile: Path,
+    out: Path,
+    harness_home: Path,
+    suites: tuple[str, ...] = (),
 ) -> CertifyRun:
     """``zwfw certify`` of ``profile`` as an operator runs it, with the province's
-    credentials in the environment."""
+    credentials in the environment; ``suites`` as ``--suites`` (default: the default ones)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZWFW_REF_")}
     env.update(platform.credentials(region))
     env["ZWFW_HARNESS_HOME"] = str(harness_home)
     result = subprocess.run(
-        [ZWFW, "certify", "--target", str(profile), "--out", str(out)],
+        [
+            ZWFW,
+            "certify",
+            "--target",
+            str(profile),
+            "--out",
+            str(out),
+            *(["--suites", ",".join(suites)] if suites else []),
+        ],  # fmt: skip
         cwd=REPO,
         env=env,
         capture_output=True,

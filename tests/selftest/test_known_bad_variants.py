@@ -22,6 +22,7 @@ from .defects import Province, Variant
 from .proxy import passthrough
 from .support import ZWFW, CertifyRun, Detection, certify, defect_in_front_of
 from .variants import ALL_VARIANTS
+from .variants_security import REVIEWED
 
 A = "340000"
 
@@ -69,7 +70,7 @@ def run_variant(
     workdir.mkdir(parents=True, exist_ok=True)
     defect = variant.make(province)
     with defect_in_front_of(platform, A, variant.service, defect, workdir) as profile:
-        run = certify(platform, A, profile, workdir / "report", harness_home)
+        run = certify(platform, A, profile, workdir / "report", harness_home, variant.suites)
     runs[variant.name] = run
     detections.append(
         Detection(variant.name, variant.service, variant.defect, variant.expected, run.failed,
@@ -90,6 +91,26 @@ def test_the_clean_province_certifies_through_a_passthrough_proxy(
     assert run.not_passed == {}, run.explain()
     assert run.report["certified"] is True
     assert run.returncode == 0, run.explain()
+
+
+def test_the_clean_province_passes_the_security_review(
+    platform: ReferencePlatform, harness_home: Path, tmp_path: Path,
+    detections: list[Detection],
+) -> None:  # fmt: skip
+    profile = platform.profile_path(A)
+    run = certify(platform, A, profile, tmp_path / "report", harness_home, REVIEWED)
+    detections.append(
+        Detection("clean (security review)", "-", "none", frozenset(), run.failed, run.returncode)
+    )
+    assert run.not_passed == {}, run.explain()
+    assert run.report["scope"] == "complete"
+    assert run.returncode == 0, run.explain()
+    reviewed = [r for r in run.report["requirements"] if r["id"].startswith("SEC-")]
+    assert reviewed
+    assert all(r["in_scope"] and r["status"] == "pass" for r in reviewed)
+    html = (run.out / "report.html").read_text(encoding="utf-8")
+    assert "Clause view" in html
+    assert "manual evidence required" in html
 
 
 @pytest.mark.parametrize("variant", ALL_VARIANTS, ids=lambda v: v.name)

@@ -3,7 +3,14 @@ families' own in ``variants_<family>.py``."""
 
 from __future__ import annotations
 
-from . import defects, variants_hall, variants_hub, variants_identity, variants_licence
+from . import (
+    defects,
+    variants_hall,
+    variants_hub,
+    variants_identity,
+    variants_licence,
+    variants_security,
+)
 from .defects import Variant
 
 ALL_VARIANTS: tuple[Variant, ...] = (
@@ -12,4 +19,5 @@ ALL_VARIANTS: tuple[Variant, ...] = (
     + variants_hall.VARIANTS
     + variants_hub.VARIANTS
     + variants_licence.VARIANTS
+    + variants_security.VARIANTS
 )

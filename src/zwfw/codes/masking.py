@@ -107,6 +107,22 @@ def mask_personal_data(text: str) -> str:
     return _PERSONAL.sub(_mask_match, text)
 
 
+def find_personal_data(text: str) -> list[tuple[str, int]]:
+    """Where ``text`` shows a personal number in clear, as ``(kind, offset)``: kind
+    ``resident-id`` (18 characters with a valid GB 11643 check character, known province and
+    real birth date) or ``mobile``. The same notion of standalone as ``mask_personal_data``;
+    what that function leaves alone, or masks only to err on the side of privacy (ID-shaped
+    runs failing the check), is not reported."""
+    found: list[tuple[str, int]] = []
+    for match in _PERSONAL.finditer(text):
+        if (id18 := match.group("id18")) is not None:
+            if _is_resident_id(id18):
+                found.append(("resident-id", match.start("id18")))
+        elif match.group("phone") is not None:
+            found.append(("mobile", match.start("phone")))
+    return found
+
+
 def mask_value(value: Any) -> Any:
     """Mask every string inside ``value`` (dicts, lists, tuples); integers that mask differently
     (a phone number sent as a number) become masked strings."""

@@ -80,9 +80,9 @@ def certify(
         "--suites",
         metavar="SUITE",
         help="Suites to run: conformance, security, loadtests (alias load) or a sub-directory "
-        "such as conformance/codes; repeat or separate with commas. Default: every suite "
-        "present but the opt-in load suite (a complete run is conformance and security; add "
-        "load to judge the RESP-* requirements too).",
+        "such as conformance/codes; repeat or separate with commas. Default: the conformance "
+        "suite; the security and load suites are opt-in (add security to judge the SEC-* "
+        "requirements of the security review, load to judge the RESP-* requirements).",
     ),
     workload: Path | None = typer.Option(
         None,
@@ -334,6 +334,12 @@ def requirements_coverage(
         "--require-failure-modes",
         help="Also fail when a MUST requirement lists no failure modes.",
     ),
+    by_clause: bool = typer.Option(
+        False,
+        "--by-clause",
+        help="Also print the clause view: each 等保 / 密评 clause in scope, the requirements "
+        "and tests that judge it, and which clauses need manual evidence.",
+    ),
 ) -> None:
     """List requirements and failure modes no test verifies; exit 1 if a MUST requirement has
     no test, or lists a failure mode no test catches (or, with --require-failure-modes, lists
@@ -365,6 +371,25 @@ def requirements_coverage(
     failing = bool(must_missing or must_modes_missing) or (
         require_failure_modes and bool(must_without_modes)
     )
+    clause_view: list[dict[str, Any]] = []
+    if by_clause:
+        from zwfw.harness.clauses import load_clauses
+
+        try:
+            clauses = load_clauses(catalog)
+        except HarnessConfigError as error:
+            raise _fail_config("requirements coverage", error) from None
+        clause_view = [
+            {
+                "clause": c.clause,
+                "title": c.title,
+                "kind": c.kind,
+                "requirements": [{"id": r, "tests": len(tests[r])} for r in c.requirements],
+                "manual": c.manual,
+                "not_applicable": c.not_applicable,
+            }
+            for c in clauses
+        ]
     if as_json:
         document = {
             "tests_collected": len(collected.checks),
@@ -386,6 +411,8 @@ def requirements_coverage(
             "require_failure_modes": require_failure_modes,
             "ok": not failing,
         }
+        if by_clause:
+            document["clauses"] = clause_view
         typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
         raise typer.Exit(EXIT_NOT_CERTIFIED if failing else 0)
     console = Console(highlight=False)
@@ -406,6 +433,8 @@ def requirements_coverage(
         for requirement, mode in modes_missing:
             table.add_row(requirement.id, requirement.level, mode.id, mode.text)
         console.print(table)
+    if by_clause:
+        _print_clauses(console, clause_view)
     covered = len(catalog.requirements) - len(uncovered)
     listed = sum(len(r.failure_modes) for r in catalog.requirements)
     console.print(
@@ -434,6 +463,32 @@ def requirements_coverage(
         )
     if failing:
         raise typer.Exit(EXIT_NOT_CERTIFIED)
+
+
+def _print_clauses(console: Console, clause_view: list[dict[str, Any]]) -> None:
+    table = Table(title="Clause view (等保 level 3, 密评 level 3)", title_justify="left")
+    table.add_column("clause", overflow="fold")
+    table.add_column("judged by", overflow="fold")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("manual evidence required / not applicable", overflow="fold")
+    kinds: dict[str, int] = {}
+    for row in clause_view:
+        kinds[row["kind"]] = kinds.get(row["kind"], 0) + 1
+        judged = ", ".join(f"{r['id']} ({r['tests']} tests)" for r in row["requirements"])
+        table.add_row(
+            f"{row['clause']}\n{row['title']}",
+            judged or "—",
+            row["kind"],
+            row["manual"] or row["not_applicable"] or "",
+        )
+    console.print(table)
+    manual = sum(1 for row in clause_view if row["manual"])
+    console.print(
+        f"{len(clause_view)} clauses: {kinds.get('automatic', 0)} automatic, "
+        f"{manual} manual evidence required ({kinds.get('automatic + manual', 0)} of them also "
+        f"judged in part by tests), {kinds.get('not applicable', 0)} not applicable",
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

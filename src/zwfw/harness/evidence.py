@@ -70,8 +70,8 @@ def describe_body(content: bytes, headers: httpx.Headers, redactor: Redactor) ->
         try:
             body["json"] = redactor.json_value(json.loads(content))
             return body
-        except ValueError:
-            pass  # shown as text below
+        except (ValueError, RecursionError):
+            pass  # shown as text below (also a document nested too deep to walk)
     if media == "application/x-www-form-urlencoded" and text is not None:
         body["form"] = [list(pair) for pair in redactor.fields(parse_qsl(text, True))]
         return body

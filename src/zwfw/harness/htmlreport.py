@@ -100,6 +100,26 @@ def sparkline(latencies_ms: Sequence[float], scale_ms: float) -> Markup:
     )
 
 
+def _clauses(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The clause view, when the report judged any requirement the view names."""
+    from zwfw.harness.clauses import clause_rows, load_clauses
+    from zwfw.harness.errors import CatalogError
+    from zwfw.harness.requirements import load_catalog
+
+    try:
+        clauses = load_clauses(load_catalog())
+    except CatalogError:
+        return []
+    from zwfw.harness.pytest_plugin import OPT_IN_SUITES
+
+    # Shown when the run reviewed security: the security suite's requirements are in scope.
+    reviewed = any(
+        r["in_scope"] and r["id"].startswith(OPT_IN_SUITES["security"])
+        for r in document["requirements"]
+    )
+    return clause_rows(clauses, document) if reviewed else []
+
+
 def render_html(
     document: Mapping[str, Any], latencies: Mapping[str, Sequence[float]] | None = None
 ) -> str:
@@ -125,6 +145,7 @@ def render_html(
             waived=[r for r in requirements if r["status"] == "waived"],
             waiver_notes=[w for w in document["waivers"] if w["state"] != "applied"],
             chart=time_chart(requirements),
+            clauses=_clauses(document),
             sparklines={
                 r["id"]: sparkline(latencies.get(r["id"], []), scale) for r in requirements
             },

@@ -21,6 +21,27 @@ if TYPE_CHECKING:
 
 # Nested in-process runs each push their log; the innermost one records.
 _active_logs: list[EvidenceLog] = []
+# Callbacks that see every response of clients made here (the security suite's scans of the
+# whole run), whether or not the run records evidence.
+_observers: list[Callable[[httpx.Response], None]] = []
+
+
+def observe(callback: Callable[[httpx.Response], None]) -> None:
+    """Hand every response of clients made from now on to `callback` (until `unobserve`)."""
+    _observers.append(callback)
+
+
+def unobserve(callback: Callable[[httpx.Response], None]) -> None:
+    if callback in _observers:
+        _observers.remove(callback)
+
+
+def _notify(response: httpx.Response) -> None:
+    if not _observers:
+        return
+    response.read()
+    for callback in list(_observers):
+        callback(response)
 
 
 @contextlib.contextmanager
@@ -49,15 +70,13 @@ def active_log() -> EvidenceLog | None:
 
 def _with_evidence_hooks(options: dict[str, Any]) -> dict[str, Any]:
     log = active_log()
-    if log is None:
-        return options
     given: dict[str, list[Callable[..., Any]]] = dict(options.pop("event_hooks", None) or {})
-    hooks = log.event_hooks()
+    hooks = log.event_hooks() if log is not None else {"request": [], "response": []}
     # Recording hooks run first on requests and last on responses: they see what went out
     # and what the test saw.
     merged = {
         "request": [*hooks["request"], *given.get("request", [])],
-        "response": [*given.get("response", []), *hooks["response"]],
+        "response": [*given.get("response", []), *hooks["response"], _notify],
     }
     return {**options, "event_hooks": merged}
 

@@ -183,6 +183,9 @@ class TargetProfile(BaseModel):
     tls: TLSSettings = Field(default_factory=TLSSettings)
     credentials: dict[str, EnvSecret] = Field(default_factory=dict)
     declared: Declared = Field(default_factory=Declared)
+    # Services reachable only inside the operator's network (behind its TLS gateway): the
+    # security suite accepts plain http for them (SEC-TLS-001).
+    internal_only: list[ServiceName] = Field(default_factory=list)
     timeout_seconds: float = Field(default=10.0, gt=0)
     # Where the profile was read from; not part of what is certified.
     _source: Path | None = PrivateAttr(default=None)
@@ -205,6 +208,14 @@ class TargetProfile(BaseModel):
                     "give {env: VAR_NAME} and set the variable"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _internal_services_listed(self) -> TargetProfile:
+        configured = self.services.configured()
+        for name in self.internal_only:
+            if name not in configured:
+                raise ValueError(f"internal_only names {name}, which services does not list")
+        return self
 
     @property
     def source(self) -> Path | None:
@@ -239,6 +250,7 @@ class TargetProfile(BaseModel):
             },
             "credentials": {name: ref.env for name, ref in sorted(self.credentials.items())},
             "declared": self.declared.model_dump(),
+            "internal_only": sorted(self.internal_only),
             "timeout_seconds": self.timeout_seconds,
         }
 

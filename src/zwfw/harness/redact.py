@@ -208,7 +208,7 @@ class Redactor:
         if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
             try:
                 inner = json.loads(stripped)
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
             else:
                 return json.dumps(self.json_value(inner), ensure_ascii=False)

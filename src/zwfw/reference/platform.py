@@ -147,6 +147,9 @@ class Province:
     test_seal_es_id: str = ""  # the certification test issuer's seal
     licences: dict[str, str] = field(default_factory=dict)  # holder label -> identifier
     federation_key: ECKey | None = None
+    # An access token of the province's IdP for the applicant that expired an hour before the
+    # platform started: the security suite's "expired token" caller (SEC-AZ-001).
+    expired_token: str = ""
 
     @property
     def region(self) -> str:
@@ -404,6 +407,15 @@ class ReferencePlatform(NationalSide):
                     id_number=person.id_number,
                 )  # fmt: skip
                 person.sub = account.sub
+            # Signed with the IdP's own key before it starts; no running IdP issues one.
+            applicant = province.persons["applicant"]
+            claims = svc.provider.access_claims(
+                sub=applicant.sub, client_id=f"portal-{region}",
+                audience=[f"portal-{region}", hall, elicense, eseal],
+                scope="openid elicense:read elicense:consent", ttl=-3600,
+            )  # fmt: skip
+            claims["iat"] = claims["exp"] - 600
+            province.expired_token = svc.provider.keys.sign(db, claims, typ="at+jwt")
 
         _seed_identity(process, setup)
 
@@ -618,6 +630,7 @@ class ReferencePlatform(NationalSide):
             "federation_issuer": FEDERATION_TEST_ISSUER,
             "federation_issuer_key": keys.private_jwk_text(province.federation_key),
         }
+        values.update(self._security_credentials(province))
         # Cross-province exchange: a licence the national citizen holds in another province.
         others = [p for p in self.provinces.values() if p.region != region]
         if others:
@@ -631,6 +644,32 @@ class ReferencePlatform(NationalSide):
                 issuer.region, national, audience=issuer.url("elicense"), scope="elicense:read"
             )
         return {self._env_name(region, name): value for name, value in values.items()}
+
+    def _security_credentials(self, province: Province) -> dict[str, str]:
+        """The callers of the security suite's authorization matrix that the other
+        credentials do not already give (security/authz-matrix.yaml)."""
+        region = province.region
+        values = {
+            "security_expired_token": province.expired_token,
+            # A system client whose scope covers nothing of the hall, e-licence or hub; at the
+            # e-seal service, one whose scope covers nothing of the e-seal service.
+            "security_wrong_scope_token": self.province_token(
+                region, f"ops-{region}", "eseal:admin"
+            ),
+            "security_wrong_scope_eseal_token": self.province_token(
+                region, f"ops-{region}", "hall:catalog:write"
+            ),
+        }
+        others = [p for p in self.provinces.values() if p.region != region]
+        if others:
+            other = others[0].region
+            values["security_other_province_token"] = self.province_token(
+                other, f"staff-{other}", "hall:case:handle hall:rectification"
+            )
+            values["security_other_province_hub_token"] = self.national_token(
+                f"province-{other}", "hub:report hub:exchange"
+            )
+        return values
 
     def _write_profile(self, province: Province) -> None:
         region = province.region
@@ -654,6 +693,8 @@ class ReferencePlatform(NationalSide):
                 ],
                 "licence_identifiers": sorted(province.licences.values()),
             },
+            # Every service listens on 127.0.0.1 in plain http: reachable from this host only.
+            "internal_only": ["identity", "hall", "elicense", "eseal", "hub"],
             "timeout_seconds": 30,
         }
         self.profile_path(region).write_text(

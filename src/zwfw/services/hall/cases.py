@@ -578,6 +578,9 @@ def list_cases(
 ) -> CasePage:
     query = select(Case)
     if CASE_HANDLE not in principal.scopes:
+        # Only applicants have cases of their own; a system client without the handling
+        # scope is refused rather than shown an empty list (least privilege).
+        _applicant_type(principal)
         query = query.where(Case.applicant_sub == principal.subject)
     if state is not None:
         query = query.where(Case.state == state)

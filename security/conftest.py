@@ -1,0 +1,223 @@
+"""What the security suite shares: the interfaces' operations, the authorization matrix, the
+callers it names, and every response of the run (for the headers and personal-data scans).
+
+Credentials it needs beyond the conformance suites' (each `{env: VAR}` in the profile):
+
+- `security_expired_token`: an access token of the province's IdP past its expiry;
+- `security_wrong_scope_token`, `security_wrong_scope_eseal_token`: tokens of a system
+  client of the province whose scopes cover nothing of the hall, e-licence service and hub
+  (the first) and nothing of the e-seal service (the second);
+- `security_other_province_token`: an access token of another province's staff (their IdP);
+  `security_other_province_hub_token`: another province's national token (hub scopes).
+
+The scans of the whole run (`test_run_scans.py`) run last, after every other suite's tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from zwfw.harness import http
+from zwfw.harness.profile import SecretUnavailable, ServiceName, TargetProfile
+from zwfw.harness.requirements import conformance_dir
+from zwfw.harness.security import (
+    AuthzMatrix,
+    Operation,
+    forge_token,
+    load_matrix,
+    load_operations,
+    operation_for,
+    public_operations,
+)
+
+SUITE = Path(__file__).resolve().parent
+MATRIX = SUITE / "authz-matrix.yaml"
+LAST = "test_run_scans.py"
+# Bodies kept for the scans; personal data sits in the first kilobytes of any response.
+KEEP_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One response of the run, as the scans need it."""
+
+    test: str
+    method: str
+    url: str
+    authenticated: bool
+    status: int
+    headers: list[tuple[str, str]]
+    set_cookies: list[str]
+    media_type: str
+    body: bytes
+
+
+@dataclass
+class RunResponses:
+    responses: list[Seen] = field(default_factory=list)
+
+    def __call__(self, response: httpx.Response) -> None:
+        log = http.active_log()
+        request = response.request
+        self.responses.append(
+            Seen(
+                test=(log.current or "") if log is not None else "",
+                method=request.method,
+                url=str(request.url.copy_with(query=None)),
+                authenticated="authorization" in request.headers or "cookie" in request.headers,
+                status=response.status_code,
+                headers=list(response.headers.multi_items()),
+                set_cookies=response.headers.get_list("set-cookie"),
+                media_type=response.headers.get("content-type", "").split(";")[0].strip(),
+                body=response.content[:KEEP_BYTES],
+            )
+        )
+
+
+_RESPONSES = pytest.StashKey[RunResponses]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Every response of the run, from every suite's clients, from the first test on.
+    if _RESPONSES not in config.stash:
+        seen = config.stash[_RESPONSES] = RunResponses()
+        http.observe(seen)
+        config.add_cleanup(lambda: http.unobserve(seen))
+    # The scans of the whole run come after every other test of the session.
+    items.sort(key=lambda item: item.path.name == LAST and item.path.parent == SUITE)
+
+
+@pytest.fixture(scope="session")
+def run_responses(pytestconfig: pytest.Config) -> RunResponses:
+    return pytestconfig.stash[_RESPONSES]
+
+
+@pytest.fixture(scope="session")
+def operations() -> list[Operation]:
+    return load_operations(conformance_dir() / "spec" / "openapi")
+
+
+def matrix_or_fail(operations: list[Operation]) -> AuthzMatrix:
+    from zwfw.harness.errors import HarnessConfigError
+
+    try:
+        return load_matrix(MATRIX, operations)
+    except HarnessConfigError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def matrix(operations: list[Operation]) -> AuthzMatrix:
+    return matrix_or_fail(operations)
+
+
+def _claims(token: str) -> dict[str, Any]:
+    part = token.split(".")[1]
+    value = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return value if isinstance(value, dict) else {}
+
+
+def _first(response: httpx.Response, *names: str) -> str | None:
+    """The first value of one of `names` in a list answer (a bare list, or the first list
+    member of an object: a page of items or cases)."""
+    if response.status_code != 200:
+        return None
+    body = response.json()
+    if isinstance(body, dict):
+        body = next((v for v in body.values() if isinstance(v, list)), [])
+    for row in body if isinstance(body, list) else []:
+        for name in names:
+            if isinstance(row, dict) and row.get(name):
+                return str(row[name])
+    return None
+
+
+def secret(target: TargetProfile, name: str) -> str:
+    """A credential's value, or fail the test naming its variable (any fixture scope)."""
+    try:
+        return target.secret(name)
+    except SecretUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def parameters(
+    target: TargetProfile, service_client: Callable[[ServiceName], httpx.Client]
+) -> dict[str, str]:
+    """A value for each path parameter: citizen A's resources where the province has them."""
+
+    def credential(name: str) -> str:
+        return secret(target, name)
+
+    citizen = {"Authorization": f"Bearer {credential('hall_applicant_token')}"}
+    values = {
+        "region_code": target.region_code,
+        "sub": str(_claims(credential("hall_applicant_token")).get("sub", "unknown")),
+        "client_id": "security-review-client",
+        "task_id": "1",
+        "version": "1",
+        "es_id": "0" * 16,
+        "type_code": "0000",
+        "code": "0" * 33,
+        "number": "0" * 30,
+        "identifier": "0" * 30,
+    }
+    if target.base_url("hall") is not None:
+        hall = service_client("hall")
+        if number := _first(hall.get("cases", headers=citizen), "case_number", "number"):
+            values["number"] = number
+        if code := _first(hall.get("items"), "implementation_code"):
+            values["code"] = code
+    if target.base_url("elicense") is not None:
+        elicense = service_client("elicense")
+        holder = {"Authorization": f"Bearer {credential('elicense_holder_token')}"}
+        if identifier := _first(elicense.get("me/licences", headers=holder), "identifier"):
+            values["identifier"] = identifier
+        if type_code := _first(elicense.get("types"), "type_code"):
+            values["type_code"] = type_code
+    values["case_number"] = values["number"]
+    return values
+
+
+@pytest.fixture(scope="session")
+def public_call(
+    target: TargetProfile, operations: list[Operation], matrix: AuthzMatrix
+) -> Callable[[str, str], bool]:
+    """`public_call(method, url)`: whether the request calls an operation anyone may call
+    (its answer is the same for everyone, so caching it leaks nothing: SEC-HDR-002)."""
+    public = public_operations(matrix)
+    bases = {name: str(url) for name, url in target.services.configured().items()}
+
+    def check(method: str, url: str) -> bool:
+        operation = operation_for(operations, bases, method, url)
+        return operation is not None and (operation.service, operation.key) in public
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def callers(target: TargetProfile, matrix: AuthzMatrix) -> Callable[[str, str], dict[str, str]]:
+    """`callers(identity, service)`: the headers that caller of the matrix sends there."""
+    forged: dict[str, str] = {}
+
+    def headers(identity: str, service: str) -> dict[str, str]:
+        if identity == "anonymous":
+            return {}
+        if identity == "untrusted_issuer":
+            # Everything citizen A's token claims, signed by a key nobody trusts.
+            if service not in forged:
+                template = secret(target, matrix.credential("citizen_a", service))
+                forged[service] = forge_token(template)
+            return {"Authorization": f"Bearer {forged[service]}"}
+        token = secret(target, matrix.credential(identity, service))
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers
