@@ -503,7 +503,7 @@ def test_token_exchange_from_the_national_idp(idp: IdP) -> None:
 
 
 _EXCHANGE_REFUSALS = ["untrusted-issuer", "expired", "just-expired", "not-yet-valid", "no-expiry",
-                      "wrong-audience", "bad-signature", "alg-none"]  # fmt: skip
+                      "wrong-audience", "bad-signature", "alg-none", "malformed"]  # fmt: skip
 
 
 @pytest.mark.requirement(
@@ -531,6 +531,8 @@ def test_token_exchange_refusals(idp: IdP, case: str) -> None:
         trusted = json.loads(idp.credential("federation_issuer_key"))
         forger = ECKey.generate_key("P-256", parameters={"kid": trusted.get("kid", "")})
         token = idp.federation_token(forger)
+    elif case == "malformed":
+        token = "not-a-jwt." + secrets.token_urlsafe(24)
     else:
         signed = idp.federation_token()
         token = idp.unsigned_jwt(idp.payload_of(signed), kid=str(idp.header_of(signed)["kid"]))
@@ -653,14 +655,21 @@ def test_sign_in_page_is_protected(idp: IdP) -> None:
         )
 
 
+# A state value that breaks out of an attribute and opens an element unless it is escaped.
+_MARKUP = '"><img src=x data-probe="zwfw">'
+
+
 @pytest.mark.requirement(
-    "SEC-AUTH-003", catches=("consent-frameable", "nosniff-missing", "consent-csrf")
+    "SEC-AUTH-003",
+    catches=("consent-frameable", "nosniff-missing", "consent-csrf", "markup-reflected"),
 )
 def test_consent_page_is_protected(idp: IdP) -> None:
     redirect = idp.credential("identity_rp_redirect_uri")
     _, challenge = idp.pkce()
     with idp.browser() as browser:
-        url = idp.authorize_url(code_challenge=challenge, code_challenge_method="S256")
+        url = idp.authorize_url(
+            code_challenge=challenge, code_challenge_method="S256", state="s" + _MARKUP
+        )
         page = browser.get(url, follow_redirects=True)
         password = [f for f in idp.forms(page.text) if "password" in f.types.values()]
         assert password, "no sign-in form found"
@@ -687,6 +696,7 @@ def test_consent_page_is_protected(idp: IdP) -> None:
             # No consent page: the person was sent back to the relying party directly.
             assert response.is_redirect, f"after the sign-in: HTTP {response.status_code}"
             return
+        assert _MARKUP not in response.text, "the consent page reflects the state unescaped"
         assert _anti_framing(response.headers), "the consent page can be framed (clickjacking)"
         assert response.headers.get("x-content-type-options") == "nosniff"
         allow = consent[0]
