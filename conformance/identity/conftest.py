@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -112,6 +113,35 @@ def pkce() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def unsigned_jwt(claims: dict[str, Any], **header: str) -> str:
+    """A JWT with alg none and an empty signature (RFC 7519 §6), as an attacker sends it."""
+    head = {"alg": "none", "typ": "JWT", **header}
+    return ".".join((b64url(json.dumps(head).encode()), b64url(json.dumps(claims).encode()), ""))
+
+
+def hs256_jwt(claims: dict[str, Any], secret: bytes, **header: str) -> str:
+    """A JWT MACed with HS256 under ``secret``, built by hand: JOSE libraries refuse to use
+    public key material as a MAC key, which is exactly what an attacker does."""
+    head = {"alg": "HS256", "typ": "JWT", **header}
+    signing_input = b64url(json.dumps(head).encode()) + "." + b64url(json.dumps(claims).encode())
+    mac = hmac.new(secret, signing_input.encode("ascii"), hashlib.sha256).digest()
+    return signing_input + "." + b64url(mac)
+
+
+def header_of(token: str) -> dict[str, Any]:
+    part = token.split(".")[0]
+    return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
+
+
+def payload_of(token: str) -> dict[str, Any]:
+    part = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
+
+
 @dataclass
 class IdP:
     """The target's IdP as a relying party and a system client see it."""
@@ -120,6 +150,13 @@ class IdP:
     config: dict[str, Any]
     credential: Callable[[str], str]
     target: TargetProfile
+
+    # JWT pieces, for tests (the suite's modules import nothing from here at run time).
+    header_of = staticmethod(header_of)
+    payload_of = staticmethod(payload_of)
+    unsigned_jwt = staticmethod(unsigned_jwt)
+    hs256_jwt = staticmethod(hs256_jwt)
+    pkce = staticmethod(pkce)
 
     @property
     def issuer(self) -> str:
@@ -156,13 +193,18 @@ class IdP:
         base.update(params)
         return self.config["authorization_endpoint"] + "?" + urllib.parse.urlencode(base)
 
-    def sign_in(self, username: str, password: str, **params: str) -> tuple[SignIn, str]:
+    def sign_in(
+        self, username: str, password: str, browser: httpx.Client | None = None, **params: str
+    ) -> tuple[SignIn, str]:
+        """A sign-in through the authorization endpoint, in a fresh browser unless one is
+        given (to keep its session); returns where it ended and the PKCE verifier."""
         verifier, challenge = pkce()
         url = self.authorize_url(code_challenge=challenge, code_challenge_method="S256", **params)
-        with self.browser() as browser:
-            result = sign_in(
-                browser, url, self.credential("identity_rp_redirect_uri"), username, password
-            )
+        redirect_uri = params.get("redirect_uri") or self.credential("identity_rp_redirect_uri")
+        if browser is not None:
+            return sign_in(browser, url, redirect_uri, username, password), verifier
+        with self.browser() as fresh:
+            result = sign_in(fresh, url, redirect_uri, username, password)
         return result, verifier
 
     def code_tokens(self, code: str, verifier: str) -> httpx.Response:
@@ -200,6 +242,13 @@ class IdP:
             headers={"Authorization": f"Bearer {access_token}"},
         )
 
+    def revoke(self, token: str) -> httpx.Response:
+        """The relying party revokes its own token (RFC 7009)."""
+        return self.http.post(
+            self.config["revocation_endpoint"],
+            data={"token": token, "client_id": self.credential("identity_rp_client_id")},
+        )
+
     def user_tokens(self) -> dict[str, Any]:
         result, verifier = self.sign_in(
             self.credential("identity_user"), self.credential("identity_password")
@@ -213,10 +262,11 @@ class IdP:
     def client_key(self) -> ECKey:
         return ECKey.import_key(json.loads(self.credential("identity_client_key")))
 
-    def assertion(self, audience: str, key: ECKey | None = None) -> dict[str, str]:
+    def assertion_claims(self, audience: str, **changes: Any) -> dict[str, Any]:
+        """RFC 7523 claims of a client assertion; a change of None drops the claim."""
         client_id = self.credential("identity_client_id")
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": client_id,
             "sub": client_id,
             "aud": audience,
@@ -224,7 +274,12 @@ class IdP:
             "exp": now + 60,
             "jti": secrets.token_urlsafe(16),
         }
+        claims.update(changes)
+        return {k: v for k, v in claims.items() if v is not None}
+
+    def assertion(self, audience: str, key: ECKey | None = None, **changes: Any) -> dict[str, str]:
         signer = key or self.client_key()
+        claims = self.assertion_claims(audience, **changes)
         token = jwt.encode({"alg": "ES256", "kid": signer.kid}, claims, signer)
         return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": token}
 
@@ -263,6 +318,7 @@ class IdP:
             "jti": secrets.token_hex(8),
         }
         body.update(claims)
+        body = {k: v for k, v in body.items() if v is not None}  # None drops a claim
         return jwt.encode({"alg": "ES256", "kid": signer.kid}, body, signer)
 
 

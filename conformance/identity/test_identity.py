@@ -4,11 +4,13 @@ and the national side use it. Fixtures and credentials: see conftest.py in this 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import secrets
 import time
-from typing import TYPE_CHECKING
+import urllib.parse
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -18,15 +20,22 @@ from joserfc.jwk import ECKey
 
 from zwfw.codes import CodeError
 from zwfw.codes.personal import parse_resident_id
+from zwfw.harness.forms import Form
 
 if TYPE_CHECKING:
     from conftest import IdP
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 # An 18-character candidate; only those that pass the ID-number check digit count.
 _ID_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 
 
-@pytest.mark.requirement("IC-ID-001")
+@pytest.mark.requirement(
+    "IC-ID-001",
+    catches=("issuer-not-base-url", "endpoint-missing", "implicit-offered", "pkce-plain-offered",
+             "grant-missing", "weak-id-token-alg", "no-crypto-client-auth", "acr-missing"),
+)  # fmt: skip
 def test_discovery_document(idp: IdP) -> None:
     config = idp.config
     assert idp.issuer == idp.target.base_url("identity"), (
@@ -52,60 +61,161 @@ def test_discovery_document(idp: IdP) -> None:
     for grant in ("authorization_code", "refresh_token", "client_credentials",
                   "urn:ietf:params:oauth:grant-type:token-exchange"):  # fmt: skip
         assert grant in grants, f"grant {grant} is not advertised"
-    assert "ES256" in config.get("id_token_signing_alg_values_supported", [])
+    id_token_algs = list(config.get("id_token_signing_alg_values_supported", []))
+    assert "ES256" in id_token_algs, f"ES256 ID tokens are not offered: {id_token_algs}"
+    weak = [a for a in id_token_algs if a == "none" or a.upper().startswith("HS")]
+    assert not weak, f"ID tokens may be signed with {weak}"
     methods = set(config.get("token_endpoint_auth_methods_supported", []))
     assert methods & {"private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"}, (
         "no cryptographic client authentication is offered"
     )
+    # Client assertions are verified with the client's registered public key: an alg without
+    # a signature, or a MAC (keyed by what? the public key?), has no place among them.
+    assertion_algs = list(config.get("token_endpoint_auth_signing_alg_values_supported", []))
+    weak = [a for a in assertion_algs if a == "none" or a.upper().startswith("HS")]
+    assert not weak, f"client assertions may use {weak}"
     assert config.get("acr_values_supported"), "assurance levels (acr) are not advertised"
 
 
-@pytest.mark.requirement("IC-ID-002")
-def test_jwks_is_usable(idp: IdP) -> None:
-    document = idp.fetch(idp.config["jwks_uri"]).json()
-    keys = document.get("keys", [])
-    assert keys, "the JWKS has no keys"
-    for key in keys:
-        assert "d" not in key, f"key {key.get('kid')} publishes private material"
-        assert key.get("kid"), "every published key needs a kid"
-    token = idp.system_post("token_endpoint", {"grant_type": "client_credentials"})
-    assert token.status_code == 200, token.text
-    access_token = token.json()["access_token"]
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
+def _verify_with_its_key(
+    idp: IdP, jwks: list[dict[str, Any]], name: str, token: str
+) -> dict[str, Any]:
+    """The token's claims, verified with the one published key its header names, and only
+    that one (a key set would let any published key verify it)."""
+    header = idp.header_of(token)
+    assert header.get("alg") == "ES256", f"{name} is signed with alg {header.get('alg')!r}"
+    kid = header.get("kid")
+    named = [key for key in jwks if key.get("kid") == kid]
+    assert len(named) == 1, f"{name} names kid {kid!r}, published {len(named)} times"
+    key = named[0]
+    assert key.get("alg") in (None, "ES256"), (
+        f"{name} is ES256 but its key {kid!r} is published for {key.get('alg')}"
+    )
     try:
-        claims = idp.claims(access_token)
-    except JoseError as error:
-        pytest.fail(f"an issued token does not verify with the JWKS: {error}", pytrace=False)
-    assert claims["iss"] == idp.issuer
+        return dict(jwt.decode(token, ECKey.import_key(key), algorithms=["ES256"]).claims)
+    except (JoseError, ValueError) as error:
+        pytest.fail(f"{name} does not verify with key {kid!r}: {error}", pytrace=False)
 
 
-@pytest.mark.requirement("IC-ID-003")
+@pytest.mark.requirement(
+    "IC-ID-002",
+    catches=("private-material", "kid-missing", "kid-mismatch", "alg-mismatch",
+             "token-unverifiable"),
+)  # fmt: skip
+def test_jwks_verifies_every_token(idp: IdP) -> None:
+    document = idp.fetch(idp.config["jwks_uri"]).json()
+    keys = list(document.get("keys", []))
+    assert keys, "the JWKS has no keys"
+    kids = [key.get("kid") for key in keys]
+    for key in keys:
+        leaked = [m for m in _PRIVATE_MEMBERS if m in key]
+        assert not leaked, f"key {key.get('kid')} publishes private members {leaked}"
+        assert key.get("kid"), "every published key needs a kid"
+    assert len(set(kids)) == len(kids), f"kids are not unique: {kids}"
+    # Every kind of token the IdP issues, not one of them.
+    tokens: dict[str, str] = {}
+    granted = idp.system_post("token_endpoint", {"grant_type": "client_credentials"})
+    assert granted.status_code == 200, granted.text
+    tokens["client credentials access token"] = granted.json()["access_token"]
+    signed_in = idp.user_tokens()
+    tokens["ID token"] = signed_in["id_token"]
+    tokens["code flow access token"] = signed_in["access_token"]
+    refreshed = idp.refresh(signed_in["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    tokens["refreshed access token"] = refreshed.json()["access_token"]
+    if refreshed.json().get("id_token"):
+        tokens["refreshed ID token"] = refreshed.json()["id_token"]
+    exchanged = idp.exchange(idp.federation_token())
+    assert exchanged.status_code == 200, exchanged.text
+    tokens["exchanged access token"] = exchanged.json()["access_token"]
+    for name, token in tokens.items():
+        claims = _verify_with_its_key(idp, keys, name, token)
+        assert claims.get("iss") == idp.issuer, f"{name} has iss {claims.get('iss')!r}"
+
+
+# Clock difference tolerated between the harness and the IdP when judging iat.
+_CLOCK_SKEW = 300
+
+
+def _half_hash(token: str) -> str:
+    # OpenID Connect Core §3.1.3.6: left half of SHA-256 (the hash of ES256), base64url.
+    digest = hashlib.sha256(token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).decode().rstrip("=")
+
+
+@pytest.mark.requirement(
+    "IC-ID-003",
+    catches=("state-not-echoed", "id-token-issuer", "id-token-audience", "id-token-nonce",
+             "id-token-times", "id-token-at-hash", "id-token-claims", "userinfo-subject",
+             "code-reusable"),
+)  # fmt: skip
 def test_code_flow_with_pkce(idp: IdP) -> None:
     nonce = secrets.token_urlsafe(12)
+    state = "st-" + secrets.token_urlsafe(12)
     result, verifier = idp.sign_in(
-        idp.credential("identity_user"), idp.credential("identity_password"), nonce=nonce
-    )
+        idp.credential("identity_user"), idp.credential("identity_password"),
+        nonce=nonce, state=state,
+    )  # fmt: skip
+    assert result.param("state") == state, "the redirect does not carry the request's state"
+    issued_at = time.time()
     response = idp.code_tokens(result.param("code"), verifier)
     assert response.status_code == 200, response.text
     tokens = response.json()
     claims = idp.claims(tokens["id_token"])
     client_id = idp.credential("identity_rp_client_id")
     audience = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-    assert claims["iss"] == idp.issuer
-    assert client_id in audience
-    assert claims["nonce"] == nonce
-    assert claims["exp"] > time.time()
+    assert claims["iss"] == idp.issuer, f"ID token iss {claims['iss']!r}"
+    assert client_id in audience, f"the client is not in the ID token's aud {audience}"
+    if len(audience) > 1 or "azp" in claims:
+        assert claims.get("azp") == client_id, f"ID token azp {claims.get('azp')!r}"
+    assert claims.get("nonce") == nonce, "the ID token does not carry the request's nonce"
+    iat, exp = claims.get("iat"), claims.get("exp")
+    assert isinstance(iat, int | float), "the ID token has no iat"
+    assert isinstance(exp, int | float), "the ID token has no exp"
+    assert abs(iat - issued_at) <= _CLOCK_SKEW, f"ID token iat {iat} is far from {issued_at:.0f}"
+    assert exp > iat, f"ID token exp {exp} is not after its iat {iat}"
+    assert exp > issued_at, f"ID token exp {exp} has passed"
+    if "at_hash" in claims:
+        assert claims["at_hash"] == _half_hash(tokens["access_token"]), (
+            "the ID token's at_hash does not match the access token"
+        )
     assert claims.get("acr") in idp.config["acr_values_supported"]
     assert claims.get("user_type") in ("person", "legal_person")
     info = idp.userinfo(tokens["access_token"])
     assert info.status_code == 200, info.text
-    assert info.json()["sub"] == claims["sub"]
+    assert info.json()["sub"] == claims["sub"], "userinfo answers for another subject"
     # The code is single use.
     again = idp.code_tokens(result.param("code"), verifier)
-    assert again.status_code == 400
+    assert again.status_code == 400, f"a code used twice got HTTP {again.status_code}"
     assert again.json().get("error") == "invalid_grant"
 
 
-@pytest.mark.requirement("IC-ID-003")
+@pytest.mark.requirement("IC-ID-003", catches=("code-other-client",))
+def test_code_is_bound_to_its_client(idp: IdP) -> None:
+    # Another client of the same IdP (the system client) presents a relying party's code.
+    result, verifier = idp.sign_in(
+        idp.credential("identity_user"), idp.credential("identity_password")
+    )
+    stolen = idp.system_post(
+        "token_endpoint",
+        {
+            "grant_type": "authorization_code",
+            "code": result.param("code"),
+            "redirect_uri": idp.credential("identity_rp_redirect_uri"),
+            "code_verifier": verifier,
+            "client_id": idp.credential("identity_client_id"),
+        },
+    )
+    assert stolen.status_code in (400, 401), (
+        f"another client redeemed the relying party's code (HTTP {stolen.status_code})"
+    )
+    assert "access_token" not in stolen.text
+
+
+@pytest.mark.requirement("IC-ID-003", catches=("replay-keeps-tokens",))
 @pytest.mark.parametrize("check", ["introspection", "userinfo", "refresh"])
 def test_a_replayed_code_revokes_the_tokens_of_its_first_use(idp: IdP, check: str) -> None:
     # RFC 6749 §4.1.2: whoever presents a code a second time may have stolen it, so the
@@ -154,32 +264,74 @@ def test_a_replayed_code_revokes_the_tokens_of_its_first_use(idp: IdP, check: st
         assert after.json().get("error") == "invalid_grant"
 
 
-@pytest.mark.requirement("IC-ID-004")
-def test_pkce_is_required_and_only_s256(idp: IdP) -> None:
+def _authorize_error(idp: IdP, url: str) -> str:
+    """How the authorization endpoint answers before any sign-in: the error it redirects or
+    answers with, ``none`` for a redirect without one, ``accepted`` for anything else (it goes
+    on to the sign-in)."""
     redirect = idp.credential("identity_rp_redirect_uri")
+    response = idp.http.get(url, follow_redirects=False)
+    location = response.headers.get("location", "")
+    if response.is_redirect and location.startswith(redirect):
+        match = re.search(r"[?&]error=([a-z_]+)", location)
+        return match.group(1) if match else "none"
+    if response.status_code == 400:
+        return str(response.json().get("error", "invalid_request"))
+    return "accepted"
 
-    def error_of(url: str) -> str:
-        response = idp.http.get(url, follow_redirects=False)
-        location = response.headers.get("location", "")
-        if response.is_redirect and location.startswith(redirect):
-            match = re.search(r"[?&]error=([a-z_]+)", location)
-            return match.group(1) if match else "none"
-        if response.status_code == 400:
-            return str(response.json().get("error", "invalid_request"))
-        return "accepted"
 
-    assert error_of(idp.authorize_url()) == "invalid_request", "a request without PKCE passed"
+@pytest.mark.requirement(
+    "IC-ID-004",
+    catches=("no-challenge", "plain-method", "method-omitted", "implicit-flow", "hybrid-flow"),
+)
+def test_pkce_is_required_and_only_s256(idp: IdP) -> None:
+    _, challenge = idp.pkce()
+    assert _authorize_error(idp, idp.authorize_url()) == "invalid_request", (
+        "a request without PKCE passed"
+    )
     plain = idp.authorize_url(code_challenge="a" * 43, code_challenge_method="plain")
-    assert error_of(plain) == "invalid_request", "PKCE plain was accepted"
+    assert _authorize_error(idp, plain) == "invalid_request", "PKCE plain was accepted"
+    # RFC 7636 §4.3: a challenge without a method is plain.
+    omitted = idp.authorize_url(code_challenge=challenge)
+    assert _authorize_error(idp, omitted) == "invalid_request", (
+        "a code_challenge without a method (plain by default) was accepted"
+    )
     implicit = idp.authorize_url(response_type="token")
-    assert error_of(implicit) == "unsupported_response_type", "the implicit flow was accepted"
+    assert _authorize_error(idp, implicit) == "unsupported_response_type", (
+        "the implicit flow was accepted"
+    )
+    hybrid = idp.authorize_url(
+        response_type="code id_token", code_challenge=challenge, code_challenge_method="S256",
+        nonce=secrets.token_urlsafe(8),
+    )  # fmt: skip
+    assert _authorize_error(idp, hybrid) in ("unsupported_response_type", "invalid_request"), (
+        "the hybrid flow (code id_token) was accepted"
+    )
+
+
+@pytest.mark.requirement("IC-ID-004", catches=("wrong-verifier", "missing-verifier"))
+@pytest.mark.parametrize("verifier", ["wrong", "missing"])
+def test_code_needs_its_verifier(idp: IdP, verifier: str) -> None:
     result, _ = idp.sign_in(idp.credential("identity_user"), idp.credential("identity_password"))
-    wrong = idp.code_tokens(result.param("code"), secrets.token_urlsafe(48))
-    assert wrong.status_code == 400
-    assert wrong.json().get("error") == "invalid_grant", "a wrong code_verifier was accepted"
+    data = {
+        "grant_type": "authorization_code",
+        "code": result.param("code"),
+        "redirect_uri": idp.credential("identity_rp_redirect_uri"),
+        "client_id": idp.credential("identity_rp_client_id"),
+    }
+    if verifier == "wrong":
+        data["code_verifier"] = secrets.token_urlsafe(48)
+    response = idp.http.post(idp.config["token_endpoint"], data=data)
+    assert response.status_code == 400, (
+        f"a code was exchanged with a {verifier} code_verifier (HTTP {response.status_code})"
+    )
+    error = response.json().get("error")
+    expected = ("invalid_grant",) if verifier == "wrong" else ("invalid_grant", "invalid_request")
+    assert error in expected, f"{verifier} code_verifier answered {error!r}"
 
 
-@pytest.mark.requirement("IC-ID-005")
+@pytest.mark.requirement(
+    "IC-ID-005", catches=("not-rotated", "spent-accepted", "family-survives", "access-survives")
+)
 def test_refresh_rotation_and_reuse_detection(idp: IdP) -> None:
     first = idp.user_tokens()
     assert "refresh_token" in first, "no refresh token was issued"
@@ -189,43 +341,146 @@ def test_refresh_rotation_and_reuse_detection(idp: IdP) -> None:
     rotated = second.json().get("refresh_token")
     assert rotated, "refreshing must return a new refresh token"
     assert rotated != first["refresh_token"], "the refresh token was not rotated"
+    latest_access = second.json()["access_token"]
+    before = idp.introspect(latest_access)
+    assert before.status_code == 200, before.text
+    assert before.json().get("active") is True, "the refreshed access token is not active"
     reused = refresh(first["refresh_token"])
     assert reused.status_code == 400, "a spent refresh token was accepted"
     assert reused.json().get("error") == "invalid_grant"
     after = refresh(rotated)
     assert after.status_code == 400, "reuse did not revoke the token family"
+    # Every token of the sign-in, the access tokens too.
+    inactive = idp.introspect(latest_access)
+    assert inactive.status_code == 200, inactive.text
+    assert inactive.json().get("active") is False, (
+        "an access token of the sign-in is still active after the refresh token's reuse"
+    )
 
 
-@pytest.mark.requirement("IC-ID-006")
-def test_client_credentials_with_private_key_jwt(idp: IdP) -> None:
+@pytest.mark.requirement("IC-ID-005", catches=("other-client", "scope-widened"))
+def test_refresh_token_bound_to_client_and_scope(idp: IdP) -> None:
+    tokens = idp.user_tokens()
+    granted = set(str(tokens.get("scope", "openid profile")).split())
+    stolen = idp.system_post(
+        "token_endpoint",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": idp.credential("identity_client_id"),
+        },
+    )
+    assert stolen.status_code in (400, 401), (
+        f"another client refreshed the relying party's token (HTTP {stolen.status_code})"
+    )
+    assert "access_token" not in stolen.text
+    wider = sorted(granted | {"phone"})
+    widened = idp.http.post(
+        idp.config["token_endpoint"],
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": idp.credential("identity_rp_client_id"),
+            "scope": " ".join(wider),
+        },
+    )
+    if widened.status_code == 200:
+        body = widened.json()
+        got = set(str(body.get("scope", "")).split())
+        carried = set(str(idp.claims(body["access_token"]).get("scope", "")).split())
+        assert got <= granted, f"a refresh widened the scope {sorted(granted)} to {sorted(got)}"
+        assert carried <= granted, (
+            f"a refreshed access token carries {sorted(carried)}, granted {sorted(granted)}"
+        )
+    else:
+        assert widened.status_code == 400, widened.text
+        assert widened.json().get("error") == "invalid_scope", widened.text
+
+
+def _public_pem(key: ECKey) -> bytes:
+    public = ECKey.import_key(key.as_dict(private=False))
+    return public.as_pem(private=False)
+
+
+@pytest.mark.requirement(
+    "IC-ID-006",
+    catches=("replay-accepted", "other-key-accepted", "alg-none-accepted", "hs256-public-key",
+             "expired-accepted", "not-yet-valid-accepted", "wrong-audience-accepted",
+             "issuer-mismatch-accepted"),
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "case",
+    ["replay", "other-key", "alg-none", "hs256-public-key", "expired", "not-yet-valid",
+     "wrong-audience", "issuer-mismatch"],
+)  # fmt: skip
+def test_client_assertion_refusals(idp: IdP, case: str) -> None:
     url = idp.config["token_endpoint"]
-    assertion = idp.assertion(url)
-    granted = idp.http.post(url, data={"grant_type": "client_credentials", **assertion})
+    grant = {"grant_type": "client_credentials"}
+    now = int(time.time())
+    key = idp.client_key()
+    if case == "replay":
+        assertion = idp.assertion(url)
+        first = idp.http.post(url, data={**grant, **assertion})
+        assert first.status_code == 200, f"a fresh assertion was refused: {first.text}"
+    elif case == "other-key":
+        stranger = ECKey.generate_key("P-256", parameters={"kid": key.kid})
+        assertion = idp.assertion(url, stranger)
+    elif case in ("alg-none", "hs256-public-key"):
+        claims = idp.assertion_claims(url)
+        if case == "alg-none":
+            token = idp.unsigned_jwt(claims, kid=str(key.kid))
+        else:
+            # The classic key confusion: a MAC keyed with the public key the IdP holds.
+            token = idp.hs256_jwt(claims, _public_pem(key), kid=str(key.kid))
+        assertion = {"client_assertion_type": ASSERTION_TYPE, "client_assertion": token}
+    elif case == "expired":
+        # Ten minutes past: beyond any clock leeway.
+        assertion = idp.assertion(url, iat=now - 900, exp=now - 600)
+    elif case == "not-yet-valid":
+        assertion = idp.assertion(url, nbf=now + 600, exp=now + 900)
+    elif case == "wrong-audience":
+        assertion = idp.assertion("https://another-idp.invalid/token")
+    else:
+        other = "another-client-" + secrets.token_hex(4)
+        assertion = idp.assertion(url, iss=other)
+    response = idp.http.post(url, data={**grant, **assertion})
+    assert response.status_code in (400, 401), (
+        f"{case}: the client assertion was accepted (HTTP {response.status_code})"
+    )
+    assert response.json().get("error") == "invalid_client", f"{case}: {response.text}"
+
+
+@pytest.mark.requirement("IC-ID-006", catches=("introspection-wrong", "revoked-still-active"))
+def test_client_credentials_introspection_and_revocation(idp: IdP) -> None:
+    granted = idp.system_post("token_endpoint", {"grant_type": "client_credentials"})
     assert granted.status_code == 200, granted.text
     token = granted.json()["access_token"]
-    replay = idp.http.post(url, data={"grant_type": "client_credentials", **assertion})
-    assert replay.status_code in (400, 401), "a replayed client assertion was accepted"
-    assert replay.json().get("error") == "invalid_client"
-    stranger = ECKey.generate_key("P-256", parameters={"kid": idp.client_key().kid})
-    forged = idp.http.post(
-        url, data={"grant_type": "client_credentials", **idp.assertion(url, stranger)}
-    )
-    assert forged.status_code in (400, 401), "an assertion signed with another key was accepted"
-    assert forged.json().get("error") == "invalid_client"
+    issued = idp.claims(token)
     active = idp.system_post("introspection_endpoint", {"token": token})
     assert active.status_code == 200, active.text
-    assert active.json().get("active") is True
+    body = active.json()
+    assert body.get("active") is True, f"a fresh token is not active: {body}"
+    client_id = idp.credential("identity_client_id")
+    assert body.get("client_id") == client_id, f"introspection client_id {body.get('client_id')!r}"
+    if "exp" in body:
+        assert body["exp"] == issued["exp"], f"introspection exp {body['exp']} != {issued['exp']}"
+    if "scope" in body:
+        assert set(str(body["scope"]).split()) == set(str(issued.get("scope", "")).split()), (
+            f"introspection scope {body['scope']!r}, the token has {issued.get('scope')!r}"
+        )
     revoked = idp.system_post("revocation_endpoint", {"token": token})
     assert revoked.status_code == 200, revoked.text
     inactive = idp.system_post("introspection_endpoint", {"token": token})
-    assert inactive.json() == {"active": False}
+    assert inactive.json() == {"active": False}, f"a revoked token: {inactive.json()}"
 
 
 def _level_rank(idp: IdP, level: str) -> int:
     return list(idp.config["acr_values_supported"]).index(level)
 
 
-@pytest.mark.requirement("IC-ID-007")
+@pytest.mark.requirement(
+    "IC-ID-007", catches=("subject-changed", "level-raised", "audience-widened", "issuer-wrong")
+)
 def test_token_exchange_from_the_national_idp(idp: IdP) -> None:
     top = idp.config["acr_values_supported"][-1]
     subject = idp.federation_token(acr=top)
@@ -247,21 +502,40 @@ def test_token_exchange_from_the_national_idp(idp: IdP) -> None:
     assert idp.claims(low.json()["access_token"])["acr"] == lowest, "assurance level was raised"
 
 
-@pytest.mark.requirement("IC-ID-008")
-@pytest.mark.parametrize("case", ["untrusted-issuer", "expired", "wrong-audience", "bad-signature"])
+_EXCHANGE_REFUSALS = ["untrusted-issuer", "expired", "just-expired", "not-yet-valid", "no-expiry",
+                      "wrong-audience", "bad-signature", "alg-none", "malformed"]  # fmt: skip
+
+
+@pytest.mark.requirement(
+    "IC-ID-008",
+    catches=tuple(_EXCHANGE_REFUSALS),
+)
+@pytest.mark.parametrize("case", _EXCHANGE_REFUSALS)
 def test_token_exchange_refusals(idp: IdP, case: str) -> None:
-    past = int(time.time()) - 3600
+    now = int(time.time())
     if case == "untrusted-issuer":
         rogue = ECKey.generate_key("P-256", parameters={"kid": "rogue"})
         token = idp.federation_token(rogue, iss="https://untrusted-idp.invalid")
     elif case == "expired":
-        token = idp.federation_token(iat=past, exp=past + 600)
+        token = idp.federation_token(iat=now - 3600, exp=now - 3000)
+    elif case == "just-expired":
+        # Two minutes past: a leeway for clock differences is at most a minute.
+        token = idp.federation_token(iat=now - 420, exp=now - 120)
+    elif case == "not-yet-valid":
+        token = idp.federation_token(nbf=now + 600, exp=now + 900)
+    elif case == "no-expiry":
+        token = idp.federation_token(exp=None)
     elif case == "wrong-audience":
         token = idp.federation_token(aud=["https://another-province.invalid"])
-    else:
+    elif case == "bad-signature":
         trusted = json.loads(idp.credential("federation_issuer_key"))
         forger = ECKey.generate_key("P-256", parameters={"kid": trusted.get("kid", "")})
         token = idp.federation_token(forger)
+    elif case == "malformed":
+        token = "not-a-jwt." + secrets.token_urlsafe(24)
+    else:
+        signed = idp.federation_token()
+        token = idp.unsigned_jwt(idp.payload_of(signed), kid=str(idp.header_of(signed)["kid"]))
     response = idp.exchange(token)
     assert response.status_code == 400, f"{case}: HTTP {response.status_code} {response.text}"
     assert response.json().get("error") == "invalid_grant", response.text
@@ -272,7 +546,7 @@ def _normalised(page: httpx.Response) -> str:
     return re.sub(r'value="[^"]*"', 'value=""', page.text)
 
 
-@pytest.mark.requirement("SEC-AUTH-001")
+@pytest.mark.requirement("SEC-AUTH-001", catches=("name-enumeration", "no-lockout"))
 def test_login_failure_lockout_without_username_enumeration(idp: IdP) -> None:
     wrong = "Wrong-" + secrets.token_urlsafe(12)
     # One failure for the everyday test person (reset by its next sign-in), one for a name
@@ -302,51 +576,272 @@ def test_login_failure_lockout_without_username_enumeration(idp: IdP) -> None:
     )
 
 
-@pytest.mark.requirement("SEC-AUTH-002")
+def _id_numbers_in(text: str) -> bool:
+    for candidate in _ID_CANDIDATE.findall(text):
+        try:
+            parse_resident_id(candidate)
+        except CodeError:
+            continue
+        return True
+    return False
+
+
+@pytest.mark.requirement(
+    "SEC-AUTH-002",
+    catches=("id-token", "access-token", "userinfo", "refreshed-tokens", "introspection"),
+)
 def test_no_resident_id_number_in_tokens_or_userinfo(idp: IdP) -> None:
     tokens = idp.user_tokens()
-    info = idp.http.get(
-        idp.config["userinfo_endpoint"],
-        headers={"Authorization": f"Bearer {tokens['access_token']}"},
-    )
+    info = idp.userinfo(tokens["access_token"])
+    assert info.status_code == 200, info.text
     texts = {"userinfo": info.text}
+    introspected = idp.introspect(tokens["access_token"])
+    assert introspected.status_code == 200, introspected.text
+    texts["introspection"] = introspected.text
     for name in ("id_token", "access_token"):
-        payload = tokens[name].split(".")[1]
-        texts[name] = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
-    for name, text in texts.items():
-        for candidate in _ID_CANDIDATE.findall(text):
-            try:
-                parse_resident_id(candidate)
-            except CodeError:
-                continue
-            pytest.fail(f"{name} carries a resident ID number", pytrace=False)
+        texts[name] = json.dumps(idp.payload_of(tokens[name]), ensure_ascii=False)
+    refreshed = idp.refresh(tokens["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    for name in ("id_token", "access_token"):
+        if refreshed.json().get(name):
+            payload = idp.payload_of(refreshed.json()[name])
+            texts[f"refreshed {name}"] = json.dumps(payload, ensure_ascii=False)
+    leaking = [name for name, text in texts.items() if _id_numbers_in(text)]
+    assert not leaking, f"a resident ID number is carried by: {', '.join(leaking)}"
 
 
-@pytest.mark.requirement("SEC-AUTH-003")
+def _anti_framing(headers: httpx.Headers) -> bool:
+    return headers.get("x-frame-options", "").upper() == "DENY" or (
+        "frame-ancestors 'none'" in headers.get("content-security-policy", "")
+    )
+
+
+def _without_csrf(form: Form) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in form.fields.items()
+        if not (form.types.get(name) == "hidden" and re.search("csrf|token", name, re.I))
+    }
+
+
+@pytest.mark.requirement(
+    "SEC-AUTH-003", catches=("sign-in-frameable", "nosniff-missing", "csrf-missing", "csrf-forged")
+)
 def test_sign_in_page_is_protected(idp: IdP) -> None:
+    _, challenge = idp.pkce()
     with idp.browser() as browser:
-        url = idp.authorize_url(code_challenge="x" * 43, code_challenge_method="S256")
+        url = idp.authorize_url(code_challenge=challenge, code_challenge_method="S256")
         start = browser.get(url, follow_redirects=True)
         assert start.status_code == 200
-        headers = start.headers
-        framing = headers.get("x-frame-options", "").upper() == "DENY" or (
-            "frame-ancestors 'none'" in headers.get("content-security-policy", "")
-        )
-        assert framing, "the sign-in page can be framed (clickjacking)"
-        assert headers.get("x-content-type-options") == "nosniff"
+        assert _anti_framing(start.headers), "the sign-in page can be framed (clickjacking)"
+        assert start.headers.get("x-content-type-options") == "nosniff"
         forms = [f for f in idp.forms(start.text) if "password" in f.types.values()]
         assert forms, "no sign-in form found"
         form = forms[0]
-        data = {
-            name: value
-            for name, value in form.fields.items()
-            if not (form.types[name] == "hidden" and re.search("csrf|token", name, re.I))
-        }
+        data = _without_csrf(form)
         data.update({n: "x" for n, t in form.types.items() if t in ("text", "password")})
-        # The same form without its anti-forgery token.
-        cross_site = browser.post(
-            httpx.URL(str(start.url)).join(form.action), data=data, follow_redirects=False
-        )
+        action = httpx.URL(str(start.url)).join(form.action)
+        # The same form without its anti-forgery token, then with a made-up one.
+        cross_site = browser.post(action, data=data, follow_redirects=False)
         assert cross_site.status_code in (400, 403), (
             f"a sign-in without the anti-forgery token got HTTP {cross_site.status_code}"
         )
+        tokens = [n for n in form.fields if n not in data]
+        assert tokens, "the sign-in form carries no anti-forgery token"
+        forged = {**data, **{n: secrets.token_urlsafe(24) for n in tokens}}
+        made_up = browser.post(action, data=forged, follow_redirects=False)
+        assert made_up.status_code in (400, 403), (
+            f"a sign-in with a made-up anti-forgery token got HTTP {made_up.status_code}"
+        )
+
+
+# A state value that breaks out of an attribute and opens an element unless it is escaped.
+_MARKUP = '"><img src=x data-probe="zwfw">'
+
+
+@pytest.mark.requirement(
+    "SEC-AUTH-003",
+    catches=("consent-frameable", "nosniff-missing", "consent-csrf", "markup-reflected"),
+)
+def test_consent_page_is_protected(idp: IdP) -> None:
+    redirect = idp.credential("identity_rp_redirect_uri")
+    _, challenge = idp.pkce()
+    with idp.browser() as browser:
+        url = idp.authorize_url(
+            code_challenge=challenge, code_challenge_method="S256", state="s" + _MARKUP
+        )
+        page = browser.get(url, follow_redirects=True)
+        password = [f for f in idp.forms(page.text) if "password" in f.types.values()]
+        assert password, "no sign-in form found"
+        form = password[0]
+        data = dict(form.fields)
+        kinds = form.types
+        data[next(n for n, t in kinds.items() if t in ("text", "email", "tel"))] = idp.credential(
+            "identity_user"
+        )
+        data[next(n for n, t in kinds.items() if t == "password")] = idp.credential(
+            "identity_password"
+        )
+        response = browser.request(
+            form.method.upper(), httpx.URL(str(page.url)).join(form.action), data=data,
+            follow_redirects=False,
+        )  # fmt: skip
+        for _ in range(8):
+            location = response.headers.get("location", "")
+            if not response.is_redirect or location.startswith(redirect):
+                break
+            response = browser.get(response.url.join(location), follow_redirects=False)
+        consent = [f for f in idp.forms(response.text) if any(v == "allow" for _, v in f.buttons)]
+        if not consent:
+            # No consent page: the person was sent back to the relying party directly.
+            assert response.is_redirect, f"after the sign-in: HTTP {response.status_code}"
+            return
+        assert _MARKUP not in response.text, "the consent page reflects the state unescaped"
+        assert _anti_framing(response.headers), "the consent page can be framed (clickjacking)"
+        assert response.headers.get("x-content-type-options") == "nosniff"
+        allow = consent[0]
+        name, value = next((n, v) for n, v in allow.buttons if v == "allow")
+        forged = browser.request(
+            allow.method.upper(), response.url.join(allow.action),
+            data={**_without_csrf(allow), name: value}, follow_redirects=False,
+        )  # fmt: skip
+        assert forged.status_code in (400, 403), (
+            f"a consent without its anti-forgery token got HTTP {forged.status_code} "
+            f"{forged.headers.get('location', '')[:80]}"
+        )
+
+
+@pytest.mark.requirement(
+    "IC-ID-009",
+    catches=("path-appended", "query-appended", "other-host", "error-redirected"),
+)
+@pytest.mark.parametrize("change", ["path-appended", "query-appended", "other-host"])
+def test_redirect_uri_is_matched_exactly(idp: IdP, change: str) -> None:
+    registered = idp.credential("identity_rp_redirect_uri")
+    _, challenge = idp.pkce()
+    pkce_params = {"code_challenge": challenge, "code_challenge_method": "S256"}
+    # The registered URI itself is taken: what follows cannot pass by refusing everything.
+    assert _authorize_error(idp, idp.authorize_url(**pkce_params)) == "accepted", (
+        "an authorization request with the registered redirect URI was refused"
+    )
+    parts = urllib.parse.urlsplit(registered)
+    if change == "path-appended":
+        unregistered = registered.rstrip("/") + "/evil"
+    elif change == "query-appended":
+        unregistered = registered + ("&" if parts.query else "?") + "next=https://evil.invalid/"
+    else:
+        unregistered = urllib.parse.urlunsplit(
+            (parts.scheme, "evil.invalid", parts.path, parts.query, "")
+        )
+    first = idp.http.get(
+        idp.authorize_url(redirect_uri=unregistered, **pkce_params), follow_redirects=False
+    )
+    assert not first.headers.get("location", "").startswith(unregistered), (
+        f"the IdP redirected to an unregistered redirect URI ({change}) before the sign-in"
+    )
+    # A faulty IdP may check only at the end: sign in and see where the code would go.
+    result, _ = idp.sign_in(
+        idp.credential("identity_user"), idp.credential("identity_password"),
+        redirect_uri=unregistered,
+    )  # fmt: skip
+    assert result.location is None, (
+        f"the IdP redirected to an unregistered redirect URI ({change}) after the sign-in"
+    )
+
+
+@pytest.mark.requirement("IC-ID-009", catches=("token-redirect-mismatch",))
+def test_code_needs_its_redirect_uri(idp: IdP) -> None:
+    result, verifier = idp.sign_in(
+        idp.credential("identity_user"), idp.credential("identity_password")
+    )
+    response = idp.http.post(
+        idp.config["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": result.param("code"),
+            "redirect_uri": idp.credential("identity_rp_redirect_uri") + "/other",
+            "client_id": idp.credential("identity_rp_client_id"),
+            "code_verifier": verifier,
+        },
+    )
+    assert response.status_code == 400, (
+        f"a code was exchanged with another redirect_uri (HTTP {response.status_code})"
+    )
+    assert response.json().get("error") == "invalid_grant", response.text
+
+
+@pytest.mark.requirement(
+    "IC-ID-010", catches=("no-token", "garbage-token", "signature-unchecked", "revoked-token")
+)
+def test_userinfo_needs_a_valid_access_token(idp: IdP) -> None:
+    tokens = idp.user_tokens()
+    access_token = tokens["access_token"]
+    endpoint = idp.config["userinfo_endpoint"]
+    # Answered once, so that a cache of answers is warm for what follows.
+    assert idp.userinfo(access_token).status_code == 200, "userinfo refused a fresh token"
+
+    def refused(response: httpx.Response, what: str) -> None:
+        assert response.status_code == 401, f"userinfo answered {what}: HTTP {response.status_code}"
+        challenge = response.headers.get("www-authenticate", "")
+        assert challenge.lower().startswith("bearer"), (
+            f"userinfo refused {what} without a Bearer challenge: {challenge!r}"
+        )
+
+    refused(idp.http.get(endpoint), "a request without a token")
+    refused(idp.userinfo("not-a-token-" + secrets.token_urlsafe(16)), "a made-up bearer value")
+    head, body, signature = access_token.split(".")
+    claims = idp.payload_of(access_token)
+    claims["exp"] = int(claims.get("exp", time.time())) + 3600
+    altered = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    refused(idp.userinfo(f"{head}.{altered}.{signature}"), "a token altered after signing")
+    revoked = idp.revoke(access_token)
+    assert revoked.status_code == 200, f"the relying party cannot revoke its token: {revoked.text}"
+    refused(idp.userinfo(access_token), "a revoked access token")
+
+
+def _asks_for_password(idp: IdP, browser: httpx.Client, url: str) -> bool:
+    """Whether an authorization request in this browser comes to a password form (False:
+    it comes back to the relying party or to the consent page without one)."""
+    redirect = idp.credential("identity_rp_redirect_uri")
+    response = browser.get(url, follow_redirects=False)
+    for _ in range(8):
+        location = response.headers.get("location", "")
+        if not response.is_redirect:
+            break
+        if location.startswith(redirect):
+            return False
+        response = browser.get(response.url.join(location), follow_redirects=False)
+    return any("password" in form.types.values() for form in idp.forms(response.text))
+
+
+@pytest.mark.requirement("IC-ID-011", catches=("session-survives", "unregistered-redirect"))
+def test_logout_ends_the_session(idp: IdP) -> None:
+    endpoint = idp.config["end_session_endpoint"]
+    with idp.browser() as browser:
+        result, verifier = idp.sign_in(
+            idp.credential("identity_user"), idp.credential("identity_password"), browser=browser
+        )
+        tokens = idp.code_tokens(result.param("code"), verifier)
+        assert tokens.status_code == 200, tokens.text
+        hint = tokens.json()["id_token"]
+        _, challenge = idp.pkce()
+        again = idp.authorize_url(code_challenge=challenge, code_challenge_method="S256")
+        remembered = not _asks_for_password(idp, browser, again)
+        evil = "https://evil.invalid/signed-out"
+        elsewhere = browser.get(
+            endpoint,
+            params={"id_token_hint": hint, "post_logout_redirect_uri": evil, "state": "s1"},
+            follow_redirects=False,
+        )
+        assert not elsewhere.headers.get("location", "").startswith(evil), (
+            "logout redirected to a post_logout_redirect_uri the client never registered"
+        )
+        out = browser.get(endpoint, params={"id_token_hint": hint}, follow_redirects=False)
+        assert out.status_code < 400, f"logout: HTTP {out.status_code}"
+        if out.is_redirect:
+            browser.get(out.url.join(out.headers["location"]), follow_redirects=True)
+        # Only a remembered sign-in can survive a logout; an IdP without one passes.
+        if remembered:
+            assert _asks_for_password(idp, browser, again), (
+                "after logout the browser is still signed in (no password asked)"
+            )

@@ -3,6 +3,200 @@ shape of ``defects.py`` (a proxy coroutine and the requirements it must fail, ex
 
 from __future__ import annotations
 
-from .defects import Variant
+import base64
+import hashlib
+import json
+import secrets
+import urllib.parse
+from dataclasses import replace
+from typing import Any
 
-VARIANTS: tuple[Variant, ...] = ()
+from .defects import Variant, _fresh_instance, _plain
+from .proxy import Forward, ProxyRequest, ProxyResponse
+
+
+def _form(request: ProxyRequest) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(request.body.decode(), keep_blank_values=True))
+
+
+def _with_form(request: ProxyRequest, form: dict[str, str]) -> ProxyRequest:
+    return replace(request, body=urllib.parse.urlencode(form).encode())
+
+
+def _location_params(response: ProxyResponse) -> dict[str, str]:
+    location = response.header("location") or ""
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+
+
+def _s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _claims(token: str) -> dict[str, Any] | None:
+    """A JWT's payload, read without verifying anything (as the defects below do)."""
+    try:
+        part = token.split(".")[1]
+        value = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class RedirectUriPrefix:
+    """Redirect URIs are matched by prefix: a registered URI with anything appended is taken,
+    and the code goes to the longer URI."""
+
+    def __init__(self) -> None:
+        self.registered: set[str] = set()
+        self.flows: dict[str, str] = {}  # state -> the unregistered URI the code goes to
+
+    def _taken(self, uri: str) -> str | None:
+        return next((r for r in self.registered if uri != r and uri.startswith(r)), None)
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        if request.path != "/authorize":
+            return await forward(request)
+        get = request.method == "GET"
+        params = request.params if get else _form(request)
+        uri, state = params.get("redirect_uri", ""), params.get("state", "")
+        prefix = self._taken(uri)
+        if prefix is not None:
+            self.flows[state] = uri
+            params["redirect_uri"] = prefix
+            request = request.with_params(params) if get else _with_form(request, params)
+        response = await forward(request)
+        if get and prefix is None and uri and response.status in (200, 302, 303):
+            location = response.header("location") or ""
+            if "error=" not in location:
+                self.registered.add(uri)
+        location = response.header("location") or ""
+        taken = self.flows.get(_location_params(response).get("state", ""))
+        if taken is not None:
+            for registered in self.registered:
+                if location.startswith(registered) and taken.startswith(registered):
+                    tail = location[len(registered) :]
+                    joiner = "&" if "?" in taken and tail.startswith("?") else ""
+                    tail = tail[1:] if joiner else tail
+                    return response.with_header("location", taken + joiner + tail)
+        return response
+
+
+class VerifierOptional:
+    """The token endpoint checks a code_verifier only when one is sent: a code issued with a
+    challenge is exchanged without any verifier."""
+
+    def __init__(self) -> None:
+        # Challenge the IdP sees -> (the client's challenge, the verifier of the one it sees).
+        self.challenges: dict[str, tuple[str, str]] = {}
+        self.codes: dict[str, tuple[str, str]] = {}
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        if request.path == "/authorize":
+            get = request.method == "GET"
+            params = request.params if get else _form(request)
+            challenge = params.get("code_challenge")
+            if challenge and params.get("code_challenge_method") == "S256":
+                if challenge not in self.challenges:
+                    verifier = secrets.token_urlsafe(48)
+                    ours = _s256(verifier)
+                    self.challenges[ours] = (challenge, verifier)
+                    params["code_challenge"] = ours
+                    request = request.with_params(params) if get else _with_form(request, params)
+                response = await forward(request)
+                code = _location_params(response).get("code")
+                if code:
+                    self.codes[code] = self.challenges[params["code_challenge"]]
+                return response
+        if request.method == "POST" and request.path == "/token":
+            form = _form(request)
+            issued = self.codes.get(form.get("code", ""))
+            if form.get("grant_type") == "authorization_code" and issued is not None:
+                sent = form.get("code_verifier")
+                challenge, verifier = issued
+                if sent is None or _s256(sent) == challenge:
+                    request = _with_form(request, {**form, "code_verifier": verifier})
+        return await forward(request)
+
+
+class RefreshAnyClient:
+    """A refresh token is not bound to its client: another authenticated client refreshes a
+    relying party's token."""
+
+    def __init__(self) -> None:
+        self.owners: dict[str, str] = {}  # refresh token -> the public client it was issued to
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        if request.method != "POST" or request.path != "/token":
+            return await forward(request)
+        form = _form(request)
+        response = await forward(request)
+        if response.status == 200 and response.is_json and "client_assertion" not in form:
+            issued = response.json().get("refresh_token")
+            if issued and form.get("client_id"):
+                self.owners[issued] = form["client_id"]
+        owner = self.owners.get(form.get("refresh_token", ""))
+        if (
+            form.get("grant_type") == "refresh_token"
+            and "client_assertion" in form
+            and response.status in (400, 401)
+            and owner is not None
+        ):
+            as_owner = {"grant_type": "refresh_token", "refresh_token": form["refresh_token"],
+                        "client_id": owner}  # fmt: skip
+            return await forward(_with_form(request, as_owner))
+        return response
+
+
+class UserinfoSignatureUnchecked:
+    """Userinfo reads the access token's claims without verifying its signature and answers
+    for its subject's current session: a token altered after signing is answered."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, str] = {}  # subject -> the last token answered for it
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        if request.path != "/userinfo":
+            return await forward(request)
+        response = await forward(request)
+        authorization = request.header("authorization") or ""
+        token = authorization.removeprefix("Bearer ").strip()
+        claims = _claims(token) if authorization.startswith("Bearer ") else None
+        subject = str(claims.get("sub")) if claims else None
+        if subject is None:
+            return response
+        if response.status == 200:
+            self.current[subject] = token
+            return response
+        known = self.current.get(subject)
+        if response.status == 401 and known is not None and known != token:
+            return await forward(request.with_header("authorization", f"Bearer {known}"))
+        return response
+
+
+async def logout_keeps_session(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """Logout answers as signed out but never ends the session: the browser's session cookie
+    is neither sent on nor cleared."""
+    if request.path != "/logout":
+        return await forward(request)
+    response = await forward(request.with_header("cookie", None))
+    return response.without_headers("set-cookie")
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("redirect-uri-prefix", "identity",
+            "redirect URIs are matched by prefix; the code goes to the longer URI",
+            frozenset({"IC-ID-009"}), _fresh_instance(RedirectUriPrefix)),
+    Variant("pkce-verifier-optional", "identity",
+            "a code issued with a PKCE challenge is exchanged without any code_verifier",
+            frozenset({"IC-ID-004"}), _fresh_instance(VerifierOptional)),
+    Variant("refresh-any-client", "identity",
+            "another client refreshes a relying party's refresh token",
+            frozenset({"IC-ID-005"}), _fresh_instance(RefreshAnyClient)),
+    Variant("userinfo-signature-unchecked", "identity",
+            "userinfo answers an access token altered after signing",
+            frozenset({"IC-ID-010"}), _fresh_instance(UserinfoSignatureUnchecked)),
+    Variant("logout-keeps-session", "identity",
+            "logout leaves the sign-in session alive",
+            frozenset({"IC-ID-011"}), _plain(logout_keeps_session)),
+)  # fmt: skip
