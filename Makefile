@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 # pytest exits 5 when it collected nothing; that is a failure here, never a pass.
 test: $(STAMP)
-	@$(BIN)/pytest; rc=$$?; \
+	@$(BIN)/pytest --durations=30; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	if [ $$rc -ne 0 ]; then exit $$rc; fi
 	@# Every MUST requirement in the catalog needs at least one test.
