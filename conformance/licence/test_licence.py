@@ -237,7 +237,7 @@ def test_annotated_copy_carries_cause_and_expiry(
     assert annotation["cause"] == copy["cause"] == CAUSE
     expires = moment(annotation["expires_at"])
     assert expires == asked == moment(copy["expires_at"]), "the copy states another expiry"
-    assert document["licence"]["identifier"] == licence["identifier"]
+    assert document["licence"] == sealed_document(licence), "the copy carries another licence"
     assert copy["es_id"] == licence["es_id"], "the copy is not sealed with the issuer's seal"
     assert ses.parse_signature(base64.b64decode(copy["signature"]))["to_sign"][
         "data_hash"
