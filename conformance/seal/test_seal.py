@@ -38,6 +38,22 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def seal_body(
+    credential: Callable[[str], str], signer_subject: str | None = None
+) -> dict[str, Any]:
+    """A throw-away business seal's request, without its validity period."""
+    return {
+        "credit_code": "11340100MB0000000T",
+        "organisation": "zwfw conformance",
+        "category": "business",
+        "name": "互联互通测试专用章",
+        "picture": {"png": base64.b64encode(PNG).decode()},
+        "signers": [
+            {"subject": signer_subject or credential("eseal_signer_subject"), "name": SIGNER_NAME}
+        ],
+    }
+
+
 def new_seal(
     client: httpx.Client,
     credential: Callable[[str], str],
@@ -48,17 +64,8 @@ def new_seal(
 ) -> dict[str, Any]:
     """A throw-away business seal; by default valid from now for two days, signed by the
     harness's signing client."""
-    body: dict[str, Any] = {
-        "credit_code": "11340100MB0000000T",
-        "organisation": "zwfw conformance",
-        "category": "business",
-        "name": "互联互通测试专用章",
-        "picture": {"png": base64.b64encode(PNG).decode()},
-        "valid_end": (valid_end or datetime.now(UTC) + timedelta(days=2)).isoformat(),
-        "signers": [
-            {"subject": signer_subject or credential("eseal_signer_subject"), "name": SIGNER_NAME}
-        ],
-    }
+    body = seal_body(credential, signer_subject)
+    body["valid_end"] = (valid_end or datetime.now(UTC) + timedelta(days=2)).isoformat()
     if valid_start is not None:
         body["valid_start"] = valid_start.isoformat()
     response = client.post("seals", headers=bearer(credential("eseal_admin_token")), json=body)
@@ -264,7 +271,7 @@ def beijing_midnight(days_ahead: int) -> datetime:
 @pytest.mark.requirement(
     "IC-SEAL-004",
     catches=("not-yet-valid-signs", "window-one-sided", "window-not-as-registered",
-             "unlisted-signer-signs"),
+             "unlisted-signer-signs", "window-malformed", "signer-certificate-shorter"),
 )  # fmt: skip
 def test_seal_signs_only_within_its_period_and_for_its_signers(
     eseal_client: httpx.Client, credential: Callable[[str], str], made_seal: dict[str, Any]
@@ -286,6 +293,31 @@ def test_seal_signs_only_within_its_period_and_for_its_signers(
     assert status["within_validity"] is False, "a seal not yet valid is said to be within validity"
     early = signed(eseal_client, credential, future["es_id"], content)
     assert early.status_code in (403, 409), f"a seal not yet valid signed: {early.text[:200]}"
+    for seal in (made_seal, future):
+        first, last = moment(seal["valid_start"]), moment(seal["valid_end"])
+        for signer in seal["signers"]:
+            cert = SM2Certificate.from_pem(signer["certificate"].encode())
+            assert cert.not_before <= first, (
+                f"the signer certificate starts after the seal: {cert.not_before}"
+            )
+            assert cert.not_after >= last, (
+                f"the signer certificate ends before the seal: {cert.not_after}"
+            )
+    ended = start - timedelta(days=29)
+    long_ago = datetime(1990, 1, 1, tzinfo=BEIJING)
+    for what, period in (
+        ("ends before it begins", {"valid_start": end, "valid_end": start}),
+        ("has ended", {"valid_start": ended - timedelta(days=1), "valid_end": ended}),
+        ("begins before the maker certificate", {"valid_start": long_ago, "valid_end": end}),
+    ):
+        refused = eseal_client.post(
+            "seals",
+            headers=bearer(credential("eseal_admin_token")),
+            json={**seal_body(credential), **{k: v.isoformat() for k, v in period.items()}},
+        )
+        assert refused.status_code == 400, (
+            f"a seal whose period {what} was made: {refused.status_code}"
+        )
 
     strangers = new_seal(eseal_client, credential, signer_subject="zwfw-conformance-not-the-caller")
     stranger = signed(eseal_client, credential, strangers["es_id"], content)
