@@ -31,7 +31,9 @@ def embedded_credit_code_is_valid(kind: str, value: str) -> None:
         pytest.fail(f"{kind} {value!r}: embedded credit code: {error}", pytrace=False)
 
 
-@pytest.mark.requirement("IC-CODE-001")
+@pytest.mark.requirement(
+    "IC-CODE-001", catches=("not-province-level", "unknown-province", "malformed")
+)
 def test_region_code_is_province_level(target: TargetProfile) -> None:
     parsed("division", target.region_code)
     assert len(target.region_code) == 6, f"region code {target.region_code!r} is not 6 digits"
@@ -40,7 +42,7 @@ def test_region_code_is_province_level(target: TargetProfile) -> None:
     )
 
 
-@pytest.mark.requirement("IC-CODE-002")
+@pytest.mark.requirement("IC-CODE-002", catches=("outside-province", "malformed"))
 @pytest.mark.declared("division_codes")
 def test_division_code_within_province(target: TargetProfile, value: str) -> None:
     parsed("division", value)
@@ -50,34 +52,36 @@ def test_division_code_within_province(target: TargetProfile, value: str) -> Non
     )
 
 
-@pytest.mark.requirement("IC-CODE-003")
+@pytest.mark.requirement("IC-CODE-003", catches=("check-character", "alphabet", "structure"))
 @pytest.mark.declared("credit_codes")
 def test_credit_code(value: str) -> None:
     parsed("credit-code", value)
 
 
-@pytest.mark.requirement("IC-CODE-004")
+@pytest.mark.requirement("IC-CODE-004", catches=("embedded-credit-code", "structure"))
 @pytest.mark.declared("implementation_codes")
 def test_implementation_code(value: str) -> None:
     parsed("item-impl", value)
     embedded_credit_code_is_valid("item-impl", value)
 
 
-@pytest.mark.requirement("IC-CODE-005")
+@pytest.mark.requirement("IC-CODE-005", catches=("embedded-implementation-code", "structure"))
 @pytest.mark.declared("handling_item_codes")
 def test_handling_item_code(value: str) -> None:
     parsed("handling-item", value)
     embedded_credit_code_is_valid("handling-item", value)
 
 
-@pytest.mark.requirement("IC-CODE-006")
+@pytest.mark.requirement(
+    "IC-CODE-006", catches=("embedded-implementation-code", "acceptance-date", "structure")
+)
 @pytest.mark.declared("case_numbers")
 def test_case_number(value: str) -> None:
     parsed("case-number", value)
     embedded_credit_code_is_valid("case-number", value)
 
 
-@pytest.mark.requirement("IC-CODE-007")
+@pytest.mark.requirement("IC-CODE-007", catches=("check-character", "root", "issuer-part"))
 @pytest.mark.declared("licence_identifiers")
 def test_licence_identifier(value: str) -> None:
     parsed("licence-id", value)

@@ -21,18 +21,21 @@ import base64
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from time import monotonic, sleep
 from typing import Any
 
 import httpx
 import pytest
 import rfc8785
 
-from zwfw.codes import parse_licence_id
+from zwfw.codes import CodeError, parse_licence_id
 from zwfw.crypto import ses
 from zwfw.crypto.hashing import sm3
 from zwfw.services.elicense.document import verify_document
 
 CAUSE = "互联互通测试：免提交证照"
+HOLDERS = ("elicense_holder_token", "elicense_other_holder_token")
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -54,49 +57,150 @@ def licence(elicense_client: httpx.Client, credential: Callable[[str], str]) -> 
     return first_licence(elicense_client, credential("elicense_holder_token"))
 
 
-def make_copy(
-    client: httpx.Client, credential: Callable[[str], str], identifier: str, days: float
-) -> httpx.Response:
+def moment(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def copy_until(
+    client: httpx.Client, credential: Callable[[str], str], identifier: str,
+    expires_at: datetime, *, holder_token: str | None = None,
+) -> httpx.Response:  # fmt: skip
     return client.post(
         f"licences/{identifier}/copies",
         headers=bearer(credential("elicense_share_token")),
         json={
             "cause": CAUSE,
-            "expires_at": (datetime.now(UTC) + timedelta(days=days)).isoformat(),
-            "holder_token": credential("elicense_holder_token"),
+            "expires_at": expires_at.isoformat(),
+            "holder_token": holder_token or credential("elicense_holder_token"),
         },
     )
 
 
-@pytest.mark.requirement("IC-LIC-001")
-def test_identifier_is_valid_and_matches_the_sealed_metadata(licence: dict[str, Any]) -> None:
-    identifier = parse_licence_id(licence["identifier"])
-    document = json.loads(base64.b64decode(licence["document"]))
-    assert document["identifier"] == str(identifier)
-    assert document["issuer_code"] == identifier.issuer_code
-    assert document["type_code"] == identifier.type_code
-    assert document["defining_authority_code"] == identifier.type_code[:18]
+def make_copy(
+    client: httpx.Client, credential: Callable[[str], str], identifier: str, days: float
+) -> httpx.Response:
+    return copy_until(client, credential, identifier, datetime.now(UTC) + timedelta(days=days))
 
 
-@pytest.mark.requirement("IC-LIC-002")
-def test_licence_seal_verifies_with_status_and_tampering_fails(
-    elicense_client: httpx.Client, licence: dict[str, Any]
+def sealed_document(item: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(base64.b64decode(item["document"]))
+
+
+def published_root(target: Any) -> list[Any]:
+    """The e-seal service's published root, when the profile lists that service."""
+    if target.base_url("eseal") is None:
+        return []
+    from zwfw.crypto.x509 import SM2Certificate
+    from zwfw.harness.http import service_client
+
+    with service_client(target, "eseal") as eseal:
+        pem = eseal.get("trust").json()["root_certificate"].encode()
+    return [SM2Certificate.from_pem(pem)]
+
+
+def as_yyyymmdd(value: str | None) -> str | None:
+    return value.replace("-", "") if value else None
+
+
+@pytest.mark.requirement(
+    "IC-LIC-001",
+    catches=("check-character", "metadata-identifier", "metadata-parts", "list-detail"),
+)
+def test_identifier_is_valid_and_matches_the_sealed_metadata(
+    elicense_client: httpx.Client, credential: Callable[[str], str]
 ) -> None:
+    # Every licence of both test holders, in the list and in the detail, not only the first.
+    seen = 0
+    for holder in HOLDERS:
+        token = credential(holder)
+        listed = elicense_client.get("me/licences", headers=bearer(token))
+        assert listed.status_code == 200, listed.text[:300]
+        for entry in listed.json():
+            try:
+                identifier = parse_licence_id(entry["identifier"])
+            except CodeError as error:
+                pytest.fail(f"listed licence: {error}", pytrace=False)
+            response = elicense_client.get(f"me/licences/{identifier}", headers=bearer(token))
+            assert response.status_code == 200, response.text[:300]
+            detail = response.json()
+            document = sealed_document(detail)
+            assert detail["identifier"] == entry["identifier"] == str(identifier)
+            assert document["identifier"] == str(identifier), "sealed metadata: other identifier"
+            assert detail["metadata"] == document
+            assert document["issuer_code"] == identifier.issuer_code == detail["issuer_code"]
+            assert document["type_code"] == identifier.type_code == detail["type_code"]
+            assert document["defining_authority_code"] == identifier.type_code[:18]
+            assert entry["licence_number"] == detail["licence_number"]
+            assert detail["licence_number"] == document["licence_number"]
+            assert entry["valid_until"] == detail["valid_until"]
+            assert as_yyyymmdd(detail["valid_until"]) == as_yyyymmdd(document["valid_until"])
+            assert entry["status"] == detail["status"], (entry["status"], detail["status"])
+            seen += 1
+    assert seen, "the test holders hold no licence"
+
+
+def flipped(document: bytes, **changes: Any) -> str:
+    """The document with ``changes`` in canonical form, base64."""
+    return base64.b64encode(rfc8785.dumps({**json.loads(document), **changes})).decode()
+
+
+@pytest.mark.requirement(
+    "IC-LIC-002",
+    catches=("not-ses-signature", "signed-other-bytes", "not-issuer-seal", "tampering-accepted",
+             "status-disagrees"),
+)  # fmt: skip
+def test_licence_seal_verifies_with_status_and_tampering_fails(
+    elicense_client: httpx.Client, credential: Callable[[str], str],
+    licence: dict[str, Any], target: Any,
+) -> None:  # fmt: skip
     der = base64.b64decode(licence["signature"])
-    assert ses.parse_signature(der)["to_sign"]["version"].native == 4
+    document = base64.b64decode(licence["document"])
+    parsed = ses.parse_signature(der)
+    assert parsed["to_sign"]["version"].native == 4
+    assert parsed["to_sign"]["data_hash"].native == sm3(document), (
+        "the signature's dataHash is not SM3 of the document as served"
+    )
+    anchors = published_root(target)
+    if anchors:
+        offline = ses.verify_signature(der, document, trust_anchors=anchors)
+        assert offline.valid, [s.reason for s in offline.steps]
+        assert offline.es_id == licence["es_id"]
+    register = elicense_client.get("issuers")
+    assert register.status_code == 200, register.text[:300]
+    seals = {i["issuer_code"]: i["es_id"] for i in register.json()["issuers"]}
+    assert seals.get(licence["issuer_code"]) == licence["es_id"], (
+        "the licence is not sealed with its issuer's registered seal"
+    )
     result = elicense_client.post(
         "verify", json={"document": licence["document"], "signature": licence["signature"]}
     ).json()
     assert result["valid"] is True, result["checks"]
     assert [s["status"] for s in result["seal"]["steps"]] == ["passed"] * 5
-    assert result["status"]["code"] == "01"
-    document = base64.b64decode(licence["document"])
-    tampered = document.replace(b'"licence_number":"', b'"licence_number":"X', 1)
-    forged = elicense_client.post(
+    assert result["seal"]["es_id"] == licence["es_id"]
+    # One status whichever representation reports it.
+    assert result["status"]["code"] == licence["status"]["code"] == "01"
+    by_identifier = elicense_client.get(f"verify/{licence['identifier']}")
+    assert by_identifier.status_code == 200, by_identifier.text[:300]
+    assert by_identifier.json()["status"]["code"] == "01"
+    assert by_identifier.json()["licence"]["status"]["code"] == "01"
+    metadata = json.loads(document)
+    for what, tampered in (
+        ("holder", flipped(document, holder_name=f"{metadata['holder_name']}伪")),
+        ("number", flipped(document, licence_number=f"{metadata['licence_number']}X")),
+        ("validity", flipped(document, valid_until="20991231")),
+        ("spacing", base64.b64encode(document + b" ").decode()),
+    ):
+        forged = elicense_client.post(
+            "verify", json={"document": tampered, "signature": licence["signature"]}
+        ).json()
+        assert forged["valid"] is False, f"a licence with another {what} verifies"
+    broken = bytearray(der)
+    broken[-1] ^= 0x01
+    altered = elicense_client.post(
         "verify",
-        json={"document": base64.b64encode(tampered).decode(), "signature": licence["signature"]},
+        json={"document": licence["document"], "signature": base64.b64encode(broken).decode()},
     ).json()
-    assert forged["valid"] is False
+    assert altered["valid"] is False, "an altered signature verifies"
 
 
 @pytest.mark.requirement("IC-LIC-003", catches=("detail-leak", "list-leak", "existence-oracle"))
@@ -113,57 +217,131 @@ def test_holder_cannot_read_another_holders_licence(
     assert nowhere.status_code == theirs.status_code
 
 
-@pytest.mark.requirement("IC-LIC-004")
+@pytest.mark.requirement(
+    "IC-LIC-004",
+    catches=("cause-not-stated", "expiry-not-stated", "expiry-unbounded", "expiry-in-the-past",
+             "not-issuer-seal", "usable-after-expiry", "consent-not-bound"),
+)  # fmt: skip
 def test_annotated_copy_carries_cause_and_expiry(
     elicense_client: httpx.Client,
     credential: Callable[[str], str],
     licence: dict[str, Any],
-    target,
+    target: Any,
 ) -> None:
-    response = make_copy(elicense_client, credential, licence["identifier"], days=1)
+    asked = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    response = copy_until(elicense_client, credential, licence["identifier"], asked)
     assert response.status_code == 201, response.text[:300]
     copy = response.json()
-    document = json.loads(base64.b64decode(copy["document"]))
-    assert document["annotation"]["cause"] == CAUSE
-    expires = datetime.fromisoformat(document["annotation"]["expires_at"])
-    assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(days=1, minutes=1)
+    document = sealed_document(copy)
+    annotation = document["annotation"]
+    assert annotation["cause"] == copy["cause"] == CAUSE
+    expires = moment(annotation["expires_at"])
+    assert expires == asked == moment(copy["expires_at"]), "the copy states another expiry"
+    assert document["licence"] == sealed_document(licence), "the copy carries another licence"
+    assert copy["es_id"] == licence["es_id"], "the copy is not sealed with the issuer's seal"
+    assert ses.parse_signature(base64.b64decode(copy["signature"]))["to_sign"][
+        "data_hash"
+    ].native == (sm3(base64.b64decode(copy["document"])))
     result = elicense_client.post(
         "verify", json={"document": copy["document"], "signature": copy["signature"]}
     ).json()
     assert result["valid"] is True, result["checks"]
     assert result["cause"] == CAUSE
-    too_long = make_copy(elicense_client, credential, licence["identifier"], days=3660)
-    assert too_long.status_code == 400
-    if target.base_url("eseal") is not None:
-        from zwfw.crypto.x509 import SM2Certificate
-        from zwfw.harness.http import service_client
-
-        with service_client(target, "eseal") as eseal:
-            pem = eseal.get("trust").json()["root_certificate"].encode()
+    assert result["seal"]["es_id"] == licence["es_id"]
+    assert moment(result["expires_at"]) == expires
+    # Both ends of the copy's life, from the province's own timestamp of the copy.
+    made = moment(annotation["made_at"])
+    for what, when in (("now", made), ("in the past", made - timedelta(hours=1)),
+                       ("ten years on", made + timedelta(days=3660))):  # fmt: skip
+        refused = copy_until(elicense_client, credential, licence["identifier"], when)
+        assert refused.status_code == 400, f"a copy expiring {what} was made: {refused.text[:200]}"
+    # The holder's consent binds only their own licences.
+    stranger = copy_until(
+        elicense_client, credential, licence["identifier"], asked,
+        holder_token=credential("elicense_other_holder_token"),
+    )  # fmt: skip
+    assert stranger.status_code in (403, 404), (
+        f"a copy was made with the consent of someone who does not hold it: {stranger.status_code}"
+    )
+    anchors = published_root(target)
+    if anchors:
+        data, signature = base64.b64decode(copy["document"]), base64.b64decode(copy["signature"])
+        last = verify_document(data, signature, trust_anchors=anchors, now=expires)
+        assert last.check("copy_expiry").status == "passed", "refused before its expiry"
         later = verify_document(
-            base64.b64decode(copy["document"]),
-            base64.b64decode(copy["signature"]),
-            trust_anchors=[SM2Certificate.from_pem(pem)],
-            now=expires + timedelta(seconds=1),
+            data, signature, trust_anchors=anchors, now=expires + timedelta(seconds=1)
         )
         assert later.check("copy_expiry").status == "failed"
+    expired_copy_is_refused(elicense_client, credential, licence["identifier"])
 
 
-@pytest.mark.requirement("IC-LIC-005")
+def province_clock(response: httpx.Response) -> datetime:
+    date = response.headers.get("date")
+    assert date, "the e-licence service sends no Date header to judge its clock by"
+    return parsedate_to_datetime(date).astimezone(UTC)
+
+
+def expired_copy_is_refused(
+    client: httpx.Client, credential: Callable[[str], str], identifier: str
+) -> None:
+    """The province's verification refuses a copy once its own clock has passed the copy's
+    expiry: a copy made to live a few seconds, verified until the province's Date says the
+    expiry is over (bounded; each round is a verification, not a blind wait)."""
+    made = copy_until(
+        client,
+        credential,
+        identifier,
+        datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2),
+    )
+    assert made.status_code == 201, made.text[:300]
+    copy = made.json()
+    expires = moment(copy["expires_at"])
+    sealed = {"document": copy["document"], "signature": copy["signature"]}
+    give_up = monotonic() + 15
+    while True:
+        response = client.post("verify", json=sealed)
+        assert response.status_code == 200, response.text[:300]
+        if province_clock(response) > expires:
+            break
+        assert monotonic() < give_up, "the province's clock never passed the copy's expiry"
+        sleep(0.25)
+    result = response.json()
+    assert result["valid"] is False, "an annotated copy verifies after its expiry"
+    expiry = [c for c in result["checks"] if c["name"] == "copy_expiry"]
+    assert expiry, "the verification of a copy reports no copy_expiry check"
+    assert expiry[0]["status"] == "failed", result["checks"]
+
+
+@pytest.mark.requirement(
+    "IC-LIC-005",
+    catches=("copy-not-recorded", "cause-not-recorded", "actor-not-recorded",
+             "time-not-recorded", "records-leak"),
+)  # fmt: skip
 def test_copies_appear_in_the_holders_usage_records(
     elicense_client: httpx.Client, credential: Callable[[str], str], licence: dict[str, Any]
 ) -> None:
-    copy = make_copy(elicense_client, credential, licence["identifier"], days=1).json()
+    response = make_copy(elicense_client, credential, licence["identifier"], days=1)
+    assert response.status_code == 201, response.text[:300]
+    copy = response.json()
     usage = elicense_client.get(
         f"me/licences/{licence['identifier']}/usage",
         headers=bearer(credential("elicense_holder_token")),
     )
     assert usage.status_code == 200, usage.text[:300]
     records = [r for r in usage.json() if r.get("copy_id") == copy["copy_id"]]
-    assert len(records) == 1, "the annotated copy is not in the usage records"
+    assert len(records) == 1, "the annotated copy is not in the usage records exactly once"
     assert records[0]["cause"] == CAUSE
     assert records[0]["actor_kind"] == "organisation"
-    assert records[0]["at"]
+    assert records[0]["actor"] == copy["made_by"]
+    assert records[0]["identifier"] == licence["identifier"]
+    # The province's own times: the record is of the moment the copy was made.
+    gap = abs(moment(records[0]["at"]) - moment(copy["made_at"]))
+    assert gap <= timedelta(seconds=60), f"recorded {gap} away from the making of the copy"
+    leaked = elicense_client.get(
+        f"me/licences/{licence['identifier']}/usage",
+        headers=bearer(credential("elicense_other_holder_token")),
+    )
+    assert leaked.status_code == 404, "another holder reads the usage records"
 
 
 # --- IC-LIC-006: the registry accepts only what it issued ----------------------------------

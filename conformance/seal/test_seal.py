@@ -2,7 +2,10 @@
 
 Credentials (profile `credentials`, each from an environment variable):
 `eseal_admin_token` (scope eseal:admin), `eseal_signer_token` (scope eseal:sign) and
-`eseal_signer_subject` (that token's `sub`). Each test makes its own throw-away seal.
+`eseal_signer_subject` (that token's `sub`). Each test makes its own throw-away seals.
+
+Times are judged against the province's own registered values and, for validity periods, on
+Beijing calendar days, so the verdict does not depend on the hour of the run.
 """
 
 from __future__ import annotations
@@ -10,58 +13,90 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from zwfw.crypto import ses
+from zwfw.crypto.hashing import sm3
 from zwfw.crypto.x509 import SM2Certificate
 
 # A 1x1 PNG: the registry only needs a well-formed image.
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
 )
+BEIJING = ZoneInfo("Asia/Shanghai")
+SIGNER_NAME = "测试签章人"
+PROPERTY = "conformance"
+STEP_NAMES = ["signature", "signer_in_seal", "seal", "signer_certificate", "data_hash"]
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture
-def made_seal(eseal_client: httpx.Client, credential: Callable[[str], str]) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    response = eseal_client.post(
-        "seals",
-        headers=bearer(credential("eseal_admin_token")),
-        json={
-            "credit_code": "11340100MB0000000T",
-            "organisation": "zwfw conformance",
-            "category": "business",
-            "name": "互联互通测试专用章",
-            "picture": {"png": base64.b64encode(PNG).decode()},
-            "valid_end": (now + timedelta(days=2)).isoformat(),
-            "signers": [{"subject": credential("eseal_signer_subject"), "name": "测试签章人"}],
-        },
-    )
+def seal_body(
+    credential: Callable[[str], str], signer_subject: str | None = None
+) -> dict[str, Any]:
+    """A throw-away business seal's request, without its validity period."""
+    return {
+        "credit_code": "11340100MB0000000T",
+        "organisation": "zwfw conformance",
+        "category": "business",
+        "name": "互联互通测试专用章",
+        "picture": {"png": base64.b64encode(PNG).decode()},
+        "signers": [
+            {"subject": signer_subject or credential("eseal_signer_subject"), "name": SIGNER_NAME}
+        ],
+    }
+
+
+def new_seal(
+    client: httpx.Client,
+    credential: Callable[[str], str],
+    *,
+    valid_start: datetime | None = None,
+    valid_end: datetime | None = None,
+    signer_subject: str | None = None,
+) -> dict[str, Any]:
+    """A throw-away business seal; by default valid from now for two days, signed by the
+    harness's signing client."""
+    body = seal_body(credential, signer_subject)
+    body["valid_end"] = (valid_end or datetime.now(UTC) + timedelta(days=2)).isoformat()
+    if valid_start is not None:
+        body["valid_start"] = valid_start.isoformat()
+    response = client.post("seals", headers=bearer(credential("eseal_admin_token")), json=body)
     assert response.status_code == 201, f"making a seal failed: {response.text[:300]}"
     return response.json()
+
+
+@pytest.fixture
+def made_seal(eseal_client: httpx.Client, credential: Callable[[str], str]) -> dict[str, Any]:
+    return new_seal(eseal_client, credential)
 
 
 def signed(client: httpx.Client, credential: Callable[[str], str], es_id: str, content: bytes):
     return client.post(
         f"seals/{es_id}/sign",
         headers=bearer(credential("eseal_signer_token")),
-        json={"content": base64.b64encode(content).decode(), "property_info": "conformance"},
+        json={"content": base64.b64encode(content).decode(), "property_info": PROPERTY},
     )
 
 
-def verify(client: httpx.Client, signature: bytes | str, content: bytes) -> dict[str, Any]:
+def verify(
+    client: httpx.Client, signature: bytes | str, content: bytes | None = None,
+    *, digest: bytes | None = None,
+) -> dict[str, Any]:  # fmt: skip
     sig = signature if isinstance(signature, str) else base64.b64encode(signature).decode()
-    response = client.post(
-        "verify", json={"signature": sig, "content": base64.b64encode(content).decode()}
-    )
+    body = {"signature": sig}
+    if content is not None:
+        body["content"] = base64.b64encode(content).decode()
+    if digest is not None:
+        body["digest"] = digest.hex()
+    response = client.post("verify", json=body)
     assert response.status_code == 200, response.text[:300]
     return response.json()
 
@@ -70,29 +105,85 @@ def step_statuses(result: dict[str, Any]) -> list[str]:
     return [step["status"] for step in result["steps"]]
 
 
-@pytest.mark.requirement("IC-SEAL-001")
+def public_status(client: httpx.Client, es_id: str) -> dict[str, Any]:
+    response = client.get(f"seals/{es_id}/status")
+    assert response.status_code == 200, response.text[:300]
+    return response.json()
+
+
+def moment(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def change(client: httpx.Client, credential: Callable[[str], str], es_id: str, action: str,
+           reason: str) -> httpx.Response:  # fmt: skip
+    return client.post(
+        f"seals/{es_id}/{action}",
+        headers=bearer(credential("eseal_admin_token")),
+        json={"reason": reason},
+    )
+
+
+@pytest.mark.requirement(
+    "IC-SEAL-001",
+    catches=("not-ses-signature", "not-published-root", "signed-other-bytes",
+             "steps-not-reported", "facts-not-reported", "status-not-reported"),
+)  # fmt: skip
 def test_signature_is_gbt38540_der_and_verifies(
     eseal_client: httpx.Client, credential: Callable[[str], str], made_seal: dict[str, Any]
 ) -> None:
+    es_id = made_seal["es_id"]
     content = os.urandom(64)
-    response = signed(eseal_client, credential, made_seal["es_id"], content)
+    response = signed(eseal_client, credential, es_id, content)
     assert response.status_code == 200, response.text[:300]
-    der = base64.b64decode(response.json()["signature"])
+    answer = response.json()
+    der = base64.b64decode(answer["signature"])
     parsed = ses.parse_signature(der)
     assert parsed["to_sign"]["version"].native == 4
+    # The bytes signed are the content's SM3 digest, whether content or digest was sent.
+    assert parsed["to_sign"]["data_hash"].native == sm3(content), "dataHash is not SM3(content)"
+    assert answer["data_hash"] == sm3(content).hex()
     root = SM2Certificate.from_pem(eseal_client.get("trust").json()["root_certificate"].encode())
     local = ses.verify_signature(der, content, trust_anchors=[root])
     assert local.valid, [s.reason for s in local.steps]
-    remote = verify(eseal_client, der, content)
-    assert [s["step"] for s in remote["steps"]] == [1, 2, 3, 4, 5]
-    assert step_statuses(remote) == ["passed"] * 5
-    assert remote["seal_status"]["status"] == "valid"
+    assert local.es_id == es_id
+    assert local.signer == SIGNER_NAME
+    assert local.property_info == PROPERTY
+    assert local.time_info == moment(answer["time_info"])
+    other = os.urandom(64)
+    by_digest = eseal_client.post(
+        f"seals/{es_id}/sign",
+        headers=bearer(credential("eseal_signer_token")),
+        json={"digest": sm3(other).hex(), "property_info": PROPERTY},
+    )
+    assert by_digest.status_code == 200, by_digest.text[:300]
+    by_digest_der = base64.b64decode(by_digest.json()["signature"])
+    offline = ses.verify_signature(by_digest_der, other, trust_anchors=[root])
+    assert offline.valid, [s.reason for s in offline.steps]
+
+    status = public_status(eseal_client, es_id)
+    for result in (
+        verify(eseal_client, der, content),
+        verify(eseal_client, der, digest=sm3(content)),
+    ):
+        assert [s["step"] for s in result["steps"]] == [1, 2, 3, 4, 5]
+        assert [s["name"] for s in result["steps"]] == STEP_NAMES
+        assert step_statuses(result) == ["passed"] * 5, result["steps"]
+        assert result["valid"] is True
+        assert result["es_id"] == es_id
+        assert result["signer"] == SIGNER_NAME
+        assert result["property_info"] == PROPERTY
+        assert moment(result["time_info"]) == local.time_info
+        assert result["seal_status"] is not None, "the verify answer has no seal status"
+        assert result["seal_status"]["status"] == "valid"
+        assert result["seal_status"] == status, "verify and the public status disagree"
 
 
 @pytest.mark.requirement(
     "IC-SEAL-002",
-    catches=("content-unchecked", "signature-unchecked", "wrong-step", "no-reason"),
-)
+    catches=("content-unchecked", "signature-unchecked", "wrong-step", "no-reason",
+             "malformed-accepted"),
+)  # fmt: skip
 def test_tampering_fails_the_right_step(
     eseal_client: httpx.Client, credential: Callable[[str], str], made_seal: dict[str, Any]
 ) -> None:
@@ -100,35 +191,134 @@ def test_tampering_fails_the_right_step(
     der = base64.b64decode(
         signed(eseal_client, credential, made_seal["es_id"], content).json()["signature"]
     )
-    altered_content = verify(eseal_client, der, content + b"x")
-    assert step_statuses(altered_content) == ["passed"] * 4 + ["failed"]
-    assert altered_content["steps"][4]["reason"]
+    for what, result in (
+        ("altered content", verify(eseal_client, der, content + b"x")),
+        ("an altered digest", verify(eseal_client, der, digest=sm3(content + b"x"))),
+    ):
+        assert step_statuses(result) == ["passed"] * 4 + ["failed"], (what, result["steps"])
+        assert result["valid"] is False, what
+        assert result["steps"][4]["reason"], what
     broken = bytearray(der)
     broken[-1] ^= 0x01
     altered_signature = verify(eseal_client, bytes(broken), content)
     assert altered_signature["valid"] is False
     assert altered_signature["steps"][0]["status"] == "failed"
+    assert altered_signature["steps"][0]["reason"]
+    for what, malformed in (
+        ("a truncated signature", der[: len(der) // 2]),
+        ("bytes that are no DER", b"\x30\x03abc"),
+    ):
+        result = verify(eseal_client, malformed, content)
+        assert result["valid"] is False, f"{what} verifies"
+        assert result["steps"][0]["status"] == "failed", (what, result["steps"])
+        assert result["steps"][0]["reason"], what
 
 
 @pytest.mark.requirement(
-    "IC-SEAL-003", catches=("status-not-public", "still-verifies", "still-signs")
-)
+    "IC-SEAL-003",
+    catches=("status-not-public", "still-verifies", "still-signs", "cached-status",
+             "suspension-ignored", "status-disagrees"),
+)  # fmt: skip
 def test_revoked_seal_fails_step_3_and_cannot_sign(
     eseal_client: httpx.Client, credential: Callable[[str], str], made_seal: dict[str, Any]
 ) -> None:
     es_id = made_seal["es_id"]
     content = os.urandom(64)
     signature = signed(eseal_client, credential, es_id, content).json()["signature"]
-    revoked = eseal_client.post(
-        f"seals/{es_id}/revoke",
-        headers=bearer(credential("eseal_admin_token")),
-        json={"reason": "互联互通测试结束"},
-    )
+    # Verified first, so that a status the service caches is warm before every change.
+    before = verify(eseal_client, signature, content)
+    assert step_statuses(before) == ["passed"] * 5, before["steps"]
+
+    suspended = change(eseal_client, credential, es_id, "suspend", "互联互通测试暂停")
+    assert suspended.status_code == 200, suspended.text[:300]
+    status = public_status(eseal_client, es_id)
+    assert (status["status"], status["reason"]) == ("suspended", "互联互通测试暂停")
+    result = verify(eseal_client, signature, content)
+    assert result["steps"][2]["status"] == "failed", "a suspended seal passes step 3"
+    assert result["valid"] is False
+    assert result["seal_status"] == public_status(eseal_client, es_id)
+    assert signed(eseal_client, credential, es_id, content).status_code in (403, 409)
+
+    resumed = change(eseal_client, credential, es_id, "resume", "互联互通测试恢复")
+    assert resumed.status_code == 200, resumed.text[:300]
+    assert public_status(eseal_client, es_id)["status"] == "valid"
+    result = verify(eseal_client, signature, content)
+    assert step_statuses(result) == ["passed"] * 5, "a resumed seal is still refused"
+    assert result["seal_status"] == public_status(eseal_client, es_id)
+    assert signed(eseal_client, credential, es_id, content).status_code == 200
+
+    revoked = change(eseal_client, credential, es_id, "revoke", "互联互通测试结束")
     assert revoked.status_code == 200, revoked.text[:300]
-    status = eseal_client.get(f"seals/{es_id}/status").json()
+    status = public_status(eseal_client, es_id)
     assert status["status"] == "revoked"
     assert status["reason"] == "互联互通测试结束"
     result = verify(eseal_client, signature, content)
     assert result["steps"][2]["status"] == "failed"
     assert "revoked" in result["steps"][2]["reason"]
+    assert result["valid"] is False
+    assert result["seal_status"] == status, "verify and the public status disagree"
     assert signed(eseal_client, credential, es_id, content).status_code in (403, 409)
+    # Revocation is for good.
+    assert change(eseal_client, credential, es_id, "resume", "再次启用").status_code == 409
+
+
+def beijing_midnight(days_ahead: int) -> datetime:
+    """00:00 Beijing time ``days_ahead`` calendar days after today's Beijing date."""
+    today = datetime.now(BEIJING).date()
+    return datetime.combine(today + timedelta(days=days_ahead), time(0), tzinfo=BEIJING)
+
+
+@pytest.mark.requirement(
+    "IC-SEAL-004",
+    catches=("not-yet-valid-signs", "window-one-sided", "window-not-as-registered",
+             "unlisted-signer-signs", "window-malformed", "signer-certificate-shorter"),
+)  # fmt: skip
+def test_seal_signs_only_within_its_period_and_for_its_signers(
+    eseal_client: httpx.Client, credential: Callable[[str], str], made_seal: dict[str, Any]
+) -> None:
+    content = os.urandom(32)
+    # Both ends of the window: a seal in its period, and one whose period begins at a Beijing
+    # midnight at least a day ahead (never near the run's own hour).
+    current = public_status(eseal_client, made_seal["es_id"])
+    assert current["within_validity"] is True, current
+    assert moment(current["valid_end"]) == moment(made_seal["valid_end"])
+    start, end = beijing_midnight(2), beijing_midnight(4)
+    future = new_seal(eseal_client, credential, valid_start=start, valid_end=end)
+    assert moment(future["valid_start"]) == start
+    assert moment(future["valid_end"]) == end
+    facts = ses.seal_facts(base64.b64decode(future["seal"]))
+    assert (facts.valid_start, facts.valid_end) == (start, end), "the SESeal states another period"
+    status = public_status(eseal_client, future["es_id"])
+    assert (moment(status["valid_start"]), moment(status["valid_end"])) == (start, end), status
+    assert status["within_validity"] is False, "a seal not yet valid is said to be within validity"
+    early = signed(eseal_client, credential, future["es_id"], content)
+    assert early.status_code in (403, 409), f"a seal not yet valid signed: {early.text[:200]}"
+    for seal in (made_seal, future):
+        first, last = moment(seal["valid_start"]), moment(seal["valid_end"])
+        for signer in seal["signers"]:
+            cert = SM2Certificate.from_pem(signer["certificate"].encode())
+            assert cert.not_before <= first, (
+                f"the signer certificate starts after the seal: {cert.not_before}"
+            )
+            assert cert.not_after >= last, (
+                f"the signer certificate ends before the seal: {cert.not_after}"
+            )
+    ended = start - timedelta(days=29)
+    long_ago = datetime(1990, 1, 1, tzinfo=BEIJING)
+    for what, period in (
+        ("ends before it begins", {"valid_start": end, "valid_end": start}),
+        ("has ended", {"valid_start": ended - timedelta(days=1), "valid_end": ended}),
+        ("begins before the maker certificate", {"valid_start": long_ago, "valid_end": end}),
+    ):
+        refused = eseal_client.post(
+            "seals",
+            headers=bearer(credential("eseal_admin_token")),
+            json={**seal_body(credential), **{k: v.isoformat() for k, v in period.items()}},
+        )
+        assert refused.status_code == 400, (
+            f"a seal whose period {what} was made: {refused.status_code}"
+        )
+
+    strangers = new_seal(eseal_client, credential, signer_subject="zwfw-conformance-not-the-caller")
+    stranger = signed(eseal_client, credential, strangers["es_id"], content)
+    assert stranger.status_code == 403, f"an unlisted signer signed: {stranger.text[:200]}"

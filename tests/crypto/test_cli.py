@@ -195,3 +195,103 @@ def test_pki_with_kek_stores_keys_encrypted(tmp_path, cli, runner, monkeypatch) 
     )  # fmt: skip
     assert wrong.exit_code == 2
     assert "wrapped under key-encryption key" in wrong.output
+
+
+def _status_record(es_id: str, status: str, reason: str | None = None) -> dict[str, object]:
+    return {"es_id": es_id, "status": status, "reason": reason, "changed_at": None,
+            "valid_start": "2026-01-01T00:00:00+00:00", "valid_end": "2036-01-01T00:00:00+00:00",
+            "within_validity": True}  # fmt: skip
+
+
+def test_seal_verify_says_what_it_checked(pki, cli, runner) -> None:
+    (pki / "doc.xml").write_bytes(CONTENT)
+    (pki / "sig.der").write_bytes(_signed(pki))
+    base = ["seal", "verify", str(pki / "doc.xml"), str(pki / "sig.der"),
+            "--trust", str(pki / "root" / "cert.pem")]  # fmt: skip
+    offline = runner.invoke(cli, base)
+    assert offline.exit_code == 0, offline.output
+    assert offline.output.splitlines()[0] == (
+        "seal signature: VALID as far as checked (not checked: seal status in the register)"
+    )
+    assert "offline: the seal's status in the register was not checked" in offline.output
+    as_json = json.loads(runner.invoke(cli, [*base, "--json"]).output)
+    assert as_json["not_checked"] == ["seal_status"]
+
+    status = pki / "status.json"
+    status.write_text(json.dumps(_status_record("3400000000007", "valid")))
+    checked = runner.invoke(cli, [*base, "--status", str(status)])
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.splitlines()[0] == "seal signature: VALID (every check made)"
+    assert "status valid" in checked.output
+    assert (
+        json.loads(runner.invoke(cli, [*base, "--status", str(status), "--json"]).output)[
+            "not_checked"
+        ]
+        == []
+    )
+
+    status.write_text(json.dumps(_status_record("3400000000007", "revoked", "印章遗失")))
+    revoked = runner.invoke(cli, [*base, "--status", str(status)])
+    assert revoked.exit_code == 1, revoked.output
+    assert revoked.output.splitlines()[0].startswith("seal signature: INVALID: step 3 (seal): ")
+    assert "revoked" in revoked.output.splitlines()[0]
+
+
+def test_seal_verify_status_usage_errors_exit_2(pki, cli, runner) -> None:
+    (pki / "doc.xml").write_bytes(CONTENT)
+    (pki / "sig.der").write_bytes(_signed(pki))
+    base = ["seal", "verify", str(pki / "doc.xml"), str(pki / "sig.der"),
+            "--trust", str(pki / "root" / "cert.pem")]  # fmt: skip
+    other = pki / "other.json"
+    other.write_text(json.dumps(_status_record("3400000000999", "valid")))
+    wrong_seal = runner.invoke(cli, [*base, "--status", str(other)])
+    assert wrong_seal.exit_code == 2
+    assert "the status record is of seal 3400000000999" in wrong_seal.output
+    (pki / "junk.json").write_text("[1, 2]")
+    assert runner.invoke(cli, [*base, "--status", str(pki / "junk.json")]).exit_code == 2
+    both = runner.invoke(cli, [*base, "--status", str(other), "--from-api", "http://127.0.0.1:9"])
+    assert both.exit_code == 2
+    unreachable = runner.invoke(cli, [*base, "--from-api", "http://127.0.0.1:9"])
+    assert unreachable.exit_code == 2
+    assert "unreachable" in unreachable.output
+
+
+def test_seal_verify_from_api_reads_the_registered_status(pki, cli, runner) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answers = {"/seals/3400000000007/status": _status_record("3400000000007", "suspended")}
+
+    class Register(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server hook
+            record = answers.get(self.path)
+            body = json.dumps(record if record else {"detail": "no such seal"}).encode()
+            self.send_response(200 if record else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Register)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        (pki / "doc.xml").write_bytes(CONTENT)
+        (pki / "sig.der").write_bytes(_signed(pki))
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        base = ["seal", "verify", str(pki / "doc.xml"), str(pki / "sig.der"),
+                "--trust", str(pki / "root" / "cert.pem"), "--from-api", url]  # fmt: skip
+        suspended = runner.invoke(cli, base)
+        assert suspended.exit_code == 1, suspended.output
+        assert "is suspended" in suspended.output.splitlines()[0]
+        assert f"status from GET {url}/seals/3400000000007/status as of" in suspended.output
+        answers.clear()
+        unknown = runner.invoke(cli, base)
+        assert unknown.exit_code == 1, unknown.output
+        assert "unknown to the status service" in unknown.output.splitlines()[0]
+    finally:
+        server.shutdown()
+        server.server_close()

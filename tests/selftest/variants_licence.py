@@ -3,6 +3,143 @@ shape of ``defects.py`` (a proxy coroutine and the requirements it must fail, ex
 
 from __future__ import annotations
 
-from .defects import Variant
+import base64
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-VARIANTS: tuple[Variant, ...] = ()
+import rfc8785
+
+from zwfw.crypto.hashing import sm3
+
+from .defects import Province, Variant, _json_body, _plain
+from .proxy import Defect, Forward, ProxyRequest, ProxyResponse
+
+# --- e-seal ----------------------------------------------------------------------------------
+
+
+class SealStatusCached:
+    """Verification answers a seal's status from what it read at the seal's first
+    verification and never reads it again: a seal suspended or revoked after a signature was
+    once verified still passes step 3 (the public status endpoint tells the truth)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, tuple[dict[str, Any], Any]] = {}  # es_id -> (step 3, seal_status)
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        response = await forward(request)
+        if request.method != "POST" or request.path != "/verify" or not _json_body(response):
+            return response
+        result = response.json()
+        steps, es_id = result.get("steps") or [], result.get("es_id")
+        if not es_id or len(steps) < 5:
+            return response
+        if es_id not in self.first:
+            self.first[es_id] = (steps[2], result.get("seal_status"))
+            return response
+        steps[2], result["seal_status"] = self.first[es_id]
+        result["valid"] = all(step.get("status") == "passed" for step in steps)
+        return response.with_json(result)
+
+
+def _within_until_end(record: dict[str, Any]) -> None:
+    end = record.get("valid_end")
+    if isinstance(end, str) and "within_validity" in record:
+        record["within_validity"] = datetime.now(UTC) <= datetime.fromisoformat(end)
+
+
+async def seal_window_one_sided(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """A seal's status judges its validity period on one side only (the end): a seal whose
+    period has not begun is said to be within validity."""
+    response = await forward(request)
+    if not _json_body(response) or response.status != 200:
+        return response
+    body = response.json()
+    if re.fullmatch(r"/seals/[^/]+/status", request.path) and isinstance(body, dict):
+        _within_until_end(body)
+        return response.with_json(body)
+    if request.path == "/verify" and isinstance(body.get("seal_status"), dict):
+        _within_until_end(body["seal_status"])
+        return response.with_json(body)
+    return response
+
+
+# --- e-licence -------------------------------------------------------------------------------
+
+
+async def copy_expiry_in_the_past_taken(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """An annotated copy whose expiry is now or past is not refused: only the longest life is
+    checked, and a copy asked for with an expiry already passed is made for an hour."""
+    response = await forward(request)
+    copies = re.fullmatch(r"/licences/[^/]+/copies", request.path)
+    if request.method != "POST" or not copies or response.status != 400:
+        return response
+    if "future" not in str(response.json().get("detail", "")):
+        return response
+    body = request.json()
+    body["expires_at"] = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0).isoformat()
+    return await forward(request.with_json(body))
+
+
+def _served(document: str) -> str:
+    """The sealed canonical bytes re-serialised, as a service that stores the JSON and
+    pretty-prints it would hand it out."""
+    pretty = json.dumps(json.loads(base64.b64decode(document)), ensure_ascii=False, indent=1)
+    return base64.b64encode(pretty.encode()).decode()
+
+
+class LicenceServedOtherBytes:
+    """Licences are handed out in another serialisation than the bytes that were sealed; the
+    service's own verification canonicalises what it is given, and its published digest is
+    over what it serves, so only an offline verifier sees the signature does not cover the
+    document."""
+
+    def __init__(self) -> None:
+        self.served: dict[str, bytes] = {}  # identifier -> the document as handed out
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        if request.method == "POST" and request.path == "/verify" and request.is_json:
+            body = request.json()
+            try:
+                document = json.loads(base64.b64decode(body["document"]))
+                body["document"] = base64.b64encode(rfc8785.dumps(document)).decode()
+                request = request.with_json(body)
+            except (KeyError, ValueError, TypeError):
+                pass
+        response = await forward(request)
+        if request.method != "GET" or response.status != 200 or not _json_body(response):
+            return response
+        body = response.json()
+        own = re.fullmatch(r"/me/licences/([^/]+)", request.path)
+        if own and isinstance(body.get("document"), str):
+            body["document"] = _served(body["document"])
+            self.served[own[1]] = base64.b64decode(body["document"])
+            return response.with_json(body)
+        record = re.fullmatch(r"/verify/([^/]+)", request.path)
+        if record and record[1] in self.served and isinstance(body.get("licence"), dict):
+            body["licence"]["document_sm3"] = sm3(self.served[record[1]]).hex()
+            return response.with_json(body)
+        return response
+
+
+def _fresh(factory: Callable[[], Defect]) -> Callable[[Province], Defect]:
+    # Defects that remember what they saw start empty for every run.
+    return lambda _province: factory()
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("seal-status-cached", "eseal",
+            "verification keeps the seal status it read first: suspended or revoked seals pass",
+            frozenset({"IC-SEAL-003"}), _fresh(SealStatusCached)),
+    Variant("seal-window-one-sided", "eseal",
+            "the seal status judges the validity period by its end only",
+            frozenset({"IC-SEAL-004"}), _plain(seal_window_one_sided)),
+    Variant("copy-expiry-in-the-past", "elicense",
+            "an annotated copy with an expiry already passed is made, not refused",
+            frozenset({"IC-LIC-004"}), _plain(copy_expiry_in_the_past_taken)),
+    Variant("licence-served-other-bytes", "elicense",
+            "licences are served in another serialisation than the sealed bytes",
+            frozenset({"IC-LIC-002"}), _fresh(LicenceServedOtherBytes)),
+)  # fmt: skip

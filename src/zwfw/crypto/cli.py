@@ -1,4 +1,5 @@
-"""`zwfw pki …` (a small SM2 CA) and `zwfw seal verify` (offline GB/T 38540 verification)."""
+"""`zwfw pki …` (a small SM2 CA) and `zwfw seal verify` (GB/T 38540 verification, offline or
+with the seal's registered status)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import base64
 import binascii
 import json
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
+import httpx
 import typer
 
 from zwfw.crypto.keystore import (
@@ -18,7 +22,13 @@ from zwfw.crypto.keystore import (
     KeyEncryptionKeyError,
     KeyStoreError,
 )
-from zwfw.crypto.ses import StepStatus, verify_signature
+from zwfw.crypto.ses import (
+    SealStatus,
+    StepStatus,
+    VerificationResult,
+    parse_signature,
+    verify_signature,
+)
 from zwfw.crypto.sm2 import SM2Error, SM2PrivateKey
 from zwfw.crypto.x509 import (
     CertificateAuthority,
@@ -173,6 +183,65 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 _MARK = {StepStatus.PASSED: "passed", StepStatus.FAILED: "FAILED", StepStatus.SKIPPED: "skipped"}
+_STATUS_UNCHECKED = "seal status in the register"
+
+
+@dataclass(frozen=True)
+class SealStatusSnapshot:
+    """A seal's registered status as ``GET {eseal}/seals/{es_id}/status`` answers it (None:
+    the register does not know the seal), and where and when it was read."""
+
+    es_id: str
+    status: SealStatus | None
+    source: str
+    as_of: str | None
+
+
+def _signed_es_id(signature: bytes) -> str | None:
+    """The esID of the seal a signature carries; None when it does not decode (step 1 then
+    fails on its own)."""
+    try:
+        return str(parse_signature(signature)["to_sign"]["eseal"]["e_seal_info"]["es_id"].native)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _status_from_json(raw: object, where: str, as_of: str | None) -> SealStatusSnapshot:
+    if not isinstance(raw, dict) or not isinstance(raw.get("es_id"), str):
+        raise ValueError(f"{where} is not a seal status (GET /seals/{{es_id}}/status)")
+    try:
+        status = SealStatus(str(raw.get("status")))
+    except ValueError:
+        raise ValueError(f"{where}: unknown seal status {raw.get('status')!r}") from None
+    return SealStatusSnapshot(raw["es_id"], status, where, as_of or raw.get("changed_at"))
+
+
+def _status_from_api(base_url: str, es_id: str) -> SealStatusSnapshot:
+    url = f"{base_url.rstrip('/')}/seals/{quote(es_id, safe='')}/status"
+    as_of = datetime.now(UTC).replace(microsecond=0).isoformat()
+    try:
+        response = httpx.get(url, timeout=20.0, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise ValueError(f"{base_url} is unreachable: {exc}") from None
+    if response.status_code == 404:
+        return SealStatusSnapshot(es_id, None, f"GET {url}", as_of)
+    if response.status_code != 200:
+        raise ValueError(f"GET {url} answered HTTP {response.status_code}")
+    try:
+        raw = response.json()
+    except ValueError:
+        raise ValueError(f"GET {url} answered something that is not JSON") from None
+    return _status_from_json(raw, f"GET {url}", as_of)
+
+
+def _seal_verdict(result: VerificationResult, status_checked: bool) -> str:
+    failed = [s for s in result.steps if s.status is not StepStatus.PASSED]
+    if failed:
+        step = failed[0]
+        return f"seal signature: INVALID: step {step.step} ({step.name}): {step.reason}"
+    if not status_checked:
+        return f"seal signature: VALID as far as checked (not checked: {_STATUS_UNCHECKED})"
+    return "seal signature: VALID (every check made)"
 
 
 @seal_app.command("verify")
@@ -183,31 +252,73 @@ def seal_verify(
     intermediate: list[Path] = typer.Option(
         [], "--intermediate", help="Intermediate CA PEM (repeatable)."
     ),
+    status: Path | None = typer.Option(
+        None,
+        "--status",
+        metavar="FILE",
+        help="The seal's registered status: GET {eseal}/seals/{es_id}/status.",
+    ),  # fmt: skip
+    from_api: str | None = typer.Option(
+        None,
+        "--from-api",
+        metavar="URL",
+        help="Read the seal's registered status from this e-seal service now.",
+    ),  # fmt: skip
     at: str | None = typer.Option(None, "--at", help="Verification time, ISO 8601 (default now)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Verify a seal signature offline; exit 0 valid, 1 invalid, 2 usage error."""
+    """Verify a seal signature: the five GB/T 38540 steps and, given the register's record
+    (--status or --from-api), the seal's status. Exit 0 no step failed (offline the output
+    says the status was not checked), 1 a step failed, 2 usage error."""
+    snapshot: SealStatusSnapshot | None = None
     try:
+        if status is not None and from_api is not None:
+            raise ValueError("give --status or --from-api, not both")
         anchors = [c for p in trust for c in load_pem_bundle(p.read_bytes())]
         inter = [c for p in intermediate for c in load_pem_bundle(p.read_bytes())]
         content = file.read_bytes()
         signature = _read_signature(sig)
         moment = _parse_time(at)
+        es_id = _signed_es_id(signature)
+        if status is not None:
+            try:
+                raw = json.loads(status.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValueError(f"--status {status}: {exc}") from None
+            snapshot = _status_from_json(raw, str(status), None)
+            if es_id is not None and snapshot.es_id != es_id:
+                raise ValueError(
+                    f"the status record is of seal {snapshot.es_id}; "
+                    f"the signature's seal is {es_id}"
+                )
+        elif from_api is not None and es_id is not None:
+            snapshot = _status_from_api(from_api, es_id)
     except (OSError, ValueError, CertificateError) as exc:
         raise _fail("seal verify", str(exc)) from None
     result = verify_signature(
-        signature, content, trust_anchors=anchors, intermediates=inter, at=moment
-    )
+        signature, content, trust_anchors=anchors, intermediates=inter, at=moment,
+        seal_status_lookup=(lambda _es_id: snapshot.status) if snapshot else None,
+    )  # fmt: skip
+    status_checked = snapshot is not None
     if as_json:
-        typer.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+        out = result.as_dict()
+        out["not_checked"] = [] if status_checked else ["seal_status"]
+        out["seal_status_source"] = (
+            {"source": snapshot.source, "as_of": snapshot.as_of} if snapshot else None
+        )
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        typer.echo(f"seal signature: {'VALID' if result.valid else 'INVALID'}")
+        typer.echo(_seal_verdict(result, status_checked))
         if result.es_id is not None:
             typer.echo(f"  seal:      {result.es_id} {result.seal_name}")
             typer.echo(f"  signer:    {result.signer}")
             signed_at = result.time_info.isoformat() if result.time_info else "?"
             typer.echo(f"  signed at: {signed_at}")
             typer.echo(f"  property:  {result.property_info}")
+        if snapshot is not None:
+            typer.echo(f"  status from {snapshot.source} as of {snapshot.as_of or '(not stated)'}")
+        else:
+            typer.echo("  offline: the seal's status in the register was not checked")
         for step in result.steps:
             typer.echo(f"  [{step.step}] {step.name:<19} {_MARK[step.status]:<8} {step.reason}")
     raise typer.Exit(0 if result.valid else 1)
