@@ -55,9 +55,7 @@ from zwfw.provisioning import (
 )
 from zwfw.provisioning.plan import (
     ClientPlan,
-    ElicensePlan,
     EsealPlan,
-    HallPlan,
     HolderPlan,
     HubPlan,
     Operator,
@@ -75,16 +73,15 @@ from zwfw.reference.national import (
 )
 from zwfw.reference.platform import (
     FEDERATION_TEST_ISSUER,
-    LICENCE_TYPE_PLAN,
     OPS_SCOPES,
-    TEST_ISSUER_LICENCE,
     TEST_ISSUER_NAME,
     TOKEN_EXCHANGE,
     Client,
     ProvinceSpec,
-    demo_guide,
     issuer_seals,
-    licence_plan,
+    province_portal,
+    seed_plan,
+    suite_clients,
 )
 from zwfw.reference.signin import sign_in
 from zwfw.services.kit.tokens import ClientCredentials, TokenRequestError
@@ -516,26 +513,11 @@ class Certification:
         idp = province.services["identity"]
         hall, elicense, eseal = (province.url(s) for s in ("hall", "elicense", "eseal"))
         self.ops(province)
-        plan: dict[str, tuple[list[str], list[str], list[str]]] = {
-            f"staff-{region}": (
-                ["client_credentials"], ["hall:case:handle", "hall:rectification"], [hall],
-            ),
-            f"org-{region}": (["client_credentials"], ["elicense:share"], [elicense]),
-            f"signer-{region}": (["client_credentials"], ["eseal:sign"], [eseal]),
-            f"certify-{region}": (
-                ["client_credentials", TOKEN_EXCHANGE], ["openid", "profile"], [],
-            ),
-        }  # fmt: skip
-        for client_id, (grants, scopes, audiences) in plan.items():
+        for client_id, (grants, scopes, audiences) in suite_clients(
+            region, hall, elicense, eseal
+        ).items():
             self._ensure_client(where, idp, client_id, grants, scopes, audiences)
-        portal = ClientPlan(
-            client_id=f"portal-{region}", name=f"{province.spec.name}政务服务网",
-            auth_method="none",
-            grant_types=["authorization_code", "refresh_token", TOKEN_EXCHANGE],
-            redirect_uris=[f"{hall}/portal/callback"],
-            scopes=["openid", "profile", "elicense:read", "elicense:consent"],
-            audiences=[hall, elicense],
-        )  # fmt: skip
+        portal = province_portal(province.spec, hall, elicense)
         if "federation_key" not in where:
             key = keys.client_jwk("certification-issuer-1")
             self.material.record(where, "federation_key", key.as_dict(private=True))
@@ -557,29 +539,21 @@ class Certification:
         region = province.region
         where = self.material.section("provinces", region)
         holders = [
-            ("applicant", where["persons"]["applicant"]),
-            ("other", where["persons"]["other"]),
-            ("citizen", self.material.section("national")["persons"]["citizen"]),
-            (TEST_ISSUER_LICENCE, where["persons"]["applicant"]),
+            (label, HolderPlan(name=person["name"], code=person["id_number"], sub=person["sub"]))
+            for label, person in (
+                ("applicant", where["persons"]["applicant"]),
+                ("other", where["persons"]["other"]),
+                ("citizen", self.material.section("national")["persons"]["citizen"]),
+            )
         ]
-        licences = [
-            licence_plan(province.spec, serial, label, HolderPlan(
-                name=person["name"], code=person["id_number"], sub=person["sub"],
-            ), test_issuer=label == TEST_ISSUER_LICENCE)
-            for serial, (label, person) in enumerate(holders, start=1)
-        ]  # fmt: skip
-        operator = self._operator(province)
-        outcome = self._provision(ProvisioningPlan(
-            elicense=[ElicensePlan(url=province.url("elicense"), operator=operator,
-                                   types=[LICENCE_TYPE_PLAN], licences=licences)],
-            hall=[HallPlan(url=province.url("hall"), operator=operator,
-                           items=[demo_guide(province.spec)])],
-        ))  # fmt: skip
+        plan = seed_plan(province.spec, self._operator(province), province.url("elicense"),
+                         province.url("hall"), holders)  # fmt: skip
+        outcome = self._provision(plan)
         recorded = where.setdefault("licences", {})
-        for label, _ in holders:
-            identifier = outcome.found("licence", label, "identifier")
-            if recorded.get(label) != identifier:
-                self.material.record(recorded, label, identifier)
+        for licence in plan.elicense[0].licences:
+            identifier = outcome.found("licence", licence.label, "identifier")
+            if recorded.get(licence.label) != identifier:
+                self.material.record(recorded, licence.label, identifier)
         if where.get("catalog_item") != province.spec.implementation_code:
             self.material.record(where, "catalog_item", province.spec.implementation_code)
 

@@ -263,11 +263,7 @@ class NationalSide:
             regions = [r.region_code for r in self.registrations]
             issuers = [r.endpoints["identity"] for r in self.registrations]
             self._bootstrap_national(regions, issuers)
-            self._start(self.national["identity"])
-            self._provision_national()
-            self._write_hub_config()
-            self._start(self.national["hub"])
-            self._register(self.registrations)
+            self._start_national()
             self._write_plan()
         except BaseException:
             self.stop()
@@ -460,6 +456,15 @@ class NationalSide:
             name="national", url=national.url, admin=self.provisioning_client(national),
             clients=clients, persons=[_person_plan(self.citizen)],
         )  # fmt: skip
+
+    def _start_national(self) -> None:
+        """The national IdP, provisioned once it answers; then the hub, with the provinces
+        registered."""
+        self._start(self.national["identity"])
+        self._provision_national()
+        self._write_hub_config()
+        self._start(self.national["hub"])
+        self._register(self.registrations)
 
     def _provision_national(self) -> None:
         outcome = self.provision(ProvisioningPlan(realms=[self._national_realm]))

@@ -367,16 +367,8 @@ class ReferencePlatform(NationalSide):
             f"hall-{region}": (["client_credentials"], ["elicense:share"], [elicense]),
             f"elicense-{region}": (["client_credentials"], ["eseal:sign"], [eseal]),
             f"ops-{region}": (["client_credentials"], OPS_SCOPES, [hall, elicense, eseal]),
-            f"staff-{region}": (
-                ["client_credentials"], ["hall:case:handle", "hall:rectification"], [hall],
-            ),
-            f"org-{region}": (["client_credentials"], ["elicense:share"], [elicense]),
-            f"signer-{region}": (["client_credentials"], ["eseal:sign"], [eseal]),
-            f"certify-{region}": (
-                ["client_credentials", TOKEN_EXCHANGE],
-                ["openid", "profile"], [],
-            ),
-        }  # fmt: skip
+            **suite_clients(region, hall, elicense, eseal),
+        }
         for client_id in plan:
             province.clients[client_id] = self._client(region, client_id)
         city = province.spec.city
@@ -399,14 +391,7 @@ class ReferencePlatform(NationalSide):
                 grant_types=["client_credentials", TOKEN_EXCHANGE],
                 scopes=["elicense:share", "elicense:consent"], audiences=[elicense],
             ),
-            ClientPlan(
-                client_id=f"portal-{region}", name=f"{province.spec.name}政务服务网",
-                auth_method="none",
-                grant_types=["authorization_code", "refresh_token", TOKEN_EXCHANGE],
-                redirect_uris=[f"{hall}/portal/callback"],
-                scopes=["openid", "profile", "elicense:read", "elicense:consent"],
-                audiences=[hall, elicense],
-            ),
+            province_portal(province.spec, hall, elicense),
         ]  # fmt: skip
         national = self.national["identity"].url
         trust = [
@@ -540,26 +525,19 @@ class ReferencePlatform(NationalSide):
         published demo item."""
         assert self.citizen is not None
         holders = [
-            ("applicant", province.persons["applicant"]),
-            ("other", province.persons["other"]),
-            ("citizen", self.citizen),
-            (TEST_ISSUER_LICENCE, province.persons["applicant"]),
+            (label, HolderPlan(name=person.name, code=person.id_number, sub=person.sub))
+            for label, person in (
+                ("applicant", province.persons["applicant"]),
+                ("other", province.persons["other"]),
+                ("citizen", self.citizen),
+            )
         ]
-        licences = [
-            licence_plan(province.spec, serial, label, HolderPlan(
-                name=person.name, code=person.id_number, sub=person.sub,
-            ), test_issuer=label == TEST_ISSUER_LICENCE)
-            for serial, (label, person) in enumerate(holders, start=1)
-        ]  # fmt: skip
-        operator = self._operator(province)
-        outcome = self.provision(ProvisioningPlan(
-            elicense=[ElicensePlan(url=province.url("elicense"), operator=operator,
-                                   types=[LICENCE_TYPE_PLAN], licences=licences)],
-            hall=[HallPlan(url=province.url("hall"), operator=operator,
-                           items=[demo_guide(province.spec)])],
-        ))  # fmt: skip
-        for label, _ in holders:
-            province.licences[label] = outcome.found("licence", label, "identifier")
+        plan = seed_plan(province.spec, self._operator(province), province.url("elicense"),
+                         province.url("hall"), holders)  # fmt: skip
+        outcome = self.provision(plan)
+        for licence in plan.elicense[0].licences:
+            province.licences[licence.label] = outcome.found("licence", licence.label,
+                                                             "identifier")  # fmt: skip
 
     # --- profiles ------------------------------------------------------------------------
 
@@ -647,6 +625,34 @@ class ReferencePlatform(NationalSide):
         keys.write_private(self.env_path(region), "\n".join(lines) + "\n")
 
 
+def suite_clients(
+    region: str, hall: str, elicense: str, eseal: str
+) -> dict[str, tuple[list[str], list[str], list[str]]]:
+    """The province's clients the certification suites act as, by id: (grants, scopes,
+    audiences)."""
+    return {
+        f"staff-{region}": (
+            ["client_credentials"], ["hall:case:handle", "hall:rectification"], [hall],
+        ),
+        f"org-{region}": (["client_credentials"], ["elicense:share"], [elicense]),
+        f"signer-{region}": (["client_credentials"], ["eseal:sign"], [eseal]),
+        f"certify-{region}": (["client_credentials", TOKEN_EXCHANGE], ["openid", "profile"], []),
+    }  # fmt: skip
+
+
+def province_portal(spec: ProvinceSpec, hall: str, elicense: str) -> ClientPlan:
+    """The province's 政务服务网: a public client that signs residents in and exchanges
+    national tokens for them."""
+    return ClientPlan(
+        client_id=f"portal-{spec.region_code}", name=f"{spec.name}政务服务网",
+        auth_method="none",
+        grant_types=["authorization_code", "refresh_token", TOKEN_EXCHANGE],
+        redirect_uris=[f"{hall}/portal/callback"],
+        scopes=["openid", "profile", "elicense:read", "elicense:consent"],
+        audiences=[hall, elicense],
+    )  # fmt: skip
+
+
 def issuer_seals(spec: ProvinceSpec, elicense_client: str, test_signer: str) -> dict[str, SealPlan]:
     """The province's issuer seals, by issuer code: the real issuer's licence seal (signer:
     the e-licence service only, as the e-seal service enforces) and the certification test
@@ -681,6 +687,25 @@ def licence_plan(
         valid_from=date.today() - timedelta(days=30),
         holder=holder,
     )
+
+
+def seed_plan(
+    spec: ProvinceSpec, operator: Operator, elicense_url: str, hall_url: str,
+    holders: Sequence[tuple[str, HolderPlan]],
+) -> ProvisioningPlan:  # fmt: skip
+    """The seeds of a province: the licence type, a licence per holder (by label) and, last,
+    the first holder's licence of the certification test issuer (``TEST_ISSUER_LICENCE``),
+    and the published demo item."""
+    seeds = [*holders, (TEST_ISSUER_LICENCE, holders[0][1])]
+    licences = [
+        licence_plan(spec, serial, label, holder, test_issuer=label == TEST_ISSUER_LICENCE)
+        for serial, (label, holder) in enumerate(seeds, start=1)
+    ]
+    return ProvisioningPlan(
+        elicense=[ElicensePlan(url=elicense_url, operator=operator, types=[LICENCE_TYPE_PLAN],
+                               licences=licences)],
+        hall=[HallPlan(url=hall_url, operator=operator, items=[demo_guide(spec)])],
+    )  # fmt: skip
 
 
 def demo_guide(spec: ProvinceSpec) -> dict[str, Any]:
