@@ -193,6 +193,7 @@ def _print_state(state: dict[str, Any]) -> None:
     for region, province in state["provinces"].items():
         typer.echo(f"  province {region} {province['name']}: profile {province['profile']}")
         typer.echo(f"    env file {province['env_file']}")
+    typer.echo(f"  what was provisioned, as a plan: {state['provisioning_plan']}")
     typer.echo(f"stop it: zwfw reference down --state-dir {state['state_dir']}")
 
 
@@ -227,7 +228,10 @@ def run(
         platform.start()
         starting = False
         state = describe(platform)
-        (state_dir / STATE_FILE).write_text(json.dumps(state, indent=2, ensure_ascii=False))
+        # Written whole, then renamed: up never reads half a file.
+        partial = state_dir / (STATE_FILE + ".partial")
+        partial.write_text(json.dumps(state, indent=2, ensure_ascii=False), encoding="utf-8")
+        partial.replace(state_dir / STATE_FILE)
         while not stop.wait(1.0):
             dead = [p.name for p in iter_processes(platform) if not p.running]
             if dead:
