@@ -16,8 +16,10 @@ COMMAND_MODULES = (
     "zwfw.services.elicense.cli",
     "zwfw.crypto.cli",
     "zwfw.harness.cli",
+    "zwfw.provisioning.cli",
     "zwfw.deploy.cli",
     "zwfw.reference.sandbox",
+    "zwfw.reference.cli",
 )
 
 app = typer.Typer(

@@ -56,42 +56,60 @@ def test_credentials_need_the_material_first(tmp_path: Path) -> None:
     assert result.stderr.strip() == "zwfw deploy: no province province-a in the plan"
 
 
-def test_trust_is_put_into_an_identity_instance_before_it_starts(tmp_path: Path) -> None:
-    import os
+def test_a_key_is_made_once_and_its_public_half_printed(tmp_path: Path) -> None:
+    key = tmp_path / "secrets" / "idp-provisioning.jwk"
+    first = _zwfw("deploy", "key", str(key), "--kid", "provisioning-1")
+    assert first.returncode == 0, first.stderr
+    made = json.loads(first.stdout)
+    assert made["changed"] is True
+    assert "d" not in made["jwks"]["keys"][0]  # the public half only
+    assert key.stat().st_mode & 0o777 == 0o600
+    again = json.loads(_zwfw("deploy", "key", str(key)).stdout)
+    assert again == {"changed": False, "jwks": made["jwks"]}
 
+
+def test_trust_and_clients_go_through_the_running_idps_admin_api(tmp_path: Path) -> None:
     import yaml
 
-    from zwfw.services.identity import IdentitySettings, build
-    from zwfw.services.identity.trust import list_issuers
-    from zwfw.services.kit import load_settings, migrate
+    from zwfw.reference import keys
+    from zwfw.reference.national import ServiceProcess, free_port
 
+    admin_key = tmp_path / "idp-provisioning.jwk"
+    made = json.loads(_zwfw("deploy", "key", str(admin_key)).stdout)
+    port = free_port()
     config = tmp_path / "idp.yaml"
     config.write_text(yaml.safe_dump({
-        "public_base_url": "https://idp.province.test",
-        "database_url": f"sqlite:///{tmp_path / 'idp.sqlite3'}",
-        "data_key": os.urandom(16).hex(), "lookup_key": os.urandom(32).hex(),
+        "public_base_url": f"http://127.0.0.1:{port}", "host": "127.0.0.1", "port": port,
+        "database_url": f"sqlite:///{tmp_path / 'idp.sqlite3'}", "secure_cookies": False,
+        "provisioning_clients": [{"client_id": "provisioning", "jwks": made["jwks"]}],
     }))  # fmt: skip
-    args = ("deploy", "trust", "https://idp.gov.test", "https://idp.gov.test/jwks")
-    unmigrated = _zwfw(*args, "--config", str(config))
-    assert unmigrated.returncode == 1
-    assert len(unmigrated.stderr.strip().splitlines()) == 1, unmigrated.stderr
-    app = build(load_settings(IdentitySettings, config))
-    migrate(app)
-    first = _zwfw(*args, "--config", str(config), "--max-level", "real_name")
-    assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {
-        "changed": True, "issuer": "https://idp.gov.test", "result": "created",
-    }  # fmt: skip
-    again = _zwfw(*args, "--config", str(config), "--max-level", "real_name")
-    assert json.loads(again.stdout)["changed"] is False
-    refused = _zwfw(*args, "--config", str(config), "--max-level", "gold")
-    assert refused.returncode == 1
-    assert refused.stderr.strip().endswith("unknown assurance level gold")
+    args = ("deploy", "trust", "https://idp.gov.test", "https://idp.gov.test/jwks",
+            "--config", str(config), "--admin-key", str(admin_key))  # fmt: skip
+    # Nothing answers yet: one line, non-zero.
+    down = _zwfw(*args)
+    assert down.returncode == 1
+    assert "cannot reach" in down.stderr
+    assert len(down.stderr.strip().splitlines()) == 1, down.stderr
+    idp = ServiceProcess("idp", "identity", port, config, tmp_path / "idp.log", keys.data_keys())
+    idp.start(ZWFW, 60.0)
     try:
-        with app.state.kit.sessions() as db:
-            entries = list_issuers(db)
+        first = _zwfw(*args, "--max-level", "real_name")
+        assert first.returncode == 0, first.stderr
+        assert json.loads(first.stdout) == {
+            "changed": True, "issuer": "https://idp.gov.test", "result": "created",
+        }  # fmt: skip
+        again = _zwfw(*args, "--max-level", "real_name")
+        assert json.loads(again.stdout)["changed"] is False
+        refused = _zwfw(*args, "--max-level", "gold")
+        assert refused.returncode == 1
+        assert refused.stderr.strip().endswith("unknown assurance level gold")
+        hall_key = str(tmp_path / "hall-a.jwk")
+        client = ("deploy", "client", "hall-a", "--config", str(config), "--admin-key",
+                  str(admin_key), "--key", hall_key, "--scope", "hub:report")  # fmt: skip
+        assert json.loads(_zwfw(*client).stdout) == {"changed": True, "client_id": "hall-a"}
+        assert json.loads(_zwfw(*client).stdout) == {"changed": False, "client_id": "hall-a"}
+        stranger = _zwfw(*args[:-1], hall_key)
+        assert stranger.returncode == 1
+        assert "token of provisioning" in stranger.stderr
     finally:
-        app.state.kit.engine.dispose()
-    assert [(e.issuer, e.jwks_uri, e.max_level) for e in entries] == [
-        ("https://idp.gov.test", "https://idp.gov.test/jwks", "real_name")
-    ]
+        idp.stop()

@@ -188,19 +188,31 @@ def test_private_keys_and_secrets_are_owner_only(
 def test_federation_trust_and_system_clients_are_in_place(
     deployment: tuple[LocalDeployment, subprocess.CompletedProcess[str]],
 ) -> None:
-    from zwfw.deploy.certification import identity_instance
-    from zwfw.services.identity.clients import list_clients
-    from zwfw.services.identity.trust import list_issuers
+    import httpx
+
+    from zwfw.services.kit.tokens import ClientCredentials, load_client_key
 
     deployed, _ = deployment
     etc = deployed.state / "etc"
+    ca = ssl.create_default_context(cafile=str(deployed.state / "pki" / "tls" / "ca-bundle.pem"))
+
+    def admin(idp: str, path: str) -> list[dict[str, object]]:
+        # What the IdP says through its admin API, as its provisioning client.
+        url = f"https://127.0.0.1:{deployed.port(idp)}"
+        key = load_client_key(deployed.state / "secrets" / f"{idp}-provisioning.jwk")
+        with httpx.Client(verify=ca, timeout=20.0) as http:
+            token = ClientCredentials(url + "/token", "provisioning", key, "identity:admin",
+                                      http=http)()  # fmt: skip
+            answer = http.get(url + path, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+        return list(answer.json())
 
     def registered(idp: str) -> dict[str, tuple[str, list[str]]]:
-        with identity_instance(etc / f"{idp}.yaml") as (_svc, db):
-            return {c.client_id: (c.auth_method, c.scopes) for c in list_clients(db)}
+        return {
+            c["client_id"]: (c["auth_method"], c["scopes"]) for c in admin(idp, "/admin/clients")
+        }
 
-    with identity_instance(etc / "province-a-identity.yaml") as (_svc, db):
-        trusted = {entry.issuer: entry.jwks_uri for entry in list_issuers(db)}
+    trusted = {e["issuer"]: e["jwks_uri"] for e in admin("province-a-identity", "/admin/trust")}
     national_idp = f"https://127.0.0.1:{deployed.port('national-identity')}"
     assert trusted[national_idp] == f"{national_idp}/jwks"
     national = registered("national-identity")

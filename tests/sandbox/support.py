@@ -18,13 +18,10 @@ import httpx
 import yaml
 
 from zwfw.codes.personal import build_resident_id
+from zwfw.provisioning import ProvisioningPlan, apply_plan
+from zwfw.provisioning.plan import ClientPlan, Operator, PersonPlan, RealmPlan
 from zwfw.reference import keys
-from zwfw.reference.national import (
-    Client,
-    ServiceProcess,
-    _seed_identity,
-    free_port,
-)
+from zwfw.reference.national import Client, ServiceProcess, free_port
 from zwfw.reference.platform import ProvinceSpec, demo_guide
 from zwfw.reference.signin import sign_in
 from zwfw.services.kit.tokens import ClientCredentials
@@ -151,36 +148,43 @@ class ProvinceUnderTest:
 
     def start(self, hall_hub_config: Path) -> None:
         """Start the IdP and hall; the hall reports to what ``hall_hub_config`` says."""
-        from zwfw.services.identity.clients import ClientIn
-        from zwfw.services.identity.clients import register_client as register
-
+        # The province provisions its IdP as an operator would: a provisioning client in its
+        # settings, then the admin API (zwfw.provisioning).
+        secrets = self.root / "secrets"
+        secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        admin_key = keys.client_jwk("provisioning-1")
+        admin_file = keys.write_private(
+            secrets / "provisioning.jwk", keys.private_jwk_text(admin_key)
+        )
         identity = self._process("identity", keys.data_keys(), {
             "role": "province", "region_code": REGION, "secure_cookies": False,
+            "provisioning_clients": [
+                {"client_id": "provisioning", "jwks": keys.public_jwks(admin_key)}
+            ],
         })  # fmt: skip
         hall_url, redirect = self.url("hall"), self.url("hall") + "/portal/callback"
         ops_key = keys.client_jwk("ops-1")
-        self.ops = Client("ops", ops_key, self.root / "unused")
+        ops_file = keys.write_private(secrets / "ops.jwk", keys.private_jwk_text(ops_key))
+        self.ops = Client("ops", ops_key, ops_file)
         self.applicant = {"username": "applicant-340000", "password": keys.password()}
-
-        def setup(svc: Any, db: Any) -> None:
-            register(db, ClientIn(
-                client_id="ops", name="ops", auth_method="private_key_jwt",
-                jwks=keys.public_jwks(ops_key), grant_types=["client_credentials"],
-                scopes=["hall:catalog:write"], audiences=[hall_url],
-            ), actor="sandbox test")  # fmt: skip
-            register(db, ClientIn(
-                client_id=f"portal-{REGION}", name="portal", auth_method="none",
-                grant_types=["authorization_code"], redirect_uris=[redirect],
-                scopes=["openid", "profile"], audiences=[hall_url],
-            ), actor="sandbox test")  # fmt: skip
-            svc.accounts.create_person(
-                db, username=self.applicant["username"], password=self.applicant["password"],
-                name="测试申请人", id_number=str(build_resident_id("340104", date(1990, 3, 1), 11)),
-            )  # fmt: skip
-
-        _seed_identity(identity, setup)
         identity.start(ZWFW, 60.0)
         self.processes.append(identity)
+        apply_plan(ProvisioningPlan(realms=[RealmPlan(
+            name=REGION, url=identity.url,
+            admin=Operator(token_url=identity.url + "/token", client_id="provisioning",
+                           key_file=admin_file),
+            clients=[
+                ClientPlan(client_id="ops", key_file=ops_file, scopes=["hall:catalog:write"],
+                           audiences=[hall_url]),
+                ClientPlan(client_id=f"portal-{REGION}", name="portal", auth_method="none",
+                           grant_types=["authorization_code"], redirect_uris=[redirect],
+                           scopes=["openid", "profile"], audiences=[hall_url]),
+            ],
+            persons=[PersonPlan(
+                username=self.applicant["username"], password=self.applicant["password"],
+                name="测试申请人", id_number=str(build_resident_id("340104", date(1990, 3, 1), 11)),
+            )],
+        )]))  # fmt: skip
         kek = keys.write_private(self.root / "secrets" / "hall.kek", keys.kek_hex())
         hub = yaml.safe_load(hall_hub_config.read_text(encoding="utf-8"))["hub"]
         issuer = identity.url

@@ -31,46 +31,62 @@ import json
 import os
 import shlex
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey
-from sqlalchemy.orm import Session
 
 from zwfw.codes import build_case_number
 from zwfw.codes.personal import build_resident_id
 from zwfw.crypto.x509 import SM2Certificate
 from zwfw.formats.channel import certificate_key_id, tls_fingerprint
+from zwfw.provisioning import (
+    Outcome,
+    PlanError,
+    ProvisioningError,
+    ProvisioningPlan,
+    apply_plan,
+)
+from zwfw.provisioning.plan import (
+    ClientPlan,
+    EsealPlan,
+    HolderPlan,
+    HubPlan,
+    Operator,
+    PersonPlan,
+    ProvinceRegistrationPlan,
+    RealmPlan,
+    TrustPlan,
+)
 from zwfw.reference import keys
+from zwfw.reference.national import (
+    NATIONAL_OPS,
+    NATIONAL_OPS_SCOPES,
+    PROVISIONING_CLIENT,
+    SUPERVISE_SCOPE,
+)
 from zwfw.reference.platform import (
     FEDERATION_TEST_ISSUER,
-    LICENCE_TYPE,
-    TEST_ISSUER_LICENCE,
+    OPS_SCOPES,
     TEST_ISSUER_NAME,
     TOKEN_EXCHANGE,
     Client,
     ProvinceSpec,
-    demo_guide,
-    issuer_seal_requests,
-    licence_request,
+    issuer_seals,
+    province_portal,
+    seed_plan,
+    suite_clients,
 )
 from zwfw.reference.signin import sign_in
 from zwfw.services.kit.tokens import ClientCredentials, TokenRequestError
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
-# The client the hub uses at every provincial IdP (the same id and key at each).
-HUB_PROVINCE_CLIENT = "national-hub"
-NATIONAL_OPS = "national-ops"
-# What the suites read at the hub: what arrived (supervision) and the province registry.
-SUPERVISE_SCOPE = "hub:supervise hub:provinces:read"
 # Environment variable prefix of the credentials the profiles name.
 ENV_PREFIX = "ZWFW_DEPLOY"
 
@@ -83,6 +99,16 @@ class DeployError(RuntimeError):
 class Endpoint:
     url: str
     config: Path
+    # An IdP's provisioning client key (the public half is in its settings).
+    admin_key: Path | None = None
+
+    def realm(self, name: str, **plan: Any) -> RealmPlan:
+        """What to provision at this IdP through its admin API."""
+        if self.admin_key is None:
+            raise DeployError(f"{name}: the plan gives no admin_key for {self.url}")
+        admin = Operator(token_url=self.url + "/token", client_id=PROVISIONING_CLIENT,
+                         key_file=self.admin_key)  # fmt: skip
+        return RealmPlan(name=name, url=self.url, admin=admin, **plan)
 
 
 @dataclass(frozen=True)
@@ -142,7 +168,8 @@ class Plan:
 
 
 def _endpoint(raw: dict[str, str]) -> Endpoint:
-    return Endpoint(url=raw["url"].rstrip("/"), config=Path(raw["config"]))
+    admin_key = Path(raw["admin_key"]) if raw.get("admin_key") else None
+    return Endpoint(url=raw["url"].rstrip("/"), config=Path(raw["config"]), admin_key=admin_key)
 
 
 def _province(raw: dict[str, Any]) -> ProvincePlan:
@@ -204,56 +231,33 @@ class Material:
         write_private_if_changed(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
 
 
-# --- identity, straight against the instance's database ------------------------------------
+# --- provisioning through the services' APIs ----------------------------------------------
 
 
-@contextmanager
-def identity_instance(config: Path) -> Iterator[tuple[Any, Session]]:
-    """The IdP's service object and one transaction on its database, for the identity domain
-    layer before the IdP starts."""
-    from zwfw.services.identity import IdentitySettings, build
-    from zwfw.services.kit import load_settings
-
-    app = build(load_settings(IdentitySettings, config))
+def provision(plan: ProvisioningPlan, ca_bundle: Path | None = None) -> Outcome:
+    """Apply ``plan`` (``zwfw.provisioning``); a refusal is a ``DeployError``."""
     try:
-        with app.state.kit.sessions.begin() as db:
-            yield app.state.identity, db
-    finally:
-        app.state.kit.engine.dispose()
-
-
-# Who the audit log of the IdP names for what this role registers there.
-DEPLOY_ACTOR = "zwfw deploy"
-
-
-def client_exists(db: Session, client_id: str) -> bool:
-    from zwfw.services.identity.clients import find_client
-
-    return find_client(db, client_id) is not None
+        return apply_plan(plan, ca_file=ca_bundle)
+    except (ProvisioningError, PlanError) as exc:
+        raise DeployError(str(exc)) from None
 
 
 def register_key_client(
-    config: Path,
+    idp: Endpoint,
     client_id: str,
     key: ECKey,
     *,
     grants: list[str],
     scopes: list[str],
     audiences: list[str],
-    name: str | None = None,
+    ca_bundle: Path | None = None,
 ) -> bool:
-    """Register a private_key_jwt client with the public half of ``key``; False if known."""
-    from zwfw.services.identity.clients import ClientIn, register_client
-
-    with identity_instance(config) as (_svc, db):
-        if client_exists(db, client_id):
-            return False
-        register_client(db, ClientIn(
-            client_id=client_id, name=name or client_id, auth_method="private_key_jwt",
-            jwks=keys.public_jwks(key), grant_types=cast(Any, grants), scopes=scopes,
-            audiences=audiences,
-        ), actor=DEPLOY_ACTOR)  # fmt: skip
-    return True
+    """Register (or bring in line) a private_key_jwt client with the public half of ``key``
+    at a running IdP; False when it was registered so already."""
+    client = ClientPlan(client_id=client_id, jwks=keys.public_jwks(key), grant_types=grants,
+                        scopes=scopes, audiences=audiences)  # fmt: skip
+    plan = ProvisioningPlan(realms=[idp.realm(idp.url, clients=[client])])
+    return provision(plan, ca_bundle).changed
 
 
 def load_or_create_key(path: Path, kid: str) -> tuple[ECKey, bool]:
@@ -316,6 +320,7 @@ class Certification:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.material = Material(plan.material_path)
+        self._registered: set[tuple[str, str]] = set()
 
     # Clients kept in material.json ---------------------------------------------------------
 
@@ -326,7 +331,7 @@ class Certification:
     def _ensure_client(
         self,
         where: dict[str, Any],
-        config: Path,
+        idp: Endpoint,
         client_id: str,
         grants: list[str],
         scopes: list[str],
@@ -334,33 +339,50 @@ class Certification:
     ) -> Client:
         clients = where.setdefault("clients", {})
         if client_id not in clients:
-            key = keys.client_jwk(f"{client_id}-1")
-            if not register_key_client(
-                config, client_id, key, grants=grants, scopes=scopes, audiences=audiences
-            ):
-                raise DeployError(
-                    f"client {client_id} exists at {config.stem} but its key is not in "
-                    f"{self.plan.material_path}"
-                )
-            self.material.record(clients, client_id, key.as_dict(private=True))
-        return self._client(where, client_id)
+            self.material.record(
+                clients, client_id, keys.client_jwk(f"{client_id}-1").as_dict(private=True)
+            )
+        client = self._client(where, client_id)
+        # Registered as recorded once per run (a rerun finds it unchanged).
+        if (idp.url, client_id) not in self._registered:
+            if register_key_client(
+                idp, client_id, client.key, grants=grants, scopes=scopes, audiences=audiences,
+                ca_bundle=self.plan.ca_bundle,
+            ):  # fmt: skip
+                self.material.changed = True
+            self._registered.add((idp.url, client_id))
+        return client
+
+    def _provision(self, plan: ProvisioningPlan) -> Outcome:
+        outcome = provision(plan, self.plan.ca_bundle)
+        if outcome.changed:
+            self.material.changed = True
+        return outcome
 
     def national_ops(self) -> Client:
         hub = self.plan.national["hub"].url
         return self._ensure_client(
-            self.material.section("national"), self.plan.national["identity"].config,
-            NATIONAL_OPS, ["client_credentials"],
-            ["hub:provinces:write", "hub:provinces:read", "hub:supervise"], [hub],
+            self.material.section("national"), self.plan.national["identity"],
+            NATIONAL_OPS, ["client_credentials"], list(NATIONAL_OPS_SCOPES), [hub],
         )  # fmt: skip
 
     def ops(self, province: ProvincePlan) -> Client:
         return self._ensure_client(
             self.material.section("provinces", province.region),
-            province.services["identity"].config, f"ops-{province.region}",
-            ["client_credentials"],
-            ["hall:catalog:write", "elicense:issue", "elicense:admin", "eseal:admin"],
+            province.services["identity"], f"ops-{province.region}",
+            ["client_credentials"], OPS_SCOPES,
             [province.url(s) for s in ("hall", "elicense", "eseal")],
         )  # fmt: skip
+
+    def _operator(self, province: ProvincePlan) -> Operator:
+        """The province's operations client, as the provisioning acts at its services (its
+        key from material.json, in a 0600 file of its own)."""
+        ops = self.ops(province)
+        key_file = self.plan.certify_dir / "keys" / f"{ops.client_id}.jwk"
+        key_file.parent.mkdir(mode=0o700, exist_ok=True)
+        write_private_if_changed(key_file, keys.private_jwk_text(ops.key))
+        return Operator(token_url=province.url("identity") + "/token", client_id=ops.client_id,
+                        key_file=key_file)  # fmt: skip
 
     # Stage 1: platform ----------------------------------------------------------------------
 
@@ -374,60 +396,41 @@ class Certification:
         return self.material.changed
 
     def _register_at_hub(self, province: ProvincePlan, ops: Client) -> None:
-        done = self.material.section("hub", "provinces")
-        if province.region in done:
-            return
-        hub = self.plan.national["hub"].url
-        token = client_token(
-            ops, self.plan.national["identity"].url, "hub:provinces:write hub:provinces:read"
-        )
         tls = x509.load_pem_x509_certificate(province.tls_cert.read_bytes())
-        body = {
-            "region_code": province.region,
-            "name": province.spec.name,
-            "endpoints": {
+        registration = ProvinceRegistrationPlan(
+            region_code=province.region,
+            name=province.spec.name,
+            endpoints={
                 "discovery": province.url("hall") + "/.well-known/zwfw",
                 **{s: province.url(s) for s in ("identity", "hall", "elicense", "eseal")},
             },
-            "oauth_client_id": province.hub_client_id,
-            "tls_fingerprint": tls_fingerprint(tls.public_bytes(serialization.Encoding.DER)),
-            "tls_subject": tls.subject.rfc4514_string(),
-            "signing_certificate": province.channel_cert.read_text(encoding="utf-8"),
-        }
-        response = httpx.post(hub + "/provinces", json=body, headers=_bearer(token), timeout=20.0)
-        if response.status_code == 409:
-            # Registered before this file existed (a state directory kept across re-installs).
-            response = httpx.get(
-                f"{hub}/provinces/{province.region}", headers=_bearer(token), timeout=20.0
-            )
-            _expect(response, 200, f"reading {province.region} at the hub")
-        else:
-            _expect(response, 201, f"registering {province.region} at the hub")
-        self.material.record(done, province.region, {"registered": True})
+            oauth_client_id=province.hub_client_id,
+            tls_fingerprint=tls_fingerprint(tls.public_bytes(serialization.Encoding.DER)),
+            tls_subject=tls.subject.rfc4514_string(),
+            signing_certificate=province.channel_cert.read_text(encoding="utf-8"),
+        )
+        key_file = self.plan.certify_dir / "keys" / f"{ops.client_id}.jwk"
+        key_file.parent.mkdir(mode=0o700, exist_ok=True)
+        write_private_if_changed(key_file, keys.private_jwk_text(ops.key))
+        operator = Operator(token_url=self.plan.national["identity"].url + "/token",
+                            client_id=ops.client_id, key_file=key_file)  # fmt: skip
+        self._provision(ProvisioningPlan(hub=HubPlan(
+            url=self.plan.national["hub"].url, operator=operator, provinces=[registration],
+        )))  # fmt: skip
 
     def _issuer_seal(self, province: ProvincePlan) -> None:
         where = self.material.section("provinces", province.region)
         spec = province.spec
-        # Recorded under their own keys: a state made when the issuer's seal still had a
-        # general signer gets a new licence seal instead of keeping that one.
-        recorded = {
-            spec.issuer_code: "licence_seal_es_id",
-            spec.test_issuer_code: "test_seal_es_id",
-        }
-        if not all(key in where for key in recorded.values()):
-            token = client_token(self.ops(province), province.url("identity"), "eseal:admin")
-            requests = issuer_seal_requests(
-                spec, province.elicense_client_id, f"signer-{province.region}"
-            )
-            for code, key in recorded.items():
-                if key in where:
-                    continue
-                response = httpx.post(
-                    province.url("eseal") + "/seals", json=requests[code],
-                    headers=_bearer(token), timeout=30.0,
-                )  # fmt: skip
-                _expect(response, 201, f"{province.region} seal of issuer {code}")
-                self.material.record(where, key, str(response.json()["es_id"]))
+        seals = issuer_seals(spec, province.elicense_client_id, f"signer-{province.region}")
+        outcome = self._provision(ProvisioningPlan(eseal=[EsealPlan(
+            url=province.url("eseal"), operator=self._operator(province),
+            seals=list(seals.values()),
+        )]))  # fmt: skip
+        for code, key in ((spec.issuer_code, "licence_seal_es_id"),
+                          (spec.test_issuer_code, "test_seal_es_id")):  # fmt: skip
+            es_id = outcome.found("seal", code, "es_id")
+            if where.get(key) != es_id:
+                self.material.record(where, key, es_id)
         issuers = {
             spec.issuer_code: {"name": spec.issuer_name, "es_id": where["licence_seal_es_id"]},
             spec.test_issuer_code: {"name": TEST_ISSUER_NAME, "es_id": where["test_seal_es_id"]},
@@ -452,159 +455,107 @@ class Certification:
         for province in self.plan.provinces:
             self._province_identity(province)
         for province in self.plan.provinces:
-            self._licences(province)
-            self._catalog(province)
+            self._seeds(province)
         return self.material.changed
 
-    def _person(
-        self, config: Path, where: dict[str, Any], label: str, username: str, name: str,
-        id_number: str,
-    ) -> None:  # fmt: skip
+    def _persons(
+        self, idp: Endpoint, name: str, where: dict[str, Any],
+        wanted: list[tuple[str, str, str, str]],
+    ) -> list[PersonPlan]:  # fmt: skip
+        """Test persons (label, login name, name, ID number), their passwords from
+        material.json (made for a new one)."""
         persons = where.setdefault("persons", {})
-        if label in persons:
-            return
-        password = keys.password()
-        with identity_instance(config) as (svc, db):
-            if svc.accounts.by_username(db, username) is not None:
+        plans = []
+        for label, username, person_name, id_number in wanted:
+            if label not in persons:
+                self.material.record(persons, label, {
+                    "username": username, "password": keys.password(), "name": person_name,
+                    "id_number": id_number,
+                })  # fmt: skip
+            known = persons[label]
+            plans.append(PersonPlan(username=known["username"], password=known["password"],
+                                    name=known["name"], id_number=known["id_number"]))  # fmt: skip
+        return plans
+
+    def _apply_realm(self, where: dict[str, Any], realm: RealmPlan) -> None:
+        outcome = self._provision(ProvisioningPlan(realms=[realm]))
+        for change in outcome.changes:
+            if change.kind != "person":
+                continue
+            person = next(p for p in where["persons"].values() if p["username"] == change.name)
+            if "sub" not in person and change.result == "unchanged":
+                # Its password is not ours: the account was made by someone else.
                 raise DeployError(
-                    f"{username} exists at {config.stem} but is not in {self.plan.material_path}"
+                    f"{change.name} exists at {realm.name} but is not in {self.plan.material_path}"
                 )
-            account = svc.accounts.create_person(
-                db, username=username, password=password, name=name, id_number=id_number
-            )
-            sub = account.sub
-        self.material.record(
-            persons, label,
-            {"username": username, "password": password, "name": name, "id_number": id_number,
-             "sub": sub},
-        )  # fmt: skip
-
-    def _public_client(
-        self, config: Path, where: dict[str, Any], client_id: str, name: str, grants: list[str],
-        redirect: str, scopes: list[str], audiences: list[str],
-    ) -> None:  # fmt: skip
-        from zwfw.services.identity.clients import ClientIn, register_client
-
-        done = where.setdefault("relying_parties", {})
-        if client_id in done:
-            return
-        with identity_instance(config) as (_svc, db):
-            if not client_exists(db, client_id):
-                register_client(db, ClientIn(
-                    client_id=client_id, name=name, auth_method="none",
-                    grant_types=cast(Any, grants),
-                    redirect_uris=[redirect], scopes=scopes, audiences=audiences,
-                ), actor=DEPLOY_ACTOR)  # fmt: skip
-        self.material.record(done, client_id, redirect)
+            if person.get("sub") != change.detail["sub"]:
+                self.material.record(person, "sub", change.detail["sub"])
 
     def _national_material(self) -> None:
         national = self.material.section("national")
         identity = self.plan.national["identity"]
-        self._public_client(
-            identity.config, national, "portal", "全国一体化政务服务平台",
-            ["authorization_code", "refresh_token"], f"{identity.url}/portal/callback",
-            ["openid", "profile"],
-            [self.plan.national["hub"].url, *(p.url("identity") for p in self.plan.provinces)],
+        portal = ClientPlan(
+            client_id="portal", name="全国一体化政务服务平台", auth_method="none",
+            grant_types=["authorization_code", "refresh_token"],
+            redirect_uris=[f"{identity.url}/portal/callback"], scopes=["openid", "profile"],
+            audiences=[self.plan.national["hub"].url,
+                       *(p.url("identity") for p in self.plan.provinces)],
         )  # fmt: skip
-        self._person(
-            identity.config, national, "citizen", "citizen-zj", "王小明",
+        persons = self._persons(identity, "national", national, [(
+            "citizen", "citizen-zj", "王小明",
             str(build_resident_id("330106", date(1988, 6, 1), 17)),
-        )  # fmt: skip
+        )])  # fmt: skip
+        self._apply_realm(national, identity.realm("national", clients=[portal], persons=persons))
 
     def _province_identity(self, province: ProvincePlan) -> None:
         region = province.region
         where = self.material.section("provinces", region)
-        config = province.services["identity"].config
+        idp = province.services["identity"]
         hall, elicense, eseal = (province.url(s) for s in ("hall", "elicense", "eseal"))
         self.ops(province)
-        plan: dict[str, tuple[list[str], list[str], list[str]]] = {
-            f"staff-{region}": (
-                ["client_credentials"], ["hall:case:handle", "hall:rectification"], [hall],
-            ),
-            f"org-{region}": (["client_credentials"], ["elicense:share"], [elicense]),
-            f"signer-{region}": (["client_credentials"], ["eseal:sign"], [eseal]),
-            f"certify-{region}": (
-                ["client_credentials", TOKEN_EXCHANGE], ["openid", "profile"], [],
-            ),
-        }  # fmt: skip
-        for client_id, (grants, scopes, audiences) in plan.items():
-            self._ensure_client(where, config, client_id, grants, scopes, audiences)
-        self._public_client(
-            config, where, f"portal-{region}", f"{province.spec.name}政务服务网",
-            ["authorization_code", "refresh_token", TOKEN_EXCHANGE], f"{hall}/portal/callback",
-            ["openid", "profile", "elicense:read", "elicense:consent"], [hall, elicense],
-        )  # fmt: skip
+        for client_id, (grants, scopes, audiences) in suite_clients(
+            region, hall, elicense, eseal
+        ).items():
+            self._ensure_client(where, idp, client_id, grants, scopes, audiences)
+        portal = province_portal(province.spec, hall, elicense)
         if "federation_key" not in where:
-            from zwfw.services.identity.trust import TrustIn, put_issuer
-
             key = keys.client_jwk("certification-issuer-1")
-            with identity_instance(config) as (svc, db):
-                entry = TrustIn(issuer=FEDERATION_TEST_ISSUER, jwks=keys.public_jwks(key))
-                put_issuer(db, svc.settings, entry, actor=DEPLOY_ACTOR)
             self.material.record(where, "federation_key", key.as_dict(private=True))
+        federation = ECKey.import_key(where["federation_key"])
+        trust = TrustPlan(issuer=FEDERATION_TEST_ISSUER, jwks=keys.public_jwks(federation))
         city = province.spec.city
-        for index, label in enumerate(("applicant", "other", "lockout"), start=1):
-            self._person(
-                config, where, label, f"{label}-{region}", f"测试{label}",
-                str(build_resident_id(city[:4] + "04", date(1990, 3, index), 100 + index)),
-            )  # fmt: skip
+        persons = self._persons(idp, region, where, [
+            (label, f"{label}-{region}", f"测试{label}",
+             str(build_resident_id(city[:4] + "04", date(1990, 3, index), 100 + index)))
+            for index, label in enumerate(("applicant", "other", "lockout"), start=1)
+        ])  # fmt: skip
+        self._apply_realm(
+            where, idp.realm(region, clients=[portal], trust=[trust], persons=persons)
+        )
 
-    def _licences(self, province: ProvincePlan) -> None:
+    def _seeds(self, province: ProvincePlan) -> None:
+        """The licence type, licences (the test holder's licence of the certification test
+        issuer last) and the published catalog item."""
         region = province.region
         where = self.material.section("provinces", region)
-        licences = where.setdefault("licences", {})
         holders = [
-            ("applicant", where["persons"]["applicant"]),
-            ("other", where["persons"]["other"]),
-            ("citizen", self.material.section("national")["persons"]["citizen"]),
-        ]
-        labels = [label for label, _ in holders] + [TEST_ISSUER_LICENCE]
-        if "licence_type" in where and all(label in licences for label in labels):
-            return
-        token = client_token(self.ops(province), province.url("identity"),
-                             "elicense:issue elicense:admin")  # fmt: skip
-        base = province.url("elicense")
-        if "licence_type" not in where:
-            response = httpx.post(
-                base + "/types",
-                json={"type_code": LICENCE_TYPE, "name": "营业执照",
-                      "defining_authority_name": "国家市场监督管理总局"},
-                headers=_bearer(token), timeout=20.0,
-            )  # fmt: skip
-            _expect(response, 201, f"{region} licence type")
-            self.material.record(where, "licence_type", LICENCE_TYPE)
-        # The test holder's licence of the certification test issuer comes last.
-        seeds = [*holders, (TEST_ISSUER_LICENCE, where["persons"]["applicant"])]
-        for serial, (label, person) in enumerate(seeds, start=1):
-            if label in licences:
-                continue
-            body = licence_request(
-                province.spec, serial, person["name"], person["id_number"], person["sub"],
-                test_issuer=label == TEST_ISSUER_LICENCE,
-            )  # fmt: skip
-            response = httpx.post(
-                base + "/licences", json=body, headers=_bearer(token), timeout=30.0
+            (label, HolderPlan(name=person["name"], code=person["id_number"], sub=person["sub"]))
+            for label, person in (
+                ("applicant", where["persons"]["applicant"]),
+                ("other", where["persons"]["other"]),
+                ("citizen", self.material.section("national")["persons"]["citizen"]),
             )
-            _expect(response, 201, f"{region} licence for {label}")
-            self.material.record(licences, label, str(response.json()["identifier"]))
-
-    def _catalog(self, province: ProvincePlan) -> None:
-        where = self.material.section("provinces", province.region)
-        if "catalog_item" in where:
-            return
-        token = client_token(self.ops(province), province.url("identity"), "hall:catalog:write")
-        base = province.url("hall")
-        guide = demo_guide(province.spec)
-        response = httpx.post(base + "/items", json=guide, headers=_bearer(token), timeout=20.0)
-        _expect(response, 201, f"{province.region} catalog item")
-        version = response.json()["version"]
-        response = httpx.post(
-            f"{base}/items/{guide['implementation_code']}/versions/{version}/publish",
-            headers=_bearer(token),
-            timeout=20.0,
-        )
-        _expect(response, 200, f"{province.region} publishing the catalog item")
-        self.material.record(where, "catalog_item", guide["implementation_code"])
+        ]
+        plan = seed_plan(province.spec, self._operator(province), province.url("elicense"),
+                         province.url("hall"), holders)  # fmt: skip
+        outcome = self._provision(plan)
+        recorded = where.setdefault("licences", {})
+        for licence in plan.elicense[0].licences:
+            identifier = outcome.found("licence", licence.label, "identifier")
+            if recorded.get(licence.label) != identifier:
+                self.material.record(recorded, licence.label, identifier)
+        if where.get("catalog_item") != province.spec.implementation_code:
+            self.material.record(where, "catalog_item", province.spec.implementation_code)
 
     # Profiles and credentials -------------------------------------------------------------------
 

@@ -41,10 +41,55 @@ def _load(plan_file: Path) -> object:
     return Certification(plan)
 
 
+AdminKeyOption = Annotated[
+    Path,
+    typer.Option(
+        "--admin-key", help="The IdP's provisioning client key (its settings hold the public half)."
+    ),
+]
+CaFileOption = Annotated[
+    Path | None,
+    typer.Option("--ca-file", help="CA certificates of the deployment (default: the system's)."),
+]
+
+
+def _idp(config: Path, admin_key: Path) -> object:
+    """The running IdP whose settings are ``config``: its public URL and provisioning key."""
+    import yaml
+
+    from zwfw.deploy.certification import Endpoint
+
+    try:
+        settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+        url = str(settings["public_base_url"]).rstrip("/")
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise _fail(f"cannot read public_base_url from {config}: {exc}", 2) from None
+    return Endpoint(url=url, config=config, admin_key=admin_key)
+
+
+@deploy_app.command("key")
+def key(
+    key_file: Annotated[Path, typer.Argument(help="Private JWK file; made (0600) if absent.")],
+    kid: Annotated[str | None, typer.Option("--kid", help="Key id of a new key.")] = None,
+) -> None:
+    """Make a client's private key (once) and print its public JWKS as JSON, for the settings
+    of the IdP that registers the client (a provisioning client) or for a later
+    ``zwfw deploy client``."""
+    from zwfw.deploy.certification import load_or_create_key
+    from zwfw.reference import keys
+
+    try:
+        jwk, made = load_or_create_key(key_file, kid or f"{key_file.stem}-1")
+    except (OSError, ValueError) as exc:
+        raise _fail(f"{key_file}: {' '.join(str(exc).split())[:300]}") from None
+    typer.echo(json.dumps({"changed": made, "jwks": keys.public_jwks(jwk)}))
+
+
 @deploy_app.command("client")
 def client(
     client_id: Annotated[str, typer.Argument(help="The client's identifier.")],
     config: Annotated[Path, typer.Option("--config", help="The IdP instance's settings.")],
+    admin_key: AdminKeyOption,
     key: Annotated[
         Path, typer.Option("--key", help="Private JWK file; made (0600) if it does not exist.")
     ],
@@ -56,20 +101,28 @@ def client(
     audience: Annotated[
         list[str] | None, typer.Option("--audience", help="Audience (repeatable).")
     ] = None,
+    ca_file: CaFileOption = None,
 ) -> None:
-    """Register a private_key_jwt client with an existing (or new) key, so one client can hold
-    the same key at several IdPs (the hub at every province). Known clients are left alone."""
-    from zwfw.deploy.certification import DeployError, load_or_create_key, register_key_client
-    from zwfw.services.kit import SettingsError
+    """Register a private_key_jwt client with an existing (or new) key at the running IdP,
+    through its admin API, so one client can hold the same key at several IdPs (the hub at
+    every province). A client registered so already is left alone."""
+    from zwfw.deploy.certification import (
+        DeployError,
+        Endpoint,
+        load_or_create_key,
+        register_key_client,
+    )
 
+    idp = _idp(config, admin_key)
+    assert isinstance(idp, Endpoint)
     try:
         jwk, made = load_or_create_key(key, f"{client_id}-1")
         registered = register_key_client(
-            config, client_id, jwk,
+            idp, client_id, jwk,
             grants=[GRANT_NAMES.get(g, g) for g in (grant or ["client_credentials"])],
-            scopes=scope or [], audiences=audience or [],
+            scopes=scope or [], audiences=audience or [], ca_bundle=ca_file,
         )  # fmt: skip
-    except (OSError, ValueError, SettingsError, DeployError) as exc:
+    except (OSError, ValueError, DeployError) as exc:
         raise _fail(f"{client_id} at {config.stem}: {' '.join(str(exc).split())[:300]}") from None
     typer.echo(json.dumps({"changed": made or registered, "client_id": client_id}))
 
@@ -79,29 +132,29 @@ def trust(
     issuer: Annotated[str, typer.Argument(help="Issuer identifier of the trusted IdP.")],
     jwks_url: Annotated[str, typer.Argument(help="Where its signing keys are published.")],
     config: Annotated[Path, typer.Option("--config", help="The IdP instance's settings.")],
+    admin_key: AdminKeyOption,
     max_level: Annotated[
         str | None, typer.Option(help="Highest assurance level carried over from its tokens.")
     ] = None,
+    ca_file: CaFileOption = None,
 ) -> None:
-    """Trust ISSUER's tokens for token exchange at the IdP instance, before it starts (a
-    running IdP: ``zwfw identity trust add``). An entry as given already is left alone."""
-    from sqlalchemy.exc import SQLAlchemyError
+    """Trust ISSUER's tokens for token exchange at the running IdP, through its admin API. An
+    entry as given already is left alone."""
+    from zwfw.deploy.certification import DeployError, Endpoint, provision
+    from zwfw.provisioning import ProvisioningPlan
+    from zwfw.provisioning.plan import TrustPlan
 
-    from zwfw.deploy.certification import DEPLOY_ACTOR, identity_instance
-    from zwfw.services.identity.trust import TrustError, TrustIn, put_issuer
-    from zwfw.services.kit import SettingsError
-
+    idp = _idp(config, admin_key)
+    assert isinstance(idp, Endpoint)
+    entry = TrustPlan(issuer=issuer, jwks_uri=jwks_url, max_level=max_level)
     try:
-        with identity_instance(config) as (svc, db):
-            entry = TrustIn(issuer=issuer, jwks_uri=jwks_url, max_level=max_level)
-            result = put_issuer(db, svc.settings, entry, actor=DEPLOY_ACTOR)
-    except SQLAlchemyError as exc:
-        # The driver's message can name hosts and users; its first line says enough.
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise _fail(f"{issuer} at {config.stem}: database: {reason}") from None
-    except (OSError, TrustError, SettingsError) as exc:
+        outcome = provision(
+            ProvisioningPlan(realms=[idp.realm(config.stem, trust=[entry])]), ca_file
+        )
+    except DeployError as exc:
         raise _fail(f"{issuer} at {config.stem}: {' '.join(str(exc).split())[:300]}") from None
-    typer.echo(json.dumps({"changed": result != "unchanged", "issuer": issuer, "result": result}))
+    result = outcome.changes[0].result
+    typer.echo(json.dumps({"changed": outcome.changed, "issuer": issuer, "result": result}))
 
 
 @deploy_app.command("prepare")

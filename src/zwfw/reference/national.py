@@ -9,10 +9,11 @@ national side, in order:
 1. keys: the national CA, the hub's SM2 channel certificate, ES256 JWKs of the private_key_jwt
    clients (the national operator, one client per province, the hub's own client at province
    IdPs); everything secret goes to ``secrets/`` (0600);
-2. the national IdP's database is migrated and bootstrapped (system clients, the national
-   portal, a test citizen) and the IdP starts;
-3. the hub starts and every province is registered with its endpoints, OAuth client, TLS
-   fingerprint and channel signing certificate.
+2. the national IdP starts with a provisioning client in its settings, through whose admin
+   API ``zwfw.provisioning`` registers the system clients, the national portal and a test
+   citizen;
+3. the hub starts and every province is registered (``zwfw.provisioning`` again) with its
+   endpoints, OAuth client, TLS fingerprint and channel signing certificate.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -36,6 +37,15 @@ import yaml
 from joserfc.jwk import ECKey
 
 from zwfw.codes.personal import build_resident_id
+from zwfw.provisioning import Outcome, ProvisioningError, ProvisioningPlan, apply_plan
+from zwfw.provisioning.plan import (
+    ClientPlan,
+    HubPlan,
+    Operator,
+    PersonPlan,
+    ProvinceRegistrationPlan,
+    RealmPlan,
+)
 from zwfw.reference import keys
 from zwfw.reference.signin import sign_in
 from zwfw.services.kit.tokens import ClientCredentials, TokenRequestError
@@ -45,11 +55,11 @@ log = logging.getLogger("zwfw.reference")
 NATIONAL_REGION = "100000"
 HUB_CLIENT = "national-hub"
 NATIONAL_OPS = "national-ops"
-# Who the IdPs' audit logs name for what the reference platform registers there.
-REFERENCE_ACTOR = "zwfw reference platform"
+# The client every IdP of the platform registers from its settings for the provisioning.
+PROVISIONING_CLIENT = "provisioning"
 # What a province's client at the national IdP may ask for.
 PROVINCE_SCOPES = ("hub:report", "hub:exchange")
-OPS_SCOPES = ("hub:provinces:write", "hub:provinces:read", "hub:supervise")
+NATIONAL_OPS_SCOPES = ("hub:provinces:write", "hub:provinces:read", "hub:supervise")
 # A supervisor's view of what arrived: reports and cases, and the registry they are checked
 # against (the registered channel key).
 SUPERVISE_SCOPE = "hub:supervise hub:provinces:read"
@@ -224,6 +234,7 @@ class NationalSide:
         self.national_clients: dict[str, Client] = {}
         self.citizen: Person | None = None
         self._order: list[ServiceProcess] = []
+        self._applied: list[ProvisioningPlan] = []
         self._hub_channel: keys.ChannelIdentity | None = None
         self._started = False
 
@@ -252,10 +263,8 @@ class NationalSide:
             regions = [r.region_code for r in self.registrations]
             issuers = [r.endpoints["identity"] for r in self.registrations]
             self._bootstrap_national(regions, issuers)
-            self._start(self.national["identity"])
-            self._write_hub_config()
-            self._start(self.national["hub"])
-            self._register(self.registrations)
+            self._start_national()
+            self._write_plan()
         except BaseException:
             self.stop()
             raise
@@ -377,6 +386,11 @@ class NationalSide:
         self._order.append(process)
 
     def _identity_config(self, process: ServiceProcess, region: str, role: str) -> None:
+        # The IdP registers the provisioning client from its settings; its private key stays
+        # in secrets/ and the provisioning acts with it over the admin API.
+        admin = self.provisioning_client(process)
+        key = keys.client_jwk(f"{PROVISIONING_CLIENT}-1")
+        keys.write_private(admin.key_file, keys.private_jwk_text(key))
         self._write_config(
             process,
             {
@@ -386,6 +400,9 @@ class NationalSide:
                 "exchanged_token_ttl": self.token_ttl,
                 # Plain HTTP on loopback: cookies cannot carry the Secure flag.
                 "secure_cookies": False,
+                "provisioning_clients": [
+                    {"client_id": PROVISIONING_CLIENT, "jwks": keys.public_jwks(key)}
+                ],
             },
         )
 
@@ -403,10 +420,8 @@ class NationalSide:
         self._hub_channel = ca.channel_identity("national hub channel")
 
     def _bootstrap_national(self, regions: Sequence[str], province_issuers: Sequence[str]) -> None:
-        """Clients, the national portal and the test citizen at the national IdP."""
-        from zwfw.services.identity.clients import ClientIn
-        from zwfw.services.identity.clients import register_client as register
-
+        """Keys of the national IdP's clients, the national portal and the test citizen; what
+        ``_provision_national`` registers once the IdP answers."""
         hub_url = self.national["hub"].url
         national = self.national["identity"]
         self._identity_config(national, NATIONAL_REGION, "national")
@@ -415,7 +430,7 @@ class NationalSide:
             str(build_resident_id("330106", date(1988, 6, 1), 17)),
         )  # fmt: skip
         national_scopes = {
-            NATIONAL_OPS: list(OPS_SCOPES),
+            NATIONAL_OPS: list(NATIONAL_OPS_SCOPES),
             **{f"province-{r}": list(PROVINCE_SCOPES) for r in regions},
         }
         for name in national_scopes:
@@ -424,30 +439,75 @@ class NationalSide:
         self._hub_client_file = keys.write_private(
             self.secrets / f"hub-{HUB_CLIENT}.jwk", keys.private_jwk_text(self._hub_client)
         )
+        clients = [
+            ClientPlan(client_id=client.client_id, key_file=client.key_file,
+                       scopes=national_scopes[name], audiences=[hub_url])
+            for name, client in self.national_clients.items()
+        ]  # fmt: skip
+        # The national portal: citizens sign in once; the token is good at the hub and for
+        # exchange at every province IdP (一次认证、全网通办).
+        clients.append(ClientPlan(
+            client_id="portal", name="全国一体化政务服务平台", auth_method="none",
+            grant_types=["authorization_code", "refresh_token"],
+            redirect_uris=[f"{national.url}/portal/callback"],
+            scopes=["openid", "profile"], audiences=[hub_url, *province_issuers],
+        ))  # fmt: skip
+        self._national_realm = RealmPlan(
+            name="national", url=national.url, admin=self.provisioning_client(national),
+            clients=clients, persons=[_person_plan(self.citizen)],
+        )  # fmt: skip
 
-        def national_setup(svc: Any, db: Any) -> None:
-            for name, client in self.national_clients.items():
-                register(db, ClientIn(
-                    client_id=client.client_id, name=name, auth_method="private_key_jwt",
-                    jwks=keys.public_jwks(client.key), grant_types=["client_credentials"],
-                    scopes=national_scopes[name], audiences=[hub_url],
-                ), actor=REFERENCE_ACTOR)  # fmt: skip
-            # The national portal: citizens sign in once; the token is good at the hub and
-            # for exchange at every province IdP (一次认证、全网通办).
-            register(db, ClientIn(
-                client_id="portal", name="全国一体化政务服务平台", auth_method="none",
-                grant_types=["authorization_code", "refresh_token"],
-                redirect_uris=[f"{national.url}/portal/callback"],
-                scopes=["openid", "profile"], audiences=[hub_url, *province_issuers],
-            ), actor=REFERENCE_ACTOR)  # fmt: skip
-            assert self.citizen is not None
-            account = svc.accounts.create_person(
-                db, username=self.citizen.username, password=self.citizen.password,
-                name=self.citizen.name, id_number=self.citizen.id_number,
-            )  # fmt: skip
-            self.citizen.sub = account.sub
+    def _start_national(self) -> None:
+        """The national IdP, provisioned once it answers; then the hub, with the provinces
+        registered."""
+        self._start(self.national["identity"])
+        self._provision_national()
+        self._write_hub_config()
+        self._start(self.national["hub"])
+        self._register(self.registrations)
 
-        _seed_identity(national, national_setup)
+    def _provision_national(self) -> None:
+        outcome = self.provision(ProvisioningPlan(realms=[self._national_realm]))
+        assert self.citizen is not None
+        self.citizen.sub = outcome.found("person", self.citizen.username, "sub")
+
+    def provisioning_client(self, process: ServiceProcess) -> Operator:
+        """The provisioning client of an IdP process's settings (identity:admin only)."""
+        return Operator(
+            token_url=process.url + "/token",
+            client_id=PROVISIONING_CLIENT,
+            key_file=self.secrets / f"{process.name}-{PROVISIONING_CLIENT}.jwk",
+        )
+
+    def provision(self, plan: ProvisioningPlan) -> Outcome:
+        """Apply ``plan`` through the services' APIs."""
+        try:
+            outcome = apply_plan(plan)
+        except ProvisioningError as exc:
+            raise PlatformError(str(exc)) from None
+        for change in outcome.changes:
+            log.info("%s", change.line())
+        self._applied.append(plan)
+        return outcome
+
+    @property
+    def plan_path(self) -> Path:
+        """Everything provisioned, as one plan (0600: test passwords): ``zwfw provision apply
+        --plan`` with it reports nothing to change."""
+        return self.secrets / "provisioning-plan.yaml"
+
+    def _write_plan(self) -> None:
+        merged: dict[str, Any] = {}
+        for plan in self._applied:
+            for section, value in plan.model_dump(mode="json", exclude_defaults=True).items():
+                if section == "hub" and "hub" in merged:
+                    merged["hub"]["provinces"] += value.get("provinces", [])
+                elif isinstance(value, list):
+                    merged.setdefault(section, []).extend(value)
+                else:
+                    merged[section] = value
+        text = yaml.safe_dump(merged, allow_unicode=True, sort_keys=False)
+        keys.write_private(self.plan_path, text)
 
     def _write_hub_config(self) -> None:
         hub = self.national["hub"]
@@ -473,34 +533,20 @@ class NationalSide:
     def _register(self, registrations: Sequence[ProvinceRegistration]) -> None:
         if not registrations:
             return
-        token = self.national_token(NATIONAL_OPS, "hub:provinces:write hub:provinces:read")
-        for registration in registrations:
-            response = httpx.post(
-                self.national["hub"].url + "/provinces",
-                json=registration.body(),
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=20.0,
-            )
-            _expect(response, 201, f"registering {registration.region_code} at the hub")
+        operator = Operator(
+            token_url=self.national["identity"].url + "/token",
+            client_id=NATIONAL_OPS,
+            key_file=self.national_clients[NATIONAL_OPS].key_file,
+        )
+        self.provision(ProvisioningPlan(hub=HubPlan(
+            url=self.national["hub"].url, operator=operator,
+            provinces=[ProvinceRegistrationPlan(**r.body()) for r in registrations],
+        )))  # fmt: skip
 
 
-def _seed_identity(process: ServiceProcess, setup: Callable[[Any, Any], None]) -> None:
-    """Migrate an IdP's database and bootstrap it before its process starts, through the
-    identity domain layer (``zwfw.services.identity.clients``, ``trust``, ``accounts``)."""
-    from zwfw.services.identity import IdentitySettings, build
-    from zwfw.services.kit import migrate
-
-    values = yaml.safe_load(process.config.read_text(encoding="utf-8"))
-    # The data keys are in the process's environment only, never in its config file.
-    values["data_key"] = process.env["ZWFW_DATA_KEY"]
-    values["lookup_key"] = process.env["ZWFW_LOOKUP_KEY"]
-    app = build(IdentitySettings(**values))
-    migrate(app)
-    try:
-        with app.state.kit.sessions.begin() as db:
-            setup(app.state.identity, db)
-    finally:
-        app.state.kit.engine.dispose()
+def _person_plan(person: Person) -> PersonPlan:
+    return PersonPlan(username=person.username, password=person.password, name=person.name,
+                      id_number=person.id_number)  # fmt: skip
 
 
 def _expect(response: httpx.Response, status: int, what: str) -> None:

@@ -7,16 +7,16 @@ Start-up, in order:
 1. keys: the national CA and SM2 channel certificates (hub and provinces), ES256 JWKs of the
    private_key_jwt clients, a KEK per e-seal service, data keys per IdP, TLS client
    certificates of the provinces; everything secret goes to ``secrets/`` (0600);
-2. the IdPs' databases are migrated and bootstrapped through the identity domain layer:
-   system clients, relying parties, test persons and the trust list (provinces trust the
-   national IdP); the IdPs start;
-3. each e-seal service starts and each province's issuer seals are made: the real issuer's
-   licence seal (its one signer: the province's e-licence service) and the certification
-   test issuer's seal (also ``signer-<region>``, for IC-LIC-006's forgeries); the e-licence
-   services start with both issuers;
+2. the IdPs start, each with a provisioning client in its settings (its key in ``secrets/``),
+   and ``zwfw.provisioning`` registers through their admin APIs the system clients, relying
+   parties, test persons and the trust list (provinces trust the national IdP);
+3. each e-seal service starts and each province's issuer seals are made (provisioning
+   again): the real issuer's licence seal (its one signer: the province's e-licence service)
+   and the certification test issuer's seal (also ``signer-<region>``, for IC-LIC-006's
+   forgeries); the e-licence services start with both issuers;
 4. the hub starts and registers every province; the halls start, reporting to the hub;
-5. seeds: a licence type and licences per province (one of the test issuer for the test
-   holder), and a published catalog item per hall;
+5. seeds, provisioned through the e-licence and hall APIs: a licence type and licences per
+   province (one of the test issuer for the test holder), and a published catalog item;
 6. per province, a target profile for ``zwfw certify`` with credentials as ``{env: …}``
    references, and an env file (0600) holding the generated test credentials.
 
@@ -32,7 +32,7 @@ import base64
 import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +42,27 @@ from joserfc.jwk import ECKey
 
 from zwfw.codes import build_case_number, build_credit_code, build_implementation_code
 from zwfw.codes.personal import build_resident_id
+from zwfw.provisioning import ProvisioningPlan
+from zwfw.provisioning.plan import (
+    ClientPlan,
+    ElicensePlan,
+    EsealPlan,
+    HallPlan,
+    HolderPlan,
+    LicencePlan,
+    LicenceTypePlan,
+    Operator,
+    RealmPlan,
+    SealPlan,
+    SignerPlan,
+    TrustPlan,
+)
 from zwfw.reference import keys
 from zwfw.reference.national import (
     HUB_CLIENT,
     NATIONAL_OPS,
     NATIONAL_REGION,
     PROVINCE_SERVICES,
-    REFERENCE_ACTOR,
     SUPERVISE_SCOPE,
     Client,
     NationalSide,
@@ -57,7 +71,7 @@ from zwfw.reference.national import (
     ProvinceRegistration,
     ServiceProcess,
     _expect,
-    _seed_identity,
+    _person_plan,
     free_port,
     log,
 )
@@ -74,6 +88,13 @@ FEDERATION_TEST_ISSUER = "https://certification-issuer.zwfw.invalid"
 TEST_ISSUER_NAME = "互联互通认证测试颁证机构"
 # The label of the test holder's licence of the certification test issuer.
 TEST_ISSUER_LICENCE = "certification"
+LICENCE_TYPE_PLAN = LicenceTypePlan(
+    type_code=LICENCE_TYPE, name="营业执照", defining_authority_name="国家市场监督管理总局"
+)
+# What a province's operations client may do at its services (seals: read to find its own).
+OPS_SCOPES = [
+    "hall:catalog:write", "elicense:issue", "elicense:admin", "eseal:admin", "eseal:read",
+]  # fmt: skip
 
 __all__ = [
     "DEFAULT_PROVINCES",
@@ -201,9 +222,11 @@ class ReferencePlatform(NationalSide):
         try:
             self._prepare_directories()
             self._plan()
-            self._bootstrap_identities()
+            self._plan_identities()
             for process in self._identity_processes():
                 self._start(process)
+            self._provision_identities()
+            self._sign_expired_tokens()
             for province in self.provinces.values():
                 self._write_eseal_config(province)
                 self._start(province.services["eseal"])
@@ -219,10 +242,10 @@ class ReferencePlatform(NationalSide):
                 self._write_hall_config(province)
                 self._start(province.services["hall"])
             for province in self.provinces.values():
-                self._seed_licences(province)
-                self._seed_catalog(province)
+                self._seed(province)
             for province in self.provinces.values():
                 self._write_profile(province)
+            self._write_plan()
         except BaseException:
             self.stop()
             raise
@@ -321,21 +344,53 @@ class ReferencePlatform(NationalSide):
 
     # --- identity ------------------------------------------------------------------------
 
-    def _bootstrap_identities(self) -> None:
-        from zwfw.services.identity.clients import ClientIn
-        from zwfw.services.identity.clients import register_client as register
-        from zwfw.services.identity.trust import TrustIn, put_issuer
-
+    def _plan_identities(self) -> None:
+        """Keys, settings and what each IdP gets registered (``_provision_identities``)."""
         self._bootstrap_national(
             list(self.provinces), [p.url("identity") for p in self.provinces.values()]
         )
+        self._realms = [self._national_realm]
         for province in self.provinces.values():
-            self._bootstrap_province_identity(province, register, ClientIn, TrustIn,
-                                              put_issuer)  # fmt: skip
+            self._realms.append(self._province_realm(province))
 
-    def _bootstrap_province_identity(
-        self, province: Province, register: Any, client_in: Any, trust_in: Any, add_trust: Any
-    ) -> None:
+    def _provision_identities(self) -> None:
+        outcome = self.provision(ProvisioningPlan(realms=self._realms))
+        assert self.citizen is not None
+        self.citizen.sub = outcome.found("person", self.citizen.username, "sub")
+        for province in self.provinces.values():
+            for person in province.persons.values():
+                person.sub = outcome.found("person", person.username, "sub")
+
+    def _sign_expired_tokens(self) -> None:
+        """For the security suite's "expired" caller, an access token of each province's IdP
+        that expired an hour ago. No running IdP issues one, so it is signed with the IdP's
+        own current key, read from its key store in-process; nothing is registered there."""
+        from zwfw.services.identity import IdentitySettings, build
+
+        for province in self.provinces.values():
+            process = province.services["identity"]
+            values = yaml.safe_load(process.config.read_text(encoding="utf-8"))
+            # The data keys are in the process's environment only, never in its config file.
+            values["data_key"] = process.env["ZWFW_DATA_KEY"]
+            values["lookup_key"] = process.env["ZWFW_LOOKUP_KEY"]
+            app = build(IdentitySettings(**values))
+            try:
+                with app.state.kit.sessions.begin() as db:
+                    svc = app.state.identity
+                    region = province.region
+                    applicant = province.persons["applicant"]
+                    claims = svc.provider.access_claims(
+                        sub=applicant.sub, client_id=f"portal-{region}",
+                        audience=[f"portal-{region}", province.url("hall"),
+                                  province.url("elicense"), province.url("eseal")],
+                        scope="openid elicense:read elicense:consent", ttl=-3600,
+                    )  # fmt: skip
+                    claims["iat"] = claims["exp"] - 600
+                    province.expired_token = svc.provider.keys.sign(db, claims, typ="at+jwt")
+            finally:
+                app.state.kit.engine.dispose()
+
+    def _province_realm(self, province: Province) -> RealmPlan:
         region = province.region
         process = province.services["identity"]
         self._identity_config(process, region, "province")
@@ -344,21 +399,9 @@ class ReferencePlatform(NationalSide):
             # client id: (grants, scopes, audiences)
             f"hall-{region}": (["client_credentials"], ["elicense:share"], [elicense]),
             f"elicense-{region}": (["client_credentials"], ["eseal:sign"], [eseal]),
-            f"ops-{region}": (
-                ["client_credentials"],
-                ["hall:catalog:write", "elicense:issue", "elicense:admin", "eseal:admin"],
-                [hall, elicense, eseal],
-            ),
-            f"staff-{region}": (
-                ["client_credentials"], ["hall:case:handle", "hall:rectification"], [hall],
-            ),
-            f"org-{region}": (["client_credentials"], ["elicense:share"], [elicense]),
-            f"signer-{region}": (["client_credentials"], ["eseal:sign"], [eseal]),
-            f"certify-{region}": (
-                ["client_credentials", TOKEN_EXCHANGE],
-                ["openid", "profile"], [],
-            ),
-        }  # fmt: skip
+            f"ops-{region}": (["client_credentials"], OPS_SCOPES, [hall, elicense, eseal]),
+            **suite_clients(region, hall, elicense, eseal),
+        }
         for client_id in plan:
             province.clients[client_id] = self._client(region, client_id)
         city = province.spec.city
@@ -368,56 +411,38 @@ class ReferencePlatform(NationalSide):
                 str(build_resident_id(city[:4] + "04", date(1990, 3, index), 100 + index)),
             )  # fmt: skip
         province.federation_key = keys.client_jwk("certification-issuer-1")
-
-        def setup(svc: Any, db: Any) -> None:
-            for client_id, (grants, scopes, audiences) in plan.items():
-                client = province.clients[client_id]
-                register(db, client_in(
-                    client_id=client_id, name=client_id, auth_method="private_key_jwt",
-                    jwks=keys.public_jwks(client.key), grant_types=grants, scopes=scopes,
-                    audiences=audiences,
-                ), actor=REFERENCE_ACTOR)  # fmt: skip
+        clients = [
+            ClientPlan(client_id=client_id, key_file=province.clients[client_id].key_file,
+                       grant_types=grants, scopes=scopes, audiences=audiences)
+            for client_id, (grants, scopes, audiences) in plan.items()
+        ]  # fmt: skip
+        clients += [
             # The hub: its own share token, and the exchange of citizens' national tokens for
             # their consent (see zwfw.services.hub.exchange); never elicense:read.
-            register(db, client_in(
-                client_id=HUB_CLIENT, name="国家政务服务平台 hub", auth_method="private_key_jwt",
-                jwks=keys.public_jwks(self._hub_client),
+            ClientPlan(
+                client_id=HUB_CLIENT, name="国家政务服务平台 hub", key_file=self._hub_client_file,
                 grant_types=["client_credentials", TOKEN_EXCHANGE],
                 scopes=["elicense:share", "elicense:consent"], audiences=[elicense],
-            ), actor=REFERENCE_ACTOR)  # fmt: skip
-            register(db, client_in(
-                client_id=f"portal-{region}", name=f"{province.spec.name}政务服务网",
-                auth_method="none",
-                grant_types=["authorization_code", "refresh_token",
-                             TOKEN_EXCHANGE],
-                redirect_uris=[f"{hall}/portal/callback"],
-                scopes=["openid", "profile", "elicense:read", "elicense:consent"],
-                audiences=[hall, elicense],
-            ), actor=REFERENCE_ACTOR)  # fmt: skip
-            national = self.national["identity"].url
-            add_trust(db, svc.settings, trust_in(issuer=national, jwks_uri=f"{national}/jwks"),
-                      actor=REFERENCE_ACTOR)  # fmt: skip
-            assert province.federation_key is not None
-            add_trust(db, svc.settings, trust_in(
-                issuer=FEDERATION_TEST_ISSUER, jwks=keys.public_jwks(province.federation_key),
-            ), actor=REFERENCE_ACTOR)  # fmt: skip
-            for person in province.persons.values():
-                account = svc.accounts.create_person(
-                    db, username=person.username, password=person.password, name=person.name,
-                    id_number=person.id_number,
-                )  # fmt: skip
-                person.sub = account.sub
-            # Signed with the IdP's own key before it starts; no running IdP issues one.
-            applicant = province.persons["applicant"]
-            claims = svc.provider.access_claims(
-                sub=applicant.sub, client_id=f"portal-{region}",
-                audience=[f"portal-{region}", hall, elicense, eseal],
-                scope="openid elicense:read elicense:consent", ttl=-3600,
-            )  # fmt: skip
-            claims["iat"] = claims["exp"] - 600
-            province.expired_token = svc.provider.keys.sign(db, claims, typ="at+jwt")
+            ),
+            province_portal(province.spec, hall, elicense),
+        ]  # fmt: skip
+        national = self.national["identity"].url
+        trust = [
+            TrustPlan(issuer=national, jwks_uri=f"{national}/jwks"),
+            TrustPlan(issuer=FEDERATION_TEST_ISSUER,
+                      jwks=keys.public_jwks(province.federation_key)),
+        ]  # fmt: skip
+        return RealmPlan(
+            name=region, url=process.url, admin=self.provisioning_client(process),
+            clients=clients, trust=trust,
+            persons=[_person_plan(p) for p in province.persons.values()],
+        )  # fmt: skip
 
-        _seed_identity(process, setup)
+    def _operator(self, province: Province) -> Operator:
+        """The province's operations client, as the provisioning acts at its services."""
+        ops = province.clients[f"ops-{province.region}"]
+        return Operator(token_url=province.url("identity") + "/token", client_id=ops.client_id,
+                        key_file=ops.key_file)  # fmt: skip
 
     def _identity_processes(self) -> list[ServiceProcess]:
         return [
@@ -437,22 +462,14 @@ class ReferencePlatform(NationalSide):
         })  # fmt: skip
 
     def _make_issuer_seal(self, province: Province) -> None:
-        token = self.province_token(province.region, f"ops-{province.region}", "eseal:admin")
-        requests = issuer_seal_requests(
-            province.spec, f"elicense-{province.region}", f"signer-{province.region}"
-        )
-        made: dict[str, str] = {}
-        for code, body in requests.items():
-            response = httpx.post(
-                province.url("eseal") + "/seals",
-                json=body,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=30.0,
-            )
-            _expect(response, 201, f"{province.region} seal of issuer {code}")
-            made[code] = str(response.json()["es_id"])
-        province.seal_es_id = made[province.spec.issuer_code]
-        province.test_seal_es_id = made[province.spec.test_issuer_code]
+        region = province.region
+        seals = issuer_seals(province.spec, f"elicense-{region}", f"signer-{region}")
+        outcome = self.provision(ProvisioningPlan(eseal=[EsealPlan(
+            url=province.url("eseal"), operator=self._operator(province),
+            seals=list(seals.values()),
+        )]))  # fmt: skip
+        province.seal_es_id = outcome.found("seal", province.spec.issuer_code, "es_id")
+        province.test_seal_es_id = outcome.found("seal", province.spec.test_issuer_code, "es_id")
 
     def _write_trust_bundle(self) -> None:
         roots = []
@@ -536,58 +553,24 @@ class ReferencePlatform(NationalSide):
 
     # --- seeds ---------------------------------------------------------------------------
 
-    def _seed_licences(self, province: Province) -> None:
-        region = province.region
-        token = self.province_token(region, f"ops-{region}", "elicense:issue elicense:admin")
-        auth = {"Authorization": f"Bearer {token}"}
-        base = province.url("elicense")
-        response = httpx.post(
-            base + "/types",
-            json={"type_code": LICENCE_TYPE, "name": "营业执照",
-                  "defining_authority_name": "国家市场监督管理总局"},
-            headers=auth, timeout=20.0,
-        )  # fmt: skip
-        _expect(response, 201, f"{region} licence type")
-        holders: list[tuple[str, Person]] = [
-            ("applicant", province.persons["applicant"]),
-            ("other", province.persons["other"]),
-        ]
+    def _seed(self, province: Province) -> None:
+        """A licence type, licences (one of the test issuer, for the test holder) and the
+        published demo item."""
         assert self.citizen is not None
-        holders.append(("citizen", self.citizen))
-        for serial, (label, person) in enumerate(holders, start=1):
-            response = httpx.post(
-                base + "/licences",
-                json=licence_request(province.spec, serial, person.name, person.id_number,
-                                     person.sub),
-                headers=auth, timeout=30.0,
-            )  # fmt: skip
-            _expect(response, 201, f"{region} licence for {label}")
-            province.licences[label] = str(response.json()["identifier"])
-        applicant = province.persons["applicant"]
-        response = httpx.post(
-            base + "/licences",
-            json=licence_request(province.spec, len(holders) + 1, applicant.name,
-                                 applicant.id_number, applicant.sub, test_issuer=True),
-            headers=auth, timeout=30.0,
-        )  # fmt: skip
-        _expect(response, 201, f"{region} licence of the certification test issuer")
-        province.licences[TEST_ISSUER_LICENCE] = str(response.json()["identifier"])
-
-    def _seed_catalog(self, province: Province) -> None:
-        region = province.region
-        token = self.province_token(region, f"ops-{region}", "hall:catalog:write")
-        auth = {"Authorization": f"Bearer {token}"}
-        base = province.url("hall")
-        guide = demo_guide(province.spec)
-        response = httpx.post(base + "/items", json=guide, headers=auth, timeout=20.0)
-        _expect(response, 201, f"{region} catalog item")
-        version = response.json()["version"]
-        response = httpx.post(
-            f"{base}/items/{guide['implementation_code']}/versions/{version}/publish",
-            headers=auth,
-            timeout=20.0,
-        )
-        _expect(response, 200, f"{region} publishing the item")
+        holders = [
+            (label, HolderPlan(name=person.name, code=person.id_number, sub=person.sub))
+            for label, person in (
+                ("applicant", province.persons["applicant"]),
+                ("other", province.persons["other"]),
+                ("citizen", self.citizen),
+            )
+        ]
+        plan = seed_plan(province.spec, self._operator(province), province.url("elicense"),
+                         province.url("hall"), holders)  # fmt: skip
+        outcome = self.provision(plan)
+        for licence in plan.elicense[0].licences:
+            province.licences[licence.label] = outcome.found("licence", licence.label,
+                                                             "identifier")  # fmt: skip
 
     # --- profiles ------------------------------------------------------------------------
 
@@ -704,57 +687,87 @@ class ReferencePlatform(NationalSide):
         keys.write_private(self.env_path(region), "\n".join(lines) + "\n")
 
 
-def issuer_seal_requests(
-    spec: ProvinceSpec, elicense_client: str, test_signer: str
-) -> dict[str, dict[str, Any]]:
-    """``POST /seals`` bodies of the province's issuer seals, by issuer code: the real
-    issuer's licence seal (signer: the e-licence service only, as the e-seal service
-    enforces) and the certification test issuer's seal (also ``test_signer``)."""
-    now = datetime.now(UTC)
-    common = {
-        "picture": {
-            "png": base64.b64encode(keys.seal_picture()).decode(),
-            "width_mm": 42,
-            "height_mm": 42,
-        },
-        "valid_start": (now - timedelta(minutes=5)).isoformat(),
-        "valid_end": (now + timedelta(days=365)).isoformat(),
-    }
-    library = {"subject": elicense_client, "name": "电子证照库"}
+def suite_clients(
+    region: str, hall: str, elicense: str, eseal: str
+) -> dict[str, tuple[list[str], list[str], list[str]]]:
+    """The province's clients the certification suites act as, by id: (grants, scopes,
+    audiences)."""
     return {
-        spec.issuer_code: {
-            **common,
-            "credit_code": spec.issuer_code,
-            "organisation": spec.issuer_name,
-            "category": "licence",
-            "name": f"{spec.issuer_name}电子证照专用章",
-            "signers": [library],
-        },
-        spec.test_issuer_code: {
-            **common,
-            "credit_code": spec.test_issuer_code,
-            "organisation": TEST_ISSUER_NAME,
-            "category": "business",
-            "name": f"{TEST_ISSUER_NAME}专用章（仅供认证测试）",
-            "signers": [library, {"subject": test_signer, "name": "认证测试签章客户端"}],
-        },
-    }
+        f"staff-{region}": (
+            ["client_credentials"], ["hall:case:handle", "hall:rectification"], [hall],
+        ),
+        f"org-{region}": (["client_credentials"], ["elicense:share"], [elicense]),
+        f"signer-{region}": (["client_credentials"], ["eseal:sign"], [eseal]),
+        f"certify-{region}": (["client_credentials", TOKEN_EXCHANGE], ["openid", "profile"], []),
+    }  # fmt: skip
 
 
-def licence_request(
-    spec: ProvinceSpec, serial: int, holder_name: str, holder_id: str, holder_sub: str,
-    *, test_issuer: bool = False,
-) -> dict[str, Any]:  # fmt: skip
-    """``POST /licences`` body of a seeded business licence."""
+def province_portal(spec: ProvinceSpec, hall: str, elicense: str) -> ClientPlan:
+    """The province's 政务服务网: a public client that signs residents in and exchanges
+    national tokens for them."""
+    return ClientPlan(
+        client_id=f"portal-{spec.region_code}", name=f"{spec.name}政务服务网",
+        auth_method="none",
+        grant_types=["authorization_code", "refresh_token", TOKEN_EXCHANGE],
+        redirect_uris=[f"{hall}/portal/callback"],
+        scopes=["openid", "profile", "elicense:read", "elicense:consent"],
+        audiences=[hall, elicense],
+    )  # fmt: skip
+
+
+def issuer_seals(spec: ProvinceSpec, elicense_client: str, test_signer: str) -> dict[str, SealPlan]:
+    """The province's issuer seals, by issuer code: the real issuer's licence seal (signer:
+    the e-licence service only, as the e-seal service enforces) and the certification test
+    issuer's seal (also ``test_signer``)."""
+    picture = base64.b64encode(keys.seal_picture()).decode()
+    library = SignerPlan(subject=elicense_client, name="电子证照库")
     return {
-        "type_code": LICENCE_TYPE,
-        "issuer_code": spec.test_issuer_code if test_issuer else spec.issuer_code,
-        "licence_number": f"92{spec.city}MA{serial:08d}",
-        "serial": f"{spec.region_code}{serial:05d}",
-        "jurisdiction": spec.city,
-        "valid_from": str(date.today() - timedelta(days=30)),
-        "holder": {"name": holder_name, "code": holder_id, "code_type": "111", "sub": holder_sub},
-    }
+        spec.issuer_code: SealPlan(
+            credit_code=spec.issuer_code, organisation=spec.issuer_name, category="licence",
+            name=f"{spec.issuer_name}电子证照专用章", signers=[library], picture_png=picture,
+        ),
+        spec.test_issuer_code: SealPlan(
+            credit_code=spec.test_issuer_code, organisation=TEST_ISSUER_NAME,
+            category="business", name=f"{TEST_ISSUER_NAME}专用章（仅供认证测试）",
+            signers=[library, SignerPlan(subject=test_signer, name="认证测试签章客户端")],
+            picture_png=picture,
+        ),
+    }  # fmt: skip
+
+
+def licence_plan(
+    spec: ProvinceSpec, serial: int, label: str, holder: HolderPlan, *, test_issuer: bool = False
+) -> LicencePlan:
+    """A seeded business licence (its serial makes its identifier, so it is issued once)."""
+    return LicencePlan(
+        label=label,
+        type_code=LICENCE_TYPE,
+        issuer_code=spec.test_issuer_code if test_issuer else spec.issuer_code,
+        licence_number=f"92{spec.city}MA{serial:08d}",
+        serial=f"{spec.region_code}{serial:05d}",
+        jurisdiction=spec.city,
+        valid_from=date.today() - timedelta(days=30),
+        holder=holder,
+    )
+
+
+def seed_plan(
+    spec: ProvinceSpec, operator: Operator, elicense_url: str, hall_url: str,
+    holders: Sequence[tuple[str, HolderPlan]],
+) -> ProvisioningPlan:  # fmt: skip
+    """The seeds of a province: the licence type, a licence per holder (by label) and, last,
+    the first holder's licence of the certification test issuer (``TEST_ISSUER_LICENCE``),
+    and the published demo item."""
+    seeds = [*holders, (TEST_ISSUER_LICENCE, holders[0][1])]
+    licences = [
+        licence_plan(spec, serial, label, holder, test_issuer=label == TEST_ISSUER_LICENCE)
+        for serial, (label, holder) in enumerate(seeds, start=1)
+    ]
+    return ProvisioningPlan(
+        elicense=[ElicensePlan(url=elicense_url, operator=operator, types=[LICENCE_TYPE_PLAN],
+                               licences=licences)],
+        hall=[HallPlan(url=hall_url, operator=operator, items=[demo_guide(spec)])],
+    )  # fmt: skip
 
 
 def demo_guide(spec: ProvinceSpec) -> dict[str, Any]:

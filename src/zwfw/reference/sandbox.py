@@ -339,10 +339,7 @@ class Sandbox(NationalSide):
                 list(self.external),
                 [p.config.endpoints.identity for p in self.external.values()],
             )
-            self._start(self.national["identity"])
-            self._write_hub_config()
-            self._start(self.national["hub"])
-            self._register(self.registrations)
+            self._start_national()
             self.write_outputs()
         except BaseException:
             self.stop()
