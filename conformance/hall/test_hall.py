@@ -335,6 +335,7 @@ CASE_TIMES = ("applied_at", "accepted_at", "finished_at")
         "case-number-repeated",
         "legal-step-refused",
         "steps-not-shown",
+        "state-wrong-midway",
         "naive-timestamp",
     ),
 )
@@ -370,6 +371,13 @@ def test_case_runs_through_legal_steps(
         assert again["case_number"] not in numbers, f"case number {again['case_number']} repeated"
         parse_case_number(again["case_number"])
         numbers.add(again["case_number"])
+    # Midway, after acceptance only: accepted, not concluded.
+    assert step(staff, again["case_number"], 1, 4).status_code == 201
+    midway = applicant.get(f"cases/{again['case_number']}").json()
+    assert midway["state"] == "accepted", f"an accepted case is {midway['state']}"
+    assert midway["accepted_at"], "an accepted case has no accepted_at"
+    assert midway["finished_at"] is None, "an accepted case has a finished_at"
+    assert midway["result"] is None, f"an accepted case has result {midway['result']}"
 
 
 def _refusals(staff: Actor, number: str, pairs: list[tuple[int, int]]) -> list[str]:
