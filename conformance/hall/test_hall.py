@@ -217,6 +217,7 @@ def test_catalog_guides_are_complete(hall_client: httpx.Client) -> None:
         "wrong-scope-edit",
         "not-problem",
         "refused-edit-applied",
+        "draft-public",
     ),
 )
 def test_catalog_is_public_and_closed_to_anonymous_edits(
@@ -237,6 +238,9 @@ def test_catalog_is_public_and_closed_to_anonymous_edits(
     is_problem(applicant.client.put(f"items/{code}/draft", json=guide, headers=applicant.headers),
                (401, 403))  # fmt: skip
     is_problem(applicant.post(f"items/{code}/cancel", {"reason": "未经授权"}), (401, 403))
+    # Drafts are the editors' work in progress, not the published catalog.
+    is_problem(hall_client.get(f"items/{code}/draft"), 401)
+    is_problem(applicant.get(f"items/{code}/draft"), (401, 403))
     after = item_detail(hall_client, code)
     assert after == published, "a refused edit changed the published item"
     versions_after = hall_client.get(f"items/{code}/versions").json()
