@@ -59,11 +59,11 @@ def staff(hall_client: httpx.Client, credential: Callable[[str], str]) -> Actor:
     return Actor(hall_client, credential("hall_staff_token"))
 
 
-def published_items(hall_client: httpx.Client) -> list[dict[str, Any]]:
+def published_items(hall_client: httpx.Client, page_size: int = 500) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     offset = 0
     while True:
-        response = hall_client.get("items", params={"limit": 500, "offset": offset})
+        response = hall_client.get("items", params={"limit": page_size, "offset": offset})
         assert response.status_code == 200, f"GET items: {response.status_code} {response.text}"
         page = response.json()
         items.extend(page["items"])

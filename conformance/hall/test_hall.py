@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import secrets
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,11 +12,13 @@ import pytest
 
 from zwfw.codes import (
     CodeError,
+    build_credit_code,
     parse_case_number,
     parse_credit_code,
     parse_handling_item_code,
     parse_implementation_code,
 )
+from zwfw.codes.masking import mask_phone, mask_resident_id
 from zwfw.codes.workdays import WorkdayCalendar
 from zwfw.harness.profile import TargetProfile
 
@@ -33,10 +36,26 @@ def is_problem(response: httpx.Response, status: int | tuple[int, ...]) -> None:
     )
 
 
-@pytest.mark.requirement("IC-DISC-001")
-def test_discovery_document(hall_client: httpx.Client, target: TargetProfile) -> None:
+PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
+@pytest.mark.requirement(
+    "IC-DISC-001",
+    catches=(
+        "wrong-region",
+        "service-missing",
+        "endpoint-missing",
+        "jwks-missing",
+        "jwks-unusable",
+        "not-public",
+    ),
+)
+def test_discovery_document(
+    hall_client: httpx.Client, target_http: httpx.Client, target: TargetProfile
+) -> None:
     response = hall_client.get(".well-known/zwfw")
     assert response.status_code == 200, f"GET /.well-known/zwfw: {response.status_code}"
+    assert response.headers.get("content-type", "").startswith("application/json")
     document = response.json()
     assert document.get("region_code") == target.region_code, (
         f"region_code {document.get('region_code')!r}, certified as {target.region_code}"
@@ -50,11 +69,26 @@ def test_discovery_document(hall_client: httpx.Client, target: TargetProfile) ->
         )
     endpoints = document.get("endpoints") or {}
     for name in ("catalog", "cases"):
-        assert endpoints.get(name), f"endpoints.{name} missing"
+        assert str(endpoints.get(name, "")).startswith(("https://", "http://")), (
+            f"endpoints.{name} missing or not a URL"
+        )
     jwks = document.get("jwks_uris") or {}
     assert jwks, "jwks_uris lists no token issuer"
     for name, uri in jwks.items():
         assert str(uri).startswith(("https://", "http://")), f"jwks_uris.{name} is not a URL"
+        # The URI must serve what token validation needs: a JWK set of public keys.
+        served = target_http.get(str(uri))
+        assert served.status_code == 200, f"jwks_uris.{name}: GET {uri} {served.status_code}"
+        try:
+            keys = served.json().get("keys")
+        except ValueError:
+            keys = None
+        assert isinstance(keys, list), f"jwks_uris.{name}: {uri} serves no JWK set"
+        assert keys, f"jwks_uris.{name}: {uri} serves an empty JWK set"
+        for key in keys:
+            assert key.get("kty"), f"jwks_uris.{name}: a key without kty"
+            private = [m for m in PRIVATE_JWK_MEMBERS if m in key]
+            assert not private, f"jwks_uris.{name}: key {key.get('kid')} has private {private}"
 
 
 def _codes_problems(item: dict[str, Any]) -> list[str]:
@@ -81,11 +115,40 @@ def _codes_problems(item: dict[str, Any]) -> list[str]:
     return problems
 
 
-@pytest.mark.requirement("IC-CAT-001")
+def item_detail(hall_client: httpx.Client, code: str) -> dict[str, Any]:
+    response = hall_client.get(f"items/{code}")
+    assert response.status_code == 200, f"GET items/{code}: {response.status_code}"
+    detail: dict[str, Any] = response.json()
+    return detail
+
+
+@pytest.mark.requirement(
+    "IC-CAT-001",
+    catches=(
+        "bad-implementation-code",
+        "dept-mismatch",
+        "basic-code-mismatch",
+        "bad-handling-item",
+        "detail-codes-differ",
+    ),
+)
 def test_catalog_codes_are_valid(hall_client: httpx.Client) -> None:
     items = published_items(hall_client)
     assert items, "the catalog has no published item"
     problems = [p for item in items for p in _codes_problems(item)]
+    # The codes a citizen or another province reads on the item's own pages must be the same.
+    for item in items:
+        code = item["implementation_code"]
+        detail = item_detail(hall_client, code)
+        problems += _codes_problems(detail)
+        if detail["implementation_code"] != code or detail["basic_code"] != item["basic_code"]:
+            problems.append(f"{code}: the detail shows {detail['implementation_code']}")
+        versions = hall_client.get(f"items/{code}/versions")
+        assert versions.status_code == 200, f"GET items/{code}/versions: {versions.status_code}"
+        for version in versions.json():
+            if version["implementation_code"] != code:
+                problems.append(f"{code}: version {version['version']} shows another code")
+            problems += _codes_problems(version)
     assert not problems, "; ".join(problems[:5]) + (
         f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
     )
@@ -108,6 +171,8 @@ def _guide_problems(item: dict[str, Any]) -> list[str]:
         problems.append(f"{code}: promised time limit exceeds the legal one")
     if guide.get("is_fee") and not all(f.get("standard") and f.get("basis") for f in guide["fees"]):
         problems.append(f"{code}: charges fees without standard and basis")
+    if not guide.get("materials"):
+        problems.append(f"{code}: lists no material")
     for material in guide.get("materials", []):
         missing = [f for f in MATERIAL_FIELDS if material.get(f) in (None, "", [])]
         if missing:
@@ -115,33 +180,175 @@ def _guide_problems(item: dict[str, Any]) -> list[str]:
     return problems
 
 
-@pytest.mark.requirement("IC-CAT-002")
+@pytest.mark.requirement(
+    "IC-CAT-002",
+    catches=(
+        "field-missing",
+        "promise-exceeds-legal",
+        "fees-without-basis",
+        "material-incomplete",
+        "detail-incomplete",
+    ),
+)
 def test_catalog_guides_are_complete(hall_client: httpx.Client) -> None:
     items = published_items(hall_client)
     assert items, "the catalog has no published item"
     problems = [p for item in items for p in _guide_problems(item)]
+    for item in items:
+        detail = item_detail(hall_client, item["implementation_code"])
+        problems += _guide_problems(detail)
+        if detail["guide"] != item["guide"]:
+            differ = sorted(
+                k
+                for k in set(item["guide"]) | set(detail["guide"])
+                if item["guide"].get(k) != detail["guide"].get(k)
+            )
+            problems.append(
+                f"{item['implementation_code']}: the detail's guide differs in {differ}"
+            )
     assert not problems, "; ".join(problems[:5])
 
 
-@pytest.mark.requirement("IC-CAT-003")
+@pytest.mark.requirement(
+    "IC-CAT-003",
+    catches=(
+        "read-needs-auth",
+        "anonymous-edit",
+        "wrong-scope-edit",
+        "not-problem",
+        "refused-edit-applied",
+        "draft-public",
+    ),
+)
 def test_catalog_is_public_and_closed_to_anonymous_edits(
     hall_client: httpx.Client, applicant: Actor
 ) -> None:
     before = published_items(hall_client)
     assert before, "the catalog has no published item"
-    guide = dict(before[0]["guide"], name="未经授权的修改")
     code = before[0]["implementation_code"]
+    published = item_detail(hall_client, code)
+    versions_before = hall_client.get(f"items/{code}/versions").json()
+    guide = dict(before[0]["guide"], name="未经授权的修改")
     is_problem(hall_client.put(f"items/{code}/draft", json=guide), 401)
     is_problem(hall_client.post("items", json=guide), 401)
+    is_problem(
+        hall_client.post(f"items/{code}/versions/{published['version']}/publish", json={}), 401
+    )
     is_problem(applicant.post("items", guide), (401, 403))
-    after = hall_client.get(f"items/{code}")
-    assert after.status_code == 200
-    assert after.json()["guide"]["name"] == before[0]["guide"]["name"]
+    is_problem(applicant.client.put(f"items/{code}/draft", json=guide, headers=applicant.headers),
+               (401, 403))  # fmt: skip
+    is_problem(applicant.post(f"items/{code}/cancel", {"reason": "未经授权"}), (401, 403))
+    # Drafts are the editors' work in progress, not the published catalog.
+    is_problem(hall_client.get(f"items/{code}/draft"), 401)
+    is_problem(applicant.get(f"items/{code}/draft"), (401, 403))
+    after = item_detail(hall_client, code)
+    assert after == published, "a refused edit changed the published item"
+    versions_after = hall_client.get(f"items/{code}/versions").json()
+    assert versions_after == versions_before, "a refused edit changed the item's versions"
 
 
-@pytest.mark.requirement("IC-CASE-001")
+def _offset_problems(where: str, values: dict[str, Any]) -> list[str]:
+    problems = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            problems.append(f"{where}: {name} {value!r} is not an ISO 8601 timestamp")
+            continue
+        if moment.utcoffset() is None:
+            problems.append(f"{where}: {name} {value!r} has no UTC offset")
+    return problems
+
+
+def unused_dept_code(used: set[str]) -> str:
+    """A valid credit code of no implementing body in the catalog (for a filter that must
+    match nothing)."""
+    first = sorted(used)[0]
+    for n in range(1, 1000):
+        candidate = str(build_credit_code(f"{first[:8]}MA{n:07d}"))
+        if candidate not in used:
+            return candidate
+    raise AssertionError("no unused credit code")
+
+
+ITEM_TIMES = ("created_at", "updated_at", "published_at", "cancelled_at")
+
+
+@pytest.mark.requirement(
+    "IC-CAT-004",
+    catches=("page-drops-or-repeats", "filter-ignored", "detail-differs", "naive-timestamp"),
+)
+def test_catalog_pages_filters_and_details_agree(hall_client: httpx.Client) -> None:
+    whole = hall_client.get("items", params={"limit": 500})
+    assert whole.status_code == 200
+    everything = whole.json()
+    assert everything["items"], "the catalog has no published item"
+    codes = [item["implementation_code"] for item in everything["items"]]
+    if everything["total"] <= 500:
+        assert len(codes) == everything["total"], (
+            f"total {everything['total']}, one page of 500 holds {len(codes)}"
+        )
+    # Every page size must give the same items once each, in the same order.
+    paged = [i["implementation_code"] for i in published_items(hall_client, page_size=1)]
+    assert len(paged) == len(set(paged)), "paging repeats an item"
+    assert paged[: len(codes)] == codes, "paging by one item drops or reorders items"
+    problems: list[str] = []
+    for item in everything["items"]:
+        code = item["implementation_code"]
+        problems += _offset_problems(code, {k: item.get(k) for k in ITEM_TIMES})
+        detail = item_detail(hall_client, code)
+        if detail != item:
+            differ = sorted(k for k in set(item) | set(detail) if item.get(k) != detail.get(k))
+            problems.append(f"{code}: detail and list entry differ in {differ}")
+    assert not problems, "; ".join(problems[:5])
+    for dept in sorted({item["guide"]["dept_code"] for item in everything["items"]}):
+        filtered = hall_client.get("items", params={"dept_code": dept, "limit": 500}).json()
+        expected = [i["implementation_code"] for i in everything["items"]
+                    if i["guide"]["dept_code"] == dept]  # fmt: skip
+        shown = [i["implementation_code"] for i in filtered["items"]]
+        assert shown == expected, f"dept_code={dept} lists {shown}, its items are {expected}"
+        assert filtered["total"] == len(expected)
+    unused = unused_dept_code({item["guide"]["dept_code"] for item in everything["items"]})
+    other = hall_client.get("items", params={"dept_code": unused, "limit": 500})
+    assert other.status_code == 200
+    assert other.json()["items"] == [], "a dept_code filter of no body's code lists items"
+
+
+def all_cases(actor: Actor, page_size: int = 200, **params: Any) -> list[dict[str, Any]]:
+    """Every case the actor's list shows, page by page."""
+    cases: list[dict[str, Any]] = []
+    while True:
+        response = actor.get("cases", params={**params, "limit": page_size, "offset": len(cases)})
+        assert response.status_code == 200, f"GET cases {params}: {response.status_code}"
+        page = response.json()
+        cases.extend(page["cases"])
+        if not page["cases"] or len(cases) >= page["total"]:
+            return cases
+
+
+CASE_TIMES = ("applied_at", "accepted_at", "finished_at")
+
+
+@pytest.mark.requirement(
+    "IC-CASE-001",
+    catches=(
+        "case-number-format",
+        "case-number-date",
+        "case-number-repeated",
+        "legal-step-refused",
+        "steps-not-shown",
+        "state-wrong-midway",
+        "naive-timestamp",
+    ),
+)
 def test_case_runs_through_legal_steps(
-    applicant: Actor, staff: Actor, concluded_case: dict[str, Any]
+    applicant: Actor,
+    staff: Actor,
+    person_item: dict[str, Any],
+    target: TargetProfile,
+    concluded_case: dict[str, Any],
 ) -> None:
     number = concluded_case["case_number"]
     parsed = parse_case_number(number)
@@ -150,64 +357,262 @@ def test_case_runs_through_legal_steps(
     assert seen.status_code == 200
     case = seen.json()
     assert case["state"] == "finished"
+    assert case["result"] == "approved", f"concluded with 3/1 同意, result {case['result']}"
+    assert case["finished_at"], "the concluded case has no finished_at"
     assert [(s["nodetype"], s["noderesult"]) for s in case["steps"]] == [(1, 4), (2, 1), (3, 1)]
+    problems = _offset_problems(number, {k: case.get(k) for k in CASE_TIMES})
+    for taken in case["steps"]:
+        problems += _offset_problems(f"{number} step {taken['seq']}", {"at": taken["at"]})
+    assert not problems, "; ".join(problems[:5])
     applied = datetime.fromisoformat(case["applied_at"]).astimezone(BEIJING).date()
     assert parsed.day == applied, f"case number date {parsed.day}, applied {applied}"
+    # Two more applications: each gets its own number of the day's sequence.
+    numbers = {number}
+    for _ in range(2):
+        response = applicant.post("cases", application_for(person_item, target))
+        assert response.status_code == 201, f"POST cases: {response.status_code}"
+        again = response.json()
+        assert again["case_number"] not in numbers, f"case number {again['case_number']} repeated"
+        parse_case_number(again["case_number"])
+        numbers.add(again["case_number"])
+    # Midway, after acceptance only: accepted, not concluded.
+    assert step(staff, again["case_number"], 1, 4).status_code == 201
+    midway = applicant.get(f"cases/{again['case_number']}").json()
+    assert midway["state"] == "accepted", f"an accepted case is {midway['state']}"
+    assert midway["accepted_at"], "an accepted case has no accepted_at"
+    assert midway["finished_at"] is None, "an accepted case has a finished_at"
+    assert midway["result"] is None, f"an accepted case has result {midway['result']}"
 
 
-@pytest.mark.requirement("IC-CASE-002")
+def _refusals(staff: Actor, number: str, pairs: list[tuple[int, int]]) -> list[str]:
+    """Takes each step expecting a 409 naming a rule; the case must stay as it was."""
+    before = staff.get(f"cases/{number}").json()
+    problems = []
+    for nodetype, noderesult in pairs:
+        response = step(staff, number, nodetype, noderesult)
+        where = f"step {nodetype}/{noderesult} in state {before['state']}"
+        if response.status_code != 409:
+            problems.append(f"{where}: {response.status_code}, not 409")
+        elif not response.headers.get("content-type", "").startswith(PROBLEM):
+            problems.append(f"{where}: refused as {response.headers.get('content-type')}")
+        elif not response.json().get("rule"):
+            problems.append(f"{where}: the refusal does not name the rule")
+    after = staff.get(f"cases/{number}").json()
+    if after != before:
+        differ = sorted(k for k in before if before[k] != after.get(k))
+        problems.append(f"refused steps in state {before['state']} changed the case: {differ}")
+    return problems
+
+
+ALLOWED = {1: {4, 5, 6}, 2: {0, 1, 5, 6, 7}, 3: {0, 1}, 4: {1, 2, 3, 4}}
+NOT_ALLOWED = [(t, r) for t in range(1, 5) for r in range(8) if r not in ALLOWED[t]]
+START_AGAIN = [(1, 4), (1, 5), (4, 1), (4, 4)]
+
+
+@pytest.mark.requirement(
+    "IC-CASE-002",
+    catches=(
+        "result-not-allowed",
+        "before-acceptance",
+        "after-acceptance",
+        "after-conclusion",
+        "rule-not-named",
+        "refusal-changes-case",
+    ),
+)
 def test_illegal_steps_are_refused(staff: Actor, submitted_case: dict[str, Any]) -> None:
     number = submitted_case["case_number"]
-    for nodetype, noderesult in ((2, 1), (3, 1), (3, 7), (1, 0)):
-        response = step(staff, number, nodetype, noderesult)
-        is_problem(response, 409)
-        assert response.json().get("rule"), "the refusal does not name the rule"
-    for nodetype, noderesult in ((1, 4), (2, 1), (3, 1)):
-        assert step(staff, number, nodetype, noderesult).status_code == 201
-    is_problem(step(staff, number, 2, 1), 409)
+    # Each state where a faulty state machine lets something through, not only the first.
+    problems = _refusals(staff, number, [*NOT_ALLOWED, (2, 1), (2, 0), (3, 1), (3, 0)])
+    assert step(staff, number, 1, 4).status_code == 201
+    problems += _refusals(staff, number, [*START_AGAIN, (2, 7)])
+    assert step(staff, number, 2, 1).status_code == 201
+    problems += _refusals(staff, number, [*START_AGAIN, *NOT_ALLOWED[:4]])
+    assert step(staff, number, 3, 1).status_code == 201
+    problems += _refusals(staff, number, [(1, 4), (2, 1), (2, 7), (3, 1), (3, 0), (4, 1)])
+    assert not problems, "; ".join(problems[:6])
     case = staff.get(f"cases/{number}").json()
     assert len(case["steps"]) == 3
     assert case["state"] == "finished"
 
 
-@pytest.mark.requirement("IC-CASE-003")
+@pytest.mark.requirement(
+    "IC-CASE-003",
+    catches=(
+        "calendar-days",
+        "makeup-weekend",
+        "utc-date",
+        "wrong-promised-days",
+        "provisional-wrong",
+        "representations-differ",
+    ),
+)
 def test_promised_deadline_counts_working_days(
-    staff: Actor, submitted_case: dict[str, Any], hall_client: httpx.Client
+    applicant: Actor, staff: Actor, submitted_case: dict[str, Any], hall_client: httpx.Client
 ) -> None:
     number = submitted_case["case_number"]
+    assert submitted_case["deadline"] is None, "a case not yet accepted has a deadline"
     response = step(staff, number, 1, 4)
     assert response.status_code == 201
     case = response.json()
-    item = hall_client.get(f"items/{case['implementation_code']}").json()
+    item = item_detail(hall_client, case["implementation_code"])
     days, unit = item["guide"]["promise_day"], item["guide"]["promise_day_unit"]
+    # From the province's own acceptance time in Beijing time: the verdict is the same
+    # whatever the hour of the run.
     accepted = datetime.fromisoformat(case["accepted_at"]).astimezone(BEIJING).date()
     deadline = case["deadline"]
-    assert deadline["promised_days"] == days
+    assert deadline["promised_days"] == days, f"promised {deadline['promised_days']}, guide {days}"
+    assert deadline["unit"] == unit, f"unit {deadline['unit']}, guide {unit}"
     if unit == "working_day":
         expected = WorkdayCalendar().add(accepted, days)
         assert deadline["date"] == expected.date.isoformat(), (
             f"{days} working days after {accepted} is {expected.date}, not {deadline['date']}"
         )
         assert deadline["provisional"] == expected.provisional
+    else:
+        assert deadline["date"] == (accepted + timedelta(days=days)).isoformat()
+    shown = applicant.get(f"cases/{number}").json()
+    assert shown["deadline"] == deadline, f"the detail shows {shown['deadline']}"
+    listed = [c for c in all_cases(applicant) if c["case_number"] == number]
+    assert listed, "the accepted case is missing from its applicant's list"
+    assert listed[0]["deadline"] == deadline, f"the list shows {listed[0]['deadline']}"
 
 
-@pytest.mark.requirement("IC-CASE-004")
+def _masking_problems(
+    response: httpx.Response, id_number: str, phone: str, numbers: set[str]
+) -> list[str]:
+    """Where a case response shows personal data otherwise than masked."""
+    where = f"{response.request.method} {response.request.url.path}"
+    problems = []
+    cache = response.headers.get("cache-control", "").lower()
+    if "no-store" not in cache and "private" not in cache:
+        problems.append(f"{where}: Cache-Control {cache!r} lets caches store it")
+    for name, value in response.headers.items():
+        if id_number in value or phone in value:
+            problems.append(f"{where}: header {name} carries the full ID or phone number")
+    if id_number in response.text or phone in response.text:
+        problems.append(f"{where}: the body carries the full ID or phone number")
+    body = response.json()
+    cases = body.get("cases", []) if "cases" in body else [body]
+    for case in cases:
+        if case.get("case_number") not in numbers:
+            continue
+        shown = case["applicant"]
+        if shown["certificate_number"] != mask_resident_id(id_number):
+            problems.append(f"{where}: ID number shown as {shown['certificate_number']!r}")
+        if shown.get("phone") != mask_phone(phone):
+            problems.append(f"{where}: phone shown as {shown.get('phone')!r}")
+    return problems
+
+
+CASE_STATES = ("submitted", "accepted", "in_progress", "finished")
+
+
+@pytest.mark.requirement(
+    "IC-CASE-004",
+    catches=(
+        "detail-leak",
+        "list-leak",
+        "existence-oracle",
+        "id-number-unmasked",
+        "phone-unmasked",
+        "personal-data-elsewhere",
+        "cacheable",
+    ),
+)
 def test_applicants_see_only_their_own_cases(
-    applicant: Actor, other_applicant: Actor, submitted_case: dict[str, Any]
+    applicant: Actor,
+    other_applicant: Actor,
+    staff: Actor,
+    person_item: dict[str, Any],
+    target: TargetProfile,
 ) -> None:
-    number = submitted_case["case_number"]
-    is_problem(other_applicant.get(f"cases/{number}"), 404)
-    listed = other_applicant.get("cases", params={"limit": 200}).json()
-    assert number not in [c["case_number"] for c in listed["cases"]]
-    mine = applicant.get(f"cases/{number}").json()
-    assert "*" in mine["applicant"]["certificate_number"], "the ID number is not masked"
+    application = application_for(person_item, target)
+    phone = f"139{secrets.randbelow(10**8):08d}"
+    application["applicant"]["phone"] = phone
+    id_number = application["applicant"]["certificate_number"]
+    applied = applicant.post("cases", application)
+    assert applied.status_code == 201, f"POST cases: {applied.status_code}"
+    number = applied.json()["case_number"]
+    numbers = {number}
+    problems = _masking_problems(applied, id_number, phone, numbers)
+    accepted = step(staff, number, 1, 4)
+    assert accepted.status_code == 201
+    problems += _masking_problems(accepted, id_number, phone, numbers)
+    for reader in (applicant, staff):
+        problems += _masking_problems(reader.get(f"cases/{number}"), id_number, phone, numbers)
+    mine = applicant.get("cases", params={"limit": 200})
+    problems += _masking_problems(mine, id_number, phone, numbers)
+    assert not problems, "; ".join(problems[:5])
+
+    # Another applicant: not found, exactly as a case that does not exist.
+    theirs = other_applicant.get(f"cases/{number}")
+    is_problem(theirs, 404)
+    missing = other_applicant.get(f"cases/{number[:-4]}9999")
+    is_problem(missing, 404)
+    assert theirs.json().get("title") == missing.json().get("title"), (
+        "another applicant's case answers otherwise than one that does not exist"
+    )
+    # Not in any of their lists: unfiltered on every page, per state, overdue.
+    views: list[dict[str, Any]] = [{}, {"overdue": "true"}]
+    views += [{"state": state} for state in CASE_STATES]
+    for params in views:
+        seen = [c["case_number"] for c in all_cases(other_applicant, page_size=20, **params)]
+        assert number not in seen, f"another applicant lists the case (filter {params})"
+
+
+@pytest.mark.requirement(
+    "IC-CASE-005",
+    catches=("page-drops-or-repeats", "filter-ignored", "filter-stale", "list-differs"),
+)
+def test_case_lists_page_filter_and_agree_with_details(
+    applicant: Actor, staff: Actor, person_item: dict[str, Any], target: TargetProfile
+) -> None:
+    new = []
+    for _ in range(3):
+        response = applicant.post("cases", application_for(person_item, target))
+        assert response.status_code == 201, f"POST cases: {response.status_code}"
+        new.append(response.json()["case_number"])
+    whole = all_cases(applicant)
+    numbers = [c["case_number"] for c in whole]
+    paged = [c["case_number"] for c in all_cases(applicant, page_size=2)]
+    assert len(paged) == len(set(paged)), "paging by two repeats a case"
+    assert paged == numbers, "paging by two drops or reorders cases"
+    assert set(new) <= set(numbers), "a new case is missing from its applicant's list"
+    for case in whole:
+        if case["case_number"] in new:
+            detail = applicant.get(f"cases/{case['case_number']}").json()
+            differ = sorted(k for k in set(case) | set(detail) if case.get(k) != detail.get(k))
+            assert not differ, f"{case['case_number']}: list and detail differ in {differ}"
+
+    def listed(state: str) -> list[str]:
+        cases = all_cases(applicant, state=state)
+        wrong = [c["case_number"] for c in cases if c["state"] != state]
+        assert not wrong, f"state={state} lists cases in other states: {wrong[:3]}"
+        return [c["case_number"] for c in cases]
+
+    assert set(new) <= set(listed("submitted")), "state=submitted misses submitted cases"
+    assert not set(new) & set(listed("accepted"))
+    # A step changes the state: the lists must follow at once.
+    assert step(staff, new[0], 1, 4).status_code == 201
+    assert new[0] in listed("accepted"), "an accepted case is missing from state=accepted"
+    assert new[0] not in listed("submitted"), "an accepted case is still listed as submitted"
+    entry = next(c for c in all_cases(applicant) if c["case_number"] == new[0])
+    assert entry == applicant.get(f"cases/{new[0]}").json(), "list and detail differ after a step"
 
 
 def rate(actor: Actor, number: str, **body: Any) -> httpx.Response:
     return actor.post(f"cases/{number}/evaluation", body)
 
 
-@pytest.mark.requirement("IC-EVAL-001")
+BAD_LEVELS: tuple[Any, ...] = (0, 6, -1, 4.5, "很好", None)
+
+
+@pytest.mark.requirement(
+    "IC-EVAL-001",
+    catches=("open-case-rated", "level-out-of-range", "other-rater", "second-rating",
+             "level-not-kept"),
+)  # fmt: skip
 def test_concluded_case_is_rated_once(
     applicant: Actor,
     other_applicant: Actor,
@@ -218,17 +623,25 @@ def test_concluded_case_is_rated_once(
     open_case = applicant.post("cases", application_for(person_item, target)).json()
     number = open_case["case_number"]
     is_problem(rate(applicant, number, level=5), 409)
-    for nodetype, noderesult in ((1, 4), (2, 1), (3, 1)):
+    step(staff, number, 1, 4)
+    is_problem(rate(applicant, number, level=5), 409)
+    for nodetype, noderesult in ((2, 1), (3, 1)):
         step(staff, number, nodetype, noderesult)
-    is_problem(rate(applicant, number, level=6), 422)
+    for level in BAD_LEVELS:
+        is_problem(rate(applicant, number, level=level), (400, 422))
     is_problem(rate(other_applicant, number, level=5), (403, 404))
     first = rate(applicant, number, level=4, text="办理顺利")
     assert first.status_code == 201
     assert first.json()["level"] == 4
     is_problem(rate(applicant, number, level=5), 409)
+    kept = applicant.get(f"cases/{number}/evaluation")
+    assert kept.status_code == 200
+    assert kept.json()["level"] == 4, f"rated 4, stored {kept.json()['level']}"
 
 
-@pytest.mark.requirement("IC-EVAL-002")
+@pytest.mark.requirement(
+    "IC-EVAL-002", catches=("no-task", "deadline-wrong", "close-refused", "closed-twice")
+)
 def test_bad_rating_opens_rectification(
     applicant: Actor, staff: Actor, concluded_case: dict[str, Any]
 ) -> None:

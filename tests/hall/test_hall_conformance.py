@@ -8,9 +8,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +30,12 @@ HALL_IDS = {
     "IC-CAT-001",
     "IC-CAT-002",
     "IC-CAT-003",
+    "IC-CAT-004",
     "IC-CASE-001",
     "IC-CASE-002",
     "IC-CASE-003",
     "IC-CASE-004",
+    "IC-CASE-005",
     "IC-EVAL-001",
     "IC-EVAL-002",
     "IC-EVAL-003",
@@ -52,9 +57,40 @@ class ServedHall:
         return self.mint.token(sub=sub, scopes=scopes, expires_in=600, extra=claims)
 
 
+@contextmanager
+def jwks_served(document: dict[str, Any]) -> Iterator[str]:
+    """The issuer's JWKS at a URL, as the discovery document names it (IC-DISC-001 fetches it)."""
+    body = json.dumps(document).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/identity/jwks"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture
 def served_hall(tmp_path: Path) -> Iterator[ServedHall]:
     mint = TokenMint(issuer=ISSUER, audience=AUDIENCE)
+    with jwks_served(mint.jwks()) as jwks_uri:
+        yield from _served_hall(tmp_path, mint, jwks_uri)
+
+
+def _served_hall(tmp_path: Path, mint: Any, jwks_uri: str) -> Iterator[ServedHall]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     config = tmp_path / "hall.yaml"
@@ -68,7 +104,7 @@ def served_hall(tmp_path: Path) -> Iterator[ServedHall]:
                 "auth": {"issuer": ISSUER, "audience": AUDIENCE, "jwks": mint.jwks()},
                 "discovery": {
                     "services": {"identity": "http://127.0.0.1:1/identity"},
-                    "jwks_uris": {"identity": "http://127.0.0.1:1/identity/jwks"},
+                    "jwks_uris": {"identity": jwks_uri},
                 },
             },
             allow_unicode=True,

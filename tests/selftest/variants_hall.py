@@ -3,6 +3,158 @@ shape of ``defects.py`` (a proxy coroutine and the requirements it must fail, ex
 
 from __future__ import annotations
 
-from .defects import Variant
+import re
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
 
-VARIANTS: tuple[Variant, ...] = ()
+from .defects import Variant, _fresh_instance, _json_body, _plain, _walk
+from .proxy import Forward, ProxyRequest, ProxyResponse
+
+CASE_TIMES = ("applied_at", "accepted_at", "finished_at")
+
+
+def _is_case(value: dict[str, Any]) -> bool:
+    return "case_number" in value and "steps" in value and "applicant" in value
+
+
+class FilteredListLeaks:
+    """The applicant clause is dropped when a state filter is given: an applicant's filtered
+    list shows every applicant's cases in that state (the detail stays closed)."""
+
+    def __init__(self) -> None:
+        self.owner: dict[str, str] = {}  # case number -> Authorization of its applicant
+        self.latest: dict[str, dict[str, Any]] = {}  # case number -> last case as served
+
+    def _remember(self, value: dict[str, Any]) -> None:
+        if _is_case(value):
+            self.latest[str(value["case_number"])] = value
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        response = await forward(request)
+        if not _json_body(response) or response.status >= 300:
+            return response
+        caller = request.header("authorization") or ""
+        if request.method == "POST" and request.path == "/cases":
+            self.owner[str(response.json()["case_number"])] = caller
+        _walk(response.json(), objects=self._remember)
+        state = request.params.get("state")
+        if request.method != "GET" or request.path != "/cases" or not state:
+            return response
+        if request.params.get("offset", "0") != "0":
+            return response
+        page = response.json()
+        shown = {c["case_number"] for c in page["cases"]}
+        leaked = [
+            case
+            for number, case in self.latest.items()
+            if number not in shown
+            and self.owner.get(number, caller) != caller
+            and case.get("state") == state
+        ]
+        page["cases"] = leaked + page["cases"]
+        page["total"] += len(leaked)
+        return response.with_json(page)
+
+
+async def start_step_after_acceptance(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """The state machine checks start steps only on submitted cases: a second start step on
+    an accepted case is answered as taken (201, the case as it is)."""
+    response = await forward(request)
+    steps = re.fullmatch(r"/cases/([^/]+)/steps", request.path)
+    if request.method != "POST" or not steps or response.status != 409:
+        return response
+    if response.json().get("rule") != "step-start-once":
+        return response
+    case = await forward(ProxyRequest("GET", f"/cases/{steps[1]}", headers=request.headers[:]))
+    return replace(case, status=201) if case.status == 200 else response
+
+
+class IdNumberPartlyMasked:
+    """Cases show the resident ID number with only the birth date masked
+    (``340101********1234``): masked, but not as the standard says."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, str] = {}  # case number -> certificate number as applied
+
+    def _mask(self, case: dict[str, Any]) -> None:
+        applicant = case.get("applicant")
+        number = self.numbers.get(str(case.get("case_number")))
+        if number and isinstance(applicant, dict) and "certificate_number" in applicant:
+            applicant["certificate_number"] = number[:6] + "*" * 8 + number[14:]
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        response = await forward(request)
+        if not _json_body(response):
+            return response
+        if request.method == "POST" and request.path == "/cases" and response.status == 201:
+            applied = request.json().get("applicant", {}).get("certificate_number")
+            if applied:
+                self.numbers[str(response.json()["case_number"])] = str(applied)
+        return response.with_json(_walk(response.json(), objects=self._mask))
+
+
+async def case_pages_overlap(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """Case list pages are cut one item early: every page after the first repeats the last
+    case of the page before (an off-by-one offset)."""
+    if request.method == "GET" and request.path == "/cases":
+        params = request.params
+        offset = int(params.get("offset") or 0)
+        if offset > 0:
+            request = request.with_params({**params, "offset": str(offset - 1)})
+    return await forward(request)
+
+
+def _without_offset(value: str) -> str:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return moment.replace(tzinfo=None).isoformat()
+
+
+def _naive_case(case: dict[str, Any]) -> None:
+    if _is_case(case):
+        for name in CASE_TIMES:
+            if isinstance(case.get(name), str):
+                case[name] = _without_offset(case[name])
+        for taken in case["steps"]:
+            if isinstance(taken, dict) and isinstance(taken.get("at"), str):
+                taken["at"] = _without_offset(taken["at"])
+
+
+async def case_times_without_offset(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """Case timestamps go out as local date-times without a UTC offset."""
+    response = await forward(request)
+    if request.path.startswith("/cases") and _json_body(response):
+        return response.with_json(_walk(response.json(), objects=_naive_case))
+    return response
+
+
+async def catalog_filter_ignored(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """The catalog list ignores its dept_code filter and lists every item."""
+    if request.method == "GET" and request.path == "/items" and "dept_code" in request.params:
+        request = request.with_params({k: v for k, v in request.params.items() if k != "dept_code"})
+    return await forward(request)
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("case-list-leak-filtered", "hall",
+            "an applicant's state-filtered case list shows other applicants' cases",
+            frozenset({"IC-CASE-004"}), _fresh_instance(FilteredListLeaks)),
+    Variant("step-start-after-acceptance", "hall",
+            "a second start step on an accepted case is answered 201, not 409",
+            frozenset({"IC-CASE-002"}), _plain(start_step_after_acceptance)),
+    Variant("id-number-partly-masked", "hall",
+            "cases show the ID number with only the birth date masked",
+            frozenset({"IC-CASE-004"}), _fresh_instance(IdNumberPartlyMasked)),
+    Variant("case-pages-overlap", "hall",
+            "case list pages after the first repeat the previous page's last case",
+            frozenset({"IC-CASE-005"}), _plain(case_pages_overlap)),
+    Variant("case-times-naive", "hall",
+            "case and step timestamps carry no UTC offset",
+            frozenset({"IC-CASE-001"}), _plain(case_times_without_offset)),
+    Variant("catalog-filter-ignored", "hall",
+            "the catalog list ignores its dept_code filter",
+            frozenset({"IC-CAT-004"}), _plain(catalog_filter_ignored)),
+)  # fmt: skip
