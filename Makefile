@@ -24,9 +24,9 @@ test: $(STAMP)
 	@# The Kubernetes target's manifests, through checkov (its own virtualenv).
 	@$(MAKE) --no-print-directory checkov
 
-# Everything but the slow tiers (deploy, e2e, sandbox, selftest: markers that tests/conftest.py
+# Everything but the slow tiers (deploy, e2e, faults, sandbox, selftest: markers that tests/conftest.py
 # gives by directory), then the same coverage check.
-FAST_TESTS := not deploy and not e2e and not sandbox and not selftest
+FAST_TESTS := not deploy and not e2e and not faults and not sandbox and not selftest
 
 test-fast: $(STAMP)
 	@$(BIN)/pytest -m "$(FAST_TESTS)"; rc=$$?; \

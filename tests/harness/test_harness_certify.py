@@ -69,11 +69,12 @@ def test_a_full_run_without_services_is_not_certified(zwfw: Invoke, tmp_path: Pa
     assert "NOT CERTIFIED" in result.stdout
     document = read_results(out)
     assert document["scope"] == "complete"
-    # The load suite is opt-in: a complete run without it judges everything else.
+    # The load and faults suites are opt-in: a complete run without them judges the rest.
     outside = {e["id"]: e["reason"] for e in document["requirements"] if not e["in_scope"]}
-    assert outside
-    assert all(rid.startswith("RESP-") for rid in outside)
-    assert all("--suites conformance,loadtests" in why for why in outside.values())
+    assert {rid.split("-")[0] for rid in outside} == {"RESP", "FT"}
+    for rid, why in outside.items():
+        suite = "loadtests" if rid.startswith("RESP-") else "faults"
+        assert f"--suites conformance,{suite}" in why
     assert all(e["in_scope"] for e in document["requirements"] if e["id"].startswith("IC-"))
     found = statuses(document)
     assert {found[r] for r in found if r.startswith("IC-CODE-")} == {"pass"}
@@ -147,7 +148,7 @@ def test_suite_selection(zwfw: Invoke, tmp_path: Path) -> None:
     assert result.stderr == ""
 
     for suites, expected in [
-        ("bogus", "unknown suite 'bogus'; suites are conformance, security, loadtests"),
+        ("bogus", "unknown suite 'bogus'; suites are conformance, security, loadtests, faults"),
         ("conformance/nothing-here", "suite 'conformance/nothing-here': "),
         ("conformance/../../etc", "points outside"),
     ]:

@@ -119,8 +119,8 @@ def test_bad_catalog_makes_commands_exit_2(checkout: Checkout, zwfw: Invoke) -> 
 
 def test_coverage_of_the_repository_suites(zwfw: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ZWFW_CONFORMANCE_DIR", raising=False)
-    # The opt-in load suite counts too: it alone verifies the RESP-* requirements.
-    result = zwfw("requirements", "coverage", "--suites", "conformance,load")
+    # The opt-in load and faults suites count too: they alone verify RESP-* and FT-*.
+    result = zwfw("requirements", "coverage", "--suites", "conformance,load,faults")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "Requirements without a test" not in result.stdout
     total = len(load_catalog().requirements)

@@ -79,16 +79,18 @@ def certify(
         None,
         "--suites",
         metavar="SUITE",
-        help="Suites to run: conformance, security, loadtests (alias load) or a sub-directory "
-        "such as conformance/codes; repeat or separate with commas. Default: every suite "
-        "present but the opt-in load suite (a complete run is conformance and security; add "
-        "load to judge the RESP-* requirements too).",
+        help="Suites to run: conformance, security, loadtests (alias load), faults or a "
+        "sub-directory such as conformance/codes; repeat or separate with commas. Default: "
+        "every suite present but the opt-in load and faults suites (a complete run is "
+        "conformance and security; add load or faults to judge the RESP-* or FT-* "
+        "requirements too).",
     ),
     workload: Path | None = typer.Option(
         None,
         "--workload",
         metavar="FILE",
-        help="Workload profile of the load suite (default loadtests/profiles/certify.yaml).",
+        help="Workload profile of the load suite (default loadtests/profiles/certify.yaml) "
+        "and of the faults suite (default faults/workload.yaml).",
     ),
     waivers: Path | None = typer.Option(
         None,

@@ -41,10 +41,11 @@ if TYPE_CHECKING:
     from zwfw.harness.results import TestRecord
     from zwfw.harness.waivers import Waiver
 
-SUITE_NAMES = ("conformance", "security", "loadtests")
+SUITE_NAMES = ("conformance", "security", "loadtests", "faults")
 # Suites a run includes only when asked (`--suites …,load`): the load suite sends sustained
-# load for minutes. Each with the prefix of the requirements only it verifies.
-OPT_IN_SUITES = {"loadtests": "RESP-"}
+# load for minutes, the faults suite disturbs the deployment under load. Each with the prefix
+# of the requirements only it verifies.
+OPT_IN_SUITES = {"loadtests": "RESP-", "faults": "FT-"}
 # Other names a suite answers to on the command line.
 SUITE_ALIASES = {"load": "loadtests"}
 

@@ -209,8 +209,13 @@ class NationalSide:
         token_ttl: int = 3600,
         log_level: str = "WARNING",
         extra_channel_roots: bytes = b"",
+        workers: int = 1,
     ) -> None:
+        if workers < 1:
+            raise ValueError("workers: at least one process per service")
         self.state_dir = state_dir.resolve()
+        # Worker processes per service (uvicorn restarts one that dies): replicas on one host.
+        self.workers = workers
         self.registrations = tuple(registrations)
         self.ready_timeout = ready_timeout
         # Lifetime of the access tokens the test credentials hold (the env file's tokens).
@@ -365,6 +370,7 @@ class NationalSide:
             "port": process.port,
             "database_url": f"sqlite:///{self.state_dir / 'db' / (process.name + '.sqlite3')}",
             "log_level": self.log_level,
+            "workers": self.workers,
         }
         process.config.write_text(
             yaml.safe_dump({**common, **values}, allow_unicode=True, sort_keys=False),
