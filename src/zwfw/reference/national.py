@@ -132,7 +132,8 @@ class ServiceProcess:
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            process.kill()
+            # The whole session: worker processes too (and a group stopped by a fault run).
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
     def _log_tail(self, lines: int = 15) -> str:
@@ -379,8 +380,9 @@ class NationalSide:
 
     def _start(self, process: ServiceProcess) -> None:
         log.info("starting %s on %s", process.name, process.url)
-        process.start(self.zwfw, self.ready_timeout)
+        # Listed first: one that never got ready is stopped with the rest.
         self._order.append(process)
+        process.start(self.zwfw, self.ready_timeout)
 
     def _identity_config(self, process: ServiceProcess, region: str, role: str) -> None:
         self._write_config(
