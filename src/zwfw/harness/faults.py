@@ -240,7 +240,7 @@ def scenario_workload(base: Workload, scenario: Scenario, faults: Faults) -> Wor
     """The base workload's rate and mix, long enough to carry the fault and its settling."""
     duration = LEAD_SECONDS + scenario.planned_seconds + faults.settle_seconds + TAIL_SECONDS
     return base.model_copy(update={
-        "name": f"{base.name}+{scenario.name}", "duration_seconds": math.ceil(duration),
+        "name": f"{base.name}.{scenario.name}", "duration_seconds": math.ceil(duration),
     })  # fmt: skip
 
 

@@ -693,8 +693,8 @@ class ReferencePlatform(NationalSide):
         return {
             "replica": replica,
             "hub_outage": {
-                "cause": {"run": f"kill -STOP -- -{hub.pid}"},
-                "undo": {"run": f"kill -CONT -- -{hub.pid}"},
+                "cause": {"run": f"kill -STOP -{hub.pid}"},
+                "undo": {"run": f"kill -CONT -{hub.pid}"},
                 "hold_seconds": 15,
             },
         }
