@@ -19,20 +19,21 @@ test: $(STAMP)
 	@$(BIN)/pytest --durations=30; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	if [ $$rc -ne 0 ]; then exit $$rc; fi
-	@# Every MUST requirement in the catalog needs at least one test.
-	$(BIN)/zwfw requirements coverage
+	@# Every MUST requirement in the catalog needs a test, and every failure mode it lists a test
+	@# that catches it.
+	$(BIN)/zwfw requirements coverage --require-failure-modes
 	@# The Kubernetes target's manifests, through checkov (its own virtualenv).
 	@$(MAKE) --no-print-directory checkov
 
-# Everything but the slow tiers (deploy, e2e, sandbox, selftest: markers that tests/conftest.py
+# Everything but the slow tiers (deploy, e2e, faults, sandbox, selftest: markers that tests/conftest.py
 # gives by directory), then the same coverage check.
-FAST_TESTS := not deploy and not e2e and not sandbox and not selftest
+FAST_TESTS := not deploy and not e2e and not faults and not sandbox and not selftest
 
 test-fast: $(STAMP)
 	@$(BIN)/pytest -m "$(FAST_TESTS)"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test-fast: no tests were collected" >&2; exit 1; fi; \
 	if [ $$rc -ne 0 ]; then exit $$rc; fi
-	$(BIN)/zwfw requirements coverage
+	$(BIN)/zwfw requirements coverage --require-failure-modes
 
 # Type checking: what is checked, and how strictly, is in pyproject.toml ([tool.mypy]).
 lint: $(STAMP)

@@ -69,6 +69,11 @@ class Visit(Protocol):
 
     def clear_cookies(self) -> None: ...
 
+    def acknowledged(self, kind: str, key: str, subject: str) -> None:
+        """A write the platform answered 2xx: `kind` (case, hub-report), its key (the
+        idempotency key, or the case number the hall gave) and the subject to read it back
+        by (the case number)."""
+
 
 @dataclass
 class Session:
@@ -261,6 +266,7 @@ def citizen(visit: Visit, shared: Shared) -> None:
         json=application(item, region), headers=bearer,
     ).json()  # fmt: skip
     number = str(case["case_number"])
+    visit.acknowledged("case", number, number)
     with shared.lock:
         shared.submitted.append(number)
     visit.call("GET", shared.url("hall", f"cases/{number}"), "case.track", (200,), headers=bearer)
@@ -362,7 +368,9 @@ def system(visit: Visit, shared: Shared) -> None:
     ).json()  # fmt: skip
     if verified.get("valid") is False:
         raise StepFailed("the e-seal service did not verify the issuer's seal on a licence")
-    body = json.dumps(case_report(shared), ensure_ascii=False, separators=(",", ":")).encode()
+    report = case_report(shared)
+    body = json.dumps(report, ensure_ascii=False, separators=(",", ":")).encode()
+    key = f"load-{secrets.token_hex(16)}"
     hub = shared.url("hub", "reports/cases")
     if shared.signer is None:
         key_pem = secret("channel_signing_key").encode()
@@ -371,13 +379,14 @@ def system(visit: Visit, shared: Shared) -> None:
         )
     headers = shared.signer.headers(
         "POST", urllib.parse.urlsplit(hub).path, body, recipient="hub",
-        idempotency_key=f"load-{secrets.token_hex(16)}",
+        idempotency_key=key,
     )  # fmt: skip
     visit.call(
         "POST", hub, "system.hub-report", (201,), data=body,
         headers={**headers, "Authorization": f"Bearer {secret('hub_report_token')}",
                  "Content-Type": "application/json"},
     )  # fmt: skip
+    visit.acknowledged("hub-report", key, str(report["case_number"]))
 
 
 JOURNEYS: dict[str, Callable[[Visit, Shared], object]] = {

@@ -270,6 +270,10 @@ class Visitor(FastHttpUser):
     def clear_cookies(self) -> None:
         self.client.cookiejar.clear()
 
+    def acknowledged(self, kind: str, key: str, subject: str) -> None:
+        # Read back after a fault run (zwfw.harness.faults): acknowledged, found, lost.
+        GENERATOR.recorder.add(["w", round(time.time(), 6), kind, key, subject])
+
     # --- journeys ------------------------------------------------------------------------
 
     def _journey(self, kind: str, due: float) -> None:

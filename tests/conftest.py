@@ -1,9 +1,9 @@
 """Shared fixtures, and the markers of the slow tiers.
 
-Every test under ``tests/deploy``, ``tests/e2e``, ``tests/sandbox`` and ``tests/selftest``
-carries the marker named after its directory (``pytest -m "not deploy"`` leaves the
-deployments out; ``make test-fast`` leaves out all four). The marker comes from the directory,
-so a new test there cannot be left out of its tier.
+Every test under ``tests/deploy``, ``tests/e2e``, ``tests/faults``, ``tests/sandbox`` and
+``tests/selftest`` carries the marker named after its directory (``pytest -m "not deploy"``
+leaves the deployments out; ``make test-fast`` leaves out all five). The marker comes from the
+directory, so a new test there cannot be left out of its tier.
 
 ``database_url`` runs a test once against SQLite and once against PostgreSQL. PostgreSQL comes
 from ``ZWFW_TEST_POSTGRES_URL`` (default: the server on 127.0.0.1:5432); each test session makes
@@ -26,8 +26,8 @@ from sqlalchemy.exc import OperationalError
 TESTS = Path(__file__).resolve().parent
 # Directories of tests/ whose tests carry the marker of the same name (registered in
 # pyproject.toml). Each starts real processes: Ansible deployments, the reference platform, or
-# the certification of known-bad variants.
-SLOW_TIERS = frozenset({"deploy", "e2e", "sandbox", "selftest"})
+# the certification of known-bad variants; faults disturbs a reference platform under load.
+SLOW_TIERS = frozenset({"deploy", "e2e", "faults", "sandbox", "selftest"})
 
 POSTGRES_URL_ENV = "ZWFW_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -11,12 +11,12 @@ import tomllib
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
-SLOW_TIERS = {"deploy", "e2e", "sandbox", "selftest"}
+SLOW_TIERS = {"deploy", "e2e", "faults", "sandbox", "selftest"}
 
 # Prints each collected test with the tier markers it carries, after tests/conftest.py ran.
 PROBE = """
 def pytest_collection_finish(session):
-    tiers = {"deploy", "e2e", "sandbox", "selftest"}
+    tiers = {"deploy", "e2e", "faults", "sandbox", "selftest"}
     for item in session.items:
         marks = sorted({m.name for m in item.iter_markers()} & tiers)
         print("TIER", item.nodeid, ",".join(marks), sep="\\t", flush=True)

@@ -69,13 +69,16 @@ def test_a_full_run_without_services_is_not_certified(zwfw: Invoke, tmp_path: Pa
     assert "NOT CERTIFIED" in result.stdout
     document = read_results(out)
     assert document["scope"] == "complete"
-    # The load and security suites are opt-in: a complete run without them judges the rest.
+    # The load, security and faults suites are opt-in: a complete run without them judges the
+    # rest.
     outside = {e["id"]: e["reason"] for e in document["requirements"] if not e["in_scope"]}
     assert any(rid.startswith("RESP-") for rid in outside)
     assert any(rid.startswith("SEC-AZ-") for rid in outside)
+    assert any(rid.startswith("FT-") for rid in outside)
+    opt_in = {"RESP-": "loadtests", "SEC-": "security", "FT-": "faults"}
     for rid, why in outside.items():
-        suite = "loadtests" if rid.startswith("RESP-") else "security"
-        assert rid.startswith(("RESP-", "SEC-")), rid
+        assert rid.startswith(tuple(opt_in)), rid
+        suite = next(name for prefix, name in opt_in.items() if rid.startswith(prefix))
         assert f"--suites conformance,{suite}" in why
     assert all(
         e["in_scope"] for e in document["requirements"] if e["id"].startswith(("IC-", "SEC-AUTH-"))
@@ -152,7 +155,7 @@ def test_suite_selection(zwfw: Invoke, tmp_path: Path) -> None:
     assert result.stderr == ""
 
     for suites, expected in [
-        ("bogus", "unknown suite 'bogus'; suites are conformance, security, loadtests"),
+        ("bogus", "unknown suite 'bogus'; suites are conformance, security, loadtests, faults"),
         ("conformance/nothing-here", "suite 'conformance/nothing-here': "),
         ("conformance/../../etc", "points outside"),
     ]:

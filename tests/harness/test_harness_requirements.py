@@ -120,9 +120,9 @@ def test_bad_catalog_makes_commands_exit_2(checkout: Checkout, zwfw: Invoke) -> 
 
 def test_coverage_of_the_repository_suites(zwfw: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ZWFW_CONFORMANCE_DIR", raising=False)
-    # The opt-in suites count too: they alone verify the SEC-* (but SEC-AUTH-*) and RESP-*
-    # requirements.
-    result = zwfw("requirements", "coverage", "--suites", "conformance,security,load")
+    # The opt-in suites count too: they alone verify the SEC-* (but SEC-AUTH-*), RESP-* and
+    # FT-* requirements.
+    result = zwfw("requirements", "coverage", "--suites", "conformance,security,load,faults")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "Requirements without a test" not in result.stdout
     total = len(load_catalog().requirements)

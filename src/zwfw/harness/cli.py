@@ -79,16 +79,18 @@ def certify(
         None,
         "--suites",
         metavar="SUITE",
-        help="Suites to run: conformance, security, loadtests (alias load) or a sub-directory "
-        "such as conformance/codes; repeat or separate with commas. Default: the conformance "
-        "suite; the security and load suites are opt-in (add security to judge the SEC-* "
-        "requirements of the security review, load to judge the RESP-* requirements).",
+        help="Suites to run: conformance, security, loadtests (alias load), faults or a "
+        "sub-directory such as conformance/codes; repeat or separate with commas. Default: "
+        "the conformance suite; the security, load and faults suites are opt-in (add security "
+        "to judge the SEC-* requirements of the security review, load the RESP-* and faults "
+        "the FT-* requirements).",
     ),
     workload: Path | None = typer.Option(
         None,
         "--workload",
         metavar="FILE",
-        help="Workload profile of the load suite (default loadtests/profiles/certify.yaml).",
+        help="Workload profile of the load suite (default loadtests/profiles/certify.yaml) "
+        "and of the faults suite (default faults/workload.yaml).",
     ),
     waivers: Path | None = typer.Option(
         None,

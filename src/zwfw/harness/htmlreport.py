@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from zwfw.harness.loadplots import load_plots
+from zwfw.harness.loadplots import fault_plots, load_plots
 from zwfw.harness.results import STATUSES, write_text
 
 _COLOURS = {
@@ -130,6 +130,7 @@ def render_html(
     blocking = ", ".join(document["summary"]["blocking"]) or "none"
     scale = max((max(values) for values in latencies.values() if values), default=1.0)
     load = (document.get("measurements") or {}).get("load")
+    faults = (document.get("measurements") or {}).get("faults") or {}
     return (
         _environment()
         .get_template("report.html")
@@ -142,6 +143,8 @@ def render_html(
             inconclusive=[r for r in requirements if r["status"] == "inconclusive"],
             load=load,
             load_plots=load_plots(load) if load else {},
+            faults=faults,
+            fault_plots={name: fault_plots(figures) for name, figures in faults.items()},
             waived=[r for r in requirements if r["status"] == "waived"],
             waiver_notes=[w for w in document["waivers"] if w["state"] != "applied"],
             chart=time_chart(requirements),

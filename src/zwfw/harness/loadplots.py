@@ -34,6 +34,7 @@ def line_chart(
     x_label: str = "seconds from the start",
     marks: Mapping[str, float] | None = None,
     shade: tuple[float, float] | None = None,
+    shade_label: str = "steady window",
 ) -> Markup:
     """Lines over x (gaps where a value is None), horizontal `marks` (e.g. a threshold), an
     optional shaded x range (the steady window)."""
@@ -67,7 +68,7 @@ def line_chart(
         start, end = shade
         parts.append(
             f'<rect x="{px(start):.1f}" y="{TOP}" width="{max(0.0, px(end) - px(start)):.1f}" '
-            f'height="{plot_h}" fill="#f6f8fa"><title>steady window</title></rect>'
+            f'height="{plot_h}" fill="#f6f8fa"><title>{escape(shade_label)}</title></rect>'
         )
     for fraction in (0, 0.25, 0.5, 0.75, 1.0):
         y = py(top * fraction)
@@ -155,6 +156,38 @@ def load_plots(load: Mapping[str, Any]) -> dict[str, Markup]:
             {"failed/s": series["failures"]},
             unit="requests",
             shade=window,
+        ),
+    }
+
+
+def fault_plots(scenario: Mapping[str, Any]) -> dict[str, Markup]:
+    """A fault scenario's timeline: success rate and p95 latency per second of the judged
+    services, the fault window shaded (first fault caused to last recovery and settle)."""
+    series = scenario["series"]
+    x = [float(second) for second in series["second"]]
+    window = scenario.get("window")
+    shade = (float(window["start_seconds"]), float(window["end_seconds"])) if window else None
+    label = "fault window"
+    events = "; ".join(
+        f"{event['at_seconds']:g} s {event['what']}" for event in scenario.get("events", [])
+    )
+    return {
+        "success": line_chart(
+            f"{scenario['title']}: requests succeeded per second ({events or 'no fault caused'})",
+            x,
+            {"success %": series["success_pct"]},
+            unit="%",
+            marks={"threshold": round(float(scenario["success_threshold"]) * 100, 2)},
+            shade=shade,
+            shade_label=label,
+        ),
+        "latency": line_chart(
+            f"{scenario['title']}: p95 latency of the requests started each second",
+            x,
+            {"p95": series["p95_ms"]},
+            unit="ms",
+            shade=shade,
+            shade_label=label,
         ),
     }
 

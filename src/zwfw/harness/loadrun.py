@@ -293,7 +293,7 @@ def _step_figures(rows: list[list[Any]]) -> dict[str, Any]:
     }
 
 
-def _start(run: LocustRun, journeys: list[list[Any]]) -> float:
+def load_origin(run: LocustRun, journeys: list[list[Any]]) -> float:
     """When the load started: the open schedule's origin, or the first journey (closed)."""
     workload = run.workload
     if not journeys:
@@ -308,7 +308,7 @@ def figures(run: LocustRun, targets: LoadTargets) -> dict[str, Any]:
     workload = run.workload
     requests = [row for row in run.records if row[0] == "r"]
     journeys = [row for row in run.records if row[0] == "j"]
-    t0 = _start(run, journeys)
+    t0 = load_origin(run, journeys)
     window_start, window_end = t0 + workload.ramp_seconds, t0 + workload.run_seconds
     duration = workload.duration_seconds
 

@@ -160,6 +160,102 @@ DeclaredKind = Literal[
 ]
 
 
+# --- faults the harness may cause (the faults suite, FT-*) ------------------------------------
+
+
+class FaultCommand(BaseModel):
+    """How to cause, undo or check a fault: a shell command run on this host (`run`), the
+    same over ssh (`ssh: [user@]host` with `run`), or `kubectl` arguments. Commands are
+    instructions to the deployment, not secrets: they are part of the certified profile."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run: str | None = Field(default=None, min_length=1)
+    ssh: str | None = Field(default=None, min_length=1)
+    kubectl: list[str] | None = None
+    context: str | None = Field(default=None, min_length=1)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> FaultCommand:
+        if (self.run is None) == (self.kubectl is None):
+            raise ValueError("give either run (a shell command, with ssh for a remote host) "
+                             "or kubectl (its arguments)")  # fmt: skip
+        if self.ssh is not None and self.run is None:
+            raise ValueError("ssh needs run, the command to run on that host")
+        if self.context is not None and self.kubectl is None:
+            raise ValueError("context belongs to a kubectl command")
+        if self.kubectl is not None and not self.kubectl:
+            raise ValueError("kubectl needs its arguments")
+        if self.ssh is not None and (self.ssh.startswith("-") or " " in self.ssh):
+            raise ValueError("ssh is a [user@]host, not options")
+        return self
+
+    def argv(self) -> list[str]:
+        """The command line to execute on this host."""
+        if self.kubectl is not None:
+            context = ["--context", self.context] if self.context else []
+            return ["kubectl", *context, *self.kubectl]
+        assert self.run is not None
+        if self.ssh is not None:
+            # Never prompt: a fault run is unattended and bounded in time.
+            return ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", self.ssh, "--",
+                    self.run]  # fmt: skip
+        return ["/bin/sh", "-c", self.run]
+
+    def describe(self) -> str:
+        if self.kubectl is not None:
+            return " ".join(self.argv())
+        return f"ssh {self.ssh}: {self.run}" if self.ssh else str(self.run)
+
+
+class ReplicaFault(BaseModel):
+    """One replica of a service killed (SIGKILL); its supervisor restarts it. `recovered`
+    exits 0 once the service runs its full count of replicas again."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cause: FaultCommand
+    recovered: FaultCommand | None = None
+
+
+class OutageFault(BaseModel):
+    """A dependency made unreachable by `cause` for `hold_seconds`, then restored by `undo`;
+    `recovered` (optional) exits 0 once it answers again."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cause: FaultCommand
+    undo: FaultCommand
+    hold_seconds: float = Field(default=20.0, gt=0, le=600)
+    recovered: FaultCommand | None = None
+
+
+class Faults(BaseModel):
+    """The faults the harness may cause in this deployment, and what it must withstand.
+
+    A scenario whose fault is not declared is not run: its requirements are inconclusive
+    with that reason (the deployment did not say how the fault is caused)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The share of requests that must succeed while a fault lasts (7x24 tender practice).
+    success_threshold: float = Field(default=0.995, gt=0, le=1)
+    # How long a replica or dependency may take to be back before the scenario fails.
+    recovery_seconds: float = Field(default=60.0, gt=0, le=900)
+    # Load kept on after recovery, inside the judged window (stragglers of the fault).
+    settle_seconds: float = Field(default=5.0, ge=0, le=300)
+    # How long queued writes (the halls' outbox) may take to arrive after recovery.
+    delivery_seconds: float = Field(default=90.0, gt=0, le=900)
+    # Seconds between killing one service's replica and the next one's.
+    spacing_seconds: float = Field(default=6.0, gt=0, le=120)
+    replica: dict[ServiceName, ReplicaFault] = Field(default_factory=dict)
+    hub_outage: OutageFault | None = None
+
+    def canonical(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
 def _province_level(code: str) -> str:
     from zwfw.codes import KINDS, CodeError
 
@@ -187,6 +283,7 @@ class TargetProfile(BaseModel):
     # security suite accepts plain http for them (SEC-TLS-001).
     internal_only: list[ServiceName] = Field(default_factory=list)
     timeout_seconds: float = Field(default=10.0, gt=0)
+    faults: Faults | None = None
     # Where the profile was read from; not part of what is certified.
     _source: Path | None = PrivateAttr(default=None)
 
@@ -252,6 +349,8 @@ class TargetProfile(BaseModel):
             "declared": self.declared.model_dump(),
             "internal_only": sorted(self.internal_only),
             "timeout_seconds": self.timeout_seconds,
+            # Only when declared: profiles without faults keep their fingerprint.
+            **({"faults": self.faults.canonical()} if self.faults is not None else {}),
         }
 
     def fingerprint(self) -> str:

@@ -41,15 +41,16 @@ if TYPE_CHECKING:
     from zwfw.harness.results import TestRecord
     from zwfw.harness.waivers import Waiver
 
-SUITE_NAMES = ("conformance", "security", "loadtests")
+SUITE_NAMES = ("conformance", "security", "loadtests", "faults")
 # Suites a run includes only when asked (`--suites …,load`): the load suite sends sustained
 # load for minutes; the security suite sends hundreds of hostile requests (the authorization
 # matrix, malformed bodies) that a certification of the interconnection does not need every
-# time. Each with the prefixes of the requirements only it verifies (SEC-AUTH-* are the
-# identity conformance suite's).
+# time; the faults suite disturbs the deployment under load. Each with the prefixes of the
+# requirements only it verifies (SEC-AUTH-* are the identity conformance suite's).
 OPT_IN_SUITES: dict[str, tuple[str, ...]] = {
     "security": ("SEC-HDR-", "SEC-AZ-", "SEC-PD-", "SEC-IN-", "SEC-TLS-"),
     "loadtests": ("RESP-",),
+    "faults": ("FT-",),
 }
 # Other names a suite answers to on the command line.
 SUITE_ALIASES = {"load": "loadtests"}

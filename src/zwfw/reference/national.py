@@ -142,7 +142,8 @@ class ServiceProcess:
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            process.kill()
+            # The whole session: worker processes too (and a group stopped by a fault run).
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
     def _log_tail(self, lines: int = 15) -> str:
@@ -219,8 +220,13 @@ class NationalSide:
         token_ttl: int = 3600,
         log_level: str = "WARNING",
         extra_channel_roots: bytes = b"",
+        workers: int = 1,
     ) -> None:
+        if workers < 1:
+            raise ValueError("workers: at least one process per service")
         self.state_dir = state_dir.resolve()
+        # Worker processes per service (uvicorn restarts one that dies): replicas on one host.
+        self.workers = workers
         self.registrations = tuple(registrations)
         self.ready_timeout = ready_timeout
         # Lifetime of the access tokens the test credentials hold (the env file's tokens).
@@ -374,6 +380,7 @@ class NationalSide:
             "port": process.port,
             "database_url": f"sqlite:///{self.state_dir / 'db' / (process.name + '.sqlite3')}",
             "log_level": self.log_level,
+            "workers": self.workers,
         }
         process.config.write_text(
             yaml.safe_dump({**common, **values}, allow_unicode=True, sort_keys=False),
@@ -382,8 +389,9 @@ class NationalSide:
 
     def _start(self, process: ServiceProcess) -> None:
         log.info("starting %s on %s", process.name, process.url)
-        process.start(self.zwfw, self.ready_timeout)
+        # Listed first: one that never got ready is stopped with the rest.
         self._order.append(process)
+        process.start(self.zwfw, self.ready_timeout)
 
     def _identity_config(self, process: ServiceProcess, region: str, role: str) -> None:
         # The IdP registers the provisioning client from its settings; its private key stays

@@ -196,6 +196,7 @@ class ReferencePlatform(NationalSide):
         ready_timeout: float = 60.0,
         token_ttl: int = 3600,
         log_level: str = "WARNING",
+        workers: int = 1,
     ) -> None:
         if len({p.region_code for p in provinces}) != len(provinces) or not provinces:
             raise ValueError("give one or more provinces with distinct region codes")
@@ -203,7 +204,11 @@ class ReferencePlatform(NationalSide):
             if not (len(spec.region_code) == 6 and spec.region_code.endswith("0000")):
                 raise ValueError(f"{spec.region_code} is not a province-level region code")
         super().__init__(
-            state_dir, ready_timeout=ready_timeout, token_ttl=token_ttl, log_level=log_level
+            state_dir,
+            ready_timeout=ready_timeout,
+            token_ttl=token_ttl,
+            log_level=log_level,
+            workers=workers,
         )
         self.specs = tuple(provinces)
         self.provinces: dict[str, Province] = {}
@@ -679,12 +684,44 @@ class ReferencePlatform(NationalSide):
             # Every service listens on 127.0.0.1 in plain http: reachable from this host only.
             "internal_only": ["identity", "hall", "elicense", "eseal", "hub"],
             "timeout_seconds": 30,
+            "faults": self._faults(province),
         }
         self.profile_path(region).write_text(
             yaml.safe_dump(profile, allow_unicode=True, sort_keys=False), encoding="utf-8"
         )
         lines = [f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items())]
         keys.write_private(self.env_path(region), "\n".join(lines) + "\n")
+
+    def _faults(self, province: Province) -> dict[str, Any]:
+        """How the faults suite may disturb this platform: kill one worker process of a
+        service (uvicorn's supervisor starts another), or stop the hub's processes for a
+        while (SIGSTOP: connections hang as behind a dead link) and continue them."""
+        replica: dict[str, Any] = {}
+        services = {s: province.services[s] for s in ("identity", "hall", "elicense", "eseal")}
+        for name, process in {**services, "hub": self.national["hub"]}.items():
+            assert process.process is not None
+            pid = process.process.pid
+            if self.workers > 1:
+                # Worker processes are the supervisor's children started by multiprocessing.
+                workers = f"pgrep -P {pid} -f multiprocessing.spawn"
+                replica[name] = {
+                    "cause": {"run": f"kill -KILL $({workers} | head -n 1)"},
+                    "recovered": {"run": f'test "$({workers} | wc -l)" -ge {self.workers}'},
+                }
+            else:
+                # The only process: nothing restarts it (a single-replica deployment).
+                replica[name] = {"cause": {"run": f"kill -KILL {pid}"}}
+        hub = self.national["hub"].process
+        assert hub is not None
+        # The hub runs in its own session: its process group is its supervisor's pid.
+        return {
+            "replica": replica,
+            "hub_outage": {
+                "cause": {"run": f"kill -STOP -{hub.pid}"},
+                "undo": {"run": f"kill -CONT -{hub.pid}"},
+                "hold_seconds": 15,
+            },
+        }
 
 
 def suite_clients(

@@ -16,6 +16,11 @@ from zwfw.services.kit.migrations import migrate
 from zwfw.services.kit.registry import resolve_service
 from zwfw.services.kit.settings import ServiceSettings, load_settings
 
+# How long the supervisor waits for a worker's answer to its health ping before it kills and
+# replaces the worker. A worker answers only once its interpreter has started and imported
+# uvicorn: on a busy host that takes longer than uvicorn's 5 s, and a shorter bound kills every
+# new worker in a loop, so the service never starts (or never gets a killed worker back).
+WORKER_HEALTHCHECK_SECONDS = 60
 # How worker processes (``--workers`` > 1) find what to build; they start from scratch.
 _ENV_TARGET = "ZWFW_SERVE_TARGET"
 _ENV_CONFIG = "ZWFW_SERVE_CONFIG"
@@ -93,4 +98,7 @@ def serve(
         app.state.kit.engine.dispose()
     os.environ[_ENV_TARGET] = target
     os.environ[_ENV_CONFIG] = str(config.resolve()) if config else ""
-    uvicorn.run("zwfw.services.kit.serve:worker_app", factory=True, workers=workers, **common)
+    uvicorn.run(
+        "zwfw.services.kit.serve:worker_app", factory=True, workers=workers,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, **common,
+    )  # fmt: skip

@@ -1,0 +1,46 @@
+"""Fault tolerance under load (FT-*): the figures of each scenario's run (see conftest.py).
+A scenario the profile does not declare, or one whose fault could not be caused, is
+inconclusive, never a pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from zwfw.harness.faults import judge_durability, judge_outbox, judge_service_during_fault
+from zwfw.harness.loadrun import Judgement
+from zwfw.harness.results import Inconclusive
+
+
+def settle(judgement: Judgement) -> None:
+    if judgement.status == "inconclusive":
+        raise Inconclusive(judgement.reason or "inconclusive")
+    if judgement.status == "fail":
+        pytest.fail(judgement.reason or "failed", pytrace=False)
+
+
+@pytest.mark.requirement("FT-REP-001", catches=("single-replica", "never-restarted"))
+def test_a_killed_replica_does_not_interrupt_the_service(replica_figures: dict[str, Any]) -> None:
+    settle(judge_service_during_fault(replica_figures))
+
+
+@pytest.mark.requirement("FT-REP-002", catches=("lost-acknowledged-write",))
+def test_no_acknowledged_write_is_lost_when_a_replica_is_killed(
+    replica_figures: dict[str, Any],
+) -> None:
+    settle(judge_durability(replica_figures))
+
+
+@pytest.mark.requirement("FT-HUB-001", catches=("hall-waits-for-hub",))
+def test_the_halls_keep_serving_while_the_hub_is_unreachable(
+    hub_outage_figures: dict[str, Any],
+) -> None:
+    settle(judge_service_during_fault(hub_outage_figures))
+
+
+@pytest.mark.requirement("FT-HUB-002", catches=("outbox-disabled", "redelivered-twice"))
+def test_reports_queued_during_the_hub_outage_arrive_exactly_once(
+    hub_outage_figures: dict[str, Any],
+) -> None:
+    settle(judge_outbox(hub_outage_figures))

@@ -1,0 +1,144 @@
+"""The faults suite against the reference platform: `zwfw certify --suites faults` as an
+operator runs it. On a platform with two worker processes per service nothing acknowledged is
+lost or duplicated and the halls serve through a hub outage (FT-*; the replica requirement is
+judged from its figures); one with a single process per service fails the replica requirement.
+
+Each platform serves its module's run; the load is faults/workload.yaml (4 arrivals/s), so the
+whole stage takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from zwfw.reference import DEFAULT_PROVINCES, ReferencePlatform
+
+A = "340000"
+REPO = Path(__file__).resolve().parents[2]
+ZWFW = str(Path(sys.executable).with_name("zwfw"))
+SCHEMA = json.loads((REPO / "conformance" / "spec" / "report.schema.json").read_text("utf-8"))
+FT = ("FT-REP-001", "FT-REP-002", "FT-HUB-001", "FT-HUB-002")
+
+
+def certify(
+    platform: ReferencePlatform, profile: Path, out: Path, home: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZWFW_REF_")}
+    env.update(platform.credentials(A))
+    env["ZWFW_HARNESS_HOME"] = str(home)
+    result = subprocess.run(
+        [ZWFW, "certify", "--target", str(profile), "--out", str(out), "--suites", "faults",
+         "-q"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    report = out / "report.json"
+    assert report.is_file(), f"no report (exit {result.returncode}): {result.stderr[-2000:]}"
+    return result, json.loads(report.read_text(encoding="utf-8"))
+
+
+def statuses(document: dict[str, Any]) -> dict[str, str]:
+    return {r["id"]: r["status"] for r in document["requirements"] if r["in_scope"]}
+
+
+def explain(document: dict[str, Any]) -> str:
+    return "\n".join(
+        f"{r['id']}: {r['status']}: {r['reason']}"
+        for r in document["requirements"]
+        if r["in_scope"] and r["status"] != "pass"
+    )
+
+
+@pytest.fixture
+def replicated(tmp_path: Path) -> Iterator[ReferencePlatform]:
+    with ReferencePlatform(tmp_path / "reference", DEFAULT_PROVINCES[:1], workers=2) as running:
+        yield running
+
+
+@pytest.fixture
+def single(tmp_path: Path) -> Iterator[ReferencePlatform]:
+    with ReferencePlatform(tmp_path / "reference", DEFAULT_PROVINCES[:1], workers=1) as running:
+        yield running
+
+
+def test_two_workers_per_service_under_every_declared_fault(
+    replicated: ReferencePlatform, tmp_path: Path
+) -> None:
+    out = tmp_path / "report"
+    result, document = certify(replicated, replicated.profile_path(A), out, tmp_path / "home")
+    found = statuses(document)
+    # Nothing acknowledged is lost or duplicated, and the halls keep serving without the hub.
+    assert {rid: found[rid] for rid in FT[1:]} == dict.fromkeys(FT[1:], "pass"), explain(document)
+    # Two worker processes on one SQLite file do not always carry a killed worker: on a busy
+    # host the survivor's writes wait past SQLite's busy timeout ("database is locked", 500)
+    # and uvicorn's supervisor has been seen to take over a minute to replace a worker. The
+    # verdict is judged from the figures either way, never left undecided.
+    assert found["FT-REP-001"] in ("pass", "fail"), explain(document)
+    assert result.returncode == (0 if found["FT-REP-001"] == "pass" else 1)
+    jsonschema.Draft202012Validator(SCHEMA).validate(document)
+
+    faults = document["measurements"]["faults"]
+    replica = faults["replica"]
+    assert replica["judged_services"] == ["identity", "hall", "elicense", "eseal", "hub"]
+    assert set(replica["recovery_seconds"]) == set(replica["judged_services"])
+    caused = [e for e in replica["events"] if e["what"].startswith("caused")]
+    assert len(caused) == 5
+    assert all(e["exit"] == 0 for e in caused)
+    assert replica["during"]["requests"] > 0
+    withstood = replica["during"]["success_rate"] >= 0.995 and all(
+        took is not None for took in replica["recovery_seconds"].values()
+    )
+    assert withstood == (found["FT-REP-001"] == "pass")
+    assert replica["durability"]["acknowledged"] > 0
+    assert replica["durability"]["lost"] == 0 == replica["durability"]["duplicated"]
+    assert replica["durability"]["found"] == replica["durability"]["acknowledged"]
+
+    outage = faults["hub-outage"]
+    assert "hub" not in outage["judged_services"]
+    assert [e["what"].split(":")[0] for e in outage["events"]] == ["caused", "undone", "recovered"]
+    assert outage["outbox"]["cases"] > 0
+    assert outage["outbox"]["arrived_once"] == outage["outbox"]["cases"]
+    # Requests to the hub itself failed or hung while it was cut off: it was really down.
+    rows = (out / "evidence" / "faults-hub-outage" / "requests.csv").read_text("utf-8")
+    hub = [line.split(",") for line in rows.splitlines() if ",system.hub-report," in line]
+    assert any(row[4] or float(row[2]) >= 5000 for row in hub), "the hub answered throughout"
+
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Fault tolerance under load" in html
+    assert html.count("fault window") >= 4
+    verified = subprocess.run([ZWFW, "verify-report", str(out)], capture_output=True,
+                              text=True, check=False)  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+
+
+def test_a_single_process_service_fails_the_replica_requirement(
+    single: ReferencePlatform, tmp_path: Path
+) -> None:
+    # The operator's profile narrowed to one service (the e-seal service, which no read-back
+    # needs) with a short recovery bound: nothing restarts a killed single process.
+    profile = yaml.safe_load(single.profile_path(A).read_text(encoding="utf-8"))
+    faults = profile["faults"]
+    faults["replica"] = {"eseal": faults["replica"]["eseal"]}
+    faults["recovery_seconds"] = 8
+    del faults["hub_outage"]
+    narrowed = single.profile_path(A).with_name("single.yaml")
+    narrowed.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+
+    result, document = certify(single, narrowed, tmp_path / "report", tmp_path / "home")
+    found = statuses(document)
+    assert found["FT-REP-001"] == "fail", explain(document)
+    assert found["FT-REP-002"] == "pass", explain(document)
+    assert found["FT-HUB-001"] == found["FT-HUB-002"] == "inconclusive"
+    assert result.returncode == 1
+    reason = next(r["reason"] for r in document["requirements"] if r["id"] == "FT-REP-001")
+    assert "not recovered within 8 s: eseal" in reason
+    assert "eseal" in reason.split("(")[1]
