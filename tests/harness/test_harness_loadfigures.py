@@ -251,11 +251,12 @@ def test_inconclusive_is_never_a_pass_and_can_be_waived() -> None:
 def test_the_load_suite_is_opt_in_and_answers_to_load() -> None:
     assert resolve_suites(["load"]) == [suite_dir("loadtests")]
     assert suite_dir("loadtests") not in resolve_suites()
-    assert run_scope(resolve_suites()) == (False, ["loadtests", "faults"])
-    assert run_scope([*resolve_suites(), suite_dir("loadtests")]) == (False, ["faults"])
-    everything = [*resolve_suites(), suite_dir("loadtests"), suite_dir("faults")]
+    assert run_scope(resolve_suites()) == (False, ["security", "loadtests", "faults"])
+    assert run_scope([*resolve_suites(), suite_dir("loadtests")]) == (False, ["security", "faults"])
+    everything = [*resolve_suites(), *(suite_dir(n) for n in ("security", "loadtests", "faults"))]
     assert run_scope(everything) == (False, [])
     assert suite_dir("faults") not in resolve_suites()
+    assert suite_dir("security") not in resolve_suites()
     assert run_scope(resolve_suites(["load"]))[0] is True
     with pytest.raises(HarnessConfigError, match=r"unknown suite 'lode'.*load \(= loadtests\)"):
         resolve_suites(["lode"])
