@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,9 +73,26 @@ def province(hub_client: httpx.Client, credential: Callable[[str], str], target:
     )
 
 
+# Whether the hub already holds a case number, while a test that reads the hub's records runs
+# (see ``supervise``): synthetic cases must not land on a case an earlier run left there.
+_hub_holds: Callable[[str], bool] | None = None
+
+
 @pytest.fixture
-def supervise(credential: Callable[[str], str]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {credential('hub_supervise_token')}"}
+def supervise(
+    hub_client: httpx.Client, credential: Callable[[str], str]
+) -> Iterator[dict[str, str]]:
+    global _hub_holds
+    headers = {"Authorization": f"Bearer {credential('hub_supervise_token')}"}
+
+    def holds(number: str) -> bool:
+        return hub_client.get(f"cases/{number}", headers=headers).status_code != 404
+
+    _hub_holds = holds
+    try:
+        yield headers
+    finally:
+        _hub_holds = None
 
 
 def fresh_key() -> str:
@@ -88,8 +105,14 @@ def case_report(target: Any, version: int = 1, state: str = "submitted") -> dict
         pytest.fail("the profile declares no implementation_codes", pytrace=False)
     code = declared[0]
     now = datetime.now(UTC).replace(microsecond=0)
-    # A synthetic case of the sandbox: sequence 9000-9999 of today.
-    number = str(build_case_number(code, now.date(), 9000 + secrets.randbelow(1000)))
+    # A synthetic case: sequence 5000-9999 of today (a province's own cases count from 1), one
+    # the hub does not hold yet, so that a long-lived hub's earlier runs never collide.
+    for _ in range(50):
+        number = str(build_case_number(code, now.date(), 5000 + secrets.randbelow(5000)))
+        if _hub_holds is None or not _hub_holds(number):
+            break
+    else:
+        pytest.fail("no free synthetic case number of today at the hub", pytrace=False)
     return {
         "report": "case",
         "version": version,

@@ -408,6 +408,10 @@ class NationalSide:
                 "exchanged_token_ttl": self.token_ttl,
                 # Plain HTTP on loopback: cookies cannot carry the Secure flag.
                 "secure_cookies": False,
+                # Every certify run signs its test persons in dozens of times a minute, all
+                # from the harness's one address; back-to-back runs (the self-test, a security
+                # review after a conformance run) would meet the default 60 per minute.
+                "login_rate_per_minute": 600,
                 "provisioning_clients": [
                     {"client_id": PROVISIONING_CLIENT, "jwks": keys.public_jwks(key)}
                 ],
