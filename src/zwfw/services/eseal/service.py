@@ -2,8 +2,9 @@
 
 Verification is the hot path. What it reuses across requests: parsed certificates
 (``zwfw.crypto.x509``), verified maker and CA signatures (``zwfw.crypto.sm2``), the trust
-anchors, and seal statuses for ``status_cache_seconds`` (a status change made by this process is
-seen at once). The one thing it never reuses is a verdict on a signature.
+anchors, and, only when ``status_cache_seconds`` is above 0, seal statuses (by default every
+verification reads the register: another replica may have revoked the seal). The one thing it
+never reuses is a verdict on a signature.
 """
 
 from __future__ import annotations

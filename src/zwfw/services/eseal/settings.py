@@ -21,8 +21,10 @@ class EsealSettings(ServiceSettings):
     maker_valid_days: int = Field(default=3650, ge=30)
     # Further roots whose seals this service verifies (other provinces' seal authorities).
     trust_anchor_files: list[Path] = Field(default_factory=list)
-    # Other workers learn of a suspension or revocation within this many seconds.
-    status_cache_seconds: float = Field(default=2.0, ge=0)
+    # How long a worker may answer verification from the seal status it last read. 0: every
+    # verification reads the register, so a suspension or revocation made through any replica
+    # fails step 3 at once (GB/T 38540); above 0 only for a single-process deployment.
+    status_cache_seconds: float = Field(default=0.0, ge=0)
     max_picture_bytes: int = Field(default=256 * 1024, ge=1024)
     max_content_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # The e-licence service's OAuth client id: the one signer a licence seal (category
