@@ -41,16 +41,6 @@ def fault_workload(pytestconfig: pytest.Config) -> Workload:
         pytest.fail(str(error), pytrace=False)
 
 
-def _secrets(profile: TargetProfile) -> list[str]:
-    values = []
-    for name in profile.credentials:
-        try:
-            values.append(profile.secret(name))
-        except SecretUnavailable:
-            continue
-    return values
-
-
 def _faults(target: TargetProfile) -> Faults:
     if target.faults is None:
         raise Inconclusive(
@@ -78,7 +68,10 @@ def _scenario_figures(
                 target.source, target, scenario, workload, faults,
                 work_dir=Path(scratch),
                 evidence_dir=evidence.directory if evidence is not None else None,
-                redactor=evidence.redactor if evidence is not None else Redactor(_secrets(target)),
+                redactor=(
+                    evidence.redactor if evidence is not None
+                    else Redactor(target.available_secrets())
+                ),
             )  # fmt: skip
         except (LoadRunError, FaultError) as error:
             raise Inconclusive(f"the {scenario.name} scenario did not complete: {error}") from None

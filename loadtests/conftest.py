@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from zwfw.harness.loadrun import LoadRunError, measure
-from zwfw.harness.profile import SecretUnavailable, TargetProfile
+from zwfw.harness.profile import TargetProfile
 from zwfw.harness.pytest_plugin import harness_run
 from zwfw.harness.redact import Redactor
 from zwfw.harness.results import Inconclusive
@@ -41,16 +41,6 @@ def workload(pytestconfig: pytest.Config) -> Workload:
         return load_workload(chosen)
     except WorkloadError as error:
         pytest.fail(str(error), pytrace=False)
-
-
-def _secrets(profile: TargetProfile) -> list[str]:
-    values = []
-    for name in profile.credentials:
-        try:
-            values.append(profile.secret(name))
-        except SecretUnavailable:
-            continue
-    return values
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +63,9 @@ def load_figures(
             workload,
             targets,
             evidence_dir=evidence.directory if evidence is not None else None,
-            redactor=evidence.redactor if evidence is not None else Redactor(_secrets(target)),
+            redactor=evidence.redactor
+            if evidence is not None
+            else Redactor(target.available_secrets()),
         )
     except LoadRunError as error:
         raise Inconclusive(f"the load run did not complete: {error}") from None

@@ -333,6 +333,16 @@ class TargetProfile(BaseModel):
             )
         return value
 
+    def available_secrets(self) -> list[str]:
+        """The values of the declared credentials whose variables are set (for redaction)."""
+        values = []
+        for name in self.credentials:
+            try:
+                values.append(self.secret(name))
+            except SecretUnavailable:
+                continue
+        return values
+
     def canonical(self) -> dict[str, Any]:
         """The profile as certified: public material only, independent of file locations."""
         return {
