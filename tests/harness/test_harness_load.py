@@ -235,7 +235,7 @@ def test_a_generator_starved_of_cpu_gives_inconclusive_never_pass(
     taskset = shutil.which("taskset")
     assert taskset is not None, "taskset (util-linux) is needed"
     workload = workload_file(tmp_path / "starved.yaml", name="starved", processes=1,
-                             arrivals_per_second=30, ramp_seconds=2, duration_seconds=10,
+                             arrivals_per_second=150, ramp_seconds=2, duration_seconds=10,
                              mix={"browse": 1, "system": 1}, stop_timeout_seconds=10)  # fmt: skip
     waivers = tmp_path / "waivers.yaml"
     waivers.write_text(yaml.safe_dump([{
