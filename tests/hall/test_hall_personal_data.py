@@ -17,7 +17,7 @@ from zwfw.codes.masking import mask_resident_id
 from zwfw.codes.personal import build_resident_id
 from zwfw.crypto.fields import FieldProtectionError, FieldProtector
 from zwfw.crypto.keystore import KEK_ENV, KeyEncryptionKey
-from zwfw.services.hall.app import MIGRATIONS
+from zwfw.services.hall import MIGRATIONS
 from zwfw.services.hall.models import Case, certificate_lookup, field_protector
 from zwfw.services.kit import migrate, outbox
 from zwfw.services.kit.db import make_engine

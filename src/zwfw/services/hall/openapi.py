@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zwfw.services.hall.app import build
+from zwfw.services.hall import build
 from zwfw.services.hall.settings import HallSettings
 from zwfw.services.kit import openapi as kit_openapi
 

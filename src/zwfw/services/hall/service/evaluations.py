@@ -9,35 +9,20 @@ working days (provincial practice: 5 or 15) after the rating; staff with
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from zwfw.services.hall import reports
-from zwfw.services.hall.cases import personal_data_keys, visible_case
 from zwfw.services.hall.models import Evaluation, Rectification, as_utc, utcnow
-from zwfw.services.hall.runtime import runtime
+from zwfw.services.hall.runtime import HallRuntime
+from zwfw.services.hall.service.cases import visible_case
 from zwfw.services.hall.steps import FINAL_STATES, CaseState
-from zwfw.services.kit import (
-    DbSession,
-    Principal,
-    audit,
-    conflict,
-    current_principal,
-    forbidden,
-    not_found,
-    require_scopes,
-)
+from zwfw.services.kit import Principal, audit, conflict, forbidden, not_found
 
 RECTIFY = "hall:rectification"
 BAD_LEVELS = frozenset({1, 2})
-
-# Evaluations read and report the case's applicant: without the hall's key they answer 503.
-router = APIRouter(tags=["evaluations"], dependencies=[Depends(personal_data_keys)])
-Caller = Annotated[Principal, Depends(current_principal)]
-Rectifier = Annotated[Principal, Depends(require_scopes(RECTIFY))]
 
 
 class EvaluationIn(BaseModel):
@@ -151,14 +136,10 @@ def evaluation_out(evaluation: Evaluation, today: date) -> EvaluationOut:
     )
 
 
-def _region(request: Request) -> str:
-    return request.app.state.kit.settings.region_code
-
-
-@router.post("/cases/{number}/evaluation", status_code=201, summary="Rate a concluded case once")
 def evaluate(
-    number: str, body: EvaluationIn, db: DbSession, request: Request, principal: Caller
+    db: Session, hall: HallRuntime, number: str, body: EvaluationIn, principal: Principal
 ) -> EvaluationOut:
+    """The applicant's one rating of a concluded case; a 差评 opens a rectification task."""
     case = visible_case(db, number, principal, lock=True)
     if case.applicant_sub != principal.subject:
         raise forbidden("only the applicant rates a case")
@@ -166,7 +147,6 @@ def evaluate(
         raise conflict(f"case {number} is {case.state}; a case is rated once it is concluded")
     if case.evaluation is not None:
         raise conflict(f"case {number} was rated already; a follow-up is possible once")
-    hall = runtime(request)
     now = utcnow()
     evaluation = Evaluation(
         case=case,
@@ -197,23 +177,21 @@ def evaluate(
         result="success",
         detail={"level": body.level, "rectification": body.level in BAD_LEVELS},
     )
-    reports.enqueue_evaluation_report(db, evaluation, _region(request))
+    reports.enqueue_evaluation_report(db, evaluation, hall.settings.region_code)
     return evaluation_out(evaluation, hall.today(now))
 
 
-@router.get("/cases/{number}/evaluation", summary="A case's evaluation")
-def get_evaluation(
-    number: str, db: DbSession, request: Request, principal: Caller
+def case_evaluation(
+    db: Session, hall: HallRuntime, number: str, principal: Principal
 ) -> EvaluationOut:
     case = visible_case(db, number, principal)
     if case.evaluation is None:
         raise not_found(f"case {number} has not been rated")
-    return evaluation_out(case.evaluation, runtime(request).today(utcnow()))
+    return evaluation_out(case.evaluation, hall.today(utcnow()))
 
 
-@router.post("/cases/{number}/evaluation/follow-up", summary="Follow up an evaluation once")
 def follow_up(
-    number: str, body: FollowUpIn, db: DbSession, request: Request, principal: Caller
+    db: Session, hall: HallRuntime, number: str, body: FollowUpIn, principal: Principal
 ) -> EvaluationOut:
     case = visible_case(db, number, principal, lock=True)
     if case.applicant_sub != principal.subject:
@@ -238,19 +216,14 @@ def follow_up(
         result="success",
         detail={"level": body.level},
     )
-    reports.enqueue_evaluation_report(db, evaluation, _region(request))
-    return evaluation_out(evaluation, runtime(request).today(now))
+    reports.enqueue_evaluation_report(db, evaluation, hall.settings.region_code)
+    return evaluation_out(evaluation, hall.today(now))
 
 
-@router.get("/rectifications", summary="Rectification tasks (staff)")
-def list_rectifications(
-    db: DbSession,
-    request: Request,
-    principal: Rectifier,
-    state: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
-    overdue: Annotated[bool | None, Query()] = None,
+def rectifications(
+    db: Session, hall: HallRuntime, *, state: str | None = None, overdue: bool | None = None
 ) -> list[RectificationOut]:
-    today = runtime(request).today(utcnow())
+    today = hall.today(utcnow())
     query = select(Rectification).order_by(Rectification.deadline, Rectification.id)
     if state is not None:
         query = query.where(Rectification.state == state)
@@ -259,9 +232,8 @@ def list_rectifications(
     return [rectification_out(t, today) for t in db.scalars(query).unique()]
 
 
-@router.post("/rectifications/{task_id}/close", summary="Close a rectification with a response")
 def close_rectification(
-    task_id: int, body: CloseIn, db: DbSession, request: Request, principal: Rectifier
+    db: Session, hall: HallRuntime, task_id: int, response: str, *, actor: str
 ) -> RectificationOut:
     task = db.scalars(
         select(Rectification).where(Rectification.id == task_id).with_for_update(of=Rectification)
@@ -273,18 +245,18 @@ def close_rectification(
     now = utcnow()
     task.state, task.response, task.closed_at, task.closed_by = (
         "closed",
-        body.response,
+        response,
         now,
-        principal.subject,
+        actor,
     )
     db.flush()
     audit.record(
         db,
-        actor=principal.subject,
+        actor=actor,
         action="rectification.close",
         resource=f"rectification/{task_id}",
         result="success",
         detail={"case": task.evaluation.case.case_number},
     )
-    reports.enqueue_evaluation_report(db, task.evaluation, _region(request))
-    return rectification_out(task, runtime(request).today(now))
+    reports.enqueue_evaluation_report(db, task.evaluation, hall.settings.region_code)
+    return rectification_out(task, hall.today(now))

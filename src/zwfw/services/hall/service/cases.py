@@ -11,10 +11,10 @@ import base64
 import binascii
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +25,6 @@ from zwfw.codes.masking import mask_phone, mask_resident_id
 from zwfw.codes.personal import parse_resident_id
 from zwfw.crypto.keystore import KeyEncryptionKeyError
 from zwfw.services.hall import reports
-from zwfw.services.hall.catalog import current_version
 from zwfw.services.hall.elicense import LibraryUnavailable, LicenceRefused
 from zwfw.services.hall.guide import Guide
 from zwfw.services.hall.models import (
@@ -38,7 +37,8 @@ from zwfw.services.hall.models import (
     field_protector,
     utcnow,
 )
-from zwfw.services.hall.runtime import runtime
+from zwfw.services.hall.runtime import HallRuntime
+from zwfw.services.hall.service.catalog import current_version
 from zwfw.services.hall.steps import (
     RULES,
     CaseState,
@@ -47,23 +47,19 @@ from zwfw.services.hall.steps import (
     step_name,
 )
 from zwfw.services.kit import (
-    DbSession,
     Principal,
     Problem,
     audit,
     bad_request,
     conflict,
-    current_principal,
     forbidden,
     not_found,
-    require_scopes,
 )
 
 log = logging.getLogger("zwfw.hall.cases")
 
 CASE_HANDLE = "hall:case:handle"
 ILLEGAL_STEP_TYPE = "urn:zwfw:problem:illegal-step"
-SUBJECT_TOKEN_HEADER = "Zwfw-Subject-Token"
 
 
 def personal_data_keys() -> None:
@@ -78,10 +74,6 @@ def personal_data_keys() -> None:
             detail="cases are unavailable: the hall has no key to protect personal data",
         ) from None
 
-
-router = APIRouter(prefix="/cases", tags=["cases"], dependencies=[Depends(personal_data_keys)])
-Caller = Annotated[Principal, Depends(current_principal)]
-Handler = Annotated[Principal, Depends(require_scopes(CASE_HANDLE))]
 
 # Certificate types of applicants: 10 居民身份证 (as in the 好差评 data set); for legal persons
 # the unified social credit code, 001 (inference from provincial data sets).
@@ -162,6 +154,15 @@ class CaseIn(BaseModel):
     channel: Literal["online", "window", "mobile", "self_service", "mail"] = "online"
     applicant: ApplicantIn
     materials: list[MaterialIn] = Field(default_factory=list, max_length=100)
+
+
+class LookupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    certificate_number: str = Field(
+        min_length=1, max_length=18, description="resident ID number or unified credit code"
+    )
+    limit: int = Field(default=50, ge=1, le=200)
 
 
 class SupplementIn(BaseModel):
@@ -318,7 +319,7 @@ def case_out(case: Case, today: Any) -> CaseOut:
     )
 
 
-def _applicant_type(principal: Principal) -> str:
+def applicant_type(principal: Principal) -> str:
     user_type = principal.claims.get("user_type")
     if user_type not in CERTIFICATE_FOR_USER_TYPE:
         raise forbidden(
@@ -328,17 +329,17 @@ def _applicant_type(principal: Principal) -> str:
     return str(user_type)
 
 
-def _prepare_materials(
-    request: Request,
+def prepare_materials(
+    hall: HallRuntime,
     guide: Guide,
     materials: list[MaterialIn],
     principal: Principal,
     *,
     cause: str,
+    subject_token: str | None,
 ) -> list[dict[str, Any]]:
     """Validate materials against the guide, decode uploads and fetch licence copies (before
     any database write, so no lock is held across the library call)."""
-    hall = runtime(request)
     names = [m.name for m in materials]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -375,20 +376,22 @@ def _prepare_materials(
                 sha256=hashlib.sha256(content).hexdigest(),
             )
         elif material.gettype == 3:
-            row.update(_licence_copy(request, listed, material, index, principal, cause))
+            row.update(
+                _licence_copy(hall, listed, material, index, principal, cause, subject_token)
+            )
         prepared.append(row)
     return prepared
 
 
 def _licence_copy(
-    request: Request,
+    hall: HallRuntime,
     listed: Any,
     material: MaterialIn,
     index: int,
     principal: Principal,
     cause: str,
+    subject_token: str | None,
 ) -> dict[str, Any]:
-    hall = runtime(request)
     identifier = parse_licence_id(material.licence_id or "")
     if listed.licence_type_code is None:
         raise bad_request(
@@ -412,7 +415,7 @@ def _licence_copy(
             expires_at=expires,
             bearer=principal.token,
             # The applicant's national token: consent for a licence of another province.
-            subject_token=request.headers.get(SUBJECT_TOKEN_HEADER),
+            subject_token=subject_token,
         )
     except LicenceRefused as exc:
         raise Problem(422, detail=f"materials[{index}]: {exc}") from None
@@ -455,10 +458,10 @@ def _next_case_number(db: Session, implementation_code: str, day_text: str, day:
     return str(build_case_number(implementation_code, day, sequence))
 
 
-def _read_item_guide(request: Request, code: str) -> Guide:
+def _read_item_guide(sessions: Callable[[], Session], code: str) -> Guide:
     # A short read of its own: the request's session must not start (and on SQLite take the
     # write lock) before the e-licence library has answered.
-    with request.app.state.kit.sessions() as session:
+    with sessions() as session:
         item = current_version(session, code)
         if item is None:
             raise not_found(f"item {code} is not in the published catalog")
@@ -494,18 +497,28 @@ def _add_materials(case: Case, prepared: list[dict[str, Any]], *, supplement: bo
         )
 
 
-def _report(db: Session, request: Request, case: Case) -> None:
-    reports.enqueue_case_report(db, case, request.app.state.kit.settings.region_code)
+def _report(db: Session, hall: HallRuntime, case: Case) -> None:
+    reports.enqueue_case_report(db, case, hall.settings.region_code)
 
 
-@router.post("", status_code=201, summary="Apply for an item")
-def apply(body: CaseIn, db: DbSession, request: Request, principal: Caller) -> CaseOut:
-    user_type = _applicant_type(principal)
+def apply(
+    db: Session,
+    sessions: Callable[[], Session],
+    hall: HallRuntime,
+    body: CaseIn,
+    principal: Principal,
+    *,
+    subject_token: str | None = None,
+) -> CaseOut:
+    """A new case of the applicant ``principal``. ``sessions`` gives the short read of the
+    item before the library call; ``subject_token`` is the applicant's national token (consent
+    for another province's licences)."""
+    user_type = applicant_type(principal)
     if body.applicant.certificate_type != CERTIFICATE_FOR_USER_TYPE[user_type]:
         raise bad_request(
             f"a {user_type} applies with certificate type {CERTIFICATE_FOR_USER_TYPE[user_type]}"
         )
-    guide = _read_item_guide(request, body.implementation_code)
+    guide = _read_item_guide(sessions, body.implementation_code)
     if user_type not in guide.server_type:
         raise bad_request(f"item {guide.implementation_code} does not serve {user_type}")
     if body.handling_item_code is not None and body.handling_item_code not in {
@@ -516,13 +529,15 @@ def apply(body: CaseIn, db: DbSession, request: Request, principal: Caller) -> C
             f"{guide.implementation_code}"
         )
     cause = f"办件申请：{guide.name}（事项 {guide.implementation_code}）"
-    prepared = _prepare_materials(request, guide, body.materials, principal, cause=cause)
+    prepared = prepare_materials(
+        hall, guide, body.materials, principal, cause=cause, subject_token=subject_token
+    )
 
     item = current_version(db, body.implementation_code)
     if item is None or item.state != "published":
         raise conflict(f"item {body.implementation_code} was withdrawn meanwhile")
     now = utcnow()
-    day = runtime(request).local_date(now)
+    day = hall.local_date(now)
     number = _next_case_number(db, item.implementation_code, f"{day:%Y%m%d}", day)
     case = Case(
         case_number=number,
@@ -562,29 +577,29 @@ def apply(body: CaseIn, db: DbSession, request: Request, principal: Caller) -> C
             ],
         },
     )
-    _report(db, request, case)
-    return case_out(case, runtime(request).today(now))
+    _report(db, hall, case)
+    return case_out(case, hall.today(now))
 
 
-@router.get("", summary="Cases: the caller's own, or all with hall:case:handle")
 def list_cases(
-    db: DbSession,
-    request: Request,
-    principal: Caller,
-    state: Annotated[CaseState | None, Query()] = None,
-    overdue: Annotated[bool | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    db: Session,
+    hall: HallRuntime,
+    principal: Principal,
+    *,
+    state: CaseState | None = None,
+    overdue: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> CasePage:
     query = select(Case)
     if CASE_HANDLE not in principal.scopes:
         # Only applicants have cases of their own; a system client without the handling
         # scope is refused rather than shown an empty list (least privilege).
-        _applicant_type(principal)
+        applicant_type(principal)
         query = query.where(Case.applicant_sub == principal.subject)
     if state is not None:
         query = query.where(Case.state == state)
-    today = runtime(request).today(utcnow())
+    today = hall.today(utcnow())
     if overdue:
         query = query.where(
             Case.promise_date < today,
@@ -595,44 +610,50 @@ def list_cases(
     return CasePage(total=total, cases=[case_out(c, today) for c in rows])
 
 
-class LookupIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    certificate_number: str = Field(
-        min_length=1, max_length=18, description="resident ID number or unified credit code"
-    )
-    limit: int = Field(default=50, ge=1, le=200)
-
-
-# A POST body rather than a query string: an ID number in a URL ends up in gateway logs.
-@router.post("/lookup", summary="Cases of one applicant by certificate number (staff)")
-def lookup_cases(body: LookupIn, db: DbSession, request: Request, principal: Handler) -> CasePage:
-    # Matched by keyed hash: the number is stored only encrypted.
-    lookup = certificate_lookup(body.certificate_number)
+def lookup_cases(db: Session, hall: HallRuntime, certificate_number: str, limit: int) -> CasePage:
+    """Cases of one applicant, matched by keyed hash: the number is stored only encrypted."""
+    lookup = certificate_lookup(certificate_number)
     query = select(Case).where(Case.certificate_number_lookup == lookup)
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = db.scalars(query.order_by(Case.id.desc()).limit(body.limit)).unique()
-    audit.record(
-        request,
-        action="case.lookup",
-        resource="cases",
-        result="success",
-        detail={"matches": total},
-    )
-    today = runtime(request).today(utcnow())
+    rows = db.scalars(query.order_by(Case.id.desc()).limit(limit)).unique()
+    today = hall.today(utcnow())
     return CasePage(total=total, cases=[case_out(c, today) for c in rows])
 
 
-@router.get("/{number}", summary="One case (its applicant, or staff)")
-def get_case(number: str, db: DbSession, request: Request, principal: Caller) -> CaseOut:
+def get_case(db: Session, hall: HallRuntime, number: str, principal: Principal) -> CaseOut:
     case = visible_case(db, number, principal)
-    return case_out(case, runtime(request).today(utcnow()))
+    return case_out(case, hall.today(utcnow()))
 
 
-@router.post("/{number}/steps", summary="Take a step (staff)", status_code=201)
-def take_step(
-    number: str, body: StepIn, db: DbSession, request: Request, principal: Handler
-) -> CaseOut:
+class StepRefused(Exception):
+    """A step the case's state does not allow; the caller audits the refusal (on its own, so
+    the record outlives the rolled-back transaction) and answers ``problem()``."""
+
+    def __init__(self, state: CaseState, body: StepIn, refusal: IllegalStep) -> None:
+        super().__init__(refusal.detail)
+        self.state, self.body, self.refusal = state, body, refusal
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        return {
+            "nodetype": self.body.nodetype,
+            "noderesult": self.body.noderesult,
+            "rule": self.refusal.rule,
+        }
+
+    def problem(self) -> Problem:
+        return Problem(
+            409,
+            title="Illegal step",
+            detail=self.refusal.detail,
+            type=ILLEGAL_STEP_TYPE,
+            rule=self.refusal.rule,
+            rule_text=RULES[self.refusal.rule],
+            state=self.state.value,
+        )
+
+
+def take_step(db: Session, hall: HallRuntime, number: str, body: StepIn, *, actor: str) -> CaseOut:
     case = load_case(db, number, lock=True)
     if case is None:
         raise not_found(f"case {number} does not exist")
@@ -647,24 +668,8 @@ def take_step(
             middle_steps_taken=middle,
         )
     except IllegalStep as exc:
-        audit.record(
-            request,
-            action="case.step",
-            resource=f"case/{number}",
-            result="refused",
-            detail={"nodetype": body.nodetype, "noderesult": body.noderesult, "rule": exc.rule},
-        )
-        raise Problem(
-            409,
-            title="Illegal step",
-            detail=exc.detail,
-            type=ILLEGAL_STEP_TYPE,
-            rule=exc.rule,
-            rule_text=RULES[exc.rule],
-            state=state.value,
-        ) from None
+        raise StepRefused(state, body, exc) from None
     now = utcnow()
-    hall = runtime(request)
     case.state, case.resume_state = outcome.state, outcome.resume_state
     if outcome.accepts:
         guide = case.item.guide
@@ -682,7 +687,7 @@ def take_step(
             nodetype=body.nodetype,
             noderesult=body.noderesult,
             node_name=step_name(body.nodetype, body.noderesult),
-            handler_sub=principal.subject,
+            handler_sub=actor,
             handler_name=body.handler_name,
             opinion=body.opinion,
             at=now,
@@ -692,7 +697,7 @@ def take_step(
     db.flush()
     audit.record(
         db,
-        actor=principal.subject,
+        actor=actor,
         action="case.step",
         resource=f"case/{number}",
         result="success",
@@ -703,22 +708,30 @@ def take_step(
             "to": outcome.state.value,
         },
     )
-    _report(db, request, case)
+    _report(db, hall, case)
     return case_out(case, hall.today(now))
 
 
-@router.post("/{number}/supplements", summary="Supply missing materials (补齐补正, applicant)")
 def supplement(
-    number: str, body: SupplementIn, db: DbSession, request: Request, principal: Caller
+    db: Session,
+    sessions: Callable[[], Session],
+    hall: HallRuntime,
+    number: str,
+    body: SupplementIn,
+    principal: Principal,
+    *,
+    subject_token: str | None = None,
 ) -> CaseOut:
     # Read-only look first, in its own session (no lock across the library call).
-    with request.app.state.kit.sessions() as session:
+    with sessions() as session:
         peek = visible_case(session, number, principal)
         if peek.applicant_sub != principal.subject:
             raise forbidden("only the applicant supplies materials")
         guide = Guide.model_validate(peek.item.guide)
         cause = f"办件补正：{guide.name}（办件 {number}）"
-    prepared = _prepare_materials(request, guide, body.materials, principal, cause=cause)
+    prepared = prepare_materials(
+        hall, guide, body.materials, principal, cause=cause, subject_token=subject_token
+    )
     case = visible_case(db, number, principal, lock=True)
     if case.state != CaseState.CORRECTION:
         raise Problem(
@@ -743,5 +756,5 @@ def supplement(
         result="success",
         detail={"materials": [{"name": r["name"], "gettype": r["gettype"]} for r in prepared]},
     )
-    _report(db, request, case)
-    return case_out(case, runtime(request).today(utcnow()))
+    _report(db, hall, case)
+    return case_out(case, hall.today(utcnow()))

@@ -1,0 +1,2 @@
+"""The hall's domain logic, a module per concern: functions of plain arguments and a database
+session (never a request), called by the routes in ``zwfw.services.hall.api``."""
