@@ -22,7 +22,8 @@ from sqlalchemy import Engine
 from zwfw.crypto.sm2 import load_private_key
 from zwfw.crypto.x509 import SM2Certificate
 from zwfw.formats.channel import ChannelSigner
-from zwfw.services.hub import exchange, provinces, reports, supervision
+from zwfw.services.hub import exchange, supervision
+from zwfw.services.hub.api import ROUTERS
 from zwfw.services.hub.settings import HubSettings
 from zwfw.services.kit import ServiceDefinition, TokenValidator, create_app, kit_state
 
@@ -59,7 +60,7 @@ def build(
         title="zwfw hub",
         version=VERSION,
         description=__doc__ or "",
-        routers=[provinces.router, reports.router, supervision.router, exchange.router],
+        routers=ROUTERS,
         migrations=MIGRATIONS,
         engine=engine,
         on_shutdown=[close_http],

@@ -1,11 +1,11 @@
-"""The province registry: who may report to the hub and be routed to, and how they prove it."""
+"""The province registry: who may report to the hub and be routed to, and how they prove it.
+Every change is audited with its actor."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,24 +15,13 @@ from zwfw.crypto.x509 import CertificateError, SM2Certificate, load_pem_bundle, 
 from zwfw.formats.channel import certificate_key_id
 from zwfw.services.hub.models import Province, utcnow
 from zwfw.services.hub.settings import HubSettings
-from zwfw.services.kit import (
-    DbSession,
-    Principal,
-    Problem,
-    audit,
-    conflict,
-    kit_state,
-    not_found,
-    require_scopes,
-)
+from zwfw.services.kit import Problem, audit, conflict, not_found
 
 SCOPE_PROVINCES_READ = "hub:provinces:read"
 SCOPE_PROVINCES_WRITE = "hub:provinces:write"
 
 ENDPOINT_NAMES = ("discovery", "identity", "hall", "elicense", "eseal")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
-
-router = APIRouter(prefix="/provinces", tags=["province registry"])
 
 
 def _province_region(value: str) -> str:
@@ -183,15 +172,7 @@ def _unique(db: Session, region: str, client_id: str | None, fingerprint: str | 
             raise conflict(f"that TLS client certificate is registered to {other.region_code}")
 
 
-WriteScope = Annotated[Principal, Depends(require_scopes(SCOPE_PROVINCES_WRITE))]
-ReadScope = Annotated[Principal, Depends(require_scopes(SCOPE_PROVINCES_READ))]
-
-
-@router.post("", status_code=201, summary="Register a province")
-def register_province(
-    body: ProvinceIn, request: Request, db: DbSession, principal: WriteScope
-) -> ProvinceOut:
-    settings: HubSettings = kit_state(request.app).settings  # type: ignore[assignment]
+def register(db: Session, settings: HubSettings, body: ProvinceIn, *, actor: str) -> ProvinceOut:
     if db.get(Province, body.region_code) is not None:
         raise conflict(f"province {body.region_code} is already registered")
     _unique(db, body.region_code, body.oauth_client_id, body.tls_fingerprint)
@@ -213,7 +194,7 @@ def register_province(
     db.add(province)
     audit.record(
         db,
-        actor=principal.subject,
+        actor=actor,
         action="province.register",
         resource=f"province/{body.region_code}",
         result="success",
@@ -223,8 +204,7 @@ def register_province(
     return province_out(province)
 
 
-@router.get("", summary="List registered provinces")
-def list_provinces(db: DbSession, principal: ReadScope) -> list[ProvinceOut]:
+def registered(db: Session) -> list[ProvinceOut]:
     rows = db.scalars(select(Province).order_by(Province.region_code))
     return [province_out(p) for p in rows]
 
@@ -236,20 +216,13 @@ def _get(db: Session, region_code: str) -> Province:
     return province
 
 
-@router.get("/{region_code}", summary="One registered province")
-def get_province(region_code: str, db: DbSession, principal: ReadScope) -> ProvinceOut:
+def registration(db: Session, region_code: str) -> ProvinceOut:
     return province_out(_get(db, region_code))
 
 
-@router.patch("/{region_code}", summary="Change a registration (e.g. suspend a province)")
-def change_province(
-    region_code: str,
-    body: ProvinceChange,
-    request: Request,
-    db: DbSession,
-    principal: WriteScope,
+def change(
+    db: Session, settings: HubSettings, region_code: str, body: ProvinceChange, *, actor: str
 ) -> ProvinceOut:
-    settings: HubSettings = kit_state(request.app).settings  # type: ignore[assignment]
     province = _get(db, region_code)
     _unique(db, region_code, body.oauth_client_id, body.tls_fingerprint)
     changes: dict[str, Any] = body.model_dump(exclude_none=True)
@@ -265,7 +238,7 @@ def change_province(
     province.updated_at = utcnow()
     audit.record(
         db,
-        actor=principal.subject,
+        actor=actor,
         action="province.change",
         resource=f"province/{region_code}",
         result="success",

@@ -1,0 +1,14 @@
+"""The hub's HTTP interface, a module per concern; the domain logic behind it is in
+``zwfw.services.hub.service``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from zwfw.services.hub import exchange, reports, supervision
+from zwfw.services.hub.api import provinces
+
+# In this order in the OpenAPI document.
+ROUTERS: list[APIRouter] = [provinces.router, reports.router, supervision.router, exchange.router]
+
+__all__ = ["ROUTERS"]
