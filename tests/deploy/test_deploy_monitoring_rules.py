@@ -163,7 +163,7 @@ def test_rules_name_metrics_the_kit_exports(metric: str) -> None:
 def test_supervision_rules_name_the_hub_gauges(gauge: str) -> None:
     import inspect
 
-    from zwfw.services.hub import supervision
+    from zwfw.services.hub.service import supervision
 
     assert f'"{gauge}"' in inspect.getsource(supervision.SupervisionCollector)
     rules = (MONITORING / "rules" / "zwfw-supervision.rules.yml").read_text(encoding="utf-8")

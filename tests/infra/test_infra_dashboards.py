@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from zwfw_infra.monitoring import dashboard_files, rule_files
 from zwfw_infra.render import Rendered
 
-from zwfw.services.hub.supervision import SupervisionCollector
+from zwfw.services.hub.service.supervision import SupervisionCollector
 from zwfw.services.kit.metrics import Metrics
 from zwfw.services.kit.outbox import Dispatcher
 

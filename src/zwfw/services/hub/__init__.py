@@ -22,8 +22,9 @@ from sqlalchemy import Engine
 from zwfw.crypto.sm2 import load_private_key
 from zwfw.crypto.x509 import SM2Certificate
 from zwfw.formats.channel import ChannelSigner
-from zwfw.services.hub import exchange, supervision
+from zwfw.services.hub import exchange
 from zwfw.services.hub.api import ROUTERS
+from zwfw.services.hub.service.supervision import SupervisionCollector
 from zwfw.services.hub.settings import HubSettings
 from zwfw.services.kit import ServiceDefinition, TokenValidator, create_app, kit_state
 
@@ -66,7 +67,7 @@ def build(
         on_shutdown=[close_http],
     )
     state = kit_state(app)
-    state.metrics.registry.register(supervision.SupervisionCollector(state.sessions, settings))
+    state.metrics.registry.register(SupervisionCollector(state.sessions, settings))
     tokens = None
     if settings.province_client_id and settings.province_client_key_file:
         tokens = exchange.ProvinceTokens.from_key_file(

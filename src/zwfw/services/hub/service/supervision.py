@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import BaseModel
@@ -23,13 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from zwfw.services.hub.models import Case, CatalogItem, Evaluation, Report, as_utc
 from zwfw.services.hub.settings import HubSettings
-from zwfw.services.kit import DbSession, Principal, kit_state, not_found, public, require_scopes
+from zwfw.services.kit import not_found
 
 SCOPE_SUPERVISE = "hub:supervise"
-
-router = APIRouter(tags=["e-supervision"])
-SuperviseScope = Annotated[Principal, Depends(require_scopes(SCOPE_SUPERVISE))]
-RegionFilter = Annotated[str | None, Query(pattern=r"^\d{6}$")]
 
 
 def today(settings: HubSettings, now: datetime | None = None) -> date:
@@ -136,39 +131,25 @@ def evaluation_out(evaluation: Evaluation) -> EvaluationOut:
     )
 
 
-def _settings(request: Request) -> HubSettings:
-    return kit_state(request.app).settings  # type: ignore[return-value]
-
-
-@router.get("/supervision/overdue-cases", summary="Open cases past their promised date")
-def overdue_cases(
-    request: Request, db: DbSession, principal: SuperviseScope, region: RegionFilter = None
-) -> list[CaseOut]:
-    day = today(_settings(request))
+def overdue_cases(db: Session, settings: HubSettings, region: str | None = None) -> list[CaseOut]:
+    day = today(settings)
     rows = db.scalars(overdue_cases_query(day, region).order_by(Case.promise_date))
     return [case_out(c, day) for c in rows]
 
 
-@router.get(
-    "/supervision/overdue-rectifications",
-    summary="Bad evaluations whose rectification is past its deadline",
-)
 def overdue_rectifications(
-    request: Request, db: DbSession, principal: SuperviseScope, region: RegionFilter = None
+    db: Session, settings: HubSettings, region: str | None = None
 ) -> list[EvaluationOut]:
-    day = today(_settings(request))
+    day = today(settings)
     query = overdue_rectifications_query(day, region).order_by(Evaluation.rectification_deadline)
     return [evaluation_out(e) for e in db.scalars(query)]
 
 
-@router.get("/cases/{case_number}", summary="A case as reported to the hub")
-def get_case(
-    request: Request, case_number: str, db: DbSession, principal: SuperviseScope
-) -> CaseOut:
+def reported_case(db: Session, settings: HubSettings, case_number: str) -> CaseOut:
     case = db.get(Case, case_number)
     if case is None:
         raise not_found(f"case {case_number} has not been reported")
-    return case_out(case, today(_settings(request)))
+    return case_out(case, today(settings))
 
 
 class ReportOut(BaseModel):
@@ -182,11 +163,7 @@ class ReportOut(BaseModel):
     signing_key_id: str | None
 
 
-@router.get(
-    "/cases/{case_number}/reports",
-    summary="Every report taken about a case (case and evaluation), oldest first",
-)
-def case_reports(case_number: str, db: DbSession, principal: SuperviseScope) -> list[ReportOut]:
+def case_reports(db: Session, case_number: str) -> list[ReportOut]:
     # What arrived, as taken: lets a supervisor (or a certification run) see each delivery,
     # who sent it and with which registered channel key it was verified.
     rows = db.scalars(
@@ -209,8 +186,7 @@ def case_reports(case_number: str, db: DbSession, principal: SuperviseScope) -> 
     ]
 
 
-@router.get("/evaluations/{case_number}", summary="A case's evaluation as reported to the hub")
-def get_evaluation(case_number: str, db: DbSession, principal: SuperviseScope) -> EvaluationOut:
+def reported_evaluation(db: Session, case_number: str) -> EvaluationOut:
     evaluation = db.get(Evaluation, case_number)
     if evaluation is None:
         raise not_found(f"no evaluation of case {case_number} has been reported")
@@ -228,14 +204,13 @@ class CatalogItemOut(BaseModel):
     guide: dict[str, Any]
 
 
-@router.get("/catalog/items", summary="The aggregated catalog of published items (public)")
-@public
 def catalog_items(
-    db: DbSession,
-    region: RegionFilter = None,
-    basic_code: Annotated[str | None, Query(pattern=r"^[0-9A-Z]{12}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    db: Session,
+    *,
+    region: str | None = None,
+    basic_code: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> list[CatalogItemOut]:
     query = select(CatalogItem).where(CatalogItem.state == "published")
     if region:
