@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from zwfw.services.hub import exchange, reports
-from zwfw.services.hub.api import provinces, supervision
+from zwfw.services.hub import exchange
+from zwfw.services.hub.api import provinces, reports, supervision
 
 # In this order in the OpenAPI document.
 ROUTERS: list[APIRouter] = [provinces.router, reports.router, supervision.router, exchange.router]

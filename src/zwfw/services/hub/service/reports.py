@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,7 +26,6 @@ from zwfw.codes import (
 )
 from zwfw.codes.masking import mask_personal_data
 from zwfw.formats.channel import VerifiedMessage
-from zwfw.services.hub.inbound import RawBody, parse_body, verify_message
 from zwfw.services.hub.models import (
     Case,
     CatalogItem,
@@ -37,7 +35,7 @@ from zwfw.services.hub.models import (
     as_utc,
     utcnow,
 )
-from zwfw.services.kit import DbSession, Principal, Problem, audit, conflict, require_scopes
+from zwfw.services.kit import Problem, audit, conflict
 
 SCOPE_REPORT = "hub:report"
 
@@ -72,9 +70,6 @@ REQUIRED_GUIDE_FIELDS = (
     "transact_time",
     "materials",
 )
-
-router = APIRouter(prefix="/reports", tags=["report intake"])
-ReportScope = Annotated[Principal, Depends(require_scopes(SCOPE_REPORT))]
 
 
 class _Report(BaseModel):
@@ -362,12 +357,10 @@ def _record(db: Session, province: Province, receipt: Receipt, action: str) -> N
     )
 
 
-@router.post("/cases", status_code=201, summary="Take a case report (办件)")
-def report_case(
-    request: Request, response: Response, body: RawBody, db: DbSession, principal: ReportScope
+def take_case_report(
+    db: Session, province: Province, message: VerifiedMessage, payload: CaseReport
 ) -> Receipt:
-    province, message = verify_message(request, body, db, principal)
-    payload = parse_body(CaseReport, body)
+    """Store a verified case report of ``province`` (or answer a duplicate's first receipt)."""
     _check_region(province, payload)
     report = _claim_report(
         db,
@@ -378,7 +371,6 @@ def report_case(
         signing_key_id=province.signing_key_id,
     )
     if report is None:
-        response.status_code = 200
         return _earlier(db, message, "case")
     case = db.get(Case, payload.case_number, with_for_update=True)
     if case is not None and case.region_code != province.region_code:
@@ -417,12 +409,11 @@ def _apply_case(case: Case, report: CaseReport, region_code: str) -> None:
     case.updated_at = utcnow()
 
 
-@router.post("/evaluations", status_code=201, summary="Take an evaluation report (好差评)")
-def report_evaluation(
-    request: Request, response: Response, body: RawBody, db: DbSession, principal: ReportScope
+def take_evaluation_report(
+    db: Session, province: Province, message: VerifiedMessage, payload: EvaluationReport
 ) -> Receipt:
-    province, message = verify_message(request, body, db, principal)
-    payload = parse_body(EvaluationReport, body)
+    """Store a verified evaluation report of ``province`` (or answer a duplicate's first
+    receipt)."""
     _check_region(province, payload)
     report = _claim_report(
         db,
@@ -433,7 +424,6 @@ def report_evaluation(
         signing_key_id=province.signing_key_id,
     )
     if report is None:
-        response.status_code = 200
         return _earlier(db, message, "evaluation")
     evaluation = db.get(Evaluation, payload.case_number, with_for_update=True)
     if evaluation is not None and evaluation.region_code != province.region_code:
@@ -505,12 +495,11 @@ def check_item(item: dict[str, Any], region_code: str) -> tuple[str | None, list
     return code, reasons
 
 
-@router.post("/catalog", status_code=201, summary="Take a province's published items (事项)")
-def report_catalog(
-    request: Request, response: Response, body: RawBody, db: DbSession, principal: ReportScope
+def take_catalog_report(
+    db: Session, province: Province, message: VerifiedMessage, payload: CatalogReport
 ) -> CatalogReceipt:
-    province, message = verify_message(request, body, db, principal)
-    payload = parse_body(CatalogReport, body)
+    """Aggregate the acceptable items of a verified catalog report of ``province``, with a
+    verdict on each item (or answer a duplicate's first receipt, with fresh verdicts)."""
     _check_region(province, payload)
     verdicts: list[ItemVerdict] = []
     accepted: list[tuple[str, dict[str, Any]]] = []
@@ -529,7 +518,6 @@ def report_catalog(
     )
     duplicate = report is None
     if report is None:
-        response.status_code = 200
         receipt = _earlier(db, message, "catalog")
     else:
         now = utcnow()
