@@ -423,7 +423,7 @@ class ReferencePlatform(NationalSide):
         ]  # fmt: skip
         clients += [
             # The hub: its own share token, and the exchange of citizens' national tokens for
-            # their consent (see zwfw.services.hub.exchange); never elicense:read.
+            # their consent (see zwfw.services.hub.service.exchange); never elicense:read.
             ClientPlan(
                 client_id=HUB_CLIENT, name="国家政务服务平台 hub", key_file=self._hub_client_file,
                 grant_types=["client_credentials", TOKEN_EXCHANGE],

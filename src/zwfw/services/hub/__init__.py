@@ -22,8 +22,8 @@ from sqlalchemy import Engine
 from zwfw.crypto.sm2 import load_private_key
 from zwfw.crypto.x509 import SM2Certificate
 from zwfw.formats.channel import ChannelSigner
-from zwfw.services.hub import exchange
 from zwfw.services.hub.api import ROUTERS
+from zwfw.services.hub.service import exchange
 from zwfw.services.hub.service.supervision import SupervisionCollector
 from zwfw.services.hub.settings import HubSettings
 from zwfw.services.kit import ServiceDefinition, TokenValidator, create_app, kit_state

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from zwfw.services.hub import exchange
-from zwfw.services.hub.api import provinces, reports, supervision
+from zwfw.services.hub.api import exchange, provinces, reports, supervision
 
 # In this order in the OpenAPI document.
 ROUTERS: list[APIRouter] = [provinces.router, reports.router, supervision.router, exchange.router]

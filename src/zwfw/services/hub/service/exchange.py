@@ -37,32 +37,22 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from joserfc.jwk import ECKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from zwfw.codes import CodeError, parse_licence_id
 from zwfw.codes.masking import mask_personal_data
 from zwfw.formats.channel import ChannelSigner
-from zwfw.services.hub.inbound import RawBody, parse_body, verify_message
 from zwfw.services.hub.models import LicenceUse, Province, as_utc, utcnow
 from zwfw.services.hub.settings import HubSettings
-from zwfw.services.kit import (
-    DbSession,
-    Principal,
-    Problem,
-    TokenValidator,
-    audit,
-    kit_state,
-    require_scopes,
-)
+from zwfw.services.kit import Problem, TokenValidator, audit
 from zwfw.services.kit.tokens import (
     ACCESS_TOKEN_TYPE,
     TOKEN_EXCHANGE,
@@ -76,8 +66,6 @@ log = logging.getLogger("zwfw.hub.exchange")
 SCOPE_EXCHANGE = "hub:exchange"
 SCOPE_SUPERVISE = "hub:supervise"
 EXCHANGE_PATH = "/exchange/licences"
-
-router = APIRouter(prefix="/exchange", tags=["licence exchange"])
 
 
 class ExchangeRequest(BaseModel):
@@ -263,8 +251,8 @@ def copy_digest(answer: dict[str, Any]) -> str | None:
     return hashlib.sha256(document).hexdigest() if document else None
 
 
-def _record_use(
-    request: Request,
+def record_use(
+    sessions: sessionmaker[Session],
     *,
     requester: str,
     payload: ExchangeRequest,
@@ -273,7 +261,8 @@ def _record_use(
     status: int | None,
     copy: dict[str, Any] | None,
 ) -> None:
-    sessions = kit_state(request.app).sessions
+    """Record one routed exchange, in a transaction of its own: refusals and failures are kept
+    too."""
     with sessions.begin() as db:
         use = LicenceUse(
             id=str(uuid.uuid4()),
@@ -306,43 +295,35 @@ def _record_use(
         )
 
 
-def _verify_and_route(
-    request: Request, body: bytes, principal: Principal
-) -> tuple[str, ExchangeRequest, Province]:
-    sessions = kit_state(request.app).sessions
-    with sessions.begin() as db:
-        province, _message = verify_message(request, body, db, principal)
-        payload = parse_body(ExchangeRequest, body)
-        if payload.issuer_region == province.region_code:
-            raise Problem(422, detail="the licence is issued in your own province; ask its library")
-        issuer = db.get(Province, payload.issuer_region)
-        if issuer is None:
-            raise Problem(404, detail=f"province {payload.issuer_region} is not registered")
-        if issuer.status != "active":
-            raise Problem(409, detail=f"province {payload.issuer_region} is suspended")
-        if not issuer.endpoints.get("elicense"):
-            raise Problem(
-                409, detail=f"province {payload.issuer_region} has no e-licence library endpoint"
-            )
-        db.expunge(issuer)
-        return province.region_code, payload, issuer
+def issuing_province(db: Session, requester: str, payload: ExchangeRequest) -> Province:
+    """The registered, active province that issued the licence, detached from ``db``."""
+    if payload.issuer_region == requester:
+        raise Problem(422, detail="the licence is issued in your own province; ask its library")
+    issuer = db.get(Province, payload.issuer_region)
+    if issuer is None:
+        raise Problem(404, detail=f"province {payload.issuer_region} is not registered")
+    if issuer.status != "active":
+        raise Problem(409, detail=f"province {payload.issuer_region} is suspended")
+    if not issuer.endpoints.get("elicense"):
+        raise Problem(
+            409, detail=f"province {payload.issuer_region} has no e-licence library endpoint"
+        )
+    db.expunge(issuer)
+    return issuer
 
 
-@router.post(
-    "/licences",
-    status_code=201,
-    summary="Route a request for a licence issued in another province (跨省通办)",
-    responses={201: {"description": "The issuing library's sealed annotated copy, unchanged"}},
-)
 async def exchange_licence(
-    request: Request,
-    body: RawBody,
-    principal: Annotated[Principal, Depends(require_scopes(SCOPE_EXCHANGE))],
-) -> JSONResponse:
-    settings: HubSettings = kit_state(request.app).settings  # type: ignore[assignment]
-    requester, payload, issuer = await run_in_threadpool(
-        _verify_and_route, request, body, principal
-    )
+    sessions: sessionmaker[Session],
+    settings: HubSettings,
+    client: ElicenseShareClient,
+    validator: TokenValidator | None,
+    signer: ChannelSigner | None,
+    *,
+    requester: str,
+    payload: ExchangeRequest,
+    issuer: Province,
+) -> dict[str, Any]:
+    """The issuing library's sealed annotated copy, unchanged; every outcome is recorded."""
     now = datetime.now(UTC)
     if payload.expires_at <= now:
         raise Problem(422, detail="expires_at is in the past")
@@ -351,7 +332,6 @@ async def exchange_licence(
             422,
             detail=f"an annotated copy may last at most {settings.exchange_max_copy_days} days",
         )
-    validator: TokenValidator | None = request.app.state.hub_subject_validator
     if validator is None:
         raise Problem(503, detail="citizen tokens are not configured on the hub")
     try:
@@ -361,13 +341,12 @@ async def exchange_licence(
             403, detail=f"the citizen's token is not accepted: {problem.detail}"
         ) from None
 
-    client: ElicenseShareClient = request.app.state.hub_share_client
     if not issuer.endpoints.get("identity"):
         raise Problem(409, detail=f"province {issuer.region_code} has no identity endpoint")
 
     async def record(outcome: str, status: int | None, copy: dict[str, Any] | None) -> None:
         await run_in_threadpool(
-            _record_use, request, requester=requester, payload=payload,
+            record_use, sessions, requester=requester, payload=payload,
             subject=citizen.subject, outcome=outcome, status=status, copy=copy,
         )  # fmt: skip
 
@@ -378,7 +357,7 @@ async def exchange_licence(
             cause=payload.cause,
             expires_at=payload.expires_at,
             subject_token=payload.subject_token,
-            signer=request.app.state.hub_signer,
+            signer=signer,
             recipient=issuer.region_code,
         )
     except ConsentRefused as exc:
@@ -412,11 +391,8 @@ async def exchange_licence(
     )
     await record(outcome, response.status_code, answer if delivered else None)
     if delivered:
-        return JSONResponse(
-            answer,
-            status_code=201,
-            headers={"Zwfw-Issuer-Region": issuer.region_code},
-        )
+        assert isinstance(answer, dict)
+        return answer
     detail = answer.get("detail") if isinstance(answer, dict) else None
     if response.status_code >= 500 or not (400 <= response.status_code < 500):
         raise Problem(
@@ -447,13 +423,10 @@ class LicenceUseOut(BaseModel):
     copy_sha256: str | None
 
 
-@router.get("/uses", summary="Routed licence exchanges (who asked whom, for what)")
 def licence_uses(
-    db: DbSession,
-    principal: Annotated[Principal, Depends(require_scopes(SCOPE_SUPERVISE))],
-    region: str | None = None,
-    identifier: str | None = None,
+    db: Session, *, region: str | None = None, identifier: str | None = None
 ) -> list[LicenceUseOut]:
+    """The latest 500 routed exchanges, of a province (asking or issuing) or a licence."""
     query = select(LicenceUse).order_by(LicenceUse.at.desc()).limit(500)
     if region:
         query = query.where(
