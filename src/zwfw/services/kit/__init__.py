@@ -1,6 +1,7 @@
 """The service kit: what the five product services (identity, hall, elicense, eseal, hub) share.
 
-One service built on the kit::
+One service built on the kit, condensed into one file (a real service splits it as described
+below)::
 
     # src/zwfw/services/hall/__init__.py
     from pathlib import Path
@@ -64,6 +65,17 @@ One service built on the kit::
     # and in zwfw/services/__init__.py: SERVICES["hall"] = "zwfw.services.hall:SERVICE"
 
     # then:  zwfw migrate hall --config hall.yaml ; zwfw serve hall --config hall.yaml
+
+Every service has the same layout:
+
+- ``__init__.py``: ``build(settings)`` (the app, from ``create_app``) and ``SERVICE``;
+- ``api.py``, or an ``api`` (``routes``) package with a module per concern: the routes, thin:
+  they read the request (principal, headers, the app's state) and call the domain;
+- ``service.py``, or a ``service`` package (or domain modules) with a module per concern: the
+  domain logic, functions of plain arguments and a database session, never a ``Request``;
+  refusals are ``Problem`` (or a domain error the routes turn into one);
+- ``models.py`` (ORM), ``settings.py``, ``migrations/``; ``openapi.py`` exports the service's
+  committed OpenAPI document, ``cli.py`` its commands.
 
 Endpoints that check their callers themselves (a token endpoint authenticating clients, a
 sign-in form with its session and anti-forgery token) are marked
