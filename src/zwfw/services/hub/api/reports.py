@@ -4,11 +4,16 @@ A duplicate delivery is answered 200 with its first receipt, a new report 201.""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
+from zwfw.formats.channel import VerifiedMessage
 from zwfw.services.hub.inbound import RawBody, parse_body, verify_message
+from zwfw.services.hub.models import Province
 from zwfw.services.hub.service import reports
 from zwfw.services.hub.service.reports import (
     SCOPE_REPORT,
@@ -24,37 +29,44 @@ router = APIRouter(prefix="/reports", tags=["report intake"])
 ReportScope = Annotated[Principal, Depends(require_scopes(SCOPE_REPORT))]
 
 
+Payload = TypeVar("Payload", bound=BaseModel)
+Answer = TypeVar("Answer", bound=Receipt)
+
+
+def _take(
+    request: Request,
+    response: Response,
+    body: bytes,
+    db: Session,
+    principal: Principal,
+    shape: type[Payload],
+    take: Callable[[Session, Province, VerifiedMessage, Payload], Answer],
+) -> Answer:
+    province, message = verify_message(request, body, db, principal)
+    receipt = take(db, province, message, parse_body(shape, body))
+    if receipt.duplicate:
+        response.status_code = 200
+    return receipt
+
+
 @router.post("/cases", status_code=201, summary="Take a case report (办件)")
 def report_case(
     request: Request, response: Response, body: RawBody, db: DbSession, principal: ReportScope
 ) -> Receipt:
-    province, message = verify_message(request, body, db, principal)
-    payload = parse_body(CaseReport, body)
-    receipt = reports.take_case_report(db, province, message, payload)
-    if receipt.duplicate:
-        response.status_code = 200
-    return receipt
+    return _take(request, response, body, db, principal, CaseReport, reports.take_case_report)
 
 
 @router.post("/evaluations", status_code=201, summary="Take an evaluation report (好差评)")
 def report_evaluation(
     request: Request, response: Response, body: RawBody, db: DbSession, principal: ReportScope
 ) -> Receipt:
-    province, message = verify_message(request, body, db, principal)
-    payload = parse_body(EvaluationReport, body)
-    receipt = reports.take_evaluation_report(db, province, message, payload)
-    if receipt.duplicate:
-        response.status_code = 200
-    return receipt
+    return _take(
+        request, response, body, db, principal, EvaluationReport, reports.take_evaluation_report
+    )
 
 
 @router.post("/catalog", status_code=201, summary="Take a province's published items (事项)")
 def report_catalog(
     request: Request, response: Response, body: RawBody, db: DbSession, principal: ReportScope
 ) -> CatalogReceipt:
-    province, message = verify_message(request, body, db, principal)
-    payload = parse_body(CatalogReport, body)
-    receipt = reports.take_catalog_report(db, province, message, payload)
-    if receipt.duplicate:
-        response.status_code = 200
-    return receipt
+    return _take(request, response, body, db, principal, CatalogReport, reports.take_catalog_report)
