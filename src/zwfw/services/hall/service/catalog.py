@@ -8,6 +8,7 @@ item (no new cases). Every edit is audited with its actor.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -92,8 +93,17 @@ def check_region(region_code: str, guide: Guide) -> None:
         )
 
 
-def _guide_json(guide: Guide) -> dict[str, Any]:
-    return guide.model_dump(mode="json")
+def _draft(code: str, version: int, guide: Guide, now: datetime) -> Item:
+    return Item(
+        implementation_code=code,
+        version=version,
+        state="draft",
+        name=guide.name,
+        dept_code=guide.dept_code,
+        guide=guide.model_dump(mode="json"),
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def published_items(
@@ -148,17 +158,7 @@ def create_item(db: Session, guide: Guide, *, region_code: str, actor: str) -> I
     code = guide.implementation_code
     if versions(db, code, lock=True):
         raise conflict(f"item {code} exists already; edit its draft instead")
-    now = utcnow()
-    item = Item(
-        implementation_code=code,
-        version=1,
-        state="draft",
-        name=guide.name,
-        dept_code=guide.dept_code,
-        guide=_guide_json(guide),
-        created_at=now,
-        updated_at=now,
-    )
+    item = _draft(code, 1, guide, utcnow())
     db.add(item)
     db.flush()
     audit.record(
@@ -188,20 +188,11 @@ def put_draft(db: Session, code: str, guide: Guide, *, region_code: str, actor: 
         item.name, item.dept_code, item.guide, item.updated_at = (
             guide.name,
             guide.dept_code,
-            _guide_json(guide),
+            guide.model_dump(mode="json"),
             now,
         )
     else:
-        item = Item(
-            implementation_code=code,
-            version=latest.version + 1,
-            state="draft",
-            name=guide.name,
-            dept_code=guide.dept_code,
-            guide=_guide_json(guide),
-            created_at=now,
-            updated_at=now,
-        )
+        item = _draft(code, latest.version + 1, guide, now)
         db.add(item)
     db.flush()
     audit.record(
