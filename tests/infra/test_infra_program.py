@@ -379,8 +379,12 @@ def test_every_object_belongs_to_a_component_of_its_concept(stack: Rendered) -> 
     """Typed components with parent=self: each object's URN names the component it is in."""
     expected_parent = {
         "Deployment": {"zwfw:service:ZwfwService"},
-        # Migrations of a service; the load test's master and workers.
-        "Job": {"zwfw:service:ZwfwService", "zwfw:loadtest:LoadTest"},
+        # Migrations of a service; the load test's master and workers; provisioning.
+        "Job": {
+            "zwfw:service:ZwfwService",
+            "zwfw:loadtest:LoadTest",
+            "zwfw:provisioning:ProvisioningJob",
+        },
         "HorizontalPodAutoscaler": {"zwfw:service:ZwfwService"},
         "Cluster": {"zwfw:database:Database"},
         "Namespace": {"zwfw:tenancy:Tenant"},
