@@ -82,15 +82,19 @@ def service_settings(config: StackConfig, platform: PlatformConfig, service: str
 
 
 def provisioning_plan(config: StackConfig, platform: PlatformConfig) -> ProvisioningPlan:
-    """The plan of ``platform``'s provisioning Job: its IdP, and on a province with the
-    stack's national side, the trust of national tokens for federation (as the host
-    deployment's ``zwfw deploy trust``; the keys fetched inside the cluster)."""
+    """The plan of ``platform``'s provisioning Job: its IdP, and on a province the trust of
+    national tokens for federation (as the host deployment's ``zwfw deploy trust``), from the
+    stack's national side (keys fetched inside the cluster) or ``externalNational.identityUrl``."""
     national = config.national
     trusted: list[tuple[str, str]] = []
     if platform.kind == "province" and national is not None and national.service("identity"):
         trusted.append(
             (public_url(config, national, "identity"), f"{internal_url(national, 'identity')}/jwks")
         )
+    elif platform.kind == "province" and config.external_national_idp is not None:
+        # Outside the cluster: its keys at its public URL, through externalNational.cidrs.
+        idp = config.external_national_idp
+        trusted.append((idp, f"{idp}/jwks"))
     return platform_plan(
         realm=platform.name,
         idp_public_url=public_url(config, platform, "identity"),

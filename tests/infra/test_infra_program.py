@@ -347,6 +347,10 @@ def test_scrape_jobs_and_labels_are_the_ones_the_rules_select(stack: Rendered) -
         (lambda v: v["cluster"].__setitem__("apiServerCidrs", []), "apiServerCidrs is required"),
         (lambda v: v["provinces"].append(dict(v["provinces"][0])), "share the namespace"),
         (lambda v: v.pop("externalNational"), "externalNational"),
+        (
+            lambda v: v["externalNational"].__setitem__("identityUrl", "http://idp.example"),
+            "externalNational.identityUrl",
+        ),
     ],
 )
 def test_bad_stack_configuration_is_refused_in_one_line(change, message: str) -> None:

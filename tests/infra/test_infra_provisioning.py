@@ -106,13 +106,16 @@ def test_the_plan_is_a_valid_plan_against_the_in_cluster_services(
         mounts = {m["name"]: m["mountPath"] for m in _pod(job)["containers"][0]["volumeMounts"]}
         keys = stack.find("Secret", "provisioning-keys", ns)["stringData"]
         assert {str(realm.admin.key_file)} == {f"{mounts['keys']}/{key}" for key in keys}
+        trusted = [(t.issuer, t.jwks_uri) for t in realm.trust]
         if platform["kind"] == "province" and national is not None:
             national_idp = national["services"]["identity"]
-            assert [(t.issuer, t.jwks_uri) for t in realm.trust] == [
-                (national_idp["public_url"], f"{national_idp['internal_url']}/jwks")
-            ]
+            assert trusted == [(national_idp["public_url"], f"{national_idp['internal_url']}/jwks")]
+        elif platform["kind"] == "province":
+            # The national side elsewhere: its IdP at its public URL.
+            idp = stack_values(stack.stack)["externalNational"]["identityUrl"]
+            assert trusted == [(idp, f"{idp}/jwks")]
         else:
-            assert realm.trust == []
+            assert trusted == []
         assert plan.hub is None
         assert not plan.eseal
         assert not plan.elicense
