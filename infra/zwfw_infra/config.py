@@ -40,6 +40,8 @@ _REGION = re.compile(r"^\d{6}$")
 _RETENTION = re.compile(r"^[1-9][0-9]*[dwm]$")
 _PROFILE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _CREDENTIAL = re.compile(r"^[a-z][a-z0-9_]*$")
+# A public https base URL without path, query or credentials (an issuer identifier).
+_HTTPS_BASE = re.compile(r"^https://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$")
 # A load test's hard bound: Locust's run time never exceeds it (six hours at most).
 LOAD_MAX_RUN_SECONDS = 6 * 3600
 
@@ -338,6 +340,8 @@ class StackConfig:
     install_prerequisites: bool
     # Addresses of a national side outside this cluster (hub and national IdP), for egress.
     external_national: tuple[str, ...] = ()
+    # Its IdP's issuer (public URL), whose tokens the provinces' IdPs trust for federation.
+    external_national_idp: str | None = None
     load_test: LoadTestConfig | None = None
 
     @property
@@ -593,7 +597,7 @@ def parse(values: Mapping[str, Any]) -> StackConfig:
         platforms=tuple(platforms),
         departments=departments,
         install_prerequisites=root.boolean("installPrerequisites", False),
-        external_national=_external_national(root.section("externalNational")),
+        **_external_national(root.section("externalNational")),
     )
     load_test = root.get("loadTest")
     if load_test is not None:
@@ -630,10 +634,11 @@ def _pki(reader: _Reader, national: bool) -> PkiConfig:
     return pki
 
 
-def _external_national(reader: _Reader) -> tuple[str, ...]:
+def _external_national(reader: _Reader) -> dict[str, Any]:
     cidrs = reader.strings("cidrs", _CIDR)
+    idp = reader.optional_string("identityUrl", _HTTPS_BASE)
     reader.done()
-    return cidrs
+    return {"external_national": cidrs, "external_national_idp": idp}
 
 
 def _check_unique(config: StackConfig) -> None:

@@ -25,6 +25,7 @@ PSA = {
 
 SERVICE_COMPONENT = "service"
 MIGRATION_COMPONENT = "migration"
+PROVISIONING_COMPONENT = "provisioning"
 
 
 def common(tenant: str, environment: str) -> dict[str, str]:

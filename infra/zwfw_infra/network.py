@@ -117,6 +117,8 @@ class PlatformNetworkArgs:
     # A national side outside the cluster: the hall and the province IdP reach it there.
     external_national: Sequence[str]
     common_labels: Mapping[str, str]
+    # The services the provisioning Job calls (their APIs, on the service port).
+    provisioned: Sequence[str] = ()
 
 
 class PlatformNetwork(pulumi.ComponentResource):
@@ -132,12 +134,15 @@ class PlatformNetwork(pulumi.ComponentResource):
         self.policy_names: list[str] = []
         db_pods = {"match_labels": {labels.CNPG_CLUSTER: args.database_cluster}}
         db_peer = {"pod_selector": db_pods}
+        provisioning = {labels.PART_OF: "zwfw", labels.COMPONENT: labels.PROVISIONING_COMPONENT}
         for service in args.platform.services:
             ingress = [
                 _peer(link.client, ns)
                 for link in args.links
                 if link.server == Endpoint(ns, service.name)
             ]
+            if service.name in args.provisioned:
+                ingress.append({"pod_selector": {"match_labels": provisioning}})
             egress_peers = [
                 _peer(link.server, ns)
                 for link in args.links
@@ -161,6 +166,19 @@ class PlatformNetwork(pulumi.ComponentResource):
                     ingress=[{"from": ingress, "ports": _tcp(SERVICE_PORT)}],
                 )
             self._policy(f"{service.name}-to-dependencies", selector, egress=egress)
+        if args.provisioned:
+            self._policy(
+                "provisioning-to-services",
+                provisioning,
+                egress=[
+                    {
+                        "to": [
+                            _peer(Endpoint(ns, service), ns) for service in sorted(args.provisioned)
+                        ],
+                        "ports": _tcp(SERVICE_PORT),
+                    }
+                ],
+            )
         self._policy(
             "migrations-to-database",
             {labels.PART_OF: "zwfw", labels.COMPONENT: labels.MIGRATION_COMPONENT},

@@ -10,12 +10,21 @@ from typing import Any
 
 import pulumi
 
+from zwfw.provisioning.plan import ProvisioningPlan
 from zwfw_infra import labels, pki
 from zwfw_infra.config import PlatformConfig, StackConfig
 from zwfw_infra.database import Database, DatabaseArgs
 from zwfw_infra.ingress import IngressArgs, PlatformIngress, PublicService
 from zwfw_infra.monitoring import MonitoredService, PlatformMonitoring, PlatformMonitoringArgs
 from zwfw_infra.network import SERVICE_PORT, Link, PlatformNetwork, PlatformNetworkArgs
+from zwfw_infra.provisioning import (
+    ProvisioningJob,
+    ProvisioningJobArgs,
+    ProvisioningOutputs,
+    admin_key,
+    platform_plan,
+    provisioning_clients,
+)
 from zwfw_infra.secrets import Secrets, required_keys
 from zwfw_infra.service import ServiceArgs, ServiceOutputs, ZwfwService, merge_settings
 from zwfw_infra.tenancy import Tenant, TenantArgs
@@ -72,6 +81,36 @@ def service_settings(config: StackConfig, platform: PlatformConfig, service: str
     return settings
 
 
+def provisioning_plan(config: StackConfig, platform: PlatformConfig) -> ProvisioningPlan:
+    """The plan of ``platform``'s provisioning Job: its IdP, and on a province the trust of
+    national tokens for federation (as the host deployment's ``zwfw deploy trust``), from the
+    stack's national side (keys fetched inside the cluster) or ``externalNational.identityUrl``."""
+    national = config.national
+    trusted: list[tuple[str, str]] = []
+    if platform.kind == "province" and national is not None and national.service("identity"):
+        trusted.append(
+            (public_url(config, national, "identity"), f"{internal_url(national, 'identity')}/jwks")
+        )
+    elif platform.kind == "province" and config.external_national_idp is not None:
+        # Outside the cluster: its keys at its public URL, through externalNational.cidrs.
+        idp = config.external_national_idp
+        trusted.append((idp, f"{idp}/jwks"))
+    return platform_plan(
+        realm=platform.name,
+        idp_public_url=public_url(config, platform, "identity"),
+        idp_internal_url=internal_url(platform, "identity"),
+        trusted_issuers=trusted,
+    )
+
+
+def provisioned_services(plan: ProvisioningPlan) -> tuple[str, ...]:
+    """The services a plan calls: what the provisioning Job's NetworkPolicy lets it reach."""
+    called = {"identity"} if plan.realms else set()
+    sections = {"hub": plan.hub, "eseal": plan.eseal, "elicense": plan.elicense, "hall": plan.hall}
+    called |= {service for service, section in sections.items() if section}
+    return tuple(sorted(called))
+
+
 @dataclass(frozen=True)
 class PlatformArgs:
     platform: PlatformConfig
@@ -93,6 +132,7 @@ class PlatformOutputs:
     database_cluster: str
     services: Mapping[str, ServiceOutputs]
     intake_url: str | None
+    provisioning: ProvisioningOutputs | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +142,7 @@ class PlatformOutputs:
             "namespace": self.namespace,
             "database_cluster": self.database_cluster,
             "intake_url": self.intake_url,
+            "provisioning": self.provisioning.as_dict() if self.provisioning else None,
             "services": {
                 name: {
                     "public_url": s.public_url,
@@ -172,6 +213,9 @@ class Platform(pulumi.ComponentResource):
             opts=in_tenant,
         )
         backup = platform.database.backup
+        # Provisioning acts through the platform's IdP: without one there is nothing to do.
+        identity = platform.service("identity")
+        plan = provisioning_plan(stack, platform) if identity is not None else None
         PlatformNetwork(
             f"{name}-network",
             PlatformNetworkArgs(
@@ -182,10 +226,20 @@ class Platform(pulumi.ComponentResource):
                 backup_cidrs=backup.endpoint_cidrs if backup else (),
                 external_national=stack.external_national if platform.kind == "province" else (),
                 common_labels=meta,
+                provisioned=provisioned_services(plan) if plan is not None else (),
             ),
             opts=in_tenant,
         )
         services: dict[str, ServiceOutputs] = {}
+        deployments: list[pulumi.Resource] = []
+        key_path = f"zwfw:secrets.{platform.name}.identity.provisioning_key"
+        provisioning_key = (
+            args.secrets.value(platform.name, "identity", "provisioning_key").apply(
+                lambda value: admin_key(value, key_path)
+            )
+            if identity is not None
+            else None
+        )
         for service in platform.services:
             secret_env: dict[str, pulumi.Output[str]] = {}
             if service.name == "identity":
@@ -195,6 +249,11 @@ class Platform(pulumi.ComponentResource):
                 secret_env["ZWFW_LOOKUP_KEY"] = args.secrets.value(
                     platform.name, "identity", "lookup_key"
                 )
+                # Its provisioning client: the public half of the Job's key.
+                if provisioning_key is not None:
+                    secret_env["ZWFW_PROVISIONING_CLIENTS"] = provisioning_key.apply(
+                        provisioning_clients
+                    )
             if "kek" in required_keys(platform).get(service.name, ()):
                 secret_env["ZWFW_KEK"] = args.secrets.value(platform.name, service.name, "kek")
             component = ZwfwService(
@@ -218,6 +277,7 @@ class Platform(pulumi.ComponentResource):
                 opts=in_tenant,
             )
             services[service.name] = component.outputs
+            deployments.append(component.deployment)
         intake_host = stack.intake_host(platform) if is_hub_platform else None
         PlatformIngress(
             f"{name}-ingress",
@@ -249,6 +309,22 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=in_tenant,
         )
+        provisioning = None
+        if identity is not None and plan is not None and provisioning_key is not None:
+            provisioning = ProvisioningJob(
+                f"{name}-provisioning",
+                ProvisioningJobArgs(
+                    namespace=platform.namespace,
+                    region_code=platform.region_code,
+                    plan=plan,
+                    admin_key=provisioning_key,
+                    image=stack.image,
+                    resources=identity.resources,
+                    services=deployments,
+                    common_labels=meta,
+                ),
+                opts=in_tenant,
+            ).outputs
         self.outputs = PlatformOutputs(
             name=platform.name,
             kind=platform.kind,
@@ -257,5 +333,6 @@ class Platform(pulumi.ComponentResource):
             database_cluster=self.database.cluster_name,
             services=services,
             intake_url=f"https://{intake_host}" if intake_host else None,
+            provisioning=provisioning,
         )
         self.register_outputs({"platform": self.outputs.as_dict()})

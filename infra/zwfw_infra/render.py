@@ -152,6 +152,19 @@ def _ca(common_name: str) -> tuple[str, str]:
     return pem, key_pem
 
 
+def _deploy_time_secret(key: str) -> str:
+    if key == "provisioning_key":
+        private = ec.generate_private_key(ec.SECP256R1())
+        return private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+    if key in ("db_password", "secret_access_key", "access_key_id"):
+        return secrets.token_urlsafe(24)
+    return secrets.token_hex(16)
+
+
 def deploy_time_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """What an operator would set at deploy time for this stack: (plain config additions,
     the ``zwfw:secrets`` object), freshly generated."""
@@ -169,12 +182,7 @@ def deploy_time_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
     for platform in config.platforms:
         groups: dict[str, dict[str, str]] = {}
         for group, keys in required_keys(platform).items():
-            groups[group] = {
-                key: secrets.token_urlsafe(24)
-                if key in ("db_password", "secret_access_key", "access_key_id")
-                else secrets.token_hex(16)
-                for key in keys
-            }
+            groups[group] = {key: _deploy_time_secret(key) for key in keys}
         generated[platform.name] = groups
     load = config.load_test
     if load is not None:

@@ -22,7 +22,8 @@ def required_keys(platform: PlatformConfig) -> dict[str, tuple[str, ...]]:
     for service in platform.services:
         needed = ["db_password"]
         if service.name == "identity":
-            needed += ["data_key", "lookup_key"]
+            # provisioning_key: the private key (PEM or JWK) of its provisioning Job.
+            needed += ["data_key", "lookup_key", "provisioning_key"]
         if service.name in KEK_SERVICES:
             needed.append("kek")
         keys[service.name] = tuple(needed)

@@ -83,6 +83,8 @@ class ServiceOutputs:
 class ZwfwService(pulumi.ComponentResource):
     outputs: ServiceOutputs
     settings: dict[str, Any]
+    # What waits for the service to be up (the provisioning Job).
+    deployment: k8s.apps.v1.Deployment
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("zwfw:service:ZwfwService", name, None, opts)
@@ -276,7 +278,7 @@ class ZwfwService(pulumi.ComponentResource):
         pod_labels = {**meta_labels, labels.COMPONENT: labels.SERVICE_COMPONENT}
         spread = "DoNotSchedule" if args.production else "ScheduleAnyway"
         probe_get = {"path": "/healthz", "port": "https", "scheme": "HTTPS"}
-        deployment = k8s.apps.v1.Deployment(
+        self.deployment = deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={"name": service, "namespace": ns, "labels": pod_labels},
             spec={

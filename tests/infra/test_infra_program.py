@@ -347,6 +347,10 @@ def test_scrape_jobs_and_labels_are_the_ones_the_rules_select(stack: Rendered) -
         (lambda v: v["cluster"].__setitem__("apiServerCidrs", []), "apiServerCidrs is required"),
         (lambda v: v["provinces"].append(dict(v["provinces"][0])), "share the namespace"),
         (lambda v: v.pop("externalNational"), "externalNational"),
+        (
+            lambda v: v["externalNational"].__setitem__("identityUrl", "http://idp.example"),
+            "externalNational.identityUrl",
+        ),
     ],
 )
 def test_bad_stack_configuration_is_refused_in_one_line(change, message: str) -> None:
@@ -379,8 +383,12 @@ def test_every_object_belongs_to_a_component_of_its_concept(stack: Rendered) -> 
     """Typed components with parent=self: each object's URN names the component it is in."""
     expected_parent = {
         "Deployment": {"zwfw:service:ZwfwService"},
-        # Migrations of a service; the load test's master and workers.
-        "Job": {"zwfw:service:ZwfwService", "zwfw:loadtest:LoadTest"},
+        # Migrations of a service; the load test's master and workers; provisioning.
+        "Job": {
+            "zwfw:service:ZwfwService",
+            "zwfw:loadtest:LoadTest",
+            "zwfw:provisioning:ProvisioningJob",
+        },
         "HorizontalPodAutoscaler": {"zwfw:service:ZwfwService"},
         "Cluster": {"zwfw:database:Database"},
         "Namespace": {"zwfw:tenancy:Tenant"},

@@ -89,6 +89,8 @@ def _role(endpoint: Endpoint) -> tuple[str, str]:
         return (endpoint.namespace or "", labels["app.kubernetes.io/name"])
     if labels.get("app.kubernetes.io/component") == "migration":
         return (endpoint.namespace or "", "migration")
+    if labels.get("app.kubernetes.io/component") == "provisioning":
+        return (endpoint.namespace or "", "provisioning")
     if endpoint.namespace == LOAD:
         return (LOAD, labels["app.kubernetes.io/component"])
     if "cnpg.io/cluster" in labels:
@@ -128,6 +130,9 @@ def expected(source: Endpoint, target: Endpoint, port: int) -> bool:
     if src[0] == LOAD:
         # The generators reach the target as citizens do: its public entry, nothing else.
         return target == INGRESS and port == 443 and src[1] == "load-worker"
+    if src[1] == "provisioning":
+        # The provisioning Job calls the admin API of its own platform's IdP, nothing else.
+        return dst == (src[0], "identity") and port == 8443
     if dst[1] == "database":
         if port == 5432:
             return (
@@ -138,8 +143,8 @@ def expected(source: Endpoint, target: Endpoint, port: int) -> bool:
         if port == 9187:
             return source == PROMETHEUS
         return False
-    if dst[1] == "migration":
-        return False  # jobs only call their database
+    if dst[1] in ("migration", "provisioning"):
+        return False  # jobs only call out
     if dst[1] in _SERVICES:
         return port == 8443 and (source in (INGRESS, PROMETHEUS) or _service_link(src, dst))
     if dst[1] == "workload":
@@ -179,6 +184,7 @@ def _violations(cluster: Cluster, expect: Callable[[Endpoint, Endpoint, int], bo
 
 def test_every_connection_is_what_the_architecture_needs_and_nothing_else(cluster: Cluster) -> None:
     assert len([e for e in cluster.endpoints if _role(e)[1] == "migration"]) == 10
+    assert len([e for e in cluster.endpoints if _role(e)[1] == "provisioning"]) == 3
     assert _violations(cluster, expected) == []
 
 
@@ -371,3 +377,25 @@ def test_the_load_generators_reach_only_the_public_entry_and_their_master(
     assert not cluster.can_connect(worker, Endpoint(name="outside", ip=OUTSIDE), 443)
     assert not cluster.can_connect(_pod(cluster, "zwfw-340000", "hall"), master, 5557)
     assert not cluster.can_connect(_department("dept-gongan"), master, 5557)
+
+
+def test_the_provisioning_job_reaches_exactly_the_services_it_provisions(cluster: Cluster) -> None:
+    for namespace in (NATIONAL, *PROVINCES):
+        job = next(
+            e
+            for e in cluster.endpoints
+            if e.namespace == namespace and _role(e)[1] == "provisioning"
+        )
+        assert cluster.can_connect(job, _pod(cluster, namespace, "identity"), 8443)
+        assert cluster.can_connect(job, DNS, 53, "UDP")
+        others = [
+            e
+            for e in cluster.endpoints
+            if e != job and _role(e) != (namespace, "identity") and e != DNS
+        ]
+        assert others
+        for other in others:
+            for port in PORTS:
+                assert not cluster.can_connect(job, other, port), f"{job.name} -> {other.name}"
+        # Its own database neither: provisioning goes through the APIs only.
+        assert not cluster.can_connect(job, _database(namespace), 5432)

@@ -74,6 +74,27 @@ def test_tokens_are_cached_and_renewed_before_they_expire(key: ECKey) -> None:
         assert tokens() == "token-2"
 
 
+def test_an_internal_address_keeps_the_public_token_endpoint_in_the_assertion(
+    key: ECKey,
+) -> None:
+    """Inside a cluster the token endpoint is called at its service URL; the IdP checks the
+    assertion's audience against its public name, so that is what the assertion names."""
+    endpoint = TokenEndpoint(key)
+    internal = "https://identity.zwfw-340000.svc:8443/token"
+    requested: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requested.append(str(request.url))
+        return endpoint(request)
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
+        tokens = ClientCredentials(
+            internal, "hall-340000", key, "s", http=http, assertion_audience=TOKEN_URL
+        )
+        assert tokens() == "token-1"
+    assert requested == [internal]
+
+
 def test_refusals_and_outages_are_told_apart(key: ECKey) -> None:
     endpoint = TokenEndpoint(key)
     endpoint.answer = httpx.Response(

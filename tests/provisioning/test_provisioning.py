@@ -171,6 +171,30 @@ def test_a_caller_without_a_registered_key_is_refused(
         provisioner.apply(plan)
 
 
+def test_an_idp_called_at_another_address_takes_assertions_naming_its_public_endpoint(
+    national: NationalSide,
+) -> None:
+    """As a cluster's provisioning Job calls the IdP at its service URL: the assertion names
+    the public token endpoint (assertion_audience), which the IdP accepts; naming the address
+    called is refused."""
+    identity = national.national["identity"]
+    public = identity.url
+    internal = public.replace("127.0.0.1", "localhost")
+    admin = national.provisioning_client(identity)
+    trust = [TrustPlan(issuer="https://federation.internal.test", jwks_uri="https://x.test/jwks")]
+
+    def plan(**operator: str) -> ProvisioningPlan:
+        inside = admin.model_copy(update={"token_url": f"{internal}/token", **operator})
+        return ProvisioningPlan(
+            realms=[RealmPlan(name="national", url=internal, admin=inside, trust=trust)]
+        )
+
+    outcome = apply_plan(plan(assertion_audience=f"{public}/token"), dry_run=True)
+    assert [(c.kind, c.result) for c in outcome.changes] == [("trust", "would create")]
+    with pytest.raises(ProvisioningError, match="token of provisioning"):
+        apply_plan(plan(), dry_run=True)
+
+
 # --- zwfw provision apply ------------------------------------------------------------------
 
 

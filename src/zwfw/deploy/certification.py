@@ -89,6 +89,23 @@ from zwfw.services.kit.tokens import ClientCredentials, TokenRequestError
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 # Environment variable prefix of the credentials the profiles name.
 ENV_PREFIX = "ZWFW_DEPLOY"
+# The credentials a deployed province's profile names (ZWFW_DEPLOY_<region>_<NAME>).
+CREDENTIALS = (
+    "hall_applicant_token", "hall_other_applicant_token", "hall_staff_token",
+    "hub_report_token", "hub_exchange_token", "hub_supervise_token",
+    "channel_signing_key", "channel_key_id", "elicense_holder_token",
+    "elicense_other_holder_token", "elicense_share_token", "eseal_admin_token",
+    "eseal_signer_subject", "eseal_signer_token", "elicense_test_issuer_code",
+    "elicense_test_issuer_signer_token", "identity_rp_client_id",
+    "identity_rp_redirect_uri", "identity_user", "identity_password",
+    "identity_lockout_user", "identity_lockout_password", "identity_client_id",
+    "identity_client_key", "federation_issuer", "federation_issuer_key",
+)  # fmt: skip
+# With more than one province: a licence exchanged across provinces (跨省通办).
+CROSS_PROVINCE_CREDENTIALS = (
+    "xprov_citizen_token", "xprov_issuer_region", "xprov_licence_id",
+    "xprov_issuer_elicense_url", "xprov_issuer_holder_token",
+)  # fmt: skip
 
 
 class DeployError(RuntimeError):
@@ -651,22 +668,9 @@ class Certification:
     def profile(self, province: ProvincePlan) -> dict[str, Any]:
         where = self.material.section("provinces", province.region)
         spec = province.spec
-        names = [
-            "hall_applicant_token", "hall_other_applicant_token", "hall_staff_token",
-            "hub_report_token", "hub_exchange_token", "hub_supervise_token",
-            "channel_signing_key", "channel_key_id", "elicense_holder_token",
-            "elicense_other_holder_token", "elicense_share_token", "eseal_admin_token",
-            "eseal_signer_subject", "eseal_signer_token", "elicense_test_issuer_code",
-            "elicense_test_issuer_signer_token", "identity_rp_client_id",
-            "identity_rp_redirect_uri", "identity_user", "identity_password",
-            "identity_lockout_user", "identity_lockout_password", "identity_client_id",
-            "identity_client_key", "federation_issuer", "federation_issuer_key",
-        ]  # fmt: skip
+        names = list(CREDENTIALS)
         if len(self.plan.provinces) > 1:
-            names += [
-                "xprov_citizen_token", "xprov_issuer_region", "xprov_licence_id",
-                "xprov_issuer_elicense_url", "xprov_issuer_holder_token",
-            ]  # fmt: skip
+            names += CROSS_PROVINCE_CREDENTIALS
         return {
             "name": f"{spec.name} ({province.region}), deployed by playbooks/site.yml",
             "region_code": province.region,

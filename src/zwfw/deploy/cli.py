@@ -1,5 +1,6 @@
-"""`zwfw deploy …`: steps the host deployment runs once its services answer, and the fresh
-credentials for ``zwfw certify`` against it. Each prints one JSON line (``changed``: whether it
+"""`zwfw deploy …`: steps the host deployment runs once its services answer, the fresh
+credentials for ``zwfw certify`` against it, and the target profile of a Kubernetes
+deployment from its stack outputs. Each prints one JSON line (``changed``: whether it
 made anything new), so a playbook rerun stays changed=0."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Annotated
 import typer
 
 deploy_app = typer.Typer(
-    help="Host deployment steps: shared system clients, certification material, credentials.",
+    help="Deployment steps: shared system clients, certification material, credentials, "
+    "and the target profile of a Kubernetes deployment from its stack outputs.",
     no_args_is_help=True,
 )
 
@@ -213,6 +215,52 @@ def credentials(
         raise _fail(" ".join(str(exc).split())[:400]) from None
     typer.echo(json.dumps({"changed": False, "env": str(path),
                            "profile": str(certification.profile_path(target))}))  # fmt: skip
+
+
+@deploy_app.command("profile")
+def profile(
+    from_stack: Annotated[
+        Path,
+        typer.Option(
+            "--from-stack",
+            help="The stack outputs of infra/ (pulumi stack output --json > outputs.json).",
+        ),
+    ],
+    platform: Annotated[
+        str, typer.Option("--platform", help="The province's platform name, e.g. province-a.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The target profile to write (YAML).")],
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option("--ca-bundle", help="CA certificates of the public entry (PEM)."),
+    ] = None,
+    client_cert: Annotated[
+        Path | None,
+        typer.Option("--client-cert", help="The province's client certificate to the hub intake."),
+    ] = None,
+    client_key: Annotated[
+        Path | None, typer.Option("--client-key", help="Its private key (PEM).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="The profile's name.")] = None,
+) -> None:
+    """Write the certification target profile of a province deployed on Kubernetes from its
+    stack outputs, for `zwfw certify --target PROFILE` as with a host deployment."""
+    from zwfw.deploy.certification import DeployError
+    from zwfw.deploy.stack import load_outputs, stack_profile, write_profile
+
+    try:
+        outputs = load_outputs(from_stack)
+        document = stack_profile(
+            outputs, platform, ca_bundle=ca_bundle, client_cert=client_cert,
+            client_key=client_key, name=name,
+        )  # fmt: skip
+        changed = write_profile(document, out)
+    except DeployError as exc:
+        raise _fail(" ".join(str(exc).split())[:400], 2) from None
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc}", 1) from None
+    typer.echo(json.dumps({"changed": changed, "profile": str(out),
+                           "services": document["services"]}))  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -130,8 +130,9 @@ class Provisioner:
                     f"cannot read the key of {operator.client_id} ({operator.key_file}): {exc}"
                 ) from None
             tokens = ClientCredentials(
-                operator.token_url, operator.client_id, key, scope, http=self.http
-            )
+                operator.token_url, operator.client_id, key, scope, http=self.http,
+                assertion_audience=operator.assertion_audience,
+            )  # fmt: skip
             self._tokens[cache_key] = tokens
         try:
             return tokens()

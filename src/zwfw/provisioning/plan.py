@@ -30,11 +30,14 @@ class _Plan(BaseModel):
 
 class Operator(_Plan):
     """A private_key_jwt client the provisioning acts as at a service (or an IdP's admin
-    API), with the token endpoint it gets its tokens from."""
+    API), with the token endpoint it gets its tokens from. Called at an internal address
+    (a cluster's service URL), ``assertion_audience`` is the endpoint's public URL that the
+    IdP expects its client assertions to name."""
 
     token_url: str
     client_id: str
     key_file: Path
+    assertion_audience: str | None = None
 
 
 class ClientPlan(_Plan):

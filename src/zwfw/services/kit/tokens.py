@@ -116,10 +116,14 @@ class _Base(Generic[_Http]):
         *,
         http: _Http | None = None,
         audience: str | None = None,
+        assertion_audience: str | None = None,
         timeout: float = 10.0,
         refresh_margin: float = 30.0,
     ) -> None:
         self.token_url = token_url
+        # The IdP's own name for its token endpoint, when it is called at another address
+        # (inside a cluster); its client assertions must name that.
+        self.assertion_audience = assertion_audience or token_url
         self.client_id = client_id
         self.key = key
         self.scope = scope
@@ -138,7 +142,7 @@ class _Base(Generic[_Http]):
             **form,
             "client_id": self.client_id,
             "client_assertion_type": CLIENT_ASSERTION_TYPE,
-            "client_assertion": client_assertion(self.client_id, self.key, self.token_url),
+            "client_assertion": client_assertion(self.client_id, self.key, self.assertion_audience),
         }
 
     def _grant(self) -> dict[str, str]:

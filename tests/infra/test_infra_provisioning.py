@@ -1,0 +1,165 @@
+"""Provisioning in the cluster: per platform a Job runs ``zwfw provision apply`` with a plan
+rendered from the stack configuration, against the services' in-cluster URLs, with a key from
+secret config whose public half the platform's IdP registers as its provisioning client."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from joserfc.jwk import ECKey
+from zwfw_infra import labels
+from zwfw_infra.config import ConfigError
+from zwfw_infra.render import Rendered, deploy_time_values, render, stack_values
+
+from zwfw.provisioning import ProvisioningPlan
+from zwfw.services.kit.registry import resolve_service
+from zwfw.services.kit.settings import load_settings
+
+
+def _provisioning_jobs(rendered: Rendered) -> list[dict[str, Any]]:
+    return [
+        job
+        for job in rendered.of_kind("Job")
+        if job["metadata"]["labels"].get(labels.COMPONENT) == labels.PROVISIONING_COMPONENT
+    ]
+
+
+def _pod(job: dict[str, Any]) -> dict[str, Any]:
+    return job["spec"]["template"]["spec"]
+
+
+def _plan(rendered: Rendered, namespace: str, tmp_path: Path) -> ProvisioningPlan:
+    text = rendered.find("ConfigMap", "provisioning-plan", namespace)["data"]["plan.json"]
+    path = tmp_path / f"{namespace}-plan.json"
+    path.write_text(text, encoding="utf-8")
+    return ProvisioningPlan.load(path)
+
+
+def test_each_platform_gets_one_provisioning_job_after_its_services(stack: Rendered) -> None:
+    platforms = stack.outputs["platforms"]
+    jobs = _provisioning_jobs(stack)
+    assert sorted(j["metadata"]["namespace"] for j in jobs) == sorted(
+        p["namespace"] for p in platforms.values()
+    )
+    for job in jobs:
+        ns = job["metadata"]["namespace"]
+        outputs = next(p for p in platforms.values() if p["namespace"] == ns)["provisioning"]
+        assert job["metadata"]["name"] == outputs["job"]
+        pod = _pod(job)
+        (container,) = pod["containers"]
+        assert container["args"] == [
+            "provision", "apply", "--plan", "/plan/plan.json",
+            "--ca-file", "/etc/zwfw/ca/ca.crt",
+        ]  # fmt: skip
+        # Bounded: a stuck run ends, a refused one is retried a few times, then fails.
+        assert 0 < job["spec"]["activeDeadlineSeconds"] <= 1800
+        assert 0 < job["spec"]["backoffLimit"] <= 6
+        assert pod["restartPolicy"] == "Never"
+        # No Kubernetes API: no token, in its own account that has none either.
+        assert pod["automountServiceAccountToken"] is False
+        account = stack.find("ServiceAccount", pod["serviceAccountName"], ns)
+        assert account["automountServiceAccountToken"] is False
+        # The same image and restricted pod security as the services it provisions.
+        identity = stack.find("Deployment", "identity", ns)
+        served = identity["spec"]["template"]["spec"]
+        assert container["image"] == served["containers"][0]["image"]
+        assert pod["securityContext"] == served["securityContext"]
+        assert container["securityContext"] == served["containers"][0]["securityContext"]
+        assert container["resources"]["limits"]
+        assert container["resources"]["requests"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["plan"]["configMap"]["name"] == outputs["plan_config_map"]
+        assert volumes["keys"]["secret"]["secretName"] == outputs["keys_secret"]
+        assert volumes["ca"]["secret"]["secretName"] == "zwfw-internal-ca-bundle"
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["plan"] == "/plan"
+        assert mounts["ca"] == "/etc/zwfw/ca"
+
+
+def test_the_plan_is_a_valid_plan_against_the_in_cluster_services(
+    stack: Rendered, tmp_path: Path
+) -> None:
+    platforms = stack.outputs["platforms"]
+    national = platforms.get("national")
+    for name, platform in platforms.items():
+        ns = platform["namespace"]
+        plan = _plan(stack, ns, tmp_path)
+        identity = platform["services"]["identity"]
+        (realm,) = plan.realms
+        assert realm.name == name
+        assert realm.url == identity["internal_url"]
+        assert realm.admin.client_id == "provisioning"
+        assert realm.admin.token_url == f"{identity['internal_url']}/token"
+        # The IdP accepts assertions naming its public token endpoint only.
+        settings_text = stack.find("ConfigMap", "identity-settings", ns)["data"]["settings.yaml"]
+        settings_file = tmp_path / f"{ns}-identity.yaml"
+        settings_file.write_text(settings_text, encoding="utf-8")
+        public = identity["public_url"]
+        assert realm.admin.assertion_audience == f"{public}/token"
+        assert public in settings_text
+        # The key file is where the Job mounts the Secret's key.
+        job = next(j for j in _provisioning_jobs(stack) if j["metadata"]["namespace"] == ns)
+        mounts = {m["name"]: m["mountPath"] for m in _pod(job)["containers"][0]["volumeMounts"]}
+        keys = stack.find("Secret", "provisioning-keys", ns)["stringData"]
+        assert {str(realm.admin.key_file)} == {f"{mounts['keys']}/{key}" for key in keys}
+        trusted = [(t.issuer, t.jwks_uri) for t in realm.trust]
+        if platform["kind"] == "province" and national is not None:
+            national_idp = national["services"]["identity"]
+            assert trusted == [(national_idp["public_url"], f"{national_idp['internal_url']}/jwks")]
+        elif platform["kind"] == "province":
+            # The national side elsewhere: its IdP at its public URL.
+            idp = stack_values(stack.stack)["externalNational"]["identityUrl"]
+            assert trusted == [(idp, f"{idp}/jwks")]
+        else:
+            assert trusted == []
+        assert plan.hub is None
+        assert not plan.eseal
+        assert not plan.elicense
+        assert not plan.hall
+
+
+def test_the_idp_registers_the_public_half_of_the_jobs_key(
+    stack: Rendered, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for platform in stack.outputs["platforms"].values():
+        ns = platform["namespace"]
+        secret = stack.find("Secret", "provisioning-keys", ns)
+        (key_name,) = secret["stringData"]
+        # From secret config, never plain text: written redacted by make k8s-manifests.
+        assert ("Secret", ns, "provisioning-keys", key_name) in stack.secret_paths
+        private = ECKey.import_key(json.loads(secret["stringData"][key_name]))
+        assert private.is_private
+        assert private.kid
+        settings_file = tmp_path / f"{ns}-identity.yaml"
+        settings_file.write_text(
+            stack.find("ConfigMap", "identity-settings", ns)["data"]["settings.yaml"],
+            encoding="utf-8",
+        )
+        env = stack.find("Secret", "identity-secrets", ns)["stringData"]
+        with monkeypatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            settings = load_settings(resolve_service("identity").settings_class, settings_file)
+        (client,) = settings.provisioning_clients
+        assert client.client_id == "provisioning"
+        registered = client.model_dump(mode="json")["jwks"]["keys"]
+        assert registered == [private.as_dict(private=False)]
+        assert "d" not in registered[0]
+
+
+def test_a_provisioning_key_that_is_not_an_ec_private_key_is_refused_in_one_line() -> None:
+    values = stack_values("province-example")
+    _, secrets = deploy_time_values(values)
+    secrets = copy.deepcopy(secrets)
+    name = values["provinces"][0]["name"]
+    secrets[name]["identity"]["provisioning_key"] = "0123456789abcdef0123456789abcdef"
+    with pytest.raises(ConfigError) as refused:
+        render("province-example", values=values, secret_values=secrets)
+    message = str(refused.value)
+    assert message.startswith(f"secret zwfw:secrets.{name}.identity.provisioning_key: ")
+    assert "\n" not in message
+    assert "0123456789abcdef" not in message
