@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from joserfc.jwk import ECKey
 
-from zwfw.provisioning.plan import ProvisioningPlan
+from zwfw.provisioning.plan import ClientPlan, ProvisioningPlan
+from zwfw.services.kit.tokens import TOKEN_EXCHANGE
 from zwfw_infra import labels, pki
 from zwfw_infra.config import PlatformConfig, StackConfig
 from zwfw_infra.database import Database, DatabaseArgs
@@ -23,10 +25,18 @@ from zwfw_infra.provisioning import (
     ProvisioningOutputs,
     admin_key,
     platform_plan,
+    private_jwk,
     provisioning_clients,
+    public_jwks,
 )
-from zwfw_infra.secrets import Secrets, required_keys
-from zwfw_infra.service import ServiceArgs, ServiceOutputs, ZwfwService, merge_settings
+from zwfw_infra.secrets import CLIENT_KEY_SERVICES, Secrets, required_keys
+from zwfw_infra.service import (
+    CLIENT_KEY_FILE,
+    ServiceArgs,
+    ServiceOutputs,
+    ZwfwService,
+    merge_settings,
+)
 from zwfw_infra.tenancy import Tenant, TenantArgs
 
 
@@ -81,10 +91,85 @@ def service_settings(config: StackConfig, platform: PlatformConfig, service: str
     return settings
 
 
-def provisioning_plan(config: StackConfig, platform: PlatformConfig) -> ProvisioningPlan:
-    """The plan of ``platform``'s provisioning Job: its IdP, and on a province the trust of
-    national tokens for federation (as the host deployment's ``zwfw deploy trust``), from the
-    stack's national side (keys fetched inside the cluster) or ``externalNational.identityUrl``."""
+# The hub's client at the provinces' IdPs (the host target's zwfw.reference.national).
+HUB_CLIENT = "national-hub"
+
+
+@dataclass(frozen=True)
+class ServiceClient:
+    """A service's own OAuth client (private_key_jwt) at a province's IdP, registered by the
+    province's provisioning Job with the public half of ``secrets.<owner>.<service>.
+    client_key``, as the host target registers it (``zwfw.reference.platform``)."""
+
+    client_id: str
+    name: str
+    owner: PlatformConfig
+    service: str
+    grants: tuple[str, ...]
+    scopes: tuple[str, ...]
+    audiences: tuple[str, ...]
+
+
+def idp_clients(config: StackConfig, platform: PlatformConfig) -> tuple[ServiceClient, ...]:
+    """The services' clients ``platform``'s IdP registers: on a province its hall's
+    (``elicense:share`` at its library) and its library's (``eseal:sign``), and the stack's
+    national hub's (its share token and the exchange of citizens' national tokens for their
+    consent). A national side outside the stack registers its hub itself."""
+    if platform.kind != "province" or platform.service("identity") is None:
+        return ()
+    running = {s.name for s in platform.services}
+    region = platform.region_code
+    clients: list[ServiceClient] = []
+    if {"hall", "elicense"} <= running:
+        clients.append(
+            ServiceClient(
+                f"hall-{region}",
+                f"{platform.name} hall",
+                platform,
+                "hall",
+                ("client_credentials",),
+                ("elicense:share",),
+                (public_url(config, platform, "elicense"),),
+            )  # fmt: skip
+        )
+    if {"elicense", "eseal"} <= running:
+        clients.append(
+            ServiceClient(
+                f"elicense-{region}",
+                f"{platform.name} elicense",
+                platform,
+                "elicense",
+                ("client_credentials",),
+                ("eseal:sign",),
+                (public_url(config, platform, "eseal"),),
+            )  # fmt: skip
+        )
+    national = config.national
+    if national is not None and national.service("hub") is not None and "elicense" in running:
+        clients.append(
+            ServiceClient(
+                HUB_CLIENT,
+                "国家政务服务平台 hub",
+                national,
+                "hub",
+                ("client_credentials", TOKEN_EXCHANGE),
+                ("elicense:share", "elicense:consent"),
+                (public_url(config, platform, "elicense"),),
+            )  # fmt: skip
+        )
+    return tuple(clients)
+
+
+def provisioning_plan(
+    config: StackConfig,
+    platform: PlatformConfig,
+    client_jwks: Mapping[str, Mapping[str, Any]],
+) -> ProvisioningPlan:
+    """The plan of ``platform``'s provisioning Job: at its IdP the services' clients
+    (``idp_clients``, by the public ``client_jwks`` of each client id) and on a province the
+    trust of national tokens for federation (as the host deployment's ``zwfw deploy trust``),
+    from the stack's national side (keys fetched inside the cluster) or
+    ``externalNational.identityUrl``."""
     national = config.national
     trusted: list[tuple[str, str]] = []
     if platform.kind == "province" and national is not None and national.service("identity"):
@@ -95,11 +180,23 @@ def provisioning_plan(config: StackConfig, platform: PlatformConfig) -> Provisio
         # Outside the cluster: its keys at its public URL, through externalNational.cidrs.
         idp = config.external_national_idp
         trusted.append((idp, f"{idp}/jwks"))
+    clients = [
+        ClientPlan(
+            client_id=c.client_id,
+            name=c.name,
+            jwks=dict(client_jwks[c.client_id]),
+            grant_types=list(c.grants),
+            scopes=list(c.scopes),
+            audiences=list(c.audiences),
+        )
+        for c in idp_clients(config, platform)
+    ]
     return platform_plan(
         realm=platform.name,
         idp_public_url=public_url(config, platform, "identity"),
         idp_internal_url=internal_url(platform, "identity"),
         trusted_issuers=trusted,
+        clients=clients,
     )
 
 
@@ -215,7 +312,22 @@ class Platform(pulumi.ComponentResource):
         backup = platform.database.backup
         # Provisioning acts through the platform's IdP: without one there is nothing to do.
         identity = platform.service("identity")
-        plan = provisioning_plan(stack, platform) if identity is not None else None
+        clients = idp_clients(stack, platform)
+
+        def client_key(owner: PlatformConfig, service: str) -> pulumi.Output[ECKey]:
+            path = f"zwfw:secrets.{owner.name}.{service}.client_key"
+            return args.secrets.value(owner.name, service, "client_key").apply(
+                lambda value: admin_key(value, path)
+            )
+
+        # Which services the plan calls does not depend on the clients' keys.
+        calls = (
+            provisioned_services(
+                provisioning_plan(stack, platform, {c.client_id: {"keys": []} for c in clients})
+            )
+            if identity is not None
+            else ()
+        )
         PlatformNetwork(
             f"{name}-network",
             PlatformNetworkArgs(
@@ -226,7 +338,7 @@ class Platform(pulumi.ComponentResource):
                 backup_cidrs=backup.endpoint_cidrs if backup else (),
                 external_national=stack.external_national if platform.kind == "province" else (),
                 common_labels=meta,
-                provisioned=provisioned_services(plan) if plan is not None else (),
+                provisioned=calls,
             ),
             opts=in_tenant,
         )
@@ -256,6 +368,12 @@ class Platform(pulumi.ComponentResource):
                     )
             if "kek" in required_keys(platform).get(service.name, ()):
                 secret_env["ZWFW_KEK"] = args.secrets.value(platform.name, service.name, "kek")
+            secret_files: dict[str, pulumi.Output[str]] = {}
+            if service.name in CLIENT_KEY_SERVICES:
+                # Its own client's key, in its own Secret; the IdPs know the public half.
+                secret_files[CLIENT_KEY_FILE] = client_key(platform, service.name).apply(
+                    private_jwk
+                )
             component = ZwfwService(
                 f"{name}-{service.name}",
                 ServiceArgs(
@@ -270,6 +388,7 @@ class Platform(pulumi.ComponentResource):
                         service_settings(stack, platform, service.name), service.settings
                     ),
                     secret_env=secret_env,
+                    secret_files=secret_files,
                     tls_issuer=args.tls_issuer,
                     common_labels=meta,
                     client_certificates=service.name == "hub",
@@ -310,7 +429,19 @@ class Platform(pulumi.ComponentResource):
             opts=in_tenant,
         )
         provisioning = None
-        if identity is not None and plan is not None and provisioning_key is not None:
+        if identity is not None and provisioning_key is not None:
+            # The plan holds the public halves only: not secret, though read from secrets.
+            plan = pulumi.Output.unsecret(
+                pulumi.Output.all(
+                    *[client_key(c.owner, c.service).apply(public_jwks) for c in clients]
+                ).apply(
+                    lambda jwks: provisioning_plan(
+                        stack,
+                        platform,
+                        {c.client_id: j for c, j in zip(clients, jwks, strict=True)},
+                    )
+                )
+            )
             provisioning = ProvisioningJob(
                 f"{name}-provisioning",
                 ProvisioningJobArgs(

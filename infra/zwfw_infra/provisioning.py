@@ -5,7 +5,9 @@ The plan is rendered from the stack configuration (``zwfw.provisioning.plan``): 
 parts in the ConfigMap ``provisioning-plan``, the private key it acts with in the Secret
 ``provisioning-keys``. The key comes from secret config (``secrets.<platform>.identity.
 provisioning_key``); its public half is what the platform's IdP registers as its provisioning
-client (``ZWFW_PROVISIONING_CLIENTS``), the only way to its admin API without a person."""
+client (``ZWFW_PROVISIONING_CLIENTS``), the only way to its admin API without a person.
+The services' own clients are registered by the public halves of their keys
+(``secrets.<platform>.<service>.client_key``): the Job never holds their private keys."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import pulumi_kubernetes as k8s
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from zwfw.provisioning.plan import Operator, ProvisioningPlan, RealmPlan, TrustPlan
+from zwfw.provisioning.plan import ClientPlan, Operator, ProvisioningPlan, RealmPlan, TrustPlan
 from zwfw_infra import labels, pki
 from zwfw_infra.config import ConfigError, Image, Resources
 from zwfw_infra.service import RUN_AS
@@ -61,6 +63,11 @@ def private_jwk(key: ECKey) -> str:
     return json.dumps(key.as_dict(private=True), sort_keys=True)
 
 
+def public_jwks(key: ECKey) -> dict[str, Any]:
+    """The JWKS an IdP registers a client by: the public half only."""
+    return {"keys": [key.as_dict(private=False)]}
+
+
 def provisioning_clients(key: ECKey) -> str:
     """The IdP's ``provisioning_clients`` setting (JSON, as ``ZWFW_PROVISIONING_CLIENTS``)."""
     jwks = {"keys": [key.as_dict(private=False)]}
@@ -73,10 +80,11 @@ def platform_plan(
     idp_public_url: str,
     idp_internal_url: str,
     trusted_issuers: Sequence[tuple[str, str]] = (),
+    clients: Sequence[ClientPlan] = (),
 ) -> ProvisioningPlan:
     """What a platform's Job provisions: at its IdP (called inside the cluster, tokens named
-    by its public URL), the trust of ``trusted_issuers`` ``(issuer, jwks_uri)`` for token
-    exchange (a province's federation with the national IdP)."""
+    by its public URL), ``clients`` and the trust of ``trusted_issuers`` ``(issuer, jwks_uri)``
+    for token exchange (a province's federation with the national IdP)."""
     return ProvisioningPlan(
         realms=[
             RealmPlan(
@@ -88,6 +96,7 @@ def platform_plan(
                     client_id=CLIENT_ID,
                     key_file=Path(KEYS_MOUNT) / ADMIN_KEY,
                 ),
+                clients=list(clients),
                 trust=[TrustPlan(issuer=i, jwks_uri=j) for i, j in trusted_issuers],
             )
         ]
@@ -102,7 +111,8 @@ def plan_json(plan: ProvisioningPlan) -> str:
 class ProvisioningJobArgs:
     namespace: str
     region_code: str
-    plan: ProvisioningPlan
+    # Public parts only, though built from keys in secret config (their public halves).
+    plan: pulumi.Output[ProvisioningPlan]
     admin_key: pulumi.Output[ECKey]
     image: Image
     resources: Resources
@@ -113,11 +123,12 @@ class ProvisioningJobArgs:
 
 @dataclass(frozen=True)
 class ProvisioningOutputs:
-    job: str
+    # The Job's name carries the plan's hash, known once the clients' keys are read.
+    job: pulumi.Output[str]
     plan_config_map: str
     keys_secret: str
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "job": self.job,
             "plan_config_map": self.plan_config_map,
@@ -140,11 +151,16 @@ class ProvisioningJob(pulumi.ComponentResource):
             labels.REGION: args.region_code,
             labels.COMPONENT: labels.PROVISIONING_COMPONENT,
         }
-        text = plan_json(args.plan)
+        text = args.plan.apply(plan_json)
         # Jobs are immutable: a changed plan or image is a new Job, applied from the start.
-        digest = hashlib.sha256((text + args.image.reference).encode()).hexdigest()[:10]
+        reference = args.image.reference
+        digest = text.apply(
+            lambda plan_text: hashlib.sha256((plan_text + reference).encode()).hexdigest()[:10]
+        )
         self.outputs = ProvisioningOutputs(
-            job=f"provisioning-{digest}", plan_config_map=PLAN_CONFIG_MAP, keys_secret=KEYS_SECRET
+            job=digest.apply(lambda d: f"provisioning-{d}"),
+            plan_config_map=PLAN_CONFIG_MAP,
+            keys_secret=KEYS_SECRET,
         )
         plan = k8s.core.v1.ConfigMap(
             f"{name}-plan",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -153,7 +154,7 @@ def _ca(common_name: str) -> tuple[str, str]:
 
 
 def _deploy_time_secret(key: str) -> str:
-    if key == "provisioning_key":
+    if key in ("provisioning_key", "client_key"):
         private = ec.generate_private_key(ec.SECP256R1())
         return private.private_bytes(
             serialization.Encoding.PEM,
@@ -163,6 +164,16 @@ def _deploy_time_secret(key: str) -> str:
     if key in ("db_password", "secret_access_key", "access_key_id"):
         return secrets.token_urlsafe(24)
     return secrets.token_hex(16)
+
+
+async def _resolve(value: Any) -> Any:
+    if isinstance(value, pulumi.Output):
+        return await _resolve(await value.future())
+    if isinstance(value, dict):
+        return {k: await _resolve(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)([await _resolve(v) for v in value])
+    return value
 
 
 def deploy_time_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -229,6 +240,10 @@ def render(
         SETTINGS.rpc_manager.clear()
         SETTINGS.outputs.clear()
         _sync_await(run_pulumi_func(run))
+        # Outputs that wait on resources (a Job's name from its plan), as Pulumi exports them.
+        resolved = _sync_await(_resolve(outputs))
+        outputs.clear()
+        outputs.update(resolved)
     finally:
         # A failed run leaves outputs waiting on what will never resolve: cancel them.
         pending = asyncio.all_tasks(loop)

@@ -14,6 +14,9 @@ import pulumi
 from zwfw_infra.config import KEK_SERVICES, ConfigError, PlatformConfig
 
 SECRETS_KEY = "secrets"
+# Services that call others with a client of their own (private_key_jwt): the halls and
+# e-licence libraries at their province's IdP, the hub at the provinces' IdPs.
+CLIENT_KEY_SERVICES = ("hall", "elicense", "hub")
 
 
 def required_keys(platform: PlatformConfig) -> dict[str, tuple[str, ...]]:
@@ -26,6 +29,10 @@ def required_keys(platform: PlatformConfig) -> dict[str, tuple[str, ...]]:
             needed += ["data_key", "lookup_key", "provisioning_key"]
         if service.name in KEK_SERVICES:
             needed.append("kek")
+        if service.name in CLIENT_KEY_SERVICES:
+            # client_key: the private key (PEM or JWK) of the service's own OAuth client,
+            # whose public half the provisioning Job registers at the IdP that serves it.
+            needed.append("client_key")
         keys[service.name] = tuple(needed)
     backup = platform.database.backup
     if backup is not None and backup.method == "barmanObjectStore":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -27,6 +27,9 @@ from zwfw_infra.network import SERVICE_PORT
 SETTINGS_MOUNT = "/etc/zwfw"
 SETTINGS_FILE = f"{SETTINGS_MOUNT}/settings.yaml"
 TLS_MOUNT = "/etc/zwfw/tls"
+# The service's own OAuth client key (private JWK), a file of its Secret.
+CLIENT_MOUNT = "/etc/zwfw/client"
+CLIENT_KEY_FILE = "client.jwk"
 RUN_AS = 10001
 # The kit's serve lets requests in flight finish for 30 s on SIGTERM; the pod gets more.
 GRACEFUL_SECONDS = 30
@@ -64,6 +67,8 @@ class ServiceArgs:
     common_labels: Mapping[str, str]
     # The hub checks client certificates (mutual TLS) against the internal CA.
     client_certificates: bool = False
+    # Secret values the service reads as files (its client key), mounted at CLIENT_MOUNT.
+    secret_files: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,9 @@ class ZwfwService(pulumi.ComponentResource):
             f"{name}-secrets",
             metadata={"name": self.outputs.secret, "namespace": ns, "labels": meta_labels},
             type="Opaque",
-            string_data=pulumi.Output.secret(pulumi.Output.all(**secret_values)),
+            string_data=pulumi.Output.secret(
+                pulumi.Output.all(**secret_values, **args.secret_files)
+            ),
             opts=child,
         )
         certificate = pki.certificate(
@@ -210,6 +217,18 @@ class ZwfwService(pulumi.ComponentResource):
             {"name": "database-ca", "mount_path": CA_MOUNT, "read_only": True},
             {"name": "tmp", "mount_path": "/tmp"},
         ]
+        if args.secret_files:
+            volumes.append(
+                {
+                    "name": "client",
+                    "secret": {
+                        "secret_name": self.outputs.secret,
+                        "items": [{"key": f, "path": f} for f in sorted(args.secret_files)],
+                        "default_mode": 0o440,
+                    },
+                }
+            )
+            mounts.append({"name": "client", "mount_path": CLIENT_MOUNT, "read_only": True})
         resources = args.service.resources
         container_base = {
             "image": args.image.reference,

@@ -18,6 +18,7 @@ from zwfw_infra.render import Rendered, deploy_time_values, render, stack_values
 from zwfw.provisioning import ProvisioningPlan
 from zwfw.services.kit.registry import resolve_service
 from zwfw.services.kit.settings import load_settings
+from zwfw.services.kit.tokens import TOKEN_EXCHANGE
 
 
 def _provisioning_jobs(rendered: Rendered) -> list[dict[str, Any]]:
@@ -163,3 +164,66 @@ def test_a_provisioning_key_that_is_not_an_ec_private_key_is_refused_in_one_line
     assert message.startswith(f"secret zwfw:secrets.{name}.identity.provisioning_key: ")
     assert "\n" not in message
     assert "0123456789abcdef" not in message
+
+
+def test_the_services_clients_are_registered_by_the_public_halves_of_their_own_keys(
+    stack: Rendered, tmp_path: Path
+) -> None:
+    """As the host target: a province's IdP registers its hall's client (elicense:share at its
+    library), its library's (eseal:sign) and the stack's national hub's; each key is in the
+    owning service's own Secret, mounted as a file, and the plan holds public halves only."""
+    platforms = stack.outputs["platforms"]
+    national = platforms.get("national")
+
+    def service_key(platform: dict[str, Any], service: str) -> ECKey:
+        ns = platform["namespace"]
+        secret_name = platform["services"][service]["secret"]
+        secret = stack.find("Secret", secret_name, ns)
+        assert ("Secret", ns, secret_name, "client.jwk") in stack.secret_paths
+        pod = stack.find("Deployment", service, ns)["spec"]["template"]["spec"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "client"]
+        assert volume["secret"]["secretName"] == secret_name
+        assert volume["secret"]["items"] == [{"key": "client.jwk", "path": "client.jwk"}]
+        mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        assert mounts["client"] == "/etc/zwfw/client"
+        return ECKey.import_key(json.loads(secret["stringData"]["client.jwk"]))
+
+    provinces = {n: p for n, p in platforms.items() if p["kind"] == "province"}
+    assert provinces
+    for name, platform in provinces.items():
+        ns = platform["namespace"]
+        region = platform["region_code"]
+        services = platform["services"]
+        plan = _plan(stack, ns, tmp_path)
+        (realm,) = plan.realms
+        clients = {c.client_id: c for c in realm.clients}
+        expected = {
+            f"hall-{region}": (platform, "hall", ["elicense:share"], "elicense"),
+            f"elicense-{region}": (platform, "elicense", ["eseal:sign"], "eseal"),
+        }
+        if national is not None:
+            expected["national-hub"] = (
+                national,
+                "hub",
+                ["elicense:share", "elicense:consent"],
+                "elicense",
+            )
+        assert set(clients) == set(expected), name
+        for client_id, (owner, service, scopes, audience) in expected.items():
+            client = clients[client_id]
+            private = service_key(owner, service)
+            assert client.auth_method == "private_key_jwt"
+            assert client.key_file is None
+            assert client.jwks == {"keys": [private.as_dict(private=False)]}
+            assert client.scopes == scopes
+            assert client.audiences == [services[audience]["public_url"]]
+        if national is not None:
+            # The hub exchanges citizens' national tokens for their consent here.
+            assert TOKEN_EXCHANGE in clients["national-hub"].grant_types
+        text = stack.find("ConfigMap", "provisioning-plan", ns)["data"]["plan.json"]
+        assert '"d"' not in text
+        # The Job acts with its own key only, never with the services'.
+        assert list(stack.find("Secret", "provisioning-keys", ns)["stringData"]) == ["admin.jwk"]
+    if national is not None:
+        (realm,) = _plan(stack, national["namespace"], tmp_path).realms
+        assert realm.clients == []

@@ -115,4 +115,8 @@ def test_written_manifests_validate_and_hold_no_secret(
     hall = yaml.safe_load(
         (tmp_path / "demo" / "zwfw-340000" / "secret-hall-secrets.yaml").read_text()
     )
-    assert hall["stringData"] == {"ZWFW_DATABASE_URL": REDACTED, "ZWFW_KEK": REDACTED}
+    assert hall["stringData"] == {
+        "ZWFW_DATABASE_URL": REDACTED,
+        "ZWFW_KEK": REDACTED,
+        "client.jwk": REDACTED,
+    }
