@@ -9,6 +9,7 @@ Every key is documented in ``infra/README.md``.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections.abc import Mapping
@@ -212,6 +213,21 @@ class ServiceConfig:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
+# The unified social credit code (统一社会信用代码, GB 32100-2015).
+_CREDIT_CODE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+
+
+@dataclass(frozen=True)
+class IssuerConfig:
+    """A province's licence issuer whose seal (电子证照专用章) its provisioning Job makes at
+    its e-seal service, the e-licence library its only signer (as the host target does)."""
+
+    credit_code: str
+    name: str
+    # The seal picture (PNG, base64); demo stacks may leave it to a generated one.
+    picture_png: str | None = None
+
+
 @dataclass(frozen=True)
 class PlatformConfig:
     """A zwfw platform tenant: a province's or the national side's services and database."""
@@ -224,6 +240,7 @@ class PlatformConfig:
     services: tuple[ServiceConfig, ...]
     database: DatabaseConfig
     quota: Quota
+    issuer: IssuerConfig | None = None
 
     def service(self, name: str) -> ServiceConfig | None:
         return next((s for s in self.services if s.name == name), None)
@@ -475,9 +492,34 @@ def _platform(reader: _Reader, kind: PlatformKind, environment: Environment) -> 
         services=tuple(services),
         database=database,
         quota=_quota(reader.section("quota")),
+        issuer=_issuer(reader.section("issuer"), kind, production),
     )
     reader.done()
     return platform
+
+
+def _issuer(reader: _Reader, kind: PlatformKind, production: bool) -> IssuerConfig | None:
+    if not reader.values:
+        return None
+    if kind != "province":
+        raise ConfigError(f"{reader.where}: only a province issues licences")
+    picture = reader.optional_string("picturePng")
+    if picture is not None:
+        try:
+            png = base64.b64decode(picture, validate=True)
+        except ValueError:
+            png = b""
+        if not png.startswith(b"\x89PNG"):
+            raise ConfigError(f"{reader.where}.picturePng: not a base64 PNG")
+    elif production:
+        raise ConfigError(f"{reader.where}.picturePng: production stacks give the seal picture")
+    issuer = IssuerConfig(
+        credit_code=reader.string("creditCode", None, _CREDIT_CODE),
+        name=reader.string("name"),
+        picture_png=picture,
+    )
+    reader.done()
+    return issuer
 
 
 def _department(reader: _Reader) -> DepartmentConfig:

@@ -4,14 +4,24 @@ deployment (provisioning the services, writing the certification target profile)
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 from joserfc.jwk import ECKey
 
-from zwfw.provisioning.plan import ClientPlan, ProvisioningPlan
+from zwfw.provisioning.plan import (
+    ClientPlan,
+    EsealPlan,
+    Operator,
+    ProvisioningPlan,
+    SealPlan,
+    SignerPlan,
+)
+from zwfw.reference.keys import seal_picture
 from zwfw.services.kit.tokens import TOKEN_EXCHANGE
 from zwfw_infra import labels, pki
 from zwfw_infra.config import PlatformConfig, StackConfig
@@ -20,6 +30,8 @@ from zwfw_infra.ingress import IngressArgs, PlatformIngress, PublicService
 from zwfw_infra.monitoring import MonitoredService, PlatformMonitoring, PlatformMonitoringArgs
 from zwfw_infra.network import SERVICE_PORT, Link, PlatformNetwork, PlatformNetworkArgs
 from zwfw_infra.provisioning import (
+    ADMIN_KEY,
+    KEYS_MOUNT,
     ProvisioningJob,
     ProvisioningJobArgs,
     ProvisioningOutputs,
@@ -88,11 +100,16 @@ def service_settings(config: StackConfig, platform: PlatformConfig, service: str
         settings["discovery"] = discovery
     if service == "elicense" and "eseal" in running:
         settings["eseal"] = {"base_url": internal_url(platform, "eseal")}
+    if service == "eseal" and platform.kind == "province" and "elicense" in running:
+        # The one signer a licence seal may have: the library's client (idp_clients).
+        settings["licence_client"] = f"elicense-{platform.region_code}"
     return settings
 
 
 # The hub's client at the provinces' IdPs (the host target's zwfw.reference.national).
 HUB_CLIENT = "national-hub"
+# The provisioning Job's client at its e-seal service (its own key, scopes eseal:*).
+SEALS_CLIENT = "provisioning-seals"
 
 
 @dataclass(frozen=True)
@@ -164,6 +181,7 @@ def provisioning_plan(
     config: StackConfig,
     platform: PlatformConfig,
     client_jwks: Mapping[str, Mapping[str, Any]],
+    admin_jwks: Mapping[str, Any],
 ) -> ProvisioningPlan:
     """The plan of ``platform``'s provisioning Job: at its IdP the services' clients
     (``idp_clients``, by the public ``client_jwks`` of each client id) and on a province the
@@ -191,13 +209,57 @@ def provisioning_plan(
         )
         for c in idp_clients(config, platform)
     ]
-    return platform_plan(
+    eseal = _issuer_seal(config, platform, admin_jwks, clients)
+    plan = platform_plan(
         realm=platform.name,
         idp_public_url=public_url(config, platform, "identity"),
         idp_internal_url=internal_url(platform, "identity"),
         trusted_issuers=trusted,
         clients=clients,
     )
+    return ProvisioningPlan(realms=plan.realms, eseal=eseal)
+
+
+def _issuer_seal(
+    config: StackConfig,
+    platform: PlatformConfig,
+    admin_jwks: Mapping[str, Any],
+    clients: list[ClientPlan],
+) -> list[EsealPlan]:
+    """The issuer's licence seal at the province's e-seal service (``issuer``), signed by the
+    library only; the Job acts there as ``SEALS_CLIENT`` with its own key, registered (and
+    listed in ``clients``) at its IdP first. None without an issuer or a library."""
+    issuer = platform.issuer
+    running = {s.name for s in platform.services}
+    if issuer is None or not {"identity", "elicense", "eseal"} <= running:
+        return []
+    eseal = public_url(config, platform, "eseal")
+    clients.append(
+        ClientPlan(
+            client_id=SEALS_CLIENT,
+            name=f"{platform.name} provisioning (seals)",
+            jwks=dict(admin_jwks),
+            scopes=["eseal:admin", "eseal:read"],
+            audiences=[eseal],
+        )  # fmt: skip
+    )
+    idp_public = public_url(config, platform, "identity")
+    operator = Operator(
+        token_url=f"{internal_url(platform, 'identity')}/token",
+        assertion_audience=f"{idp_public}/token",
+        client_id=SEALS_CLIENT,
+        key_file=Path(KEYS_MOUNT) / ADMIN_KEY,
+    )
+    picture = issuer.picture_png or base64.b64encode(seal_picture()).decode()
+    seal = SealPlan(
+        credit_code=issuer.credit_code,
+        organisation=issuer.name,
+        category="licence",
+        name=f"{issuer.name}电子证照专用章",
+        signers=[SignerPlan(subject=f"elicense-{platform.region_code}", name="电子证照库")],
+        picture_png=picture,
+    )
+    return [EsealPlan(url=internal_url(platform, "eseal"), operator=operator, seals=[seal])]
 
 
 def provisioned_services(plan: ProvisioningPlan) -> tuple[str, ...]:
@@ -323,7 +385,9 @@ class Platform(pulumi.ComponentResource):
         # Which services the plan calls does not depend on the clients' keys.
         calls = (
             provisioned_services(
-                provisioning_plan(stack, platform, {c.client_id: {"keys": []} for c in clients})
+                provisioning_plan(
+                    stack, platform, {c.client_id: {"keys": []} for c in clients}, {"keys": []}
+                )
             )
             if identity is not None
             else ()
@@ -433,12 +497,14 @@ class Platform(pulumi.ComponentResource):
             # The plan holds the public halves only: not secret, though read from secrets.
             plan = pulumi.Output.unsecret(
                 pulumi.Output.all(
-                    *[client_key(c.owner, c.service).apply(public_jwks) for c in clients]
+                    provisioning_key.apply(public_jwks),
+                    *[client_key(c.owner, c.service).apply(public_jwks) for c in clients],
                 ).apply(
                     lambda jwks: provisioning_plan(
                         stack,
                         platform,
-                        {c.client_id: j for c, j in zip(clients, jwks, strict=True)},
+                        {c.client_id: j for c, j in zip(clients, jwks[1:], strict=True)},
+                        jwks[0],
                     )
                 )
             )

@@ -351,6 +351,26 @@ def test_scrape_jobs_and_labels_are_the_ones_the_rules_select(stack: Rendered) -
             lambda v: v["externalNational"].__setitem__("identityUrl", "http://idp.example"),
             "externalNational.identityUrl",
         ),
+        # A production seal's picture is the organisation's own, never a generated one.
+        (
+            lambda v: v["provinces"][0].__setitem__(
+                "issuer", {"creditCode": "11340100MB0000001X", "name": "安徽省市场监督管理局"}
+            ),
+            r"provinces\[0\]\.issuer\.picturePng: production stacks give the seal picture",
+        ),
+        (
+            lambda v: v["provinces"][0].__setitem__(
+                "issuer", {"creditCode": "1134", "name": "x", "picturePng": "iVBORw0KGgo="}
+            ),
+            r"provinces\[0\]\.issuer\.creditCode",
+        ),
+        (
+            lambda v: v["provinces"][0].__setitem__(
+                "issuer",
+                {"creditCode": "11340100MB0000001X", "name": "x", "picturePng": "bm90IGEgcG5n"},
+            ),
+            "picturePng: not a base64 PNG",
+        ),
     ],
 )
 def test_bad_stack_configuration_is_refused_in_one_line(change, message: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from joserfc.jwk import ECKey
 from zwfw_infra import labels
 from zwfw_infra.config import ConfigError
@@ -118,7 +119,13 @@ def test_the_plan_is_a_valid_plan_against_the_in_cluster_services(
         else:
             assert trusted == []
         assert plan.hub is None
-        assert not plan.eseal
+        # The issuer seal where the province names its issuer (the demo's provinces).
+        issuer = next(
+            (p.get("issuer") for p in stack_values(stack.stack).get("provinces", [])
+             if p["name"] == name),
+            None,
+        )  # fmt: skip
+        assert len(plan.eseal) == (1 if issuer else 0)
         assert not plan.elicense
         assert not plan.hall
 
@@ -208,10 +215,21 @@ def test_the_services_clients_are_registered_by_the_public_halves_of_their_own_k
                 ["elicense:share", "elicense:consent"],
                 "elicense",
             )
+        if plan.eseal:
+            expected["provisioning-seals"] = (None, "", ["eseal:admin", "eseal:read"], "eseal")
         assert set(clients) == set(expected), name
         for client_id, (owner, service, scopes, audience) in expected.items():
             client = clients[client_id]
-            private = service_key(owner, service)
+            private = (
+                service_key(owner, service)
+                if owner is not None
+                # The Job's own client at its e-seal service: its own key.
+                else ECKey.import_key(
+                    json.loads(
+                        stack.find("Secret", "provisioning-keys", ns)["stringData"]["admin.jwk"]
+                    )
+                )
+            )
             assert client.auth_method == "private_key_jwt"
             assert client.key_file is None
             assert client.jwks == {"keys": [private.as_dict(private=False)]}
@@ -227,3 +245,33 @@ def test_the_services_clients_are_registered_by_the_public_halves_of_their_own_k
     if national is not None:
         (realm,) = _plan(stack, national["namespace"], tmp_path).realms
         assert realm.clients == []
+
+
+def test_a_province_with_an_issuer_gets_its_licence_seal_signed_by_its_library_only(
+    demo: Rendered, tmp_path: Path
+) -> None:
+    """As the host target's platform stage: the issuer's 电子证照专用章 at the province's e-seal
+    service, its one signer the library's client, which the e-seal service is told of."""
+    values = stack_values("demo")
+    for province in values["provinces"]:
+        platform = demo.outputs["platforms"][province["name"]]
+        ns, region = platform["namespace"], platform["region_code"]
+        services = platform["services"]
+        plan = _plan(demo, ns, tmp_path)
+        (eseal,) = plan.eseal
+        assert eseal.url == services["eseal"]["internal_url"]
+        operator = eseal.operator
+        assert operator.client_id == "provisioning-seals"
+        assert operator.token_url == f"{services['identity']['internal_url']}/token"
+        assert operator.assertion_audience == f"{services['identity']['public_url']}/token"
+        assert operator.key_file == plan.realms[0].admin.key_file
+        (seal,) = eseal.seals
+        assert seal.credit_code == province["issuer"]["creditCode"]
+        assert seal.organisation == province["issuer"]["name"]
+        assert seal.category == "licence"
+        assert [s.subject for s in seal.signers] == [f"elicense-{region}"]
+        assert seal.picture_png
+        settings = yaml.safe_load(
+            demo.find("ConfigMap", "eseal-settings", ns)["data"]["settings.yaml"]
+        )
+        assert settings["licence_client"] == f"elicense-{region}"

@@ -131,8 +131,9 @@ def expected(source: Endpoint, target: Endpoint, port: int) -> bool:
         # The generators reach the target as citizens do: its public entry, nothing else.
         return target == INGRESS and port == 443 and src[1] == "load-worker"
     if src[1] == "provisioning":
-        # The provisioning Job calls the admin API of its own platform's IdP, nothing else.
-        return dst == (src[0], "identity") and port == 8443
+        # The provisioning Job calls its own platform's IdP (admin API, tokens) and, on the
+        # demo's provinces (each with an issuer), its e-seal service (the issuer seal).
+        return dst in _provisioned(src[0]) and port == 8443
     if dst[1] == "database":
         if port == 5432:
             return (
@@ -379,6 +380,13 @@ def test_the_load_generators_reach_only_the_public_entry_and_their_master(
     assert not cluster.can_connect(_department("dept-gongan"), master, 5557)
 
 
+def _provisioned(namespace: str) -> set[tuple[str, str]]:
+    """The services a platform's provisioning Job calls on the demo stack."""
+    if namespace in PROVINCES:
+        return {(namespace, "identity"), (namespace, "eseal")}
+    return {(namespace, "identity")}
+
+
 def test_the_provisioning_job_reaches_exactly_the_services_it_provisions(cluster: Cluster) -> None:
     for namespace in (NATIONAL, *PROVINCES):
         job = next(
@@ -386,12 +394,13 @@ def test_the_provisioning_job_reaches_exactly_the_services_it_provisions(cluster
             for e in cluster.endpoints
             if e.namespace == namespace and _role(e)[1] == "provisioning"
         )
-        assert cluster.can_connect(job, _pod(cluster, namespace, "identity"), 8443)
+        for _, service in _provisioned(namespace):
+            assert cluster.can_connect(job, _pod(cluster, namespace, service), 8443)
         assert cluster.can_connect(job, DNS, 53, "UDP")
         others = [
             e
             for e in cluster.endpoints
-            if e != job and _role(e) != (namespace, "identity") and e != DNS
+            if e != job and _role(e) not in _provisioned(namespace) and e != DNS
         ]
         assert others
         for other in others:
