@@ -131,9 +131,28 @@ def idp_clients(config: StackConfig, platform: PlatformConfig) -> tuple[ServiceC
     """The services' clients ``platform``'s IdP registers: on a province its hall's
     (``elicense:share`` at its library) and its library's (``eseal:sign``), and the stack's
     national hub's (its share token and the exchange of citizens' national tokens for their
-    consent). A national side outside the stack registers its hub itself."""
-    if platform.kind != "province" or platform.service("identity") is None:
+    consent). A national side outside the stack registers its hub itself. On the national side,
+    each of the stack's halls as its province's client for the hub (``province-<region>``:
+    reports and licence exchange)."""
+    if platform.service("identity") is None:
         return ()
+    if platform.kind == "national":
+        if platform.service("hub") is None:
+            return ()
+        hub = public_url(config, platform, "hub")
+        return tuple(
+            ServiceClient(
+                f"province-{p.region_code}",
+                f"{p.name} hall",
+                p,
+                "hall",
+                ("client_credentials",),
+                ("hub:report", "hub:exchange"),
+                (hub,),
+            )  # fmt: skip
+            for p in config.provinces
+            if p.service("hall") is not None
+        )
     running = {s.name for s in platform.services}
     region = platform.region_code
     clients: list[ServiceClient] = []

@@ -243,8 +243,17 @@ def test_the_services_clients_are_registered_by_the_public_halves_of_their_own_k
         # The Job acts with its own key only, never with the services'.
         assert list(stack.find("Secret", "provisioning-keys", ns)["stringData"]) == ["admin.jwk"]
     if national is not None:
+        # The national IdP: each hall as its province's client for the hub, by the same key.
         (realm,) = _plan(stack, national["namespace"], tmp_path).realms
-        assert realm.clients == []
+        hub = national["services"]["hub"]["public_url"]
+        registered = {c.client_id: c for c in realm.clients}
+        assert set(registered) == {f"province-{p['region_code']}" for p in provinces.values()}
+        for province in provinces.values():
+            client = registered[f"province-{province['region_code']}"]
+            private = service_key(province, "hall")
+            assert client.jwks == {"keys": [private.as_dict(private=False)]}
+            assert client.scopes == ["hub:report", "hub:exchange"]
+            assert client.audiences == [hub]
 
 
 def test_a_province_with_an_issuer_gets_its_licence_seal_signed_by_its_library_only(
