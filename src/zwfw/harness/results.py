@@ -173,8 +173,9 @@ def aggregate(
     in_scope: frozenset[str] | None = None,
     out_of_scope: Mapping[str, str] | None = None,
 ) -> list[RequirementResult]:
-    """One result per catalog requirement, in catalog order (`in_scope` None: all of them
-    but those of `out_of_scope`, which maps requirement IDs to why they are not judged)."""
+    """One result per catalog requirement, in catalog order (`in_scope` None: all of them);
+    those of `out_of_scope`, which maps requirement IDs to why they are not judged, are listed
+    not tested and out of scope in any run."""
     out_of_scope = out_of_scope or {}
     by_requirement: dict[str, list[TestRecord]] = {r.id: [] for r in catalog.requirements}
     for record in records:
@@ -184,17 +185,19 @@ def aggregate(
     results = []
     for requirement in catalog.requirements:
         tests = by_requirement[requirement.id]
+        # Out of scope by the run's own finding (e.g. nothing of the target to judge), in a
+        # partial run as in a complete one.
+        if requirement.id in out_of_scope:
+            results.append(
+                RequirementResult(
+                    requirement, "not-tested", out_of_scope[requirement.id], [], in_scope=False
+                )
+            )
+            continue
         if in_scope is not None and requirement.id not in in_scope:
             results.append(
                 RequirementResult(
                     requirement, "not-tested", "outside the selected suites", [], in_scope=False
-                )
-            )
-            continue
-        if in_scope is None and requirement.id in out_of_scope:
-            results.append(
-                RequirementResult(
-                    requirement, "not-tested", out_of_scope[requirement.id], [], in_scope=False
                 )
             )
             continue
