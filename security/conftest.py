@@ -8,7 +8,9 @@ Credentials it needs beyond the conformance suites' (each `{env: VAR}` in the pr
   client of the province whose scopes cover nothing of the hall, e-licence service and hub
   (the first) and nothing of the e-seal service (the second);
 - `security_other_province_token`: an access token of another province's staff (their IdP);
-  `security_other_province_hub_token`: another province's national token (hub scopes).
+  `security_other_province_hub_token`: another province's national token (hub scopes);
+- `security_eseal_read_token`: a system client's token with `eseal:read`, to list the e-seal
+  register for the 密评 check of its seals (SEC-CRY-001).
 
 The scans of the whole run (`test_run_scans.py`) run last, after every other suite's tests.
 """
