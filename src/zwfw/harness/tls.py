@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
@@ -267,7 +268,11 @@ def hostname_matches(leaf: x509.Certificate, host: str) -> bool:
 
 
 def _key_weakness(leaf: x509.Certificate) -> str | None:
-    key = leaf.public_key()
+    try:
+        key = leaf.public_key()
+    except (UnsupportedAlgorithm, ValueError):
+        # A key this library cannot read (an SM2 key of a TLCP certificate) is not judged weak.
+        return None
     if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < MIN_RSA_BITS:
         return f"{type(key).__name__.removesuffix('PublicKey')} key of {key.key_size} bits"
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < MIN_EC_BITS:
