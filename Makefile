@@ -3,10 +3,14 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# sslyze, for the security suite's TLS scans, in its own virtualenv (its pins do not fit the
+# project's); the suite finds it at this path (or $$ZWFW_SSLYZE).
+SSLYZE_VENV  := .venv-sslyze
+SSLYZE_STAMP := $(SSLYZE_VENV)/.installed-stamp
 
-.PHONY: install test test-fast lint bench mutation demo demo-down clean k8s-manifests checkov
+.PHONY: install test test-fast lint bench mutation demo demo-down clean k8s-manifests checkov sslyze
 
-install: $(STAMP)
+install: $(STAMP) $(SSLYZE_STAMP)
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11" >&2; exit 2; }
@@ -15,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # pytest exits 5 when it collected nothing; that is a failure here, never a pass.
-test: $(STAMP)
+test: $(STAMP) $(SSLYZE_STAMP)
 	@$(BIN)/pytest --durations=30; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	if [ $$rc -ne 0 ]; then exit $$rc; fi
@@ -29,7 +33,7 @@ test: $(STAMP)
 # gives by directory), then the same coverage check.
 FAST_TESTS := not deploy and not e2e and not faults and not sandbox and not selftest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(SSLYZE_STAMP)
 	@$(BIN)/pytest -m "$(FAST_TESTS)"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test-fast: no tests were collected" >&2; exit 1; fi; \
 	if [ $$rc -ne 0 ]; then exit $$rc; fi
@@ -107,5 +111,13 @@ checkov: k8s-manifests $(CHECKOV_STAMP)
 	@mkdir -p out/checkov && cp Containerfile out/checkov/Dockerfile
 	$(CHECKOV) --framework dockerfile -f out/checkov/Dockerfile
 
+$(SSLYZE_STAMP): security/sslyze-requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11" >&2; exit 2; }
+	$(PYTHON) -m venv $(SSLYZE_VENV)
+	$(SSLYZE_VENV)/bin/pip install --quiet -r security/sslyze-requirements.txt
+	@touch $(SSLYZE_STAMP)
+
+sslyze: $(SSLYZE_STAMP)
+
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) $(SSLYZE_VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -8,7 +8,9 @@ Credentials it needs beyond the conformance suites' (each `{env: VAR}` in the pr
   client of the province whose scopes cover nothing of the hall, e-licence service and hub
   (the first) and nothing of the e-seal service (the second);
 - `security_other_province_token`: an access token of another province's staff (their IdP);
-  `security_other_province_hub_token`: another province's national token (hub scopes).
+  `security_other_province_hub_token`: another province's national token (hub scopes);
+- `security_eseal_read_token`: a system client's token with `eseal:read`, to list the e-seal
+  register for the 密评 check of its seals (SEC-CRY-001).
 
 The scans of the whole run (`test_run_scans.py`) run last, after every other suite's tests.
 """
@@ -93,6 +95,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.add_cleanup(lambda: http.unobserve(seen))
     # The scans of the whole run come after every other test of the session.
     items.sort(key=lambda item: item.path.name == LAST and item.path.parent == SUITE)
+    _scans_out_of_scope_without_https(config)
+
+
+# Judged by sslyze scans of the profile's https endpoints (test_transport.py).
+TLS_SCANNED = ("SEC-TLS-002", "SEC-TLS-003", "SEC-TLS-004", "SEC-TLS-005")
+
+
+def _scans_out_of_scope_without_https(config: pytest.Config) -> None:
+    """A profile whose services are all on plain http (declared internal_only, behind the
+    operator's TLS gateway) has nothing for the TLS scans: their requirements are listed not
+    tested and out of scope with that reason, never passed."""
+    from zwfw.harness.pytest_plugin import RUN_KEY
+    from zwfw.harness.tls import https_endpoints
+
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or run.profile is None:
+        return
+    services = {name: str(url) for name, url in run.profile.services.configured().items()}
+    if https_endpoints(services):
+        return
+    why = (
+        "the profile has no https endpoint to scan (every service is on http, internal_only): "
+        "the TLS gateway's configuration needs manual evidence"
+    )
+    for requirement in TLS_SCANNED:
+        run.out_of_scope[requirement] = why
 
 
 @pytest.fixture(scope="session")

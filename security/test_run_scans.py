@@ -5,7 +5,9 @@ response any suite received, and every evidence file written so far.
 - SEC-PD-001: resident ID numbers (valid GB 11643 check character) and mobile numbers in
   clear in any response body or header, or in any evidence file;
 - SEC-PD-002: private keys and passwords in responses; tokens, passwords and private keys in
-  evidence files (which the harness redacts: a hit is a secret that escaped redaction).
+  evidence files (which the harness redacts: a hit is a secret that escaped redaction);
+- SEC-TLS-005: Strict-Transport-Security on every response received over https (the sslyze
+  scan of test_transport.py sees one answer per endpoint; this sees all of them).
 
 Binary bodies (PDF, images) are not scanned; their text is not the service's to mask.
 """
@@ -23,6 +25,7 @@ from zwfw.harness.security import (
     personal_findings,
     secret_findings,
 )
+from zwfw.harness.tls import hsts_findings
 
 from .conftest import RunResponses, Seen
 
@@ -144,4 +147,18 @@ def test_no_secret_in_any_response_or_evidence_of_the_run(
     for file in _evidence_files(pytestconfig):
         text = file.read_text(encoding="utf-8")
         found.extend(f"evidence/{file.name}: {what}" for what in secret_findings(text, tokens=True))
+    assert not found, _report(found)
+
+
+@pytest.mark.requirement("SEC-TLS-005", catches=("hsts-missing", "hsts-weak"))
+def test_every_https_response_of_the_run_carries_hsts(run_responses: RunResponses) -> None:
+    found = [
+        f"{finding.mode}: {finding.detail}"
+        for seen in run_responses.responses
+        if seen.url.startswith("https:")
+        for finding in hsts_findings(
+            next((v for k, v in seen.headers if k.lower() == "strict-transport-security"), None),
+            _where(seen),
+        )
+    ]
     assert not found, _report(found)

@@ -76,6 +76,10 @@ class Requirement(BaseModel):
     source: str = Field(min_length=1)
     text: str = Field(min_length=1)
     failure_modes: tuple[FailureMode, ...] = ()
+    # What only documents or the hosts can show (e.g. a 密评 control as deployed): a run
+    # reports the requirement "manual evidence required" (not tested, out of the run's scope),
+    # never passed, whatever its tests did.
+    manual_evidence: str | None = Field(default=None, min_length=1)
 
     @field_validator("id")
     @classmethod

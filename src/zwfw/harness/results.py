@@ -12,6 +12,10 @@ A test that could not decide (the load generator saturated, or could not offer t
 rate) is `inconclusive`; a requirement with such a test and no failing one is `inconclusive`,
 which is never a pass: it blocks certification of an in-scope MUST requirement like a failure.
 
+A requirement the catalog marks `manual_evidence` (only documents or the hosts can show it) is
+not tested and out of scope in every run, its reason "manual evidence required: ...": never a
+pass, and left to the reviewer rather than blocking the run.
+
 The load suite is opt-in: a complete run without it judges every requirement but those only
 the load suite verifies (`RESP-*`), which are listed out of scope.
 
@@ -47,6 +51,8 @@ STATUSES: tuple[Status, ...] = ("pass", "fail", "inconclusive", "not-tested", "w
 Verdict = Literal["certified", "not-certified", "partial-pass", "partial-fail"]
 
 _REASON_LIMIT = 500
+# The reason of a requirement only documents can judge (catalog `manual_evidence`).
+MANUAL_EVIDENCE = "manual evidence required"
 # Version of the `measurements` member's own layout (documented in the report schema).
 MEASUREMENTS_VERSION = 1
 
@@ -173,8 +179,9 @@ def aggregate(
     in_scope: frozenset[str] | None = None,
     out_of_scope: Mapping[str, str] | None = None,
 ) -> list[RequirementResult]:
-    """One result per catalog requirement, in catalog order (`in_scope` None: all of them
-    but those of `out_of_scope`, which maps requirement IDs to why they are not judged)."""
+    """One result per catalog requirement, in catalog order (`in_scope` None: all of them);
+    those of `out_of_scope`, which maps requirement IDs to why they are not judged, are listed
+    not tested and out of scope in any run."""
     out_of_scope = out_of_scope or {}
     by_requirement: dict[str, list[TestRecord]] = {r.id: [] for r in catalog.requirements}
     for record in records:
@@ -184,6 +191,15 @@ def aggregate(
     results = []
     for requirement in catalog.requirements:
         tests = by_requirement[requirement.id]
+        # Out of scope by the run's own finding (e.g. nothing of the target to judge), in a
+        # partial run as in a complete one.
+        if requirement.id in out_of_scope:
+            results.append(
+                RequirementResult(
+                    requirement, "not-tested", out_of_scope[requirement.id], [], in_scope=False
+                )
+            )
+            continue
         if in_scope is not None and requirement.id not in in_scope:
             results.append(
                 RequirementResult(
@@ -191,12 +207,10 @@ def aggregate(
                 )
             )
             continue
-        if in_scope is None and requirement.id in out_of_scope:
-            results.append(
-                RequirementResult(
-                    requirement, "not-tested", out_of_scope[requirement.id], [], in_scope=False
-                )
-            )
+        if requirement.manual_evidence is not None:
+            # Judged from documents by the reviewer: never a pass of the run, never blocking it.
+            why = f"{MANUAL_EVIDENCE}: {requirement.manual_evidence}"
+            results.append(RequirementResult(requirement, "not-tested", why, tests, in_scope=False))
             continue
         status, reason = decide(tests)
         results.append(RequirementResult(requirement, status, reason, tests))

@@ -647,6 +647,8 @@ class ReferencePlatform(NationalSide):
             "security_wrong_scope_eseal_token": self.province_token(
                 region, f"ops-{region}", "hall:catalog:write"
             ),
+            # Reads the e-seal register for the 密评 check of its seals (SEC-CRY-001).
+            "security_eseal_read_token": self.province_token(region, f"ops-{region}", "eseal:read"),
         }
         others = [p for p in self.provinces.values() if p.region != region]
         if others:
