@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ NAMING_CONVENTION = {
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # Marks, in a pooled connection's ``info``, that its transaction holds the engine's writer lock.
 _HOLDS_WRITER_LOCK = "kit_holds_writer_lock"
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 
 
 def naming_metadata() -> MetaData:
@@ -98,7 +100,7 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     # handler polls with sleeps of up to 100 ms, so a waiting writer wakes long after the lock
     # is free and the core idles meanwhile. Other processes still queue in the busy handler;
     # past the busy timeout a transaction goes on to BEGIN IMMEDIATE as before.
-    writer = threading.Lock()
+    writer = _WRITER_LOCKS[engine] = threading.Lock()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -124,6 +126,12 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         _release(record.info)
 
     return engine
+
+
+def writer_lock(engine: Engine) -> threading.Lock | None:
+    """The lock this process's transactions on a SQLite file engine queue on (None for other
+    engines); held from BEGIN to COMMIT or ROLLBACK."""
+    return _WRITER_LOCKS.get(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
