@@ -17,6 +17,9 @@ from zwfw.services.identity.models import SigningKey
 
 ALGORITHM = "ES256"
 _CONTEXT = "signing_key"
+_ACTIVE_KID = (
+    select(SigningKey.kid).where(SigningKey.active.is_(True)).order_by(SigningKey.created_at)
+)
 
 
 class KeyManager:
@@ -44,14 +47,16 @@ class KeyManager:
         return row
 
     def active(self, db: Session) -> tuple[str, ECKey]:
-        row = db.scalars(
-            select(SigningKey).where(SigningKey.active.is_(True)).order_by(SigningKey.created_at)
-        ).first()
+        # The signer is looked up on every call (a rotation by another process takes effect at
+        # once), but only its kid: the decrypted key is kept per kid.
+        kid = db.scalars(_ACTIVE_KID).first()
+        if kid is not None and kid in self._cache:
+            return kid, self._cache[kid]
+        row = db.get(SigningKey, kid) if kid is not None else None
         if row is None:
             row = self._create(db)
-        if row.kid not in self._cache:
-            data = json.loads(self._protector.decrypt(row.private_jwk_enc, _CONTEXT))
-            self._cache[row.kid] = ECKey.import_key(data)
+        data = json.loads(self._protector.decrypt(row.private_jwk_enc, _CONTEXT))
+        self._cache[row.kid] = ECKey.import_key(data)
         return row.kid, self._cache[row.kid]
 
     def rotate(self, db: Session) -> str:
