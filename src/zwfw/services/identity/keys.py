@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from typing import Any
+from typing import Any, cast
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import or_, select
+from sqlalchemy import Table, or_, select
 from sqlalchemy.orm import Session
 
 from zwfw.crypto.fields import FieldProtector
@@ -17,9 +17,8 @@ from zwfw.services.identity.models import SigningKey
 
 ALGORITHM = "ES256"
 _CONTEXT = "signing_key"
-_ACTIVE_KID = (
-    select(SigningKey.kid).where(SigningKey.active.is_(True)).order_by(SigningKey.created_at)
-)
+_KEYS = cast(Table, SigningKey.__table__)
+_ACTIVE_KID = select(_KEYS.c.kid).where(_KEYS.c.active.is_(True)).order_by(_KEYS.c.created_at)
 
 
 class KeyManager:
@@ -49,7 +48,7 @@ class KeyManager:
     def active(self, db: Session) -> tuple[str, ECKey]:
         # The signer is looked up on every call (a rotation by another process takes effect at
         # once), but only its kid: the decrypted key is kept per kid.
-        kid = db.scalars(_ACTIVE_KID).first()
+        kid = db.execute(_ACTIVE_KID).scalar()
         if kid is not None and kid in self._cache:
             return kid, self._cache[kid]
         row = db.get(SigningKey, kid) if kid is not None else None

@@ -13,7 +13,7 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oidc.core import UserInfo
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from zwfw.codes.masking import mask_phone
@@ -44,6 +44,8 @@ from zwfw.services.identity.settings import IdentitySettings
 
 # Built once: a new INSERT per token cost more to build and key than to run.
 _ISSUE_TOKEN = cast(Table, IssuedToken.__table__).insert()
+_CLIENTS = cast(Table, Client.__table__)
+_CLIENT_BY_ID = select(_CLIENTS).where(_CLIENTS.c.client_id == bindparam("client_id"))
 
 
 class IdentityProvider(AuthorizationServer):
@@ -72,7 +74,9 @@ class IdentityProvider(AuthorizationServer):
     # Authlib hooks -----------------------------------------------------------------------
 
     def query_client(self, client_id: str) -> ClientModel | None:
-        row = current_db().get(Client, client_id)
+        # Read afresh on every request (a disabled or re-keyed client takes effect at once),
+        # as a plain row: nothing on these paths changes a client.
+        row = current_db().execute(_CLIENT_BY_ID, {"client_id": client_id}).first()
         if row is None or row.disabled:
             return None
         return ClientModel(row)
