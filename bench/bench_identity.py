@@ -159,6 +159,7 @@ def _server(directory: Path, key: ECKey) -> tuple[subprocess.Popen[bytes], str]:
     zwfw = str(Path(sys.executable).with_name("zwfw"))
     process = subprocess.Popen(
         [
+            *_pinned(SERVER_CPU),
             zwfw,
             "serve",
             "zwfw.services.identity:SERVICE",

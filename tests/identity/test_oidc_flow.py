@@ -10,6 +10,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import select
 
+from zwfw.services.identity.models import Client
 from zwfw.services.kit import audit
 
 from .browser import sign_in
@@ -214,6 +215,38 @@ def test_pkce_is_required_and_plain_is_refused(idp: Idp) -> None:
     ):
         assert response.status_code == 302, response.text
         assert f"error={error}" in response.headers["location"]
+
+
+def test_a_client_key_set_replaced_in_the_registry_takes_effect_at_once(idp: Idp) -> None:
+    old, new = ECKey.generate_key("P-256"), ECKey.generate_key("P-256")
+    add_client(
+        idp,
+        client_id="hub",
+        name="hub",
+        auth_method="private_key_jwt",
+        jwks={"keys": [old.as_dict(private=False)]},
+        grant_types=["client_credentials"],
+        scopes=["hub:sync"],
+    )
+
+    def grant(key: ECKey) -> httpx.Response:
+        return idp.client.post(
+            "/token",
+            data={
+                "grant_type": "client_credentials",
+                "scope": "hub:sync",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": client_assertion(key, "hub", ISSUER + "/token"),
+            },
+        )
+
+    assert grant(old).status_code == 200
+    assert grant(new).json()["error"] == "invalid_client"
+    with idp.db() as db:
+        db.get(Client, "hub").jwks = {"keys": [new.as_dict(private=False)]}
+    # The parsed key set of the old registration must not outlive it.
+    assert grant(old).json()["error"] == "invalid_client"
+    assert grant(new).status_code == 200
 
 
 def test_client_credentials_with_private_key_jwt(idp: Idp) -> None:

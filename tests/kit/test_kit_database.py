@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI, Request
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 from zwfw.cli import app as cli
 from zwfw.services.kit import DbSession, audit, make_engine, migrate, migration_status, public
 from zwfw.services.kit.audit import audit_chain_head, audit_log
-from zwfw.services.kit.db import after_request_sessions
+from zwfw.services.kit.db import after_request_sessions, writer_lock
 
 RESIDENT_ID = "110101199003074578"
 
@@ -277,3 +278,58 @@ def test_cli_migrate_and_verify_with_a_config_file(
     outcome = runner.invoke(cli, ["audit", "verify", "--database", database_url])
     assert outcome.exit_code == 0, outcome.output
     assert outcome.output.strip() == f"ok: 0 records, head {audit.GENESIS_HASH}"
+
+
+def test_sqlite_transactions_of_one_process_queue_on_the_engine_lock(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'writers.sqlite3'}")
+    lock = writer_lock(engine)
+    assert lock is not None
+    assert writer_lock(make_engine("sqlite://")) is None
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE entry (n INTEGER)"))
+            assert lock.locked()
+        assert not lock.locked()
+        # Every way a transaction ends lets go: rollback, close without either, a failure.
+        connection = engine.connect()
+        connection.execute(text("SELECT 1"))
+        assert lock.locked()
+        connection.rollback()
+        assert not lock.locked()
+        connection.execute(text("SELECT 1"))
+        connection.close()
+        assert not lock.locked()
+        with pytest.raises(DBAPIError), engine.begin() as connection:
+            connection.execute(text("SELECT * FROM missing"))
+        assert not lock.locked()
+        with Session(engine) as session:
+            session.execute(text("SELECT 1"))
+            assert lock.locked()
+        assert not lock.locked()
+
+        # A second writer waits for the first to commit, then goes ahead.
+        order: list[str] = []
+        waiting = threading.Event()
+
+        def second() -> None:
+            waiting.set()
+            with engine.begin() as other:
+                order.append("second")
+                other.execute(text("INSERT INTO entry VALUES (2)"))
+
+        with engine.begin() as first:
+            first.execute(text("INSERT INTO entry VALUES (1)"))
+            thread = threading.Thread(target=second)
+            thread.start()
+            waiting.wait()
+            order.append("first")
+        thread.join()
+        assert order == ["first", "second"]
+        assert not lock.locked()
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT n FROM entry ORDER BY n")).scalars().all() == [
+                1,
+                2,
+            ]
+    finally:
+        engine.dispose()

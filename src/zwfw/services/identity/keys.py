@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from typing import Any
+from typing import Any, cast
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import or_, select
+from sqlalchemy import Table, or_, select
 from sqlalchemy.orm import Session
 
 from zwfw.crypto.fields import FieldProtector
@@ -17,6 +17,8 @@ from zwfw.services.identity.models import SigningKey
 
 ALGORITHM = "ES256"
 _CONTEXT = "signing_key"
+_KEYS = cast(Table, SigningKey.__table__)
+_ACTIVE_KID = select(_KEYS.c.kid).where(_KEYS.c.active.is_(True)).order_by(_KEYS.c.created_at)
 
 
 class KeyManager:
@@ -44,14 +46,16 @@ class KeyManager:
         return row
 
     def active(self, db: Session) -> tuple[str, ECKey]:
-        row = db.scalars(
-            select(SigningKey).where(SigningKey.active.is_(True)).order_by(SigningKey.created_at)
-        ).first()
+        # The signer is looked up on every call (a rotation by another process takes effect at
+        # once), but only its kid: the decrypted key is kept per kid.
+        kid = db.execute(_ACTIVE_KID).scalar()
+        if kid is not None and kid in self._cache:
+            return kid, self._cache[kid]
+        row = db.get(SigningKey, kid) if kid is not None else None
         if row is None:
             row = self._create(db)
-        if row.kid not in self._cache:
-            data = json.loads(self._protector.decrypt(row.private_jwk_enc, _CONTEXT))
-            self._cache[row.kid] = ECKey.import_key(data)
+        data = json.loads(self._protector.decrypt(row.private_jwk_enc, _CONTEXT))
+        self._cache[row.kid] = ECKey.import_key(data)
         return row.kid, self._cache[row.kid]
 
     def rotate(self, db: Session) -> str:

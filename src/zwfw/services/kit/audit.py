@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    bindparam,
     select,
     update,
 )
@@ -120,6 +121,20 @@ def chain_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     return digest.finalize().hex()
 
 
+# Built once: constructing these statements on every append cost more than running them.
+_LOCK_HEAD = (
+    select(audit_chain_head.c.seq, audit_chain_head.c.hash)
+    .where(audit_chain_head.c.id == 1)
+    .with_for_update()
+)
+_INSERT_RECORD = audit_log.insert()
+_MOVE_HEAD = (
+    update(audit_chain_head)
+    .where(audit_chain_head.c.id == 1, audit_chain_head.c.seq == bindparam("from_seq"))
+    .values(seq=bindparam("to_seq"), hash=bindparam("to_hash"))
+)
+
+
 def _append(
     session: Session,
     *,
@@ -133,11 +148,7 @@ def _append(
 ) -> AuditRecord:
     # Lock the chain head for the rest of the transaction: concurrent appenders queue here, so
     # the chain never forks. (SQLite: the kit's BEGIN IMMEDIATE already serialises writers.)
-    head = session.execute(
-        select(audit_chain_head.c.seq, audit_chain_head.c.hash)
-        .where(audit_chain_head.c.id == 1)
-        .with_for_update()
-    ).one_or_none()
+    head = session.execute(_LOCK_HEAD).one_or_none()
     if head is None:
         raise RuntimeError("audit_chain_head is missing: run the kit migrations (`zwfw migrate`)")
     fields: dict[str, Any] = {
@@ -155,14 +166,12 @@ def _append(
     # Round-trip once so the hash covers exactly what a JSON column will give back.
     fields["detail"] = json.loads(json.dumps(fields["detail"], ensure_ascii=False))
     digest = chain_hash(head.hash, fields)
-    session.execute(audit_log.insert().values(**fields, prev_hash=head.hash, hash=digest))
+    session.execute(_INSERT_RECORD, {**fields, "prev_hash": head.hash, "hash": digest})
     # An UPDATE answers with a cursor result, which carries the row count.
     moved = cast(
         "CursorResult[Any]",
         session.execute(
-            update(audit_chain_head)
-            .where(audit_chain_head.c.id == 1, audit_chain_head.c.seq == head.seq)
-            .values(seq=fields["seq"], hash=digest)
+            _MOVE_HEAD, {"from_seq": head.seq, "to_seq": fields["seq"], "to_hash": digest}
         ),
     )
     if moved.rowcount != 1:

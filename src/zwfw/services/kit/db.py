@@ -4,6 +4,8 @@ production."""
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +27,9 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# Marks, in a pooled connection's ``info``, that its transaction holds the engine's writer lock.
+_HOLDS_WRITER_LOCK = "kit_holds_writer_lock"
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 
 
 def naming_metadata() -> MetaData:
@@ -51,8 +56,9 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
 
     SQLite: WAL journal, foreign keys on, a busy timeout, and transactions that start with
     ``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing half-way (this is what
-    keeps the audit chain linear). ``sqlite://`` is one in-memory database shared by the
-    engine's connections. The directory of a SQLite file is created if missing.
+    keeps the audit chain linear); within one process they queue on a lock first.
+    ``sqlite://`` is one in-memory database shared by the engine's connections. The directory
+    of a SQLite file is created if missing.
     PostgreSQL: psycopg 3 with pre-ping, so a restarted server costs no failed request.
     """
     parsed = normalise_url(url)
@@ -82,11 +88,50 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
+    if memory:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin_memory(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    # Transactions of this process queue on a lock before BEGIN IMMEDIATE: SQLite's own busy
+    # handler polls with sleeps of up to 100 ms, so a waiting writer wakes long after the lock
+    # is free and the core idles meanwhile. Other processes still queue in the busy handler;
+    # past the busy timeout a transaction goes on to BEGIN IMMEDIATE as before.
+    writer = _WRITER_LOCKS[engine] = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.info[_HOLDS_WRITER_LOCK] = writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(connection.info)
+            raise
+
+    def _release(info: dict[Any, Any]) -> None:
+        if info.pop(_HOLDS_WRITER_LOCK, False):
+            writer.release()
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(connection: Any) -> None:
+        _release(connection.info)
+
+    # A connection returned to the pool without either (invalidated, say) lets go as well.
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        _release(record.info)
 
     return engine
+
+
+def writer_lock(engine: Engine) -> threading.Lock | None:
+    """The lock this process's transactions on a SQLite file engine queue on (None for other
+    engines); held from BEGIN to COMMIT or ROLLBACK."""
+    return _WRITER_LOCKS.get(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

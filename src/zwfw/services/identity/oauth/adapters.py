@@ -8,14 +8,19 @@ import time
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
+from sqlalchemy import Row
 
 from zwfw.services.identity.federation import FederatedSubject
 from zwfw.services.identity.models import Account, AuthorizationCode, Client, IssuedToken
 from zwfw.services.identity.security import constant_time_equal, token_hash
 
+# A registered client as Authlib sees it: the mapped row, or the same columns read as a plain
+# row on the token path (read-only either way).
+ClientRecord = Client | Row[Any]
+
 
 class ClientModel(ClientMixin):
-    def __init__(self, row: Client) -> None:
+    def __init__(self, row: ClientRecord) -> None:
         self.row = row
 
     @property

@@ -3,14 +3,17 @@ binding (RFC 8705)."""
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Request
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc.jwk import KeySet
+from sqlalchemy import Insert, Table
+from sqlalchemy.dialects import postgresql, sqlite
 
 from zwfw.services.identity.events import current_db
 from zwfw.services.identity.models import UsedAssertion
@@ -24,13 +27,26 @@ from zwfw.services.identity.security import (
 if TYPE_CHECKING:
     from zwfw.services.identity.oauth.provider import IdentityProvider
 
+_USED_ASSERTION = cast(Table, UsedAssertion.__table__)
+# Built once per dialect that can insert-unless-present; executing a prepared statement skips
+# building and keying a new one per request.
+_CLAIM_JTI: dict[str, Insert] = {
+    "sqlite": sqlite.insert(_USED_ASSERTION).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(_USED_ASSERTION).on_conflict_do_nothing(),
+}
+
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
+    # Parsed key sets by their registered JWKS: importing a JWK costs more than verifying with
+    # it. Keyed by content, so a re-registered or rotated key set is parsed afresh.
+    KEY_SET_CACHE_SIZE = 1024
+
     def __init__(self, provider: IdentityProvider) -> None:
         super().__init__(validate_jti=True)
         self.provider = provider
+        self._key_sets: dict[str, KeySet] = {}
 
     def get_audiences(self) -> list[str]:
         issuer = self.provider.issuer
@@ -38,16 +54,29 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def validate_jti(self, claims: Any, jti: str) -> bool:
         db = current_db()
-        if db.get(UsedAssertion, jti) is not None:
-            return False
-        db.add(UsedAssertion(jti=jti, expires_at=float(claims.get("exp", time.time() + 600))))
-        db.flush()
-        return True
+        expires_at = float(claims.get("exp", time.time() + 600))
+        claim = _CLAIM_JTI.get(db.get_bind().dialect.name)
+        if claim is None:
+            if db.get(UsedAssertion, jti) is not None:
+                return False
+            db.add(UsedAssertion(jti=jti, expires_at=expires_at))
+            db.flush()
+            return True
+        # One statement: the replay store's primary key decides, and a replay inserts nothing.
+        result = db.execute(claim, {"jti": jti, "expires_at": expires_at})
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     def resolve_client_public_key(self, client: ClientModel) -> KeySet:
         if not client.row.jwks:
             raise InvalidClientError(description="the client has no registered public keys")
-        return KeySet.import_key_set(client.row.jwks)
+        fingerprint = json.dumps(client.row.jwks, sort_keys=True)
+        key_set = self._key_sets.get(fingerprint)
+        if key_set is None:
+            key_set = KeySet.import_key_set(client.row.jwks)
+            if len(self._key_sets) >= self.KEY_SET_CACHE_SIZE:
+                self._key_sets.clear()
+            self._key_sets[fingerprint] = key_set
+        return key_set
 
 
 class SelfSignedTLS:

@@ -21,8 +21,10 @@ CLIENT_AUTHENTICATION = (
 SIGN_IN_SESSION = "the sign-in session cookie and its anti-forgery token"
 
 
-def service(request: Request) -> IdentityService:
-    return request.app.state.identity
+async def service(request: Request) -> IdentityService:
+    # async: a plain function would be sent to the thread pool for one attribute lookup.
+    service: IdentityService = request.app.state.identity
+    return service
 
 
 Service = Annotated[IdentityService, Depends(service)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Callable
 from typing import Any, cast
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from joserfc import jwt
 from joserfc.errors import JoseError
+from starlette.concurrency import run_in_threadpool
 
 from zwfw.services.identity.events import bound, record
 from zwfw.services.identity.keys import ALGORITHM
@@ -47,11 +49,15 @@ from zwfw.services.kit import (
     authenticates_itself,
     bad_request,
     forbidden,
+    kit_state,
     public,
     unauthorized,
 )
 
 router = APIRouter()
+
+# What Authlib's server methods answer: status, body, headers.
+OAuthResult = tuple[int, Any, list[tuple[str, str]]]
 
 
 @router.get("/.well-known/openid-configuration")
@@ -112,32 +118,46 @@ def jwks(svc: Service, db: DbSession) -> JSONResponse:
 # --- token, introspection, revocation ------------------------------------------------
 
 
+async def _oauth_call(
+    request: Request, form: list[tuple[str, str]], call: Callable[[FormRequest], OAuthResult]
+) -> Response:
+    """Run one Authlib call in its own transaction, in one trip to the thread pool: committed
+    when it returns (error answers and their audit records included), rolled back when it
+    raises. The request-scoped ``DbSession`` would cost two more trips, for opening and for
+    committing, on the IdP's busiest routes."""
+    oauth_request = authlib_request(request, form)
+    sessions = kit_state(request.app).sessions
+    address = client_address(request)
+
+    def run() -> OAuthResult:
+        with sessions.begin() as db, bound(db, address):
+            return call(oauth_request)
+
+    return authlib_response(await run_in_threadpool(run))
+
+
 @router.post("/token")
 @authenticates_itself(CLIENT_AUTHENTICATION)
-def token(request: Request, svc: Service, db: DbSession, form: FormItems) -> Response:
+async def token(request: Request, svc: Service, form: FormItems) -> Response:
     if not svc.token_limit.allow(client_address(request) or "-"):
         raise too_many()
-    oauth_request = authlib_request(request, form)
-    with bound(db, client_address(request)):
-        return authlib_response(svc.provider.create_token_response(oauth_request))
+    return await _oauth_call(request, form, svc.provider.create_token_response)
 
 
 @router.post("/introspect")
 @authenticates_itself(CLIENT_AUTHENTICATION)
-def introspect(request: Request, svc: Service, db: DbSession, form: FormItems) -> Response:
-    oauth_request = authlib_request(request, form)
-    with bound(db, client_address(request)):
-        return authlib_response(
-            svc.provider.create_endpoint_response("introspection", oauth_request)
-        )
+async def introspect(request: Request, svc: Service, form: FormItems) -> Response:
+    return await _oauth_call(
+        request, form, lambda r: svc.provider.create_endpoint_response("introspection", r)
+    )
 
 
 @router.post("/revoke")
 @authenticates_itself(CLIENT_AUTHENTICATION)
-def revoke(request: Request, svc: Service, db: DbSession, form: FormItems) -> Response:
-    oauth_request = authlib_request(request, form)
-    with bound(db, client_address(request)):
-        return authlib_response(svc.provider.create_endpoint_response("revocation", oauth_request))
+async def revoke(request: Request, svc: Service, form: FormItems) -> Response:
+    return await _oauth_call(
+        request, form, lambda r: svc.provider.create_endpoint_response("revocation", r)
+    )
 
 
 # --- userinfo ------------------------------------------------------------------------
