@@ -44,12 +44,16 @@ from zwfw_infra.provisioning import (
 from zwfw_infra.secrets import CLIENT_KEY_SERVICES, Secrets, required_keys
 from zwfw_infra.service import (
     CLIENT_KEY_FILE,
+    CLIENT_MOUNT,
     ServiceArgs,
     ServiceOutputs,
     ZwfwService,
     merge_settings,
 )
 from zwfw_infra.tenancy import Tenant, TenantArgs
+
+# Where each service finds its own client key (its Secret's client.jwk).
+CLIENT_KEY_PATH = f"{CLIENT_MOUNT}/{CLIENT_KEY_FILE}"
 
 
 def public_url(config: StackConfig, platform: PlatformConfig, service: str) -> str:
@@ -98,12 +102,37 @@ def service_settings(config: StackConfig, platform: PlatformConfig, service: str
         if national is not None:
             discovery["hub_url"] = public_url(config, national, "hub")
         settings["discovery"] = discovery
+    if service == "hall" and {"identity", "elicense", "eseal"} <= running:
+        # Its client hall-<region> at the province's IdP (idp_clients), its key from its Secret.
+        settings["elicense"] = {
+            "base_url": internal_url(platform, "elicense"),
+            **_token_client(config, platform, f"hall-{platform.region_code}"),
+            "trust_url": f"{internal_url(platform, 'eseal')}/trust",
+        }
     if service == "elicense" and "eseal" in running:
         settings["eseal"] = {"base_url": internal_url(platform, "eseal")}
+        if "identity" in running:
+            settings["eseal"] |= _token_client(config, platform, f"elicense-{platform.region_code}")
+    if service == "hub" and any(p.service("elicense") for p in config.provinces):
+        # Its client at each province's IdP (idp_clients there), the same id everywhere.
+        settings["province_client_id"] = HUB_CLIENT
+        settings["province_client_key_file"] = CLIENT_KEY_PATH
     if service == "eseal" and platform.kind == "province" and "elicense" in running:
         # The one signer a licence seal may have: the library's client (idp_clients).
         settings["licence_client"] = f"elicense-{platform.region_code}"
     return settings
+
+
+def _token_client(config: StackConfig, idp: PlatformConfig, client_id: str) -> dict[str, Any]:
+    """A service's token client settings at ``idp``: called inside the cluster, its assertions
+    naming the public token endpoint (the only audience the IdP accepts), with the service's
+    own key from its Secret."""
+    return {
+        "token_url": f"{internal_url(idp, 'identity')}/token",
+        "assertion_audience": f"{public_url(config, idp, 'identity')}/token",
+        "client_id": client_id,
+        "client_key_file": CLIENT_KEY_PATH,
+    }
 
 
 # The hub's client at the provinces' IdPs (the host target's zwfw.reference.national).

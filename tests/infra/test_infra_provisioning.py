@@ -284,3 +284,47 @@ def test_a_province_with_an_issuer_gets_its_licence_seal_signed_by_its_library_o
             demo.find("ConfigMap", "eseal-settings", ns)["data"]["settings.yaml"]
         )
         assert settings["licence_client"] == f"elicense-{region}"
+
+
+def _settings(rendered: Rendered, namespace: str, service: str) -> dict[str, Any]:
+    text = rendered.find("ConfigMap", f"{service}-settings", namespace)["data"]["settings.yaml"]
+    settings: dict[str, Any] = yaml.safe_load(text)
+    return settings
+
+
+def test_the_services_call_their_idp_inside_the_cluster_with_their_registered_clients(
+    stack: Rendered, tmp_path: Path
+) -> None:
+    """The hall's library client and the library's e-seal client are the clients the Job
+    registers (hall-<region>, elicense-<region>), with the key of their own Secret; they call
+    the IdP at its service URL and name its public token endpoint in their assertions. The hub
+    uses its national-hub client key at the provinces' IdPs."""
+    platforms = stack.outputs["platforms"]
+    provinces = {n: p for n, p in platforms.items() if p["kind"] == "province"}
+    assert provinces
+    for platform in provinces.values():
+        ns, region = platform["namespace"], platform["region_code"]
+        services = platform["services"]
+        (realm,) = _plan(stack, ns, tmp_path).realms
+        registered = {c.client_id for c in realm.clients}
+        idp = services["identity"]
+        expected = {
+            "token_url": f"{idp['internal_url']}/token",
+            "assertion_audience": f"{idp['public_url']}/token",
+            "client_key_file": "/etc/zwfw/client/client.jwk",
+        }
+        library = _settings(stack, ns, "hall")["elicense"]
+        assert library["base_url"] == services["elicense"]["internal_url"]
+        assert library["trust_url"] == f"{services['eseal']['internal_url']}/trust"
+        assert {k: library[k] for k in expected} == expected
+        assert library["client_id"] == f"hall-{region}"
+        assert library["client_id"] in registered
+        sealing = _settings(stack, ns, "elicense")["eseal"]
+        assert {k: sealing[k] for k in expected} == expected
+        assert sealing["client_id"] == f"elicense-{region}"
+        assert sealing["client_id"] in registered
+    national = platforms.get("national")
+    if national is not None:
+        hub = _settings(stack, national["namespace"], "hub")
+        assert hub["province_client_id"] == "national-hub"
+        assert hub["province_client_key_file"] == "/etc/zwfw/client/client.jwk"
