@@ -11,12 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey
 
+from zwfw.formats.channel import tls_fingerprint
 from zwfw.provisioning.plan import (
     ClientPlan,
     EsealPlan,
+    HubPlan,
     Operator,
+    ProvinceRegistrationPlan,
     ProvisioningPlan,
     SealPlan,
     SignerPlan,
@@ -139,6 +144,10 @@ def _token_client(config: StackConfig, idp: PlatformConfig, client_id: str) -> d
 HUB_CLIENT = "national-hub"
 # The provisioning Job's client at its e-seal service (its own key, scopes eseal:*).
 SEALS_CLIENT = "provisioning-seals"
+# The national provisioning Job's client at the hub's registry (its own key), as the host
+# target's national-ops registers provinces.
+HUB_OPS_CLIENT = "provisioning-hub"
+HUB_OPS_SCOPES = ("hub:provinces:write", "hub:provinces:read")
 
 
 @dataclass(frozen=True)
@@ -258,6 +267,7 @@ def provisioning_plan(
         for c in idp_clients(config, platform)
     ]
     eseal = _issuer_seal(config, platform, admin_jwks, clients)
+    hub = _hub_registrations(config, platform, admin_jwks, clients)
     plan = platform_plan(
         realm=platform.name,
         idp_public_url=public_url(config, platform, "identity"),
@@ -265,7 +275,7 @@ def provisioning_plan(
         trusted_issuers=trusted,
         clients=clients,
     )
-    return ProvisioningPlan(realms=plan.realms, eseal=eseal)
+    return ProvisioningPlan(realms=plan.realms, eseal=eseal, hub=hub)
 
 
 def _issuer_seal(
@@ -308,6 +318,67 @@ def _issuer_seal(
         picture_png=picture,
     )
     return [EsealPlan(url=internal_url(platform, "eseal"), operator=operator, seals=[seal])]
+
+
+def province_registration(
+    config: StackConfig, province: PlatformConfig
+) -> ProvinceRegistrationPlan:
+    """What the hub's registry records of ``province`` (as the host target's national stage):
+    its public endpoints, its hall's client at the national IdP, the intake client certificate's
+    fingerprint and subject, its channel signing certificate."""
+    channel = province.channel
+    assert channel is not None
+    intake = x509.load_pem_x509_certificate(channel.intake_certificate.encode())
+    running = [s for s in ("identity", "hall", "elicense", "eseal") if province.service(s)]
+    return ProvinceRegistrationPlan(
+        region_code=province.region_code,
+        name=province.name,
+        endpoints={
+            "discovery": f"{public_url(config, province, 'hall')}/.well-known/zwfw",
+            **{s: public_url(config, province, s) for s in running},
+        },
+        oauth_client_id=f"province-{province.region_code}",
+        tls_fingerprint=tls_fingerprint(intake.public_bytes(serialization.Encoding.DER)),
+        tls_subject=intake.subject.rfc4514_string(),
+        signing_certificate=channel.signing_certificate,
+    )
+
+
+def _hub_registrations(
+    config: StackConfig,
+    platform: PlatformConfig,
+    admin_jwks: Mapping[str, Any],
+    clients: list[ClientPlan],
+) -> HubPlan | None:
+    """On the national side, the stack's provinces with a ``channel`` registered at the hub;
+    the Job acts there as ``HUB_OPS_CLIENT`` with its own key, registered (and listed in
+    ``clients``) at the national IdP first. None without such provinces."""
+    running = {s.name for s in platform.services}
+    provinces = [
+        p for p in config.provinces if p.channel is not None and p.service("hall") is not None
+    ]
+    if platform.kind != "national" or not {"identity", "hub"} <= running or not provinces:
+        return None
+    clients.append(
+        ClientPlan(
+            client_id=HUB_OPS_CLIENT,
+            name=f"{platform.name} provisioning (hub registry)",
+            jwks=dict(admin_jwks),
+            scopes=list(HUB_OPS_SCOPES),
+            audiences=[public_url(config, platform, "hub")],
+        )  # fmt: skip
+    )
+    operator = Operator(
+        token_url=f"{internal_url(platform, 'identity')}/token",
+        assertion_audience=f"{public_url(config, platform, 'identity')}/token",
+        client_id=HUB_OPS_CLIENT,
+        key_file=Path(KEYS_MOUNT) / ADMIN_KEY,
+    )
+    return HubPlan(
+        url=internal_url(platform, "hub"),
+        operator=operator,
+        provinces=[province_registration(config, p) for p in provinces],
+    )
 
 
 def provisioned_services(plan: ProvisioningPlan) -> tuple[str, ...]:

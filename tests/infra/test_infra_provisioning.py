@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from joserfc.jwk import ECKey
 from zwfw_infra import labels
 from zwfw_infra.config import ConfigError
@@ -118,7 +120,8 @@ def test_the_plan_is_a_valid_plan_against_the_in_cluster_services(
             assert trusted == [(idp, f"{idp}/jwks")]
         else:
             assert trusted == []
-        assert plan.hub is None
+        # The hub registers the stack's provinces (test_the_hub_registers_...).
+        assert (plan.hub is not None) == (platform["kind"] == "national")
         # The issuer seal where the province names its issuer (the demo's provinces).
         issuer = next(
             (p.get("issuer") for p in stack_values(stack.stack).get("provinces", [])
@@ -247,7 +250,11 @@ def test_the_services_clients_are_registered_by_the_public_halves_of_their_own_k
         (realm,) = _plan(stack, national["namespace"], tmp_path).realms
         hub = national["services"]["hub"]["public_url"]
         registered = {c.client_id: c for c in realm.clients}
-        assert set(registered) == {f"province-{p['region_code']}" for p in provinces.values()}
+        assert set(registered) == {
+            *(f"province-{p['region_code']}" for p in provinces.values()),
+            # The Job's own client at the hub's registry (its key).
+            "provisioning-hub",
+        }
         for province in provinces.values():
             client = registered[f"province-{province['region_code']}"]
             private = service_key(province, "hall")
@@ -328,3 +335,66 @@ def test_the_services_call_their_idp_inside_the_cluster_with_their_registered_cl
         hub = _settings(stack, national["namespace"], "hub")
         assert hub["province_client_id"] == "national-hub"
         assert hub["province_client_key_file"] == "/etc/zwfw/client/client.jwk"
+
+
+def test_the_hub_registers_the_stacks_provinces_through_its_admin_api(tmp_path: Path) -> None:
+    """As the host target's national stage: the national Job registers each province at the
+    hub (its public endpoints, its hall's client province-<region>, the intake client
+    certificate's fingerprint and subject, its channel signing certificate), as its own client
+    provisioning-hub at the national IdP (its key's public half, the registry's scopes), calling
+    the hub at its service URL."""
+    values = copy.deepcopy(stack_values("demo"))
+    additions, _ = deploy_time_values(values)
+    values.update(additions)
+    demo = render("demo", values)
+    platforms = demo.outputs["platforms"]
+    national = platforms["national"]
+    ns = national["namespace"]
+    plan = _plan(demo, ns, tmp_path)
+    assert plan.hub is not None
+    hub, idp = national["services"]["hub"], national["services"]["identity"]
+    assert plan.hub.url == hub["internal_url"]
+    operator = plan.hub.operator
+    assert operator.client_id == "provisioning-hub"
+    assert operator.token_url == f"{idp['internal_url']}/token"
+    assert operator.assertion_audience == f"{idp['public_url']}/token"
+    (realm,) = plan.realms
+    (ops,) = [c for c in realm.clients if c.client_id == "provisioning-hub"]
+    admin = ECKey.import_key(
+        json.loads(demo.find("Secret", "provisioning-keys", ns)["stringData"]["admin.jwk"])
+    )
+    assert ops.jwks == {"keys": [admin.as_dict(private=False)]}
+    assert operator.key_file == realm.admin.key_file
+    assert ops.scopes == ["hub:provinces:write", "hub:provinces:read"]
+    assert ops.audiences == [hub["public_url"]]
+    channels = {p["name"]: p["channel"] for p in values["provinces"]}
+    provinces = {p["region_code"]: (n, p) for n, p in platforms.items() if p["kind"] == "province"}
+    assert {r.region_code for r in plan.hub.provinces} == set(provinces)
+    for registration in plan.hub.provinces:
+        name, province = provinces[registration.region_code]
+        services = province["services"]
+        intake = x509.load_pem_x509_certificate(channels[name]["intakeCertificate"].encode())
+        assert registration.oauth_client_id == f"province-{registration.region_code}"
+        assert registration.tls_fingerprint == intake.fingerprint(hashes.SHA256()).hex()
+        assert registration.tls_subject == intake.subject.rfc4514_string()
+        assert registration.signing_certificate == channels[name]["signingCertificate"]
+        assert registration.endpoints == {
+            "discovery": f"{services['hall']['public_url']}/.well-known/zwfw",
+            **{s: services[s]["public_url"] for s in ("identity", "hall", "elicense", "eseal")},
+        }
+    # Public certificates only: no private key in the plan.
+    text = demo.find("ConfigMap", "provisioning-plan", ns)["data"]["plan.json"]
+    assert "PRIVATE KEY" not in text
+    assert '"d"' not in text
+
+
+def test_a_channel_certificate_that_is_not_one_is_refused_in_one_line() -> None:
+    values = copy.deepcopy(stack_values("demo"))
+    additions, _ = deploy_time_values(values)
+    values.update(additions)
+    values["provinces"][0]["channel"]["signingCertificate"] = values["provinces"][0]["channel"][
+        "intakeCertificate"
+    ]
+    with pytest.raises(ConfigError, match=r"channel\.signingCertificate: not an SM2") as error:
+        render("demo", values)
+    assert "\n" not in str(error.value)
