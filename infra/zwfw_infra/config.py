@@ -215,6 +215,8 @@ class ServiceConfig:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
+# An e-seal service's seal id: its region code and ten hex digits (zwfw.services.eseal).
+_ES_ID = re.compile(r"^\d{6}[0-9A-F]{10}$")
 # The unified social credit code (统一社会信用代码, GB 32100-2015).
 _CREDIT_CODE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
 
@@ -228,6 +230,9 @@ class IssuerConfig:
     name: str
     # The seal picture (PNG, base64); demo stacks may leave it to a generated one.
     picture_png: str | None = None
+    # The seal's id at the e-seal service, known once the provisioning Job has made it: the
+    # library's ``issuers`` setting names it (absent: the library issues under no issuer).
+    es_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -555,6 +560,7 @@ def _issuer(reader: _Reader, kind: PlatformKind, production: bool) -> IssuerConf
         credit_code=reader.string("creditCode", None, _CREDIT_CODE),
         name=reader.string("name"),
         picture_png=picture,
+        es_id=reader.optional_string("esId", _ES_ID),
     )
     reader.done()
     return issuer

@@ -118,6 +118,10 @@ def service_settings(config: StackConfig, platform: PlatformConfig, service: str
         settings["eseal"] = {"base_url": internal_url(platform, "eseal")}
         if "identity" in running:
             settings["eseal"] |= _token_client(config, platform, f"elicense-{platform.region_code}")
+    issuer = platform.issuer
+    if service == "elicense" and issuer is not None and issuer.es_id is not None:
+        # The seal the Job made (issuer.esId, from its log): licences are sealed with it.
+        settings["issuers"] = {issuer.credit_code: {"name": issuer.name, "es_id": issuer.es_id}}
     if service == "hub" and any(p.service("elicense") for p in config.provinces):
         # Its client at each province's IdP (idp_clients there), the same id everywhere.
         settings["province_client_id"] = HUB_CLIENT

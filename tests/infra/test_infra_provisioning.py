@@ -398,3 +398,25 @@ def test_a_channel_certificate_that_is_not_one_is_refused_in_one_line() -> None:
     with pytest.raises(ConfigError, match=r"channel\.signingCertificate: not an SM2") as error:
         render("demo", values)
     assert "\n" not in str(error.value)
+
+
+def test_the_library_seals_with_the_issuer_seal_once_its_es_id_is_given(demo: Rendered) -> None:
+    """The seal's es_id is known once the Job has made it; given as issuer.esId, the library's
+    issuers setting names it (loaded by the library's own settings class), and not before."""
+    for province in stack_values("demo")["provinces"]:
+        ns = demo.outputs["platforms"][province["name"]]["namespace"]
+        assert "issuers" not in _settings(demo, ns, "elicense")
+    values = copy.deepcopy(stack_values("demo"))
+    first, second = values["provinces"][:2]
+    es_id = f"{first['regionCode']}0A1B2C3D4E"
+    first["issuer"]["esId"] = es_id
+    rendered = render("demo", values)
+    platforms = rendered.outputs["platforms"]
+    settings = _settings(rendered, platforms[first["name"]]["namespace"], "elicense")
+    library = resolve_service("elicense").settings_class.model_validate(settings)
+    issuer = library.issuers[first["issuer"]["creditCode"]]  # type: ignore[attr-defined]
+    assert (issuer.name, issuer.es_id) == (first["issuer"]["name"], es_id)
+    assert "issuers" not in _settings(rendered, platforms[second["name"]]["namespace"], "elicense")
+    values["provinces"][0]["issuer"]["esId"] = "seal-1"
+    with pytest.raises(ConfigError, match=r"issuer\.esId: 'seal-1' is not valid"):
+        render("demo", values)
