@@ -17,7 +17,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import yaml
+from cryptography import x509
 
+from zwfw.crypto.x509 import CertificateError, SM2Certificate
 from zwfw_infra.paths import LOAD_PROFILES, PREREQUISITES
 
 Environment = Literal["production", "demo"]
@@ -213,6 +215,8 @@ class ServiceConfig:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
+# An e-seal service's seal id: its region code and ten hex digits (zwfw.services.eseal).
+_ES_ID = re.compile(r"^\d{6}[0-9A-F]{10}$")
 # The unified social credit code (统一社会信用代码, GB 32100-2015).
 _CREDIT_CODE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
 
@@ -226,6 +230,20 @@ class IssuerConfig:
     name: str
     # The seal picture (PNG, base64); demo stacks may leave it to a generated one.
     picture_png: str | None = None
+    # The seal's id at the e-seal service, known once the provisioning Job has made it: the
+    # library's ``issuers`` setting names it (absent: the library issues under no issuer).
+    es_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """A province's interconnection identity, as the national side's provisioning Job registers
+    it at the hub: its channel signing certificate (SM2, from the national channel CA) and the
+    client certificate its hall presents at the hub's intake (mutual TLS). Public certificates
+    only; their keys stay with the province."""
+
+    signing_certificate: str
+    intake_certificate: str
 
 
 @dataclass(frozen=True)
@@ -241,6 +259,7 @@ class PlatformConfig:
     database: DatabaseConfig
     quota: Quota
     issuer: IssuerConfig | None = None
+    channel: ChannelConfig | None = None
 
     def service(self, name: str) -> ServiceConfig | None:
         return next((s for s in self.services if s.name == name), None)
@@ -493,9 +512,33 @@ def _platform(reader: _Reader, kind: PlatformKind, environment: Environment) -> 
         database=database,
         quota=_quota(reader.section("quota")),
         issuer=_issuer(reader.section("issuer"), kind, production),
+        channel=_channel(reader.section("channel"), kind),
     )
     reader.done()
     return platform
+
+
+def _channel(reader: _Reader, kind: PlatformKind) -> ChannelConfig | None:
+    if not reader.values:
+        return None
+    if kind != "province":
+        raise ConfigError(f"{reader.where}: only a province registers at the hub")
+    signing = _certificate(reader, "signingCertificate", True)
+    intake = _certificate(reader, "intakeCertificate", True)
+    assert signing is not None
+    assert intake is not None
+    try:
+        SM2Certificate.from_pem(signing.encode())
+    except (CertificateError, ValueError):
+        raise ConfigError(
+            f"{reader.where}.signingCertificate: not an SM2 channel signing certificate"
+        ) from None
+    try:
+        x509.load_pem_x509_certificate(intake.encode())
+    except ValueError:
+        raise ConfigError(f"{reader.where}.intakeCertificate: not an X.509 certificate") from None
+    reader.done()
+    return ChannelConfig(signing_certificate=signing, intake_certificate=intake)
 
 
 def _issuer(reader: _Reader, kind: PlatformKind, production: bool) -> IssuerConfig | None:
@@ -517,6 +560,7 @@ def _issuer(reader: _Reader, kind: PlatformKind, production: bool) -> IssuerConf
         credit_code=reader.string("creditCode", None, _CREDIT_CODE),
         name=reader.string("name"),
         picture_png=picture,
+        es_id=reader.optional_string("esId", _ES_ID),
     )
     reader.done()
     return issuer

@@ -11,12 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey
 
+from zwfw.formats.channel import tls_fingerprint
 from zwfw.provisioning.plan import (
     ClientPlan,
     EsealPlan,
+    HubPlan,
     Operator,
+    ProvinceRegistrationPlan,
     ProvisioningPlan,
     SealPlan,
     SignerPlan,
@@ -44,12 +49,16 @@ from zwfw_infra.provisioning import (
 from zwfw_infra.secrets import CLIENT_KEY_SERVICES, Secrets, required_keys
 from zwfw_infra.service import (
     CLIENT_KEY_FILE,
+    CLIENT_MOUNT,
     ServiceArgs,
     ServiceOutputs,
     ZwfwService,
     merge_settings,
 )
 from zwfw_infra.tenancy import Tenant, TenantArgs
+
+# Where each service finds its own client key (its Secret's client.jwk).
+CLIENT_KEY_PATH = f"{CLIENT_MOUNT}/{CLIENT_KEY_FILE}"
 
 
 def public_url(config: StackConfig, platform: PlatformConfig, service: str) -> str:
@@ -98,18 +107,51 @@ def service_settings(config: StackConfig, platform: PlatformConfig, service: str
         if national is not None:
             discovery["hub_url"] = public_url(config, national, "hub")
         settings["discovery"] = discovery
+    if service == "hall" and {"identity", "elicense", "eseal"} <= running:
+        # Its client hall-<region> at the province's IdP (idp_clients), its key from its Secret.
+        settings["elicense"] = {
+            "base_url": internal_url(platform, "elicense"),
+            **_token_client(config, platform, f"hall-{platform.region_code}"),
+            "trust_url": f"{internal_url(platform, 'eseal')}/trust",
+        }
     if service == "elicense" and "eseal" in running:
         settings["eseal"] = {"base_url": internal_url(platform, "eseal")}
+        if "identity" in running:
+            settings["eseal"] |= _token_client(config, platform, f"elicense-{platform.region_code}")
+    issuer = platform.issuer
+    if service == "elicense" and issuer is not None and issuer.es_id is not None:
+        # The seal the Job made (issuer.esId, from its log): licences are sealed with it.
+        settings["issuers"] = {issuer.credit_code: {"name": issuer.name, "es_id": issuer.es_id}}
+    if service == "hub" and any(p.service("elicense") for p in config.provinces):
+        # Its client at each province's IdP (idp_clients there), the same id everywhere.
+        settings["province_client_id"] = HUB_CLIENT
+        settings["province_client_key_file"] = CLIENT_KEY_PATH
     if service == "eseal" and platform.kind == "province" and "elicense" in running:
         # The one signer a licence seal may have: the library's client (idp_clients).
         settings["licence_client"] = f"elicense-{platform.region_code}"
     return settings
 
 
+def _token_client(config: StackConfig, idp: PlatformConfig, client_id: str) -> dict[str, Any]:
+    """A service's token client settings at ``idp``: called inside the cluster, its assertions
+    naming the public token endpoint (the only audience the IdP accepts), with the service's
+    own key from its Secret."""
+    return {
+        "token_url": f"{internal_url(idp, 'identity')}/token",
+        "assertion_audience": f"{public_url(config, idp, 'identity')}/token",
+        "client_id": client_id,
+        "client_key_file": CLIENT_KEY_PATH,
+    }
+
+
 # The hub's client at the provinces' IdPs (the host target's zwfw.reference.national).
 HUB_CLIENT = "national-hub"
 # The provisioning Job's client at its e-seal service (its own key, scopes eseal:*).
 SEALS_CLIENT = "provisioning-seals"
+# The national provisioning Job's client at the hub's registry (its own key), as the host
+# target's national-ops registers provinces.
+HUB_OPS_CLIENT = "provisioning-hub"
+HUB_OPS_SCOPES = ("hub:provinces:write", "hub:provinces:read")
 
 
 @dataclass(frozen=True)
@@ -229,6 +271,7 @@ def provisioning_plan(
         for c in idp_clients(config, platform)
     ]
     eseal = _issuer_seal(config, platform, admin_jwks, clients)
+    hub = _hub_registrations(config, platform, admin_jwks, clients)
     plan = platform_plan(
         realm=platform.name,
         idp_public_url=public_url(config, platform, "identity"),
@@ -236,7 +279,7 @@ def provisioning_plan(
         trusted_issuers=trusted,
         clients=clients,
     )
-    return ProvisioningPlan(realms=plan.realms, eseal=eseal)
+    return ProvisioningPlan(realms=plan.realms, eseal=eseal, hub=hub)
 
 
 def _issuer_seal(
@@ -279,6 +322,67 @@ def _issuer_seal(
         picture_png=picture,
     )
     return [EsealPlan(url=internal_url(platform, "eseal"), operator=operator, seals=[seal])]
+
+
+def province_registration(
+    config: StackConfig, province: PlatformConfig
+) -> ProvinceRegistrationPlan:
+    """What the hub's registry records of ``province`` (as the host target's national stage):
+    its public endpoints, its hall's client at the national IdP, the intake client certificate's
+    fingerprint and subject, its channel signing certificate."""
+    channel = province.channel
+    assert channel is not None
+    intake = x509.load_pem_x509_certificate(channel.intake_certificate.encode())
+    running = [s for s in ("identity", "hall", "elicense", "eseal") if province.service(s)]
+    return ProvinceRegistrationPlan(
+        region_code=province.region_code,
+        name=province.name,
+        endpoints={
+            "discovery": f"{public_url(config, province, 'hall')}/.well-known/zwfw",
+            **{s: public_url(config, province, s) for s in running},
+        },
+        oauth_client_id=f"province-{province.region_code}",
+        tls_fingerprint=tls_fingerprint(intake.public_bytes(serialization.Encoding.DER)),
+        tls_subject=intake.subject.rfc4514_string(),
+        signing_certificate=channel.signing_certificate,
+    )
+
+
+def _hub_registrations(
+    config: StackConfig,
+    platform: PlatformConfig,
+    admin_jwks: Mapping[str, Any],
+    clients: list[ClientPlan],
+) -> HubPlan | None:
+    """On the national side, the stack's provinces with a ``channel`` registered at the hub;
+    the Job acts there as ``HUB_OPS_CLIENT`` with its own key, registered (and listed in
+    ``clients``) at the national IdP first. None without such provinces."""
+    running = {s.name for s in platform.services}
+    provinces = [
+        p for p in config.provinces if p.channel is not None and p.service("hall") is not None
+    ]
+    if platform.kind != "national" or not {"identity", "hub"} <= running or not provinces:
+        return None
+    clients.append(
+        ClientPlan(
+            client_id=HUB_OPS_CLIENT,
+            name=f"{platform.name} provisioning (hub registry)",
+            jwks=dict(admin_jwks),
+            scopes=list(HUB_OPS_SCOPES),
+            audiences=[public_url(config, platform, "hub")],
+        )  # fmt: skip
+    )
+    operator = Operator(
+        token_url=f"{internal_url(platform, 'identity')}/token",
+        assertion_audience=f"{public_url(config, platform, 'identity')}/token",
+        client_id=HUB_OPS_CLIENT,
+        key_file=Path(KEYS_MOUNT) / ADMIN_KEY,
+    )
+    return HubPlan(
+        url=internal_url(platform, "hub"),
+        operator=operator,
+        provinces=[province_registration(config, p) for p in provinces],
+    )
 
 
 def provisioned_services(plan: ProvisioningPlan) -> tuple[str, ...]:

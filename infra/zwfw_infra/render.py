@@ -187,6 +187,13 @@ def deploy_time_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
     if values.get("national") is not None:
         pki_values.setdefault("channelCaCertificate", channel_ca)
     values["pki"] = pki_values
+    additions: dict[str, Any] = {"pki": pki_values}
+    if values.get("national") is not None and values.get("provinces"):
+        # Each province's channel identity (public certificates) the hub registers.
+        provinces = [dict(p) for p in values["provinces"]]
+        for province in provinces:
+            province.setdefault("channel", _channel(str(province.get("name", "province"))))
+        values["provinces"] = additions["provinces"] = provinces
     # Parsing tells which platforms and services need which secrets.
     config = parse(values)
     generated: dict[str, Any] = {"pki": {"internal_ca": {"key": internal_key}}}
@@ -203,7 +210,20 @@ def deploy_time_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
             client_pem, client_key = _ca("zwfw load generator")
             credentials.update(client_cert=client_pem, client_key=client_key)
         generated[load.target]["loadtest"] = credentials
-    return {"pki": pki_values}, generated
+    return additions, generated
+
+
+def _channel(name: str) -> dict[str, str]:
+    """A province's channel signing certificate (SM2, national channel CA) and hall intake
+    client certificate, as the national CA would issue them; their keys are not kept."""
+    from zwfw.reference.keys import NationalCA, tls_client_certificate
+
+    signing = NationalCA().channel_identity(f"{name} channel")
+    intake = tls_client_certificate(f"{name} hall")
+    return {
+        "signingCertificate": signing.certificate.to_pem().decode(),
+        "intakeCertificate": intake.certificate_pem.decode(),
+    }
 
 
 def render(

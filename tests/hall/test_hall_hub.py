@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from joserfc import jwt
+from joserfc.jwk import ECKey
 from pydantic import ValidationError
 
 from zwfw.crypto.sm2 import SM2PrivateKey
@@ -45,11 +47,22 @@ def hub_files(tmp_path: Path) -> dict[str, Any]:
     }
 
 
-def fake_hub(received: list[dict[str, Any]], fail_first: list[bool]) -> FastAPI:
+def hub_key(tmp_path: Path) -> ECKey:
+    """The public half of the hall's client key written by ``hub_files``."""
+    private = ECKey.import_key(json.loads((tmp_path / "client.jwk").read_text()))
+    return ECKey.import_key(private.as_dict(private=False))
+
+
+def fake_hub(
+    received: list[dict[str, Any]], fail_first: list[bool], assertions: list[str] | None = None
+) -> FastAPI:
     app = FastAPI()
 
     @app.post("/token")
-    async def token() -> dict[str, Any]:
+    async def token(request: Request) -> dict[str, Any]:
+        if assertions is not None:
+            form = await request.form()
+            assertions.append(str(form["client_assertion"]))
         return {"access_token": "hub-token", "token_type": "Bearer", "expires_in": 300}
 
     @app.post("/reports/{kind}")
@@ -67,17 +80,19 @@ def fake_hub(received: list[dict[str, Any]], fail_first: list[bool]) -> FastAPI:
 
 def test_reports_reach_the_hub_signed_after_a_retry(tmp_path: Path) -> None:
     received: list[dict[str, Any]] = []
+    assertions: list[str] = []
     fail_first = [True]
-    with running_hall(
-        f"sqlite:///{tmp_path / 'h.sqlite3'}", tmp_path, hub=hub_files(tmp_path)
-    ) as hall:
+    # The national IdP called at another address than its public token endpoint.
+    audience = "https://identity.national.example/token"
+    hub = {**hub_files(tmp_path), "assertion_audience": audience}
+    with running_hall(f"sqlite:///{tmp_path / 'h.sqlite3'}", tmp_path, hub=hub) as hall:
         hall.publish()
         number = hall.apply()["case_number"]
         dispatcher = hall.app.state.hall.dispatcher
         assert dispatcher is not None
         transport = dispatcher.transport
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(fake_hub(received, fail_first)),
+            transport=httpx.ASGITransport(fake_hub(received, fail_first, assertions)),
             base_url="http://hub.test",
         )
         transport.client = client
@@ -104,3 +119,5 @@ def test_reports_reach_the_hub_signed_after_a_retry(tmp_path: Path) -> None:
     assert headers["idempotency-key"] == f"340000:case:{number}:v1"
     assert 'alg="sm2-sm3"' in headers["zwfw-signature"]
     assert headers["authorization"] == "Bearer hub-token"
+    (assertion,) = assertions
+    assert jwt.decode(assertion, hub_key(tmp_path)).claims["aud"] == audience

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from joserfc.jwk import ECKey
 from zwfw_infra import labels
 from zwfw_infra.config import ConfigError
@@ -118,7 +120,8 @@ def test_the_plan_is_a_valid_plan_against_the_in_cluster_services(
             assert trusted == [(idp, f"{idp}/jwks")]
         else:
             assert trusted == []
-        assert plan.hub is None
+        # The hub registers the stack's provinces (test_the_hub_registers_...).
+        assert (plan.hub is not None) == (platform["kind"] == "national")
         # The issuer seal where the province names its issuer (the demo's provinces).
         issuer = next(
             (p.get("issuer") for p in stack_values(stack.stack).get("provinces", [])
@@ -247,7 +250,11 @@ def test_the_services_clients_are_registered_by_the_public_halves_of_their_own_k
         (realm,) = _plan(stack, national["namespace"], tmp_path).realms
         hub = national["services"]["hub"]["public_url"]
         registered = {c.client_id: c for c in realm.clients}
-        assert set(registered) == {f"province-{p['region_code']}" for p in provinces.values()}
+        assert set(registered) == {
+            *(f"province-{p['region_code']}" for p in provinces.values()),
+            # The Job's own client at the hub's registry (its key).
+            "provisioning-hub",
+        }
         for province in provinces.values():
             client = registered[f"province-{province['region_code']}"]
             private = service_key(province, "hall")
@@ -284,3 +291,132 @@ def test_a_province_with_an_issuer_gets_its_licence_seal_signed_by_its_library_o
             demo.find("ConfigMap", "eseal-settings", ns)["data"]["settings.yaml"]
         )
         assert settings["licence_client"] == f"elicense-{region}"
+
+
+def _settings(rendered: Rendered, namespace: str, service: str) -> dict[str, Any]:
+    text = rendered.find("ConfigMap", f"{service}-settings", namespace)["data"]["settings.yaml"]
+    settings: dict[str, Any] = yaml.safe_load(text)
+    return settings
+
+
+def test_the_services_call_their_idp_inside_the_cluster_with_their_registered_clients(
+    stack: Rendered, tmp_path: Path
+) -> None:
+    """The hall's library client and the library's e-seal client are the clients the Job
+    registers (hall-<region>, elicense-<region>), with the key of their own Secret; they call
+    the IdP at its service URL and name its public token endpoint in their assertions. The hub
+    uses its national-hub client key at the provinces' IdPs."""
+    platforms = stack.outputs["platforms"]
+    provinces = {n: p for n, p in platforms.items() if p["kind"] == "province"}
+    assert provinces
+    for platform in provinces.values():
+        ns, region = platform["namespace"], platform["region_code"]
+        services = platform["services"]
+        (realm,) = _plan(stack, ns, tmp_path).realms
+        registered = {c.client_id for c in realm.clients}
+        idp = services["identity"]
+        expected = {
+            "token_url": f"{idp['internal_url']}/token",
+            "assertion_audience": f"{idp['public_url']}/token",
+            "client_key_file": "/etc/zwfw/client/client.jwk",
+        }
+        library = _settings(stack, ns, "hall")["elicense"]
+        assert library["base_url"] == services["elicense"]["internal_url"]
+        assert library["trust_url"] == f"{services['eseal']['internal_url']}/trust"
+        assert {k: library[k] for k in expected} == expected
+        assert library["client_id"] == f"hall-{region}"
+        assert library["client_id"] in registered
+        sealing = _settings(stack, ns, "elicense")["eseal"]
+        assert {k: sealing[k] for k in expected} == expected
+        assert sealing["client_id"] == f"elicense-{region}"
+        assert sealing["client_id"] in registered
+    national = platforms.get("national")
+    if national is not None:
+        hub = _settings(stack, national["namespace"], "hub")
+        assert hub["province_client_id"] == "national-hub"
+        assert hub["province_client_key_file"] == "/etc/zwfw/client/client.jwk"
+
+
+def test_the_hub_registers_the_stacks_provinces_through_its_admin_api(tmp_path: Path) -> None:
+    """As the host target's national stage: the national Job registers each province at the
+    hub (its public endpoints, its hall's client province-<region>, the intake client
+    certificate's fingerprint and subject, its channel signing certificate), as its own client
+    provisioning-hub at the national IdP (its key's public half, the registry's scopes), calling
+    the hub at its service URL."""
+    values = copy.deepcopy(stack_values("demo"))
+    additions, _ = deploy_time_values(values)
+    values.update(additions)
+    demo = render("demo", values)
+    platforms = demo.outputs["platforms"]
+    national = platforms["national"]
+    ns = national["namespace"]
+    plan = _plan(demo, ns, tmp_path)
+    assert plan.hub is not None
+    hub, idp = national["services"]["hub"], national["services"]["identity"]
+    assert plan.hub.url == hub["internal_url"]
+    operator = plan.hub.operator
+    assert operator.client_id == "provisioning-hub"
+    assert operator.token_url == f"{idp['internal_url']}/token"
+    assert operator.assertion_audience == f"{idp['public_url']}/token"
+    (realm,) = plan.realms
+    (ops,) = [c for c in realm.clients if c.client_id == "provisioning-hub"]
+    admin = ECKey.import_key(
+        json.loads(demo.find("Secret", "provisioning-keys", ns)["stringData"]["admin.jwk"])
+    )
+    assert ops.jwks == {"keys": [admin.as_dict(private=False)]}
+    assert operator.key_file == realm.admin.key_file
+    assert ops.scopes == ["hub:provinces:write", "hub:provinces:read"]
+    assert ops.audiences == [hub["public_url"]]
+    channels = {p["name"]: p["channel"] for p in values["provinces"]}
+    provinces = {p["region_code"]: (n, p) for n, p in platforms.items() if p["kind"] == "province"}
+    assert {r.region_code for r in plan.hub.provinces} == set(provinces)
+    for registration in plan.hub.provinces:
+        name, province = provinces[registration.region_code]
+        services = province["services"]
+        intake = x509.load_pem_x509_certificate(channels[name]["intakeCertificate"].encode())
+        assert registration.oauth_client_id == f"province-{registration.region_code}"
+        assert registration.tls_fingerprint == intake.fingerprint(hashes.SHA256()).hex()
+        assert registration.tls_subject == intake.subject.rfc4514_string()
+        assert registration.signing_certificate == channels[name]["signingCertificate"]
+        assert registration.endpoints == {
+            "discovery": f"{services['hall']['public_url']}/.well-known/zwfw",
+            **{s: services[s]["public_url"] for s in ("identity", "hall", "elicense", "eseal")},
+        }
+    # Public certificates only: no private key in the plan.
+    text = demo.find("ConfigMap", "provisioning-plan", ns)["data"]["plan.json"]
+    assert "PRIVATE KEY" not in text
+    assert '"d"' not in text
+
+
+def test_a_channel_certificate_that_is_not_one_is_refused_in_one_line() -> None:
+    values = copy.deepcopy(stack_values("demo"))
+    additions, _ = deploy_time_values(values)
+    values.update(additions)
+    values["provinces"][0]["channel"]["signingCertificate"] = values["provinces"][0]["channel"][
+        "intakeCertificate"
+    ]
+    with pytest.raises(ConfigError, match=r"channel\.signingCertificate: not an SM2") as error:
+        render("demo", values)
+    assert "\n" not in str(error.value)
+
+
+def test_the_library_seals_with_the_issuer_seal_once_its_es_id_is_given(demo: Rendered) -> None:
+    """The seal's es_id is known once the Job has made it; given as issuer.esId, the library's
+    issuers setting names it (loaded by the library's own settings class), and not before."""
+    for province in stack_values("demo")["provinces"]:
+        ns = demo.outputs["platforms"][province["name"]]["namespace"]
+        assert "issuers" not in _settings(demo, ns, "elicense")
+    values = copy.deepcopy(stack_values("demo"))
+    first, second = values["provinces"][:2]
+    es_id = f"{first['regionCode']}0A1B2C3D4E"
+    first["issuer"]["esId"] = es_id
+    rendered = render("demo", values)
+    platforms = rendered.outputs["platforms"]
+    settings = _settings(rendered, platforms[first["name"]]["namespace"], "elicense")
+    library = resolve_service("elicense").settings_class.model_validate(settings)
+    issuer = library.issuers[first["issuer"]["creditCode"]]  # type: ignore[attr-defined]
+    assert (issuer.name, issuer.es_id) == (first["issuer"]["name"], es_id)
+    assert "issuers" not in _settings(rendered, platforms[second["name"]]["namespace"], "elicense")
+    values["provinces"][0]["issuer"]["esId"] = "seal-1"
+    with pytest.raises(ConfigError, match=r"issuer\.esId: 'seal-1' is not valid"):
+        render("demo", values)

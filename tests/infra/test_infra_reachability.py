@@ -131,8 +131,9 @@ def expected(source: Endpoint, target: Endpoint, port: int) -> bool:
         # The generators reach the target as citizens do: its public entry, nothing else.
         return target == INGRESS and port == 443 and src[1] == "load-worker"
     if src[1] == "provisioning":
-        # The provisioning Job calls its own platform's IdP (admin API, tokens) and, on the
-        # demo's provinces (each with an issuer), its e-seal service (the issuer seal).
+        # The provisioning Job calls its own platform's IdP (admin API, tokens), on the
+        # demo's provinces (each with an issuer) its e-seal service (the issuer seal), and on
+        # the national side the hub (its registry of the provinces).
         return dst in _provisioned(src[0]) and port == 8443
     if dst[1] == "database":
         if port == 5432:
@@ -200,16 +201,19 @@ def test_departments_cannot_reach_each_other_or_any_zwfw_database(cluster: Clust
     assert cluster.can_connect(gongan, INGRESS, 443)
 
 
-def test_only_the_halls_reach_the_hub(cluster: Cluster) -> None:
+def test_only_the_halls_and_the_national_provisioning_job_reach_the_hub(
+    cluster: Cluster,
+) -> None:
     hub = _pod(cluster, NATIONAL, "hub")
     reaching = {
-        e.name
+        (e.namespace, _role(e)[1])
         for e in cluster.endpoints
         if e.is_pod
         and e.namespace not in ("ingress-nginx", "monitoring")
         and cluster.can_connect(e, hub, 8443)
     }
-    assert reaching == {f"{ns}/deployment/hall" for ns in PROVINCES}
+    # The national Job registers the provinces in the hub's registry; no province's Job.
+    assert reaching == {(ns, "hall") for ns in PROVINCES} | {(NATIONAL, "provisioning")}
 
 
 def test_a_province_cannot_reach_another_provinces_services_or_database(cluster: Cluster) -> None:
@@ -384,7 +388,7 @@ def _provisioned(namespace: str) -> set[tuple[str, str]]:
     """The services a platform's provisioning Job calls on the demo stack."""
     if namespace in PROVINCES:
         return {(namespace, "identity"), (namespace, "eseal")}
-    return {(namespace, "identity")}
+    return {(namespace, "identity"), (namespace, "hub")}
 
 
 def test_the_provisioning_job_reaches_exactly_the_services_it_provisions(cluster: Cluster) -> None:

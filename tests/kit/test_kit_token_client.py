@@ -149,3 +149,52 @@ def test_client_keys_load_from_jwk_and_pem(key: ECKey, tmp_path: Path) -> None:
     pem_file.write_bytes(key.as_pem(private=True))
     assert load_client_key(jwk_file).kid == "hall-1"
     assert load_client_key(pem_file).as_dict(private=False)["x"] == key.as_dict()["x"]
+
+
+def test_the_services_settings_carry_the_public_token_endpoint_into_their_assertions(
+    key: ECKey, tmp_path: Path
+) -> None:
+    """The hall's library client and the library's e-seal client call the IdP at the
+    ``token_url`` of their settings and name ``assertion_audience`` in their assertions."""
+    from zwfw.services.elicense.sealing import SealClient
+    from zwfw.services.elicense.settings import SealServiceConfig
+    from zwfw.services.hall.elicense import build_client
+    from zwfw.services.hall.settings import HallSettings
+
+    key_file = tmp_path / "client.jwk"
+    key_file.write_text(json.dumps(key.as_dict(private=True)))
+    internal = "https://identity.zwfw-340000.svc:8443/token"
+    endpoint = TokenEndpoint(key)
+    requested: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requested.append(str(request.url))
+        return endpoint(request)
+
+    hall = HallSettings(
+        elicense={
+            "base_url": "https://elicense.zwfw-340000.svc:8443",
+            "token_url": internal,
+            "assertion_audience": TOKEN_URL,
+            "client_id": "hall-340000",
+            "client_key_file": key_file,
+            "trust_url": "https://eseal.zwfw-340000.svc:8443/trust",
+        }
+    )
+    library = build_client(hall)
+    assert library is not None
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
+        library.token.http = http  # type: ignore[attr-defined]
+        assert library.token() == "token-1"
+    sealing = SealServiceConfig(
+        base_url="https://eseal.zwfw-340000.svc:8443",
+        token_url=internal,
+        assertion_audience=TOKEN_URL,
+        client_id="hall-340000",
+        client_key_file=key_file,
+    )
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
+        tokens = SealClient(sealing, http=http)._client_credentials()
+        assert tokens() == "token-2"
+    # Called inside the cluster both times; TokenEndpoint checked each assertion's audience.
+    assert requested == [internal, internal]

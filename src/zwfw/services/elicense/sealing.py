@@ -75,6 +75,7 @@ class SealClient:
             config.scope,
             http=self.http,
             timeout=config.timeout_seconds,
+            assertion_audience=config.assertion_audience,
         )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

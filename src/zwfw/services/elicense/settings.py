@@ -33,6 +33,9 @@ class SealServiceConfig(BaseModel):
     token_url: str | None = None
     client_id: str | None = None
     client_key_file: Path | None = None
+    # The IdP's public token endpoint, named in the assertions when token_url is another
+    # address of it (an in-cluster URL); unset: token_url.
+    assertion_audience: str | None = None
     scope: str = "eseal:sign"
     timeout_seconds: float = Field(default=10.0, gt=0)
     # The seal authority's root certificate changes rarely; statuses more often.

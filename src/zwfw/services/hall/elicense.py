@@ -471,6 +471,7 @@ def build_client(settings: Any) -> ElicenseClient | None:
             lib.scope,
             http=http,
             timeout=lib.timeout_seconds,
+            assertion_audience=lib.assertion_audience,
         )
     except (OSError, ValueError) as exc:
         raise ValueError(f"elicense.client_key_file: cannot load the key: {exc}") from None
@@ -497,6 +498,7 @@ def build_client(settings: Any) -> ElicenseClient | None:
                 load_client_key(hub_settings.client_key_file),
                 hub_settings.exchange_scope,
                 http=hub_http,
+                assertion_audience=hub_settings.assertion_audience,
             )
         except (OSError, ValueError, CertificateError) as exc:
             raise ValueError(f"hub: cannot load the channel key or client key: {exc}") from None

@@ -61,7 +61,12 @@ def build_dispatcher(app: FastAPI, settings: HallSettings) -> outbox.Dispatcher 
         signer=signer,
         recipient="hub",
         token=AsyncClientCredentials(
-            hub.token_url, hub.client_id, client_key, hub.scope, http=client
+            hub.token_url,
+            hub.client_id,
+            client_key,
+            hub.scope,
+            http=client,
+            assertion_audience=hub.assertion_audience,
         ),
         client=client,
     )

@@ -27,6 +27,9 @@ class ElicenseSettings(BaseModel):
     token_url: str | None = None
     client_id: str | None = None
     client_key_file: Path | None = None  # the client's private JWK (JSON) or PEM
+    # The audience its assertions name when token_url is not the IdP's public token endpoint
+    # (the IdP called at an internal address accepts only its public one); unset: token_url.
+    assertion_audience: str | None = None
     scope: str = "elicense:share"
     # Seal authority roots copies are verified against, offline: the province's e-seal
     # ``GET /trust`` and/or a PEM bundle (other provinces' roots, for cross-province copies).
@@ -87,6 +90,9 @@ class HubSettings(BaseModel):
     token_url: str | None = None
     client_id: str | None = None
     client_key_file: Path | None = None  # the client's private JWK (JSON)
+    # As elicense.assertion_audience: the national IdP's public token endpoint when called
+    # at another address; unset: token_url.
+    assertion_audience: str | None = None
     scope: str = "hub:report"
     # Scope of the token for cross-province licence exchange (None: the hall does not use it).
     exchange_scope: str | None = "hub:exchange"
