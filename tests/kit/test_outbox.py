@@ -148,6 +148,22 @@ def test_transient_statuses_are_retried(sessions, status) -> None:
     assert asyncio.run(dispatcher.dispatch_once()).retried == 1
 
 
+def test_a_dispatcher_with_max_attempts_gives_a_message_up_after_them(sessions) -> None:
+    message_id = _enqueue(sessions, case_no="G")
+    down = Delivery(None, error="ConnectTimeout: hub unreachable")
+    dispatcher = Dispatcher(sessions, ScriptedTransport(down, down), max_attempts=2)
+    assert asyncio.run(dispatcher.dispatch_once()).retried == 1
+    _due_now(sessions)
+    assert asyncio.run(dispatcher.dispatch_once()).rejected == 1
+    with sessions() as session:
+        message = outbox.get(session, message_id)
+    assert message is not None
+    assert message.state == "rejected"
+    assert message.last_error == "gave up after 2 attempts: ConnectTimeout: hub unreachable"
+    _due_now(sessions)
+    assert asyncio.run(dispatcher.dispatch_once()) == outbox.DispatchStats()
+
+
 def test_retry_after_is_honoured(sessions) -> None:
     message_id = _enqueue(sessions, case_no="D")
     transport = ScriptedTransport(Delivery(429, error="slow down", retry_after=120))

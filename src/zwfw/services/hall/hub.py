@@ -64,6 +64,7 @@ def build_dispatcher(app: FastAPI, settings: HallSettings) -> outbox.Dispatcher 
             hub.token_url, hub.client_id, client_key, hub.scope, http=client
         ),
         client=client,
+        timeout=hub.timeout_seconds,
     )
     try:
         protector = field_protector()
@@ -75,5 +76,6 @@ def build_dispatcher(app: FastAPI, settings: HallSettings) -> outbox.Dispatcher 
         protector=protector,
         base_delay=hub.base_delay_seconds,
         max_delay=hub.max_delay_seconds,
+        max_attempts=hub.max_attempts,
         registry=app.state.kit.metrics.registry,
     )

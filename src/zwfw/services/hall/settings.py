@@ -99,6 +99,11 @@ class HubSettings(BaseModel):
     ca_bundle: Path | None = None
     base_delay_seconds: float = Field(default=1.0, gt=0)
     max_delay_seconds: float = Field(default=300.0, gt=0)
+    # Seconds one delivery attempt may take before it counts as failed (and is retried).
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # Attempts per report before it is given up (marked rejected for operators to requeue).
+    # None, the default, retries until the hub takes it: reports outlive a hub outage.
+    max_attempts: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _complete(self) -> HubSettings:

@@ -40,6 +40,9 @@ Delivery rules:
 - network errors, timeouts, 408, 425, 429 and 5xx are retried with exponential backoff and
   jitter (``base_delay * 2**attempts``, capped at ``max_delay``, then a random point in its
   upper half so many provinces do not retry in lockstep); ``Retry-After`` is honoured;
+  a dispatcher given ``max_attempts`` stops after that many and marks the message
+  ``rejected`` (the default retries until delivered: what the outbox is for; a limit of 1 is
+  a service without an outbox, whose reports are lost while the receiver is unreachable);
 - any other 4xx means the receiver will never take this message as it is: it is marked
   ``rejected`` with the receiver's answer and kept (never deleted) for operators, who can
   ``requeue`` it after fixing the cause;
@@ -407,9 +410,13 @@ class Dispatcher:
         registry: CollectorRegistry | None = None,
         rng: random.Random | None = None,
         protector: FieldProtector | None = None,
+        max_attempts: int | None = None,
     ) -> None:
         if base_delay <= 0 or max_delay < base_delay:
             raise ValueError("need 0 < base_delay <= max_delay")
+        if max_attempts is not None and max_attempts < 1:
+            raise ValueError("max_attempts: at least one attempt")
+        self.max_attempts = max_attempts
         self.sessions = sessions
         self.transport = transport
         self.protector = protector
@@ -504,7 +511,7 @@ class Dispatcher:
             values.update(
                 state=DELIVERED, delivered_at=now, receipt=delivery.receipt, last_error=None
             )
-        elif delivery.retryable:
+        elif delivery.retryable and (self.max_attempts is None or attempts < self.max_attempts):
             outcome = "retry"
             delay = self.backoff(attempts)
             if delivery.retry_after is not None:
@@ -515,9 +522,12 @@ class Dispatcher:
             )
         else:
             outcome = "rejected"
+            error = mask_personal_data(delivery.error or "")
+            if delivery.retryable:
+                error = f"gave up after {attempts} attempts: {error}"
             values.update(
                 state=REJECTED,
-                last_error=mask_personal_data(delivery.error or "")[:1000],
+                last_error=error[:1000],
                 receipt=delivery.receipt,
             )
         with self.sessions.begin() as session:
