@@ -1,7 +1,13 @@
 """The faults suite against the reference platform: `zwfw certify --suites faults` as an
-operator runs it. On a platform with two worker processes per service nothing acknowledged is
-lost or duplicated and the halls serve through a hub outage (FT-*; the replica requirement is
-judged from its figures); one with a single process per service fails the replica requirement.
+operator runs it. On a platform with two worker processes per service every FT-* requirement
+passes: a killed worker's survivor carries the service, nothing acknowledged is lost or
+duplicated and the halls serve through a hub outage; one with a single process per service
+fails the replica requirement.
+
+Every service keeps its data in its own PostgreSQL database (``service_databases``), as a
+replicated deployment does: two workers writing one SQLite file wait on each other's locks
+("database is locked") and the survivor of a kill fails requests it should carry. Without
+PostgreSQL these tests fail.
 
 Each platform serves its module's run; the load is faults/workload.yaml (4 arrivals/s), so the
 whole stage takes a few minutes.
@@ -13,7 +19,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +64,40 @@ def explain(document: dict[str, Any]) -> str:
     )
 
 
+def platform(
+    tmp_path: Path,
+    service_databases: Callable[[str], str],
+    workers: int,
+) -> ReferencePlatform:
+    return ReferencePlatform(
+        tmp_path / "reference",
+        DEFAULT_PROVINCES[:1],
+        workers=workers,
+        database_url_for=service_databases,
+    )
+
+
 @pytest.fixture
-def replicated(tmp_path: Path) -> Iterator[ReferencePlatform]:
-    with ReferencePlatform(tmp_path / "reference", DEFAULT_PROVINCES[:1], workers=2) as running:
+def replicated(
+    tmp_path: Path, service_databases: Callable[[str], str]
+) -> Iterator[ReferencePlatform]:
+    with platform(tmp_path, service_databases, workers=2) as running:
         yield running
 
 
 @pytest.fixture
-def single(tmp_path: Path) -> Iterator[ReferencePlatform]:
-    with ReferencePlatform(tmp_path / "reference", DEFAULT_PROVINCES[:1], workers=1) as running:
+def single(tmp_path: Path, service_databases: Callable[[str], str]) -> Iterator[ReferencePlatform]:
+    with platform(tmp_path, service_databases, workers=1) as running:
         yield running
+
+
+def narrowed_profile(running: ReferencePlatform, name: str, faults: dict[str, Any]) -> Path:
+    """The province's profile with its `faults:` section replaced by ``faults``."""
+    profile = yaml.safe_load(running.profile_path(A).read_text(encoding="utf-8"))
+    profile["faults"] = faults
+    narrowed = running.profile_path(A).with_name(f"{name}.yaml")
+    narrowed.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+    return narrowed
 
 
 def test_two_workers_per_service_under_every_declared_fault(
@@ -76,14 +106,8 @@ def test_two_workers_per_service_under_every_declared_fault(
     out = tmp_path / "report"
     result, document = certify(replicated, replicated.profile_path(A), out, tmp_path / "home")
     found = statuses(document)
-    # Nothing acknowledged is lost or duplicated, and the halls keep serving without the hub.
-    assert {rid: found[rid] for rid in FT[1:]} == dict.fromkeys(FT[1:], "pass"), explain(document)
-    # Two worker processes on one SQLite file do not always carry a killed worker: on a busy
-    # host the survivor's writes wait past SQLite's busy timeout ("database is locked", 500)
-    # and uvicorn's supervisor has been seen to take over a minute to replace a worker. The
-    # verdict is judged from the figures either way, never left undecided.
-    assert found["FT-REP-001"] in ("pass", "fail"), explain(document)
-    assert result.returncode == (0 if found["FT-REP-001"] == "pass" else 1)
+    assert {rid: found[rid] for rid in FT} == dict.fromkeys(FT, "pass"), explain(document)
+    assert result.returncode == 0, result.stderr[-2000:]
     jsonschema.Draft202012Validator(SCHEMA).validate(document)
 
     faults = document["measurements"]["faults"]
@@ -94,10 +118,8 @@ def test_two_workers_per_service_under_every_declared_fault(
     assert len(caused) == 5
     assert all(e["exit"] == 0 for e in caused)
     assert replica["during"]["requests"] > 0
-    withstood = replica["during"]["success_rate"] >= 0.995 and all(
-        took is not None for took in replica["recovery_seconds"].values()
-    )
-    assert withstood == (found["FT-REP-001"] == "pass")
+    assert replica["during"]["success_rate"] >= 0.995
+    assert all(took is not None for took in replica["recovery_seconds"].values())
     assert replica["durability"]["acknowledged"] > 0
     assert replica["durability"]["lost"] == 0 == replica["durability"]["duplicated"]
     assert replica["durability"]["found"] == replica["durability"]["acknowledged"]
@@ -125,13 +147,9 @@ def test_a_single_process_service_fails_the_replica_requirement(
 ) -> None:
     # The operator's profile narrowed to one service (the e-seal service, which no read-back
     # needs) with a short recovery bound: nothing restarts a killed single process.
-    profile = yaml.safe_load(single.profile_path(A).read_text(encoding="utf-8"))
-    faults = profile["faults"]
-    faults["replica"] = {"eseal": faults["replica"]["eseal"]}
-    faults["recovery_seconds"] = 8
-    del faults["hub_outage"]
-    narrowed = single.profile_path(A).with_name("single.yaml")
-    narrowed.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+    declared = yaml.safe_load(single.profile_path(A).read_text(encoding="utf-8"))["faults"]
+    faults = {"replica": {"eseal": declared["replica"]["eseal"]}, "recovery_seconds": 8}
+    narrowed = narrowed_profile(single, "single", faults)
 
     result, document = certify(single, narrowed, tmp_path / "report", tmp_path / "home")
     found = statuses(document)

@@ -1,6 +1,7 @@
 """The reference platform on localhost: the national side (identity as the national root IdP,
 the hub) and N provinces (identity, hall, elicense, eseal each), every service a separate
-``zwfw serve NAME --config FILE`` process on its own free port with its own SQLite database.
+``zwfw serve NAME --config FILE`` process on its own free port with its own database (SQLite by
+default; ``database_url_for`` names another, e.g. a PostgreSQL database per service).
 
 Start-up, in order:
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import base64
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -197,6 +198,7 @@ class ReferencePlatform(NationalSide):
         token_ttl: int = 3600,
         log_level: str = "WARNING",
         workers: int = 1,
+        database_url_for: Callable[[str], str] | None = None,
     ) -> None:
         if len({p.region_code for p in provinces}) != len(provinces) or not provinces:
             raise ValueError("give one or more provinces with distinct region codes")
@@ -209,6 +211,7 @@ class ReferencePlatform(NationalSide):
             token_ttl=token_ttl,
             log_level=log_level,
             workers=workers,
+            database_url_for=database_url_for,
         )
         self.specs = tuple(provinces)
         self.provinces: dict[str, Province] = {}
