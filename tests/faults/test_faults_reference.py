@@ -2,7 +2,8 @@
 operator runs it. On a platform with two worker processes per service every FT-* requirement
 passes: a killed worker's survivor carries the service, nothing acknowledged is lost or
 duplicated and the halls serve through a hub outage; one with a single process per service
-fails the replica requirement.
+fails the replica requirement, and one whose hall has no outbox fails the requirement that
+the reports of a hub outage arrive.
 
 Every service keeps its data in its own PostgreSQL database (``service_databases``), as a
 replicated deployment does: two workers writing one SQLite file wait on each other's locks
@@ -68,12 +69,14 @@ def platform(
     tmp_path: Path,
     service_databases: Callable[[str], str],
     workers: int,
+    service_settings: dict[str, dict[str, Any]] | None = None,
 ) -> ReferencePlatform:
     return ReferencePlatform(
         tmp_path / "reference",
         DEFAULT_PROVINCES[:1],
         workers=workers,
         database_url_for=service_databases,
+        service_settings=service_settings,
     )
 
 
@@ -88,6 +91,23 @@ def replicated(
 @pytest.fixture
 def single(tmp_path: Path, service_databases: Callable[[str], str]) -> Iterator[ReferencePlatform]:
     with platform(tmp_path, service_databases, workers=1) as running:
+        yield running
+
+
+@pytest.fixture
+def without_outbox(
+    tmp_path: Path, service_databases: Callable[[str], str]
+) -> Iterator[ReferencePlatform]:
+    settings = {
+        # The hall's outbox disabled: each report gets one short attempt and is dropped when
+        # the hub does not answer it, instead of staying queued until it does.
+        "hall": {"hub": {"max_attempts": 1, "timeout_seconds": 0.5}},
+        # The outage stops the hub (SIGSTOP), whose sockets still take what is sent meanwhile
+        # and hand it over when it continues, as if delivered late. A dead link would lose
+        # it: with a 10 s freshness window the hub refuses it as stale, as good as lost.
+        "hub": {"channel_window_seconds": 10},
+    }
+    with platform(tmp_path, service_databases, workers=1, service_settings=settings) as running:
         yield running
 
 
@@ -160,3 +180,29 @@ def test_a_single_process_service_fails_the_replica_requirement(
     reason = next(r["reason"] for r in document["requirements"] if r["id"] == "FT-REP-001")
     assert "not recovered within 8 s: eseal" in reason
     assert "eseal" in reason.split("(")[1]
+
+
+def test_a_hall_without_an_outbox_fails_the_reports_requirement(
+    without_outbox: ReferencePlatform, tmp_path: Path
+) -> None:
+    # Only the hub outage, held 25 s: what the hall gave up in its first 15 s is older than
+    # the hub's window when the hub continues. The delivery bound covers the reports sent
+    # in the last 10 s (taken when it continues), not a long wait for those that never come.
+    declared = yaml.safe_load(without_outbox.profile_path(A).read_text(encoding="utf-8"))
+    outage = {**declared["faults"]["hub_outage"], "hold_seconds": 25}
+    faults = {"hub_outage": outage, "delivery_seconds": 30}
+    narrowed = narrowed_profile(without_outbox, "without-outbox", faults)
+
+    result, document = certify(without_outbox, narrowed, tmp_path / "report", tmp_path / "home")
+    found = statuses(document)
+    # Citizens are served throughout (the hall never waited for the hub); what it could not
+    # deliver during the outage is gone.
+    assert found["FT-HUB-002"] == "fail", explain(document)
+    assert found["FT-HUB-001"] == "pass", explain(document)
+    assert found["FT-REP-001"] == found["FT-REP-002"] == "inconclusive"
+    assert result.returncode == 1
+    reason = next(r["reason"] for r in document["requirements"] if r["id"] == "FT-HUB-002")
+    assert "acknowledged cases never reported to the hub within the delivery bound" in reason
+    outbox = document["measurements"]["faults"]["hub-outage"]["outbox"]
+    assert 0 < outbox["missing"] <= outbox["cases"]
+    assert outbox["arrived_more_than_once"] == 0

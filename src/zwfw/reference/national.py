@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -223,6 +223,7 @@ class NationalSide:
         extra_channel_roots: bytes = b"",
         workers: int = 1,
         database_url_for: Callable[[str], str] | None = None,
+        service_settings: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers: at least one process per service")
@@ -233,6 +234,9 @@ class NationalSide:
         # SQLite files by default; worker processes sharing one SQLite file serialise their
         # writes, so replicas under load want a server database (PostgreSQL) instead.
         self.database_url_for = database_url_for or self._sqlite_url
+        # Settings by service kind ("hall", "hub", ...) merged over what the platform writes:
+        # variants of the platform, e.g. {"hall": {"hub": {"max_attempts": 1}}}.
+        self.service_settings = {k: dict(v) for k, v in (service_settings or {}).items()}
         self.registrations = tuple(registrations)
         self.ready_timeout = ready_timeout
         # Lifetime of the access tokens the test credentials hold (the env file's tokens).
@@ -388,8 +392,9 @@ class NationalSide:
             "log_level": self.log_level,
             "workers": self.workers,
         }
+        settings = merged({**common, **values}, self.service_settings.get(process.service, {}))
         process.config.write_text(
-            yaml.safe_dump({**common, **values}, allow_unicode=True, sort_keys=False),
+            yaml.safe_dump(settings, allow_unicode=True, sort_keys=False),
             encoding="utf-8",
         )
 
@@ -563,6 +568,17 @@ class NationalSide:
             url=self.national["hub"].url, operator=operator,
             provinces=[ProvinceRegistrationPlan(**r.body()) for r in registrations],
         )))  # fmt: skip
+
+
+def merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` laid on it, section by section."""
+    result = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
 
 
 def _person_plan(person: Person) -> PersonPlan:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import base64
 import shlex
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -199,6 +199,7 @@ class ReferencePlatform(NationalSide):
         log_level: str = "WARNING",
         workers: int = 1,
         database_url_for: Callable[[str], str] | None = None,
+        service_settings: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if len({p.region_code for p in provinces}) != len(provinces) or not provinces:
             raise ValueError("give one or more provinces with distinct region codes")
@@ -212,6 +213,7 @@ class ReferencePlatform(NationalSide):
             log_level=log_level,
             workers=workers,
             database_url_for=database_url_for,
+            service_settings=service_settings,
         )
         self.specs = tuple(provinces)
         self.provinces: dict[str, Province] = {}
