@@ -1,7 +1,8 @@
 """The faults suite against the reference platform: `zwfw certify --suites faults` as an
 operator runs it. On a platform with two worker processes per service every FT-* requirement
 passes: a killed worker's survivor carries the service, nothing acknowledged is lost or
-duplicated and the halls serve through a hub outage; one with a single process per service
+duplicated, the halls serve through a hub outage and a hall whose clock is skewed is
+refused, and taken again once it is set right; one with a single process per service
 fails the replica requirement, and one whose hall has no outbox fails the requirement that
 the reports of a hub outage arrive.
 
@@ -34,7 +35,7 @@ A = "340000"
 REPO = Path(__file__).resolve().parents[2]
 ZWFW = str(Path(sys.executable).with_name("zwfw"))
 SCHEMA = json.loads((REPO / "conformance" / "spec" / "report.schema.json").read_text("utf-8"))
-FT = ("FT-REP-001", "FT-REP-002", "FT-HUB-001", "FT-HUB-002")
+FT = ("FT-REP-001", "FT-REP-002", "FT-HUB-001", "FT-HUB-002", "FT-CLK-001")
 
 
 def certify(
@@ -154,9 +155,17 @@ def test_two_workers_per_service_under_every_declared_fault(
     hub = [line.split(",") for line in rows.splitlines() if ",system.hub-report," in line]
     assert any(row[4] or float(row[2]) >= 5000 for row in hub), "the hub answered throughout"
 
+    skew = faults["clock-skew"]
+    assert skew["skew"]["probe"]["status"] == 401
+    assert skew["skew"]["probe"]["type"] == "urn:zwfw:problem:channel:stale"
+    assert skew["skew"]["skewed_cases"] > 0
+    assert skew["skew"]["accepted_while_skewed"] == 0
+    assert skew["outbox"]["arrived_once"] == skew["outbox"]["cases"] > 0
+
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Fault tolerance under load" in html
-    assert html.count("fault window") >= 4
+    assert html.count("fault window") >= 6
+    assert "Skewed clock" in html
     verified = subprocess.run([ZWFW, "verify-report", str(out)], capture_output=True,
                               text=True, check=False)  # fmt: skip
     assert verified.returncode == 0, verified.stderr
@@ -175,7 +184,7 @@ def test_a_single_process_service_fails_the_replica_requirement(
     found = statuses(document)
     assert found["FT-REP-001"] == "fail", explain(document)
     assert found["FT-REP-002"] == "pass", explain(document)
-    assert found["FT-HUB-001"] == found["FT-HUB-002"] == "inconclusive"
+    assert found["FT-HUB-001"] == found["FT-HUB-002"] == found["FT-CLK-001"] == "inconclusive"
     assert result.returncode == 1
     reason = next(r["reason"] for r in document["requirements"] if r["id"] == "FT-REP-001")
     assert "not recovered within 8 s: eseal" in reason
@@ -199,7 +208,7 @@ def test_a_hall_without_an_outbox_fails_the_reports_requirement(
     # deliver during the outage is gone.
     assert found["FT-HUB-002"] == "fail", explain(document)
     assert found["FT-HUB-001"] == "pass", explain(document)
-    assert found["FT-REP-001"] == found["FT-REP-002"] == "inconclusive"
+    assert found["FT-REP-001"] == found["FT-REP-002"] == found["FT-CLK-001"] == "inconclusive"
     assert result.returncode == 1
     reason = next(r["reason"] for r in document["requirements"] if r["id"] == "FT-HUB-002")
     assert "acknowledged cases never reported to the hub within the delivery bound" in reason

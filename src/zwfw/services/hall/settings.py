@@ -104,6 +104,10 @@ class HubSettings(BaseModel):
     # Attempts per report before it is given up (marked rejected for operators to requeue).
     # None, the default, retries until the hub takes it: reports outlive a hub outage.
     max_attempts: int | None = Field(default=None, ge=1)
+    # A file holding seconds to add to this host's clock when signing reports, read at every
+    # attempt (missing or empty: none). Certification sandboxes skew a province's clock
+    # with it (the faults suite's clock_skew, FT-CLK-001); a deployment leaves it unset.
+    clock_offset_file: Path | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> HubSettings:

@@ -43,6 +43,9 @@ Delivery rules:
   a dispatcher given ``max_attempts`` stops after that many and marks the message
   ``rejected`` (the default retries until delivered: what the outbox is for; a limit of 1 is
   a service without an outbox, whose reports are lost while the receiver is unreachable);
+- a 401 ``stale`` channel refusal (the sender's clock is off by more than the receiver's
+  freshness window) is retried too: every attempt is signed anew, so the message goes through
+  once the clock is set right, without an operator;
 - any other 4xx means the receiver will never take this message as it is: it is marked
   ``rejected`` with the receiver's answer and kept (never deleted) for operators, who can
   ``requeue`` it after fixing the cause;
@@ -61,6 +64,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -88,7 +92,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from zwfw.codes.masking import mask_personal_data
 from zwfw.crypto.fields import FieldProtectionError, FieldProtector
-from zwfw.formats.channel import ChannelSigner
+from zwfw.formats.channel import PROBLEM_TYPE_BASE, ChannelSigner
 from zwfw.services.kit.tokens import TokenRequestError
 
 log = logging.getLogger("zwfw.outbox")
@@ -99,6 +103,7 @@ DELIVERED: State = "delivered"
 REJECTED: State = "rejected"
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+STALE_PROBLEM = PROBLEM_TYPE_BASE + "stale"
 
 # Marks an encrypted body; clear bodies are JSON and never start with a NUL byte.
 ENCRYPTED_BODY = b"\x00sm4gcm:"
@@ -301,6 +306,9 @@ class Delivery:
 
     @property
     def retryable(self) -> bool:
+        if self.status == 401 and isinstance(self.receipt, dict):
+            # Refused as stale: this sender's clock is off; a later attempt is signed anew.
+            return self.receipt.get("type") == STALE_PROBLEM
         return self.status is None or self.status >= 500 or self.status in RETRYABLE_STATUSES
 
 
@@ -335,8 +343,11 @@ class ChannelTransport:
         token: Callable[[], Awaitable[str]],
         client: httpx.AsyncClient | None = None,
         timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # The sender's clock: the timestamp each attempt is signed with.
+        self.clock = clock
         self.signer = signer
         self.recipient = recipient
         self.token = token
@@ -354,6 +365,7 @@ class ChannelTransport:
             message.body,
             recipient=self.recipient,
             idempotency_key=message.idempotency_key,
+            now=self.clock(),
         )
         headers["Authorization"] = f"Bearer {bearer}"
         headers["Content-Type"] = "application/json"
