@@ -18,6 +18,7 @@ import pytest
 from zwfw.harness.faults import (
     FaultError,
     Scenario,
+    clock_skew_scenario,
     hub_outage_scenario,
     measure_scenario,
     replica_scenario,
@@ -100,3 +101,13 @@ def hub_outage_figures(
     if faults.hub_outage is None:
         raise Inconclusive("the target profile's faults: section declares no hub_outage")
     return _scenario_figures(pytestconfig, target, fault_workload, hub_outage_scenario)
+
+
+@pytest.fixture(scope="session")
+def clock_skew_figures(
+    pytestconfig: pytest.Config, target: TargetProfile, fault_workload: Workload
+) -> dict[str, Any]:
+    faults = _faults(target)
+    if faults.clock_skew is None:
+        raise Inconclusive("the target profile's faults: section declares no clock_skew")
+    return _scenario_figures(pytestconfig, target, fault_workload, clock_skew_scenario)

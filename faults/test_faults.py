@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from zwfw.harness.faults import judge_durability, judge_outbox, judge_service_during_fault
+from zwfw.harness.faults import (
+    judge_clock_skew,
+    judge_durability,
+    judge_outbox,
+    judge_service_during_fault,
+)
 from zwfw.harness.loadrun import Judgement
 from zwfw.harness.results import Inconclusive
 
@@ -44,3 +49,12 @@ def test_reports_queued_during_the_hub_outage_arrive_exactly_once(
     hub_outage_figures: dict[str, Any],
 ) -> None:
     settle(judge_outbox(hub_outage_figures))
+
+
+@pytest.mark.requirement(
+    "FT-CLK-001", catches=("skew-accepted", "unclear-refusal", "skew-reports-dropped")
+)
+def test_a_skewed_province_is_refused_clearly_and_taken_again_once_its_clock_is_right(
+    clock_skew_figures: dict[str, Any],
+) -> None:
+    settle(judge_clock_skew(clock_skew_figures))

@@ -9,13 +9,17 @@ directory, so a new test there cannot be left out of its tier.
 from ``ZWFW_TEST_POSTGRES_URL`` (default: the server on 127.0.0.1:5432); each test session makes
 its own throwaway database there and drops it at the end. Without a reachable server the
 PostgreSQL variants are skipped, except in CI (``CI=true``), where that is a failure.
+
+``service_databases`` gives each service process of a reference platform its own PostgreSQL
+database on the same server (``ReferencePlatform(database_url_for=...)``); there an unreachable
+server is always a failure, since the tiers that use it are judged on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -67,6 +71,42 @@ def postgres_database() -> Iterator[URL]:
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def service_databases() -> Iterator[Callable[[str], str]]:
+    """``database_url_for`` of a reference platform: a new PostgreSQL database per service
+    process name (e.g. "340000-hall"), all dropped afterwards. Fails, never skips, when the
+    server is unreachable: worker processes sharing SQLite files are no stand-in."""
+    server = _server_url()
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    try:
+        admin.connect().close()
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL at {server.render_as_string(hide_password=True)} is unreachable "
+            f"({str(exc.orig).splitlines()[0] if exc.orig else exc}); set {POSTGRES_URL_ENV}",
+            pytrace=False,
+        )
+    prefix = f"zwfw_test_{uuid.uuid4().hex[:8]}"
+    made: list[str] = []
+
+    def database_url_for(service: str) -> str:
+        name = f"{prefix}_{service.replace('-', '_')}"
+        if name not in made:
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            made.append(name)
+        return server.set(database=name).render_as_string(hide_password=False)
+
+    try:
+        yield database_url_for
+    finally:
+        with admin.connect() as connection:
+            for name in made:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from zwfw.crypto.sm2 import SM2PrivateKey
 from zwfw.crypto.x509 import CertificateAuthority, CertProfile
 from zwfw.formats.channel import content_digest
+from zwfw.services.hall.hub import offset_clock
 from zwfw.services.hall.settings import HubSettings
 from zwfw.services.kit import outbox
 
@@ -121,3 +123,16 @@ def test_reports_reach_the_hub_signed_after_a_retry(tmp_path: Path) -> None:
     assert headers["authorization"] == "Bearer hub-token"
     (assertion,) = assertions
     assert jwt.decode(assertion, hub_key(tmp_path)).claims["aud"] == audience
+
+
+def test_the_hall_signs_with_its_clock_plus_what_the_offset_file_holds(tmp_path: Path) -> None:
+    offset = tmp_path / "clock-offset"
+    clock = offset_clock(offset)
+    assert abs(clock() - time.time()) < 60  # no file: the host's clock
+    offset.write_text("900\n", encoding="utf-8")
+    assert 840 < clock() - time.time() < 960  # read at every use: skewed at once
+    offset.write_text("ahead", encoding="utf-8")
+    assert abs(clock() - time.time()) < 60
+    offset.unlink()
+    assert abs(clock() - time.time()) < 60
+    assert offset_clock(None) is time.time

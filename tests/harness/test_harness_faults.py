@@ -15,6 +15,7 @@ from zwfw.harness.faults import (
     Timeline,
     execute,
     figures,
+    judge_clock_skew,
     judge_durability,
     judge_outbox,
     judge_service_during_fault,
@@ -87,6 +88,10 @@ faults:
         ("faults: {replica: {gateway: {cause: {run: x}}}}", "faults.replica.gateway"),
         ("faults: {success_threshold: 1.5}", "faults.success_threshold"),
         ("faults: {hub_outage: {cause: {run: x}}}", "faults.hub_outage.undo: Field required"),
+        (
+            "faults: {clock_skew: {cause: {run: x}, undo: {run: y}}}",
+            "faults.clock_skew.skew_seconds: Field required",
+        ),
         (
             "faults: {replica: {hall: {cause: {run: x}, restart: {run: y}}}}",
             "faults.replica.hall.restart: Extra inputs are not permitted",
@@ -213,3 +218,42 @@ def test_outbox_verdicts() -> None:
     assert "1 of 4 acknowledged cases never reported" in str(judged.reason)
     twice = {**delivered, "arrived_once": 3, "arrived_more_than_once": 1}
     assert judge_outbox({**durable(), "outbox": twice}).status == "fail"
+
+
+STALE = {"status": 401, "content_type": "application/problem+json",
+         "type": "urn:zwfw:problem:channel:stale",
+         "detail": "the message timestamp is outside the 300 s window"}  # fmt: skip
+DELIVERED = {"cases": 4, "arrived_once": 4, "arrived_more_than_once": 0, "missing": 0,
+             "unreadable": 0, "seconds_to_drain": 3.0, "missing_examples": []}  # fmt: skip
+
+
+def skewed(probe: dict[str, Any] = STALE, *, early: int = 0,
+           outbox: dict[str, Any] = DELIVERED) -> dict[str, Any]:  # fmt: skip
+    examples = [f"N{i}" for i in range(early)]
+    return {**durable(), "outbox": outbox, "skew": {
+        "probe": probe, "skewed_cases": 3, "accepted_while_skewed": early,
+        "accepted_examples": examples}}  # fmt: skip
+
+
+def test_clock_skew_verdicts() -> None:
+    assert judge_clock_skew(skewed()).status == "pass"
+    taken = judge_clock_skew(skewed({"status": 201, "content_type": "application/json"}))
+    assert (taken.status, taken.reason) == (
+        "fail",
+        "the hub took a message signed with the skewed clock (HTTP 201)",
+    )
+    unclear = judge_clock_skew(skewed({"status": 401, "content_type": "text/plain"}))
+    assert unclear.status == "fail"
+    assert "refused without a clear error: HTTP 401, text/plain" in str(unclear.reason)
+    early = judge_clock_skew(skewed(early=1))
+    assert early.status == "fail"
+    assert "1 of 3 cases acknowledged while the clock was skewed were reported" in str(early.reason)
+    dropped = {**DELIVERED, "arrived_once": 2, "missing": 2, "missing_examples": ["N2", "N3"]}
+    judged = judge_clock_skew(skewed(outbox=dropped))
+    assert judged.status == "fail"
+    assert "2 of 4 acknowledged cases never reported" in str(judged.reason)
+    silent = judge_clock_skew(skewed({"status": None, "error": "ConnectError: refused"}))
+    assert silent.status == "inconclusive"
+    none = skewed()
+    none["skew"]["skewed_cases"] = 0
+    assert judge_clock_skew(none).status == "inconclusive"

@@ -249,3 +249,26 @@ def test_audit_verify_reads_the_database_from_a_config_file(tmp_path: Path) -> N
     outcome = runner.invoke(cli, ["audit", "verify", "--config", str(config)])
     assert outcome.exit_code == 0
     assert outcome.output.startswith("ok: 0 records, head 000")
+
+
+def test_a_worker_killed_while_the_supervisor_waits_for_its_health_answer_is_seen_dead_at_once(
+    tmp_path: Path,
+) -> None:
+    """A killed replica is replaced at once, not after the health-check bound (a minute): the
+    supervisor's wait for the dead worker's answer ends with the worker."""
+    import uvicorn
+
+    from zwfw.services.kit.serve import WorkerProcess
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    try:
+        worker = WorkerProcess(uvicorn.Config("zwfw.services.kit.serve:worker_app"), [listening])
+        worker.start()
+        worker.process.kill()
+        worker.process.join()
+        # Nothing can answer any more, and the supervisor's end of the pipe says so.
+        assert worker.parent_conn.poll(0)
+        assert worker.ping(timeout=60) is False
+    finally:
+        listening.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -146,6 +147,22 @@ def test_transient_statuses_are_retried(sessions, status) -> None:
     _enqueue(sessions, case_no="C")
     dispatcher = Dispatcher(sessions, ScriptedTransport(Delivery(status, error="busy")))
     assert asyncio.run(dispatcher.dispatch_once()).retried == 1
+
+
+def test_a_dispatcher_with_max_attempts_gives_a_message_up_after_them(sessions) -> None:
+    message_id = _enqueue(sessions, case_no="G")
+    down = Delivery(None, error="ConnectTimeout: hub unreachable")
+    dispatcher = Dispatcher(sessions, ScriptedTransport(down, down), max_attempts=2)
+    assert asyncio.run(dispatcher.dispatch_once()).retried == 1
+    _due_now(sessions)
+    assert asyncio.run(dispatcher.dispatch_once()).rejected == 1
+    with sessions() as session:
+        message = outbox.get(session, message_id)
+    assert message is not None
+    assert message.state == "rejected"
+    assert message.last_error == "gave up after 2 attempts: ConnectTimeout: hub unreachable"
+    _due_now(sessions)
+    assert asyncio.run(dispatcher.dispatch_once()) == outbox.DispatchStats()
 
 
 def test_retry_after_is_honoured(sessions) -> None:
@@ -420,3 +437,57 @@ def test_a_body_sealed_under_another_key_is_set_aside_not_retried(sessions) -> N
         ).one()
     assert state == "rejected"
     assert "failed authentication" in error
+
+
+def test_a_report_refused_as_stale_is_signed_anew_and_delivered_once_the_clock_is_right(
+    sessions,
+) -> None:
+    signer = ChannelSigner("340000", SM2PrivateKey.generate(), key_id="k1")
+    offset = [900.0]  # the sender's clock, 900 s ahead of the receiver's 300 s window
+    hub = FastAPI()
+    stamps: list[int] = []
+
+    @hub.post("/reports/cases")
+    async def report(request: Request) -> JSONResponse:
+        stamps.append(int(request.headers["zwfw-timestamp"]))
+        if abs(stamps[-1] - time.time()) > 300:
+            return JSONResponse(
+                {"type": "urn:zwfw:problem:channel:stale", "title": "Unauthorized",
+                 "status": 401, "detail": "the message timestamp is outside the 300 s window"},
+                status_code=401, media_type="application/problem+json",
+            )  # fmt: skip
+        return JSONResponse({"stored": 1}, status_code=201)
+
+    async def bad_signature(request: Request) -> JSONResponse:
+        return JSONResponse({"type": "urn:zwfw:problem:channel:bad-signature"}, status_code=401)
+
+    async def token() -> str:
+        return "tok"
+
+    async def scenario() -> list[outbox.DispatchStats]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hub)) as hub_http:
+            transport = ChannelTransport(
+                base_url="http://hub.test", signer=signer, recipient="hub", token=token,
+                client=hub_http, clock=lambda: time.time() + offset[0],
+            )  # fmt: skip
+            dispatcher = Dispatcher(sessions, transport)
+            refused = await dispatcher.dispatch_once()
+            offset[0] = 0.0
+            _due_now(sessions)
+            delivered = await dispatcher.dispatch_once()
+            hub.router.routes.clear()
+            hub.add_api_route("/reports/cases", bad_signature, methods=["POST"])
+            _enqueue(sessions, case_no="L")
+            rejected = await dispatcher.dispatch_once()
+            return [refused, delivered, rejected]
+
+    message_id = _enqueue(sessions, case_no="K")
+    refused, delivered, rejected = asyncio.run(scenario())
+    assert (refused.retried, refused.rejected, delivered.delivered) == (1, 0, 1)
+    assert stamps[0] - stamps[1] >= 890  # each attempt signed with the clock of its time
+    with sessions() as session:
+        message = outbox.get(session, message_id)
+    assert message is not None
+    assert (message.state, message.attempts) == ("delivered", 2)
+    # Any other refusal of the channel stays final.
+    assert rejected.rejected == 1

@@ -14,8 +14,12 @@ A scenario's figures:
   without one, the service's `/readyz` answers 200;
 - durability: the writes acknowledged (2xx) by the journeys (case submissions by their case
   number, hub reports by their Idempotency-Key), read back afterwards: found, lost,
-  duplicated (the same Idempotency-Key stored more than once), and for the hub outage the
-  halls' reports of those cases (queued in their outbox) that reached the hub exactly once.
+  duplicated (the same Idempotency-Key stored more than once), and for the hub outage and the
+  clock skew the halls' reports of those cases (queued in their outbox) that reached the hub
+  exactly once;
+- for the clock skew: the hub's answer to a message the harness signs as the province with
+  the skewed clock (status, problem type and detail), and the cases acknowledged while the
+  clock was skewed whose report the hub took before the clock was set right (it must not).
 
 The load must cover the fault window; when it ended first, the figures say so and the
 verdicts are inconclusive. Fault commands run with a timeout; one that fails stops the
@@ -31,6 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +60,12 @@ from zwfw.harness.workload import Workload
 # Seconds of load before the first fault: past the ramp, so the fault meets the full rate.
 LEAD_SECONDS = 4.0
 POLL_SECONDS = 0.5
+# Seconds the clock-skew scenario leaves out at either end of the skew: the harness's and the
+# hub's clocks may disagree that much, and a case acknowledged just after the clock was skewed
+# may have been reported just before.
+CLOCK_TOLERANCE = 2.0
+# The problem type of a channel message refused as stale (zwfw.formats.channel).
+STALE_PROBLEM = "urn:zwfw:problem:channel:stale"
 # How long Locust may take to start its generator processes.
 STARTUP_SECONDS = 60.0
 # Enough load after the last expected recovery for its settle window, with room to spare.
@@ -150,6 +161,8 @@ class Timeline:
     first_fault: float | None = None
     last_recovery: float | None = None
     problem: str | None = None
+    # What a scenario observed beyond its events (the clock skew's probe of the hub).
+    observed: dict[str, Any] = field(default_factory=dict)
 
     def add(self, what: str, command: FaultCommand | None = None,
             outcome: Outcome | None = None) -> float:  # fmt: skip
@@ -231,6 +244,73 @@ def hub_outage_scenario(profile: TargetProfile, faults: Faults) -> Scenario:
 
     return Scenario("hub-outage", "The hub unreachable for a bounded time", province,
                     outage.hold_seconds + 6.0, act)  # fmt: skip
+
+
+def skewed_probe(profile: TargetProfile, skew_seconds: float) -> dict[str, Any]:
+    """The hub's answer to a case report the harness signs as the province with a clock
+    `skew_seconds` ahead: the refusal a province with that clock gets."""
+    from zwfw.crypto.sm2 import load_private_key
+    from zwfw.formats.channel import ChannelSigner
+
+    base = profile.base_url("hub")
+    if base is None:
+        return {"status": None, "error": "the profile names no hub"}
+    signer = ChannelSigner(
+        profile.region_code,
+        load_private_key(profile.secret("channel_signing_key").encode()),
+        key_id=profile.secret("channel_key_id"),
+    )
+    body = b"{}"
+    headers = signer.headers("POST", "/reports/cases", body, recipient="hub",
+                             now=time.time() + skew_seconds)  # fmt: skip
+    headers["Authorization"] = f"Bearer {profile.secret('hub_report_token')}"
+    headers["Content-Type"] = "application/json"
+    try:
+        with http.client(profile, timeout=10.0) as client:
+            answer = client.post(f"{base}/reports/cases", content=body, headers=headers)
+    except httpx.HTTPError as error:
+        return {"status": None, "error": f"{type(error).__name__}: {error}"[:200]}
+    content_type = answer.headers.get("content-type", "").split(";")[0].strip()
+    problem: dict[str, Any] = {}
+    if content_type == "application/problem+json":
+        try:
+            parsed = answer.json()
+        except ValueError:
+            parsed = None
+        problem = parsed if isinstance(parsed, dict) else {}
+    return {
+        "status": answer.status_code,
+        "content_type": content_type,
+        "type": problem.get("type"),
+        "detail": str(problem.get("detail", ""))[:200] or None,
+    }
+
+
+def clock_skew_scenario(profile: TargetProfile, faults: Faults) -> Scenario:
+    """The province's clock skewed beyond the channel's freshness window for
+    `hold_seconds`, then set right; its citizens keep being served meanwhile."""
+    skew = faults.clock_skew
+    assert skew is not None
+    province = tuple(s for s in profile.services.configured() if s != "hub")
+
+    def act(timeline: Timeline) -> None:
+        caused = time.monotonic()
+        timeline.add(f"caused: province clock {skew.skew_seconds:+g} s", skew.cause,
+                     must(skew.cause, "skewing the province's clock"))  # fmt: skip
+        timeline.observed["probe"] = skewed_probe(profile, skew.skew_seconds)
+        rest = skew.hold_seconds - (time.monotonic() - caused)
+        if rest > 0:
+            time.sleep(rest)
+        timeline.observed["undone_at"] = timeline.add(
+            "undone: province clock set right", skew.undo,
+            must(skew.undo, "setting the province's clock right"),
+        )  # fmt: skip
+        # Nothing to wait for: what shows the province is taken again is its reports arriving.
+        timeline.recovery["clock"] = 0.0
+        timeline.last_recovery = timeline.observed["undone_at"]
+
+    return Scenario("clock-skew", "The province's clock skewed beyond the channel's freshness "
+                    "window", province, skew.hold_seconds + 2.0, act)  # fmt: skip
 
 
 # --- running a scenario under load -----------------------------------------------------------
@@ -445,6 +525,47 @@ def durability(profile: TargetProfile, writes: Sequence[tuple[str, str, str]]) -
     return {**totals, "by_kind": by_kind, "lost_examples": lost[:10]}
 
 
+def first_received(profile: TargetProfile, cases: Sequence[str]) -> dict[str, float | None]:
+    """When the hub took the halls' first report of each case (Unix seconds; None: not
+    taken, or not readable)."""
+    taken: dict[str, float | None] = {}
+    with http.client(profile) as client:
+        reader = Reader(profile, client)
+        for number in cases:
+            answer = reader._get("hub", f"cases/{number}/reports",
+                                 profile.secret("hub_supervise_token"))  # fmt: skip
+            key = case_report_key(profile.region_code, number)
+            found = []
+            if answer.status_code == 200:
+                found = [item for item in answer.json() if item["idempotency_key"] == key]
+            taken[number] = (
+                datetime.fromisoformat(found[0]["received_at"]).timestamp() if found else None
+            )
+    return taken
+
+
+def skew_figures(profile: TargetProfile, fault_run: FaultRun) -> dict[str, Any]:
+    """The probe's answer and the cases acknowledged while the clock was skewed whose report
+    the hub took before it was set right (`CLOCK_TOLERANCE` off either end: the clocks of
+    the harness and the hub, and reports made just before the clock was skewed)."""
+    timeline = fault_run.timeline
+    figures: dict[str, Any] = {"probe": timeline.observed.get("probe"), "skewed_cases": 0,
+                               "accepted_while_skewed": 0, "accepted_examples": []}  # fmt: skip
+    start, undone = timeline.first_fault, timeline.observed.get("undone_at")
+    if start is None or undone is None:
+        return figures
+    acked = {str(row[3]): float(row[1]) for row in fault_run.run.records
+             if row[0] == "w" and row[2] == "case"}  # fmt: skip
+    # A case acknowledged just after the clock was skewed may have been reported just before.
+    skewed = sorted(n for n, at in acked.items()
+                    if start + CLOCK_TOLERANCE <= at < undone - CLOCK_TOLERANCE)  # fmt: skip
+    taken = first_received(profile, skewed)
+    early = [n for n in skewed if (t := taken[n]) is not None and t < undone - CLOCK_TOLERANCE]
+    figures.update(skewed_cases=len(skewed), accepted_while_skewed=len(early),
+                   accepted_examples=early[:10])  # fmt: skip
+    return figures
+
+
 def case_report_key(region_code: str, case_number: str) -> str:
     """The Idempotency-Key of a hall's first report of a case (zwfw.services.hall.reports)."""
     return f"{region_code}:case:{case_number}:v1"
@@ -503,9 +624,11 @@ def measure_scenario(
     measured = figures(fault_run, faults)
     writes = acknowledged(fault_run.run)
     measured["durability"] = durability(profile, writes)
-    if scenario.name == "hub-outage":
+    if scenario.name in ("hub-outage", "clock-skew"):
         cases = [key for kind, key, _ in writes if kind == "case"]
         measured["outbox"] = outbox_deliveries(profile, cases, faults.delivery_seconds)
+    if scenario.name == "clock-skew":
+        measured["skew"] = skew_figures(profile, fault_run)
     measured["evidence"] = (
         write_evidence(fault_run.run, evidence_dir / f"faults-{scenario.name}", redactor)
         if evidence_dir is not None
@@ -580,6 +703,47 @@ def judge_durability(measured: dict[str, Any]) -> Judgement:
         return Judgement("inconclusive", f"{found['unreadable']} acknowledged writes could not "
                                          "be read back")  # fmt: skip
     return Judgement("pass", None)
+
+
+def judge_clock_skew(measured: dict[str, Any]) -> Judgement:
+    """While the clock was skewed the hub refused the province with a clear problem (the
+    probe) and took none of its reports; afterwards every acknowledged case's report arrived
+    exactly once."""
+    if measured["problem"] is not None:
+        return Judgement("inconclusive", str(measured["problem"]))
+    skew = measured.get("skew") or {}
+    probe = skew.get("probe") or {}
+    status = probe.get("status")
+    if status is None:
+        return Judgement("inconclusive", "the hub did not answer a message signed with the "
+                                         f"skewed clock: {probe.get('error')}")  # fmt: skip
+    broken = []
+    if 200 <= status < 300:
+        broken.append(f"the hub took a message signed with the skewed clock (HTTP {status})")
+    elif (status, probe.get("content_type"), probe.get("type")) != (
+        401,
+        "application/problem+json",
+        STALE_PROBLEM,
+    ):
+        broken.append(
+            f"a message signed with the skewed clock was refused without a clear error: HTTP "
+            f"{status}, {probe.get('content_type') or 'no content type'}, problem type "
+            f"{probe.get('type')} (expected 401 application/problem+json {STALE_PROBLEM})"
+        )
+    if skew.get("accepted_while_skewed"):
+        broken.append(
+            f"{skew['accepted_while_skewed']} of {skew['skewed_cases']} cases acknowledged "
+            "while the clock was skewed were reported to the hub before it was set right "
+            f"(e.g. {', '.join(skew['accepted_examples'][:3])})"
+        )
+    delivered = judge_outbox(measured)
+    if delivered.status == "fail" and delivered.reason:
+        broken.append(delivered.reason)
+    if broken:
+        return Judgement("fail", "; ".join(broken))
+    if not skew.get("skewed_cases"):
+        return Judgement("inconclusive", "no case was acknowledged while the clock was skewed")
+    return delivered
 
 
 def judge_outbox(measured: dict[str, Any]) -> Judgement:

@@ -231,6 +231,18 @@ class OutageFault(BaseModel):
     recovered: FaultCommand | None = None
 
 
+class ClockSkewFault(BaseModel):
+    """The province's clock set `skew_seconds` off by `cause` (further than the hub's channel
+    freshness window, 300 s by default) for `hold_seconds`, then set right by `undo`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cause: FaultCommand
+    undo: FaultCommand
+    skew_seconds: float = Field(gt=0, le=7 * 86400)
+    hold_seconds: float = Field(default=15.0, gt=0, le=600)
+
+
 class Faults(BaseModel):
     """The faults the harness may cause in this deployment, and what it must withstand.
 
@@ -251,6 +263,7 @@ class Faults(BaseModel):
     spacing_seconds: float = Field(default=6.0, gt=0, le=120)
     replica: dict[ServiceName, ReplicaFault] = Field(default_factory=dict)
     hub_outage: OutageFault | None = None
+    clock_skew: ClockSkewFault | None = None
 
     def canonical(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

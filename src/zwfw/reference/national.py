@@ -1,6 +1,7 @@
 """The national side of a platform on localhost: the national IdP (identity service in the
 national role) and the hub, each a separate ``zwfw serve NAME --config FILE`` process on its own
-free port with its own SQLite database, plus the launcher machinery the provinces share.
+free port with its own database (a SQLite file under ``db/``, or what ``database_url_for`` gives
+it, e.g. a PostgreSQL database), plus the launcher machinery the provinces share.
 
 ``NationalSide`` starts on its own (what ``zwfw sandbox`` runs for an external province) or as
 the base of ``ReferencePlatform``, which adds reference provinces around it. Start-up of the
@@ -25,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -221,12 +222,21 @@ class NationalSide:
         log_level: str = "WARNING",
         extra_channel_roots: bytes = b"",
         workers: int = 1,
+        database_url_for: Callable[[str], str] | None = None,
+        service_settings: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers: at least one process per service")
         self.state_dir = state_dir.resolve()
         # Worker processes per service (uvicorn restarts one that dies): replicas on one host.
         self.workers = workers
+        # The database of each service process by its name ("340000-hall", "national-hub"):
+        # SQLite files by default; worker processes sharing one SQLite file serialise their
+        # writes, so replicas under load want a server database (PostgreSQL) instead.
+        self.database_url_for = database_url_for or self._sqlite_url
+        # Settings by service kind ("hall", "hub", ...) merged over what the platform writes:
+        # variants of the platform, e.g. {"hall": {"hub": {"max_attempts": 1}}}.
+        self.service_settings = {k: dict(v) for k, v in (service_settings or {}).items()}
         self.registrations = tuple(registrations)
         self.ready_timeout = ready_timeout
         # Lifetime of the access tokens the test credentials hold (the env file's tokens).
@@ -378,14 +388,18 @@ class NationalSide:
             "public_base_url": process.url,
             "host": "127.0.0.1",
             "port": process.port,
-            "database_url": f"sqlite:///{self.state_dir / 'db' / (process.name + '.sqlite3')}",
+            "database_url": self.database_url_for(process.name),
             "log_level": self.log_level,
             "workers": self.workers,
         }
+        settings = merged({**common, **values}, self.service_settings.get(process.service, {}))
         process.config.write_text(
-            yaml.safe_dump({**common, **values}, allow_unicode=True, sort_keys=False),
+            yaml.safe_dump(settings, allow_unicode=True, sort_keys=False),
             encoding="utf-8",
         )
+
+    def _sqlite_url(self, name: str) -> str:
+        return f"sqlite:///{self.state_dir / 'db' / (name + '.sqlite3')}"
 
     def _start(self, process: ServiceProcess) -> None:
         log.info("starting %s on %s", process.name, process.url)
@@ -554,6 +568,17 @@ class NationalSide:
             url=self.national["hub"].url, operator=operator,
             provinces=[ProvinceRegistrationPlan(**r.body()) for r in registrations],
         )))  # fmt: skip
+
+
+def merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` laid on it, section by section."""
+    result = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
 
 
 def _person_plan(person: Person) -> PersonPlan:

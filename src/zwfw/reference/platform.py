@@ -1,6 +1,7 @@
 """The reference platform on localhost: the national side (identity as the national root IdP,
 the hub) and N provinces (identity, hall, elicense, eseal each), every service a separate
-``zwfw serve NAME --config FILE`` process on its own free port with its own SQLite database.
+``zwfw serve NAME --config FILE`` process on its own free port with its own database (SQLite by
+default; ``database_url_for`` names another, e.g. a PostgreSQL database per service).
 
 Start-up, in order:
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import base64
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -91,6 +92,9 @@ TEST_ISSUER_LICENCE = "certification"
 LICENCE_TYPE_PLAN = LicenceTypePlan(
     type_code=LICENCE_TYPE, name="营业执照", defining_authority_name="国家市场监督管理总局"
 )
+# How far the faults suite's clock skew sets a hall's clock ahead: three times the hub's
+# channel freshness window (channel_window_seconds, 300 s by default).
+CLOCK_SKEW_SECONDS = 900
 # What a province's operations client may do at its services (seals: read to find its own).
 OPS_SCOPES = [
     "hall:catalog:write", "elicense:issue", "elicense:admin", "eseal:admin", "eseal:read",
@@ -197,6 +201,8 @@ class ReferencePlatform(NationalSide):
         token_ttl: int = 3600,
         log_level: str = "WARNING",
         workers: int = 1,
+        database_url_for: Callable[[str], str] | None = None,
+        service_settings: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if len({p.region_code for p in provinces}) != len(provinces) or not provinces:
             raise ValueError("give one or more provinces with distinct region codes")
@@ -209,6 +215,8 @@ class ReferencePlatform(NationalSide):
             token_ttl=token_ttl,
             log_level=log_level,
             workers=workers,
+            database_url_for=database_url_for,
+            service_settings=service_settings,
         )
         self.specs = tuple(provinces)
         self.provinces: dict[str, Province] = {}
@@ -268,6 +276,10 @@ class ReferencePlatform(NationalSide):
 
     def profile_path(self, region: str) -> Path:
         return self.state_dir / "profiles" / f"{region}.yaml"
+
+    def clock_offset_path(self, region: str) -> Path:
+        """Seconds the province's hall adds to its clock when it signs reports (no file: 0)."""
+        return self.state_dir / "config" / f"{region}-clock-offset"
 
     def env_path(self, region: str) -> Path:
         return self.secrets / f"certify-{region}.env"
@@ -548,6 +560,8 @@ class ReferencePlatform(NationalSide):
                 # A short backoff: the reference platform is also the certification sandbox.
                 "base_delay_seconds": 0.5,
                 "max_delay_seconds": 5.0,
+                # What the faults suite's clock skew writes (the hall's clock, as signed).
+                "clock_offset_file": str(self.clock_offset_path(region)),
             },
             "discovery": {
                 "services": {s: province.url(s) for s in ("identity", "elicense", "eseal")},
@@ -696,8 +710,9 @@ class ReferencePlatform(NationalSide):
 
     def _faults(self, province: Province) -> dict[str, Any]:
         """How the faults suite may disturb this platform: kill one worker process of a
-        service (uvicorn's supervisor starts another), or stop the hub's processes for a
-        while (SIGSTOP: connections hang as behind a dead link) and continue them."""
+        service (uvicorn's supervisor starts another), stop the hub's processes for a while
+        (SIGSTOP: connections hang as behind a dead link) and continue them, or set the
+        hall's clock three times the hub's freshness window (300 s) ahead and back."""
         replica: dict[str, Any] = {}
         services = {s: province.services[s] for s in ("identity", "hall", "elicense", "eseal")}
         for name, process in {**services, "hub": self.national["hub"]}.items():
@@ -715,6 +730,7 @@ class ReferencePlatform(NationalSide):
                 replica[name] = {"cause": {"run": f"kill -KILL {pid}"}}
         hub = self.national["hub"].process
         assert hub is not None
+        offset = shlex.quote(str(self.clock_offset_path(province.region)))
         # The hub runs in its own session: its process group is its supervisor's pid.
         return {
             "replica": replica,
@@ -722,6 +738,12 @@ class ReferencePlatform(NationalSide):
                 "cause": {"run": f"kill -STOP -{hub.pid}"},
                 "undo": {"run": f"kill -CONT -{hub.pid}"},
                 "hold_seconds": 15,
+            },
+            "clock_skew": {
+                "cause": {"run": f"echo {CLOCK_SKEW_SECONDS} > {offset}"},
+                "undo": {"run": f"rm -f {offset}"},
+                "skew_seconds": CLOCK_SKEW_SECONDS,
+                "hold_seconds": 12,
             },
         }
 

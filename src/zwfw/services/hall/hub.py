@@ -4,6 +4,9 @@ the signed channel, with mutual TLS and a client-credentials token from the nati
 from __future__ import annotations
 
 import json
+import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,6 +22,8 @@ from zwfw.services.hall.settings import HallSettings
 from zwfw.services.kit import outbox
 from zwfw.services.kit.tokens import AsyncClientCredentials
 
+log = logging.getLogger(__name__)
+
 
 class HubConfigError(ValueError):
     """A hub reporting file is missing or unreadable; names the setting."""
@@ -29,6 +34,25 @@ def _read(path: Path, setting: str) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise HubConfigError(f"hub.{setting}: cannot read {path}: {exc.strerror}") from None
+
+
+def offset_clock(offset_file: Path | None) -> Callable[[], float]:
+    """This host's clock, plus the seconds ``offset_file`` holds when it exists."""
+    if offset_file is None:
+        return time.time
+
+    def clock() -> float:
+        try:
+            text = offset_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return time.time()
+        try:
+            return time.time() + (float(text) if text else 0.0)
+        except ValueError:
+            log.warning("hub.clock_offset_file %s holds no number of seconds", offset_file)
+            return time.time()
+
+    return clock
 
 
 def build_dispatcher(app: FastAPI, settings: HallSettings) -> outbox.Dispatcher | None:
@@ -69,6 +93,8 @@ def build_dispatcher(app: FastAPI, settings: HallSettings) -> outbox.Dispatcher 
             assertion_audience=hub.assertion_audience,
         ),
         client=client,
+        timeout=hub.timeout_seconds,
+        clock=offset_clock(hub.clock_offset_file),
     )
     try:
         protector = field_protector()
@@ -80,5 +106,6 @@ def build_dispatcher(app: FastAPI, settings: HallSettings) -> outbox.Dispatcher 
         protector=protector,
         base_delay=hub.base_delay_seconds,
         max_delay=hub.max_delay_seconds,
+        max_attempts=hub.max_attempts,
         registry=app.state.kit.metrics.registry,
     )

@@ -105,6 +105,15 @@ class HubSettings(BaseModel):
     ca_bundle: Path | None = None
     base_delay_seconds: float = Field(default=1.0, gt=0)
     max_delay_seconds: float = Field(default=300.0, gt=0)
+    # Seconds one delivery attempt may take before it counts as failed (and is retried).
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # Attempts per report before it is given up (marked rejected for operators to requeue).
+    # None, the default, retries until the hub takes it: reports outlive a hub outage.
+    max_attempts: int | None = Field(default=None, ge=1)
+    # A file holding seconds to add to this host's clock when signing reports, read at every
+    # attempt (missing or empty: none). Certification sandboxes skew a province's clock
+    # with it (the faults suite's clock_skew, FT-CLK-001); a deployment leaves it unset.
+    clock_offset_file: Path | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> HubSettings:

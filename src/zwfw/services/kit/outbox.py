@@ -40,6 +40,12 @@ Delivery rules:
 - network errors, timeouts, 408, 425, 429 and 5xx are retried with exponential backoff and
   jitter (``base_delay * 2**attempts``, capped at ``max_delay``, then a random point in its
   upper half so many provinces do not retry in lockstep); ``Retry-After`` is honoured;
+  a dispatcher given ``max_attempts`` stops after that many and marks the message
+  ``rejected`` (the default retries until delivered: what the outbox is for; a limit of 1 is
+  a service without an outbox, whose reports are lost while the receiver is unreachable);
+- a 401 ``stale`` channel refusal (the sender's clock is off by more than the receiver's
+  freshness window) is retried too: every attempt is signed anew, so the message goes through
+  once the clock is set right, without an operator;
 - any other 4xx means the receiver will never take this message as it is: it is marked
   ``rejected`` with the receiver's answer and kept (never deleted) for operators, who can
   ``requeue`` it after fixing the cause;
@@ -58,6 +64,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -85,7 +92,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from zwfw.codes.masking import mask_personal_data
 from zwfw.crypto.fields import FieldProtectionError, FieldProtector
-from zwfw.formats.channel import ChannelSigner
+from zwfw.formats.channel import PROBLEM_TYPE_BASE, ChannelSigner
 from zwfw.services.kit.tokens import TokenRequestError
 
 log = logging.getLogger("zwfw.outbox")
@@ -96,6 +103,7 @@ DELIVERED: State = "delivered"
 REJECTED: State = "rejected"
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+STALE_PROBLEM = PROBLEM_TYPE_BASE + "stale"
 
 # Marks an encrypted body; clear bodies are JSON and never start with a NUL byte.
 ENCRYPTED_BODY = b"\x00sm4gcm:"
@@ -298,6 +306,9 @@ class Delivery:
 
     @property
     def retryable(self) -> bool:
+        if self.status == 401 and isinstance(self.receipt, dict):
+            # Refused as stale: this sender's clock is off; a later attempt is signed anew.
+            return self.receipt.get("type") == STALE_PROBLEM
         return self.status is None or self.status >= 500 or self.status in RETRYABLE_STATUSES
 
 
@@ -332,8 +343,11 @@ class ChannelTransport:
         token: Callable[[], Awaitable[str]],
         client: httpx.AsyncClient | None = None,
         timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # The sender's clock: the timestamp each attempt is signed with.
+        self.clock = clock
         self.signer = signer
         self.recipient = recipient
         self.token = token
@@ -351,6 +365,7 @@ class ChannelTransport:
             message.body,
             recipient=self.recipient,
             idempotency_key=message.idempotency_key,
+            now=self.clock(),
         )
         headers["Authorization"] = f"Bearer {bearer}"
         headers["Content-Type"] = "application/json"
@@ -407,9 +422,13 @@ class Dispatcher:
         registry: CollectorRegistry | None = None,
         rng: random.Random | None = None,
         protector: FieldProtector | None = None,
+        max_attempts: int | None = None,
     ) -> None:
         if base_delay <= 0 or max_delay < base_delay:
             raise ValueError("need 0 < base_delay <= max_delay")
+        if max_attempts is not None and max_attempts < 1:
+            raise ValueError("max_attempts: at least one attempt")
+        self.max_attempts = max_attempts
         self.sessions = sessions
         self.transport = transport
         self.protector = protector
@@ -504,7 +523,7 @@ class Dispatcher:
             values.update(
                 state=DELIVERED, delivered_at=now, receipt=delivery.receipt, last_error=None
             )
-        elif delivery.retryable:
+        elif delivery.retryable and (self.max_attempts is None or attempts < self.max_attempts):
             outcome = "retry"
             delay = self.backoff(attempts)
             if delivery.retry_after is not None:
@@ -515,9 +534,12 @@ class Dispatcher:
             )
         else:
             outcome = "rejected"
+            error = mask_personal_data(delivery.error or "")
+            if delivery.retryable:
+                error = f"gave up after {attempts} attempts: {error}"
             values.update(
                 state=REJECTED,
-                last_error=mask_personal_data(delivery.error or "")[:1000],
+                last_error=error[:1000],
                 receipt=delivery.receipt,
             )
         with self.sessions.begin() as session:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+import uvicorn.supervisors.multiprocess as supervisor
 from fastapi import FastAPI
 
 from zwfw.services.kit.app import ServiceDefinition
@@ -30,6 +31,23 @@ _CERT_REQS = {
     "optional": ssl.CERT_OPTIONAL,
     "required": ssl.CERT_REQUIRED,
 }
+
+
+class WorkerProcess(supervisor.Process):
+    """uvicorn's worker process, minus the parent's copy of the worker's end of the health
+    pipe once the worker holds its own.
+
+    uvicorn keeps both ends of each worker's health pipe in the supervisor. A worker killed
+    while the supervisor waits for its answer to a ping then leaves the pipe open (the
+    supervisor's copy of the worker's end), so the wait runs out the whole health-check bound
+    (WORKER_HEALTHCHECK_SECONDS) before the worker is replaced: a minute without the replica.
+    With that copy closed, the worker's death ends the pipe and the wait at once (EOF), and
+    the supervisor starts another worker."""
+
+    def start(self) -> None:
+        super().start()
+        # Spawning passed the worker its own descriptor of this end: the copy here is unused.
+        self.child_conn.close()
 
 
 def tls_options(settings: ServiceSettings) -> dict[str, Any]:
@@ -98,6 +116,8 @@ def serve(
         app.state.kit.engine.dispose()
     os.environ[_ENV_TARGET] = target
     os.environ[_ENV_CONFIG] = str(config.resolve()) if config else ""
+    # The supervisor runs in this process only, which serves nothing else: its workers are ours.
+    supervisor.Process = WorkerProcess  # type: ignore[misc]
     uvicorn.run(
         "zwfw.services.kit.serve:worker_app", factory=True, workers=workers,
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, **common,
