@@ -146,6 +146,13 @@ def service_settings(config: StackConfig, platform: PlatformConfig, service: str
         # Its client at each province's IdP (idp_clients there), the same id everywhere.
         settings["province_client_id"] = HUB_CLIENT
         settings["province_client_key_file"] = CLIENT_KEY_PATH
+        # The stack's provinces' IdPs, reachable only inside the cluster (its NetworkPolicy):
+        # called at their service URLs, the registered public IdP named in the assertions.
+        settings["province_token_urls"] = {
+            p.region_code: f"{internal_url(p, 'identity')}/token"
+            for p in config.provinces
+            if p.service("identity") is not None
+        }
     if service == "eseal" and platform.kind == "province" and "elicense" in running:
         # The one signer a licence seal may have: the library's client (idp_clients).
         settings["licence_client"] = f"elicense-{platform.region_code}"
