@@ -28,7 +28,7 @@ from zwfw.provisioning.plan import (
 )
 from zwfw.reference.keys import seal_picture
 from zwfw.services.kit.tokens import TOKEN_EXCHANGE
-from zwfw_infra import labels, pki
+from zwfw_infra import channel, labels, pki
 from zwfw_infra.config import PlatformConfig, StackConfig
 from zwfw_infra.database import Database, DatabaseArgs
 from zwfw_infra.ingress import IngressArgs, PlatformIngress, PublicService
@@ -50,6 +50,7 @@ from zwfw_infra.secrets import CLIENT_KEY_SERVICES, Secrets, required_keys
 from zwfw_infra.service import (
     CLIENT_KEY_FILE,
     CLIENT_MOUNT,
+    TLS_MOUNT,
     ServiceArgs,
     ServiceOutputs,
     ZwfwService,
@@ -114,6 +115,25 @@ def service_settings(config: StackConfig, platform: PlatformConfig, service: str
             **_token_client(config, platform, f"hall-{platform.region_code}"),
             "trust_url": f"{internal_url(platform, 'eseal')}/trust",
         }
+    if service == "hall" and hub_reporting(config, platform):
+        # Its client province-<region> at the national IdP, its channel identity and intake
+        # client certificate from its own Secret; the hub called at its service URL, whose
+        # serving certificate the internal CA issued.
+        assert national is not None
+        settings["hub"] = {
+            "base_url": internal_url(national, "hub"),
+            **_token_client(config, national, f"province-{platform.region_code}"),
+            "signing_key_file": f"{CLIENT_MOUNT}/{channel.CHANNEL_KEY_FILE}",
+            "signing_cert_file": f"{CLIENT_MOUNT}/{channel.CHANNEL_CERT_FILE}",
+            "tls_cert_file": f"{CLIENT_MOUNT}/{channel.INTAKE_CERT_FILE}",
+            "tls_key_file": f"{CLIENT_MOUNT}/{channel.INTAKE_KEY_FILE}",
+            "ca_bundle": f"{TLS_MOUNT}/ca.crt",
+        }
+    if service == "hub" and config.pki.channel_ca_certificate:
+        # In the cluster the hub's own TLS checks intake client certificates against the
+        # channel CA, as the ingress does at the intake host; the internal CA stays beside it
+        # for the in-cluster peers' certificates.
+        settings["tls"] = {"client_ca": f"{CLIENT_MOUNT}/{channel.HUB_CLIENT_CA_FILE}"}
     if service == "elicense" and "eseal" in running:
         settings["eseal"] = {"base_url": internal_url(platform, "eseal")}
         if "identity" in running:
@@ -126,10 +146,30 @@ def service_settings(config: StackConfig, platform: PlatformConfig, service: str
         # Its client at each province's IdP (idp_clients there), the same id everywhere.
         settings["province_client_id"] = HUB_CLIENT
         settings["province_client_key_file"] = CLIENT_KEY_PATH
+        # The stack's provinces' IdPs, reachable only inside the cluster (its NetworkPolicy):
+        # called at their service URLs, the registered public IdP named in the assertions.
+        settings["province_token_urls"] = {
+            p.region_code: f"{internal_url(p, 'identity')}/token"
+            for p in config.provinces
+            if p.service("identity") is not None
+        }
     if service == "eseal" and platform.kind == "province" and "elicense" in running:
         # The one signer a licence seal may have: the library's client (idp_clients).
         settings["licence_client"] = f"elicense-{platform.region_code}"
     return settings
+
+
+def hub_reporting(config: StackConfig, platform: PlatformConfig) -> bool:
+    """Whether the hall of ``platform`` reports to the stack's own national hub: the province
+    gives its channel identity and the national side runs its IdP and hub."""
+    national = config.national
+    return (
+        platform.kind == "province"
+        and platform.channel is not None
+        and platform.service("hall") is not None
+        and national is not None
+        and {"identity", "hub"} <= {s.name for s in national.services}
+    )
 
 
 def _token_client(config: StackConfig, idp: PlatformConfig, client_id: str) -> dict[str, Any]:
@@ -141,6 +181,25 @@ def _token_client(config: StackConfig, idp: PlatformConfig, client_id: str) -> d
         "assertion_audience": f"{public_url(config, idp, 'identity')}/token",
         "client_id": client_id,
         "client_key_file": CLIENT_KEY_PATH,
+    }
+
+
+def hall_channel_files(secrets: Secrets, platform: PlatformConfig) -> dict[str, pulumi.Output[str]]:
+    """The hall's channel identity files: the keys from secret config, each checked against
+    its public certificate in config (a one-line error when they are not a pair)."""
+    identity = platform.channel
+    assert identity is not None
+    where = f"zwfw:secrets.{platform.name}.hall"
+    signing, intake = identity.signing_certificate, identity.intake_certificate
+    return {
+        channel.CHANNEL_KEY_FILE: secrets.value(platform.name, "hall", "channel_key").apply(
+            lambda value: channel.channel_key(value, signing, f"{where}.channel_key")
+        ),
+        channel.CHANNEL_CERT_FILE: pulumi.Output.from_input(signing),
+        channel.INTAKE_KEY_FILE: secrets.value(platform.name, "hall", "intake_client_key").apply(
+            lambda value: channel.intake_client_key(value, intake, f"{where}.intake_client_key")
+        ),
+        channel.INTAKE_CERT_FILE: pulumi.Output.from_input(intake),
     }
 
 
@@ -560,6 +619,15 @@ class Platform(pulumi.ComponentResource):
                 # Its own client's key, in its own Secret; the IdPs know the public half.
                 secret_files[CLIENT_KEY_FILE] = client_key(platform, service.name).apply(
                     private_jwk
+                )
+            if service.name == "hall" and hub_reporting(stack, platform):
+                secret_files.update(hall_channel_files(args.secrets, platform))
+            if service.name == "hub" and stack.pki.channel_ca_certificate:
+                secret_files[channel.HUB_CLIENT_CA_FILE] = pulumi.Output.from_input(
+                    stack.pki.channel_ca_certificate.strip()
+                    + "\n"
+                    + stack.pki.internal_ca_certificate.strip()
+                    + "\n"
                 )
             component = ZwfwService(
                 f"{name}-{service.name}",

@@ -188,11 +188,15 @@ def deploy_time_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
         pki_values.setdefault("channelCaCertificate", channel_ca)
     values["pki"] = pki_values
     additions: dict[str, Any] = {"pki": pki_values}
+    # The private halves of the channel identities made here, by province name.
+    channel_keys: dict[str, dict[str, str]] = {}
     if values.get("national") is not None and values.get("provinces"):
         # Each province's channel identity (public certificates) the hub registers.
         provinces = [dict(p) for p in values["provinces"]]
         for province in provinces:
-            province.setdefault("channel", _channel(str(province.get("name", "province"))))
+            if "channel" not in province:
+                name = str(province.get("name", "province"))
+                province["channel"], channel_keys[name] = _channel(name)
         values["provinces"] = additions["provinces"] = provinces
     # Parsing tells which platforms and services need which secrets.
     config = parse(values)
@@ -201,6 +205,8 @@ def deploy_time_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
         groups: dict[str, dict[str, str]] = {}
         for group, keys in required_keys(platform).items():
             groups[group] = {key: _deploy_time_secret(key) for key in keys}
+        if platform.name in channel_keys and "hall" in groups:
+            groups["hall"].update(channel_keys[platform.name])
         generated[platform.name] = groups
     load = config.load_test
     if load is not None:
@@ -213,17 +219,23 @@ def deploy_time_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
     return additions, generated
 
 
-def _channel(name: str) -> dict[str, str]:
+def _channel(name: str) -> tuple[dict[str, str], dict[str, str]]:
     """A province's channel signing certificate (SM2, national channel CA) and hall intake
-    client certificate, as the national CA would issue them; their keys are not kept."""
+    client certificate, as the national CA would issue them (config), and their keys (the
+    hall's secret config)."""
     from zwfw.reference.keys import NationalCA, tls_client_certificate
 
     signing = NationalCA().channel_identity(f"{name} channel")
     intake = tls_client_certificate(f"{name} hall")
-    return {
+    public = {
         "signingCertificate": signing.certificate.to_pem().decode(),
         "intakeCertificate": intake.certificate_pem.decode(),
     }
+    private = {
+        "channel_key": signing.key.to_pem().decode(),
+        "intake_client_key": intake.key_pem.decode(),
+    }
+    return public, private
 
 
 def render(

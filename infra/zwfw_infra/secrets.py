@@ -33,6 +33,10 @@ def required_keys(platform: PlatformConfig) -> dict[str, tuple[str, ...]]:
             # client_key: the private key (PEM or JWK) of the service's own OAuth client,
             # whose public half the provisioning Job registers at the IdP that serves it.
             needed.append("client_key")
+        if service.name == "hall" and platform.channel is not None:
+            # The private halves of provinces[].channel: the channel signing key (SM2) and the
+            # hall's client key at the hub's intake (mutual TLS).
+            needed += ["channel_key", "intake_client_key"]
         keys[service.name] = tuple(needed)
     backup = platform.database.backup
     if backup is not None and backup.method == "barmanObjectStore":

@@ -18,6 +18,7 @@ from zwfw_infra import labels
 from zwfw_infra.config import ConfigError
 from zwfw_infra.render import Rendered, deploy_time_values, render, stack_values
 
+from zwfw.crypto.sm2 import load_private_key
 from zwfw.provisioning import ProvisioningPlan
 from zwfw.services.kit.registry import resolve_service
 from zwfw.services.kit.settings import load_settings
@@ -193,7 +194,7 @@ def test_the_services_clients_are_registered_by_the_public_halves_of_their_own_k
         pod = stack.find("Deployment", service, ns)["spec"]["template"]["spec"]
         (volume,) = [v for v in pod["volumes"] if v["name"] == "client"]
         assert volume["secret"]["secretName"] == secret_name
-        assert volume["secret"]["items"] == [{"key": "client.jwk", "path": "client.jwk"}]
+        assert {"key": "client.jwk", "path": "client.jwk"} in volume["secret"]["items"]
         mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
         assert mounts["client"] == "/etc/zwfw/client"
         return ECKey.import_key(json.loads(secret["stringData"]["client.jwk"]))
@@ -344,9 +345,9 @@ def test_the_hub_registers_the_stacks_provinces_through_its_admin_api(tmp_path: 
     provisioning-hub at the national IdP (its key's public half, the registry's scopes), calling
     the hub at its service URL."""
     values = copy.deepcopy(stack_values("demo"))
-    additions, _ = deploy_time_values(values)
+    additions, secrets = deploy_time_values(values)
     values.update(additions)
-    demo = render("demo", values)
+    demo = render("demo", values, secret_values=secrets)
     platforms = demo.outputs["platforms"]
     national = platforms["national"]
     ns = national["namespace"]
@@ -420,3 +421,83 @@ def test_the_library_seals_with_the_issuer_seal_once_its_es_id_is_given(demo: Re
     values["provinces"][0]["issuer"]["esId"] = "seal-1"
     with pytest.raises(ConfigError, match=r"issuer\.esId: 'seal-1' is not valid"):
         render("demo", values)
+
+
+def _mounted(rendered: Rendered, namespace: str, service: str) -> dict[str, str]:
+    """The files of the service's own Secret mounted at /etc/zwfw/client/, by path."""
+    deployment = rendered.find("Deployment", service, namespace)
+    pod = deployment["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "client"]
+    assert volume["secret"]["secretName"] == f"{service}-secrets"
+    (container,) = [c for c in pod["containers"] if c["name"] == service]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "client"]
+    data = rendered.find("Secret", f"{service}-secrets", namespace)["stringData"]
+    root = mount["mountPath"]
+    return {f"{root}/{i['path']}": data[i["key"]] for i in volume["secret"]["items"]}
+
+
+def test_the_hall_reports_to_the_stacks_hub_with_its_channel_identity_from_its_secret(
+    tmp_path: Path,
+) -> None:
+    """A province that gives its channel: its hall's hub settings name the hub's service URL,
+    its client province-<region> at the national IdP (the one the national Job registers), and
+    its channel signing key and intake client key from secret config, mounted from its own
+    Secret beside the public certificates of the config. The hub's TLS accepts the intake
+    certificate's CA (the channel CA) in the cluster."""
+    values = copy.deepcopy(stack_values("demo"))
+    additions, secrets = deploy_time_values(values)
+    values.update(additions)
+    demo = render("demo", values, secret_values=secrets)
+    platforms = demo.outputs["platforms"]
+    national = platforms["national"]
+    idp = national["services"]["identity"]
+    (realm,) = _plan(demo, national["namespace"], tmp_path).realms
+    registered = {c.client_id for c in realm.clients}
+    channels = {p["name"]: p["channel"] for p in values["provinces"]}
+    for name, province in platforms.items():
+        if province["kind"] != "province":
+            continue
+        ns, region = province["namespace"], province["region_code"]
+        hub = _settings(demo, ns, "hall")["hub"]
+        assert hub["base_url"] == national["services"]["hub"]["internal_url"]
+        assert hub["token_url"] == f"{idp['internal_url']}/token"
+        assert hub["assertion_audience"] == f"{idp['public_url']}/token"
+        assert hub["client_id"] == f"province-{region}"
+        assert hub["client_id"] in registered
+        files = _mounted(demo, ns, "hall")
+        keys = secrets[name]["hall"]
+        assert files[hub["signing_cert_file"]] == channels[name]["signingCertificate"]
+        assert files[hub["tls_cert_file"]] == channels[name]["intakeCertificate"]
+        signing_key = load_private_key(files[hub["signing_key_file"]].encode())
+        assert signing_key.public_key == load_private_key(keys["channel_key"].encode()).public_key
+        assert files[hub["tls_key_file"]].strip() == keys["intake_client_key"].strip()
+        assert hub["client_key_file"] in files
+        assert hub["ca_bundle"] == "/etc/zwfw/tls/ca.crt"
+    ns = national["namespace"]
+    client_ca = _settings(demo, ns, "hub")["tls"]["client_ca"]
+    bundle = _mounted(demo, ns, "hub")[client_ca]
+    assert values["pki"]["channelCaCertificate"].strip() in bundle
+    assert values["pki"]["internalCaCertificate"].strip() in bundle
+
+
+@pytest.mark.parametrize(
+    ("key", "certificate"),
+    [("channel_key", "signingCertificate"), ("intake_client_key", "intakeCertificate")],
+)
+def test_a_channel_key_that_is_not_the_certificates_is_refused_in_one_line(
+    key: str, certificate: str
+) -> None:
+    values = copy.deepcopy(stack_values("demo"))
+    additions, secrets = deploy_time_values(values)
+    values.update(additions)
+    # Province B's key for province A's certificate.
+    secrets["province-a"]["hall"][key] = secrets["province-b"]["hall"][key]
+    with pytest.raises(
+        ConfigError,
+        match=rf"^secret zwfw:secrets\.province-a\.hall\.{key} is not the key of the "
+        rf"province's channel\.{certificate}$",
+    ):
+        render("demo", values, secret_values=secrets)
+    secrets["province-a"]["hall"][key] = "0123456789abcdef"
+    with pytest.raises(ConfigError, match=rf"^secret zwfw:secrets\.province-a\.hall\.{key}: not"):
+        render("demo", values, secret_values=secrets)

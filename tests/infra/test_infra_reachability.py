@@ -9,6 +9,7 @@ import itertools
 from collections.abc import Callable
 
 import pytest
+import yaml
 from zwfw_infra.config import prerequisites
 from zwfw_infra.reachability import Cluster, Endpoint, from_objects, selects
 from zwfw_infra.render import Rendered
@@ -214,6 +215,29 @@ def test_only_the_halls_and_the_national_provisioning_job_reach_the_hub(
     }
     # The national Job registers the provinces in the hub's registry; no province's Job.
     assert reaching == {(ns, "hall") for ns in PROVINCES} | {(NATIONAL, "provisioning")}
+
+
+def test_the_hub_reaches_exactly_the_idps_its_province_token_urls_name(
+    demo: Rendered, cluster: Cluster
+) -> None:
+    """The hub calls the stack's provinces' IdPs at their service URLs (province_token_urls):
+    its egress allows those IdPs and no other identity service but its own national one."""
+    text = demo.find("ConfigMap", "hub-settings", NATIONAL)["data"]["settings.yaml"]
+    urls = yaml.safe_load(text)["province_token_urls"]
+    assert urls == {
+        ns.removeprefix("zwfw-"): f"https://identity.{ns}.svc:8443/token" for ns in PROVINCES
+    }
+    hub = _pod(cluster, NATIONAL, "hub")
+    reached = {
+        f"https://identity.{e.namespace}.svc:8443/token"
+        for e in cluster.endpoints
+        if e.is_pod
+        and e.namespace != NATIONAL
+        and _role(e)[1] == "identity"
+        and cluster.can_connect(hub, e, 8443)
+    }
+    assert reached == set(urls.values())
+    assert not cluster.can_connect(hub, Endpoint(name="outside", ip=OUTSIDE), 443)
 
 
 def test_a_province_cannot_reach_another_provinces_services_or_database(cluster: Cluster) -> None:

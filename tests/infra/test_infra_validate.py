@@ -119,4 +119,10 @@ def test_written_manifests_validate_and_hold_no_secret(
         "ZWFW_DATABASE_URL": REDACTED,
         "ZWFW_KEK": REDACTED,
         "client.jwk": REDACTED,
+        # Its channel identity at the hub: keys from secret config, in one Secret with their
+        # certificates.
+        "channel.key": REDACTED,
+        "channel.crt": REDACTED,
+        "intake.key": REDACTED,
+        "intake.crt": REDACTED,
     }

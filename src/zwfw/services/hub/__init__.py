@@ -71,7 +71,10 @@ def build(
     tokens = None
     if settings.province_client_id and settings.province_client_key_file:
         tokens = exchange.ProvinceTokens.from_key_file(
-            client, settings.province_client_id, settings.province_client_key_file
+            client,
+            settings.province_client_id,
+            settings.province_client_key_file,
+            token_urls=settings.province_token_urls,
         )
     app.state.hub_share_client = exchange.ElicenseShareClient(
         client, timeout=settings.exchange_timeout_seconds, tokens=tokens

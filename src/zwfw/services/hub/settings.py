@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from zwfw.services.kit import AuthSettings, ServiceSettings
 
@@ -38,5 +38,21 @@ class HubSettings(ServiceSettings):
     # token for their consent (see zwfw.services.hub.exchange). Unset: nothing is routed.
     province_client_id: str | None = None
     province_client_key_file: Path | None = None  # the client's private JWK (JSON) or PEM
+    # Token endpoints of provinces' IdPs by region code (xx0000), called there instead of the
+    # one the registered IdP's discovery names (e.g. their in-cluster address when the hub
+    # reaches them only inside a cluster); assertions still name the registered IdP's public
+    # ``<identity>/token``. Provinces not listed: discovery at their registered IdP.
+    province_token_urls: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("province_token_urls")
+    @classmethod
+    def _province_token_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for region, url in value.items():
+            if not (len(region) == 6 and region.isdigit() and region.endswith("0000")):
+                raise ValueError(f"{region} is not a province-level region code (xx0000)")
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"province_token_urls.{region}: {url} is not an http(s) URL")
+        return value
+
     # E-supervision counts a date as past once the day is over in this time zone.
     timezone: str = "Asia/Shanghai"

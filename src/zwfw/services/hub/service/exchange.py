@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -113,23 +114,42 @@ class ProvinceUnavailable(Exception):
 class ProvinceTokens:
     """The hub's OAuth client at provinces' IdPs: its own ``elicense:share`` token
     (client credentials, cached per IdP) and, per request, the citizen's consent token (RFC 8693
-    exchange of the national token). Token endpoints come from each IdP's OIDC discovery."""
+    exchange of the national token). Token endpoints come from each IdP's OIDC discovery, or
+    from ``token_urls`` for the provinces it names."""
 
     def __init__(
-        self, http: httpx.AsyncClient, client_id: str, key: ECKey, *, timeout: float = 10.0
+        self,
+        http: httpx.AsyncClient,
+        client_id: str,
+        key: ECKey,
+        *,
+        timeout: float = 10.0,
+        token_urls: Mapping[str, str] | None = None,
     ) -> None:
         self.http = http
         self.client_id = client_id
         self.key = key
         self.timeout = timeout
+        # In-cluster token endpoints of provinces by region code (the hub's
+        # province_token_urls): used instead of discovery at the registered public IdP, whose
+        # public token endpoint the assertions still name.
+        self.token_urls = dict(token_urls or {})
         self._endpoints: dict[str, str] = {}
         self._clients: dict[str, AsyncClientCredentials] = {}
 
     @classmethod
     def from_key_file(
-        cls, http: httpx.AsyncClient, client_id: str, key_file: Path, *, timeout: float = 10.0
+        cls,
+        http: httpx.AsyncClient,
+        client_id: str,
+        key_file: Path,
+        *,
+        timeout: float = 10.0,
+        token_urls: Mapping[str, str] | None = None,
     ) -> ProvinceTokens:
-        return cls(http, client_id, load_client_key(key_file), timeout=timeout)
+        return cls(
+            http, client_id, load_client_key(key_file), timeout=timeout, token_urls=token_urls
+        )
 
     async def token_endpoint(self, identity: str) -> str:
         issuer = identity.rstrip("/")
@@ -146,19 +166,24 @@ class ProvinceTokens:
                 raise ProvinceUnavailable(f"{issuer} discovery failed: {exc}") from exc
         return self._endpoints[issuer]
 
-    async def _client(self, identity: str) -> AsyncClientCredentials:
+    async def _client(self, identity: str, region: str | None) -> AsyncClientCredentials:
         """The hub's client at ``identity``'s token endpoint (one per endpoint: its cache)."""
-        token_url = await self.token_endpoint(identity)
+        internal = self.token_urls.get(region) if region is not None else None
+        if internal is not None:
+            # The IdP accepts only its public token endpoint as the assertion audience.
+            token_url, audience = internal, f"{identity.rstrip('/')}/token"
+        else:
+            token_url, audience = await self.token_endpoint(identity), None
         if token_url not in self._clients:
             self._clients[token_url] = AsyncClientCredentials(
                 token_url, self.client_id, self.key, SHARE_SCOPE, http=self.http,
-                timeout=self.timeout,
+                assertion_audience=audience, timeout=self.timeout,
             )  # fmt: skip
         return self._clients[token_url]
 
-    async def share_token(self, identity: str) -> str:
+    async def share_token(self, identity: str, *, region: str | None = None) -> str:
         """The hub's own token at the province (``elicense:share``)."""
-        client = await self._client(identity)
+        client = await self._client(identity, region)
         try:
             return await client()
         except TokenRequestError as exc:
@@ -166,9 +191,11 @@ class ProvinceTokens:
                 f"{identity} refused the hub's client ({exc.status or exc})"
             ) from None
 
-    async def consent_token(self, identity: str, subject_token: str, audience: str) -> str:
+    async def consent_token(
+        self, identity: str, subject_token: str, audience: str, *, region: str | None = None
+    ) -> str:
         """The citizen's token at the province, exchanged from their national token."""
-        client = await self._client(identity)
+        client = await self._client(identity, region)
         form = {
             "grant_type": TOKEN_EXCHANGE,
             "subject_token": subject_token,
@@ -220,8 +247,10 @@ class ElicenseShareClient:
             raise ProvinceUnavailable("the hub has no client at the provinces' IdPs")
         base_url = str(endpoints["elicense"]).rstrip("/")
         identity = str(endpoints["identity"]).rstrip("/")
-        holder_token = await self.tokens.consent_token(identity, subject_token, base_url)
-        hub_token = await self.tokens.share_token(identity)
+        holder_token = await self.tokens.consent_token(
+            identity, subject_token, base_url, region=recipient
+        )
+        hub_token = await self.tokens.share_token(identity, region=recipient)
         path = f"/licences/{quote(identifier, safe='')}/copies"
         body = json.dumps(
             {"cause": cause, "expires_at": expires_at.isoformat(), "holder_token": holder_token},
