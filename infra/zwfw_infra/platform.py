@@ -153,6 +153,13 @@ def service_settings(config: StackConfig, platform: PlatformConfig, service: str
             for p in config.provinces
             if p.service("identity") is not None
         }
+        # Their libraries likewise, for routed annotated copies (the consent token still names
+        # the registered public library).
+        settings["province_elicense_urls"] = {
+            p.region_code: internal_url(p, "elicense")
+            for p in config.provinces
+            if p.service("elicense") is not None
+        }
     if service == "eseal" and platform.kind == "province" and "elicense" in running:
         # The one signer a licence seal may have: the library's client (idp_clients).
         settings["licence_client"] = f"elicense-{platform.region_code}"

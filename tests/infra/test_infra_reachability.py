@@ -240,6 +240,23 @@ def test_the_hub_reaches_exactly_the_idps_its_province_token_urls_name(
     assert not cluster.can_connect(hub, Endpoint(name="outside", ip=OUTSIDE), 443)
 
 
+def test_the_hub_reaches_exactly_the_libraries_its_province_elicense_urls_name(
+    demo: Rendered, cluster: Cluster
+) -> None:
+    """Routed annotated copies go to the stack's provinces' libraries at their service URLs
+    (province_elicense_urls), which the hub's egress allows, and to no other library."""
+    text = demo.find("ConfigMap", "hub-settings", NATIONAL)["data"]["settings.yaml"]
+    urls = yaml.safe_load(text)["province_elicense_urls"]
+    assert urls == {ns.removeprefix("zwfw-"): f"https://elicense.{ns}.svc:8443" for ns in PROVINCES}
+    hub = _pod(cluster, NATIONAL, "hub")
+    reached = {
+        f"https://elicense.{e.namespace}.svc:8443"
+        for e in cluster.endpoints
+        if e.is_pod and _role(e)[1] == "elicense" and cluster.can_connect(hub, e, 8443)
+    }
+    assert reached == set(urls.values())
+
+
 def test_a_province_cannot_reach_another_provinces_services_or_database(cluster: Cluster) -> None:
     hall_a = _pod(cluster, "zwfw-340000", "hall")
     for service in ("identity", "hall", "elicense", "eseal"):

@@ -77,7 +77,10 @@ def build(
             token_urls=settings.province_token_urls,
         )
     app.state.hub_share_client = exchange.ElicenseShareClient(
-        client, timeout=settings.exchange_timeout_seconds, tokens=tokens
+        client,
+        timeout=settings.exchange_timeout_seconds,
+        tokens=tokens,
+        library_urls=settings.province_elicense_urls,
     )
     app.state.hub_signer = _signer(settings)
     app.state.hub_subject_validator = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from zwfw.services.kit import AuthSettings, ServiceSettings
 
@@ -43,15 +43,19 @@ class HubSettings(ServiceSettings):
     # reaches them only inside a cluster); assertions still name the registered IdP's public
     # ``<identity>/token``. Provinces not listed: discovery at their registered IdP.
     province_token_urls: dict[str, str] = Field(default_factory=dict)
+    # Base URLs of provinces' e-licence libraries by region code, called there instead of the
+    # registered ``elicense`` endpoint (the same in-cluster case); the citizen's consent token
+    # still names the registered public library as its audience. Not listed: the registered one.
+    province_elicense_urls: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("province_token_urls")
+    @field_validator("province_token_urls", "province_elicense_urls")
     @classmethod
-    def _province_token_urls(cls, value: dict[str, str]) -> dict[str, str]:
+    def _province_urls(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         for region, url in value.items():
             if not (len(region) == 6 and region.isdigit() and region.endswith("0000")):
                 raise ValueError(f"{region} is not a province-level region code (xx0000)")
             if not url.startswith(("https://", "http://")):
-                raise ValueError(f"province_token_urls.{region}: {url} is not an http(s) URL")
+                raise ValueError(f"{info.field_name}.{region}: {url} is not an http(s) URL")
         return value
 
     # E-supervision counts a date as past once the day is over in this time zone.

@@ -225,10 +225,15 @@ class ElicenseShareClient:
         *,
         timeout: float = 15.0,
         tokens: ProvinceTokens | None = None,
+        library_urls: Mapping[str, str] | None = None,
     ) -> None:
         self.http = http
         self.timeout = timeout
         self.tokens = tokens
+        # In-cluster libraries by region code (the hub's province_elicense_urls).
+        self.library_urls = {
+            region: url.rstrip("/") for region, url in (library_urls or {}).items()
+        }
 
     async def annotated_copy(
         self,
@@ -251,6 +256,9 @@ class ElicenseShareClient:
             identity, subject_token, base_url, region=recipient
         )
         hub_token = await self.tokens.share_token(identity, region=recipient)
+        # Called at the in-cluster address when one is configured; the consent token above
+        # names the registered public library, the audience the library checks.
+        target = self.library_urls.get(recipient, base_url) if recipient else base_url
         path = f"/licences/{quote(identifier, safe='')}/copies"
         body = json.dumps(
             {"cause": cause, "expires_at": expires_at.isoformat(), "holder_token": holder_token},
@@ -263,11 +271,12 @@ class ElicenseShareClient:
             "Accept": "application/json",
         }
         if signer is not None and recipient is not None:
-            # The library can see the request came through the hub, untouched.
-            prefix = httpx.URL(base_url).path.rstrip("/")
+            # The library can see the request came through the hub, untouched (the path it
+            # receives is the one called).
+            prefix = httpx.URL(target).path.rstrip("/")
             headers |= signer.headers("POST", prefix + path, body, recipient=recipient)
         return await self.http.post(
-            base_url + path, content=body, headers=headers, timeout=self.timeout
+            target + path, content=body, headers=headers, timeout=self.timeout
         )
 
 
