@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import select
@@ -14,7 +17,16 @@ from zwfw.services.identity.models import Client
 from zwfw.services.kit import audit
 
 from .browser import sign_in
-from .support import ISSUER, PASSWORD, Idp, add_client, add_person, client_assertion, pkce_pair
+from .support import (
+    ISSUER,
+    PASSWORD,
+    Idp,
+    add_client,
+    add_person,
+    client_assertion,
+    pkce_pair,
+    started,
+)
 
 REDIRECT = "https://rp.test/cb"
 
@@ -249,7 +261,20 @@ def test_a_client_key_set_replaced_in_the_registry_takes_effect_at_once(idp: Idp
     assert grant(new).status_code == 200
 
 
-def test_client_credentials_with_private_key_jwt(idp: Idp) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database_idp(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Idp]:
+    """The IdP on SQLite, and on PostgreSQL: the replay store's insert-unless-present differs
+    by dialect (psycopg gives no rowcount for it)."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("idp")
+        return
+    databases = request.getfixturevalue("service_databases")
+    with started(tmp_path, database_url=databases("identity")) as instance:
+        yield instance
+
+
+def test_client_credentials_with_private_key_jwt(any_database_idp: Idp) -> None:
+    idp = any_database_idp
     key = ECKey.generate_key("P-256")
     add_client(
         idp,

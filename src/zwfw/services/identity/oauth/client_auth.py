@@ -29,10 +29,15 @@ if TYPE_CHECKING:
 
 _USED_ASSERTION = cast(Table, UsedAssertion.__table__)
 # Built once per dialect that can insert-unless-present; executing a prepared statement skips
-# building and keying a new one per request.
+# building and keying a new one per request. RETURNING says whether the row was inserted:
+# psycopg reports no rowcount (-1) for these statements.
 _CLAIM_JTI: dict[str, Insert] = {
-    "sqlite": sqlite.insert(_USED_ASSERTION).on_conflict_do_nothing(),
-    "postgresql": postgresql.insert(_USED_ASSERTION).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_USED_ASSERTION)
+    .on_conflict_do_nothing()
+    .returning(_USED_ASSERTION.c.jti),
+    "postgresql": postgresql.insert(_USED_ASSERTION)
+    .on_conflict_do_nothing()
+    .returning(_USED_ASSERTION.c.jti),
 }
 
 
@@ -64,7 +69,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             return True
         # One statement: the replay store's primary key decides, and a replay inserts nothing.
         result = db.execute(claim, {"jti": jti, "expires_at": expires_at})
-        return bool(getattr(result, "rowcount", 0) == 1)
+        return result.first() is not None
 
     def resolve_client_public_key(self, client: ClientModel) -> KeySet:
         if not client.row.jwks:
