@@ -4,6 +4,7 @@ through to the report."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,16 @@ def test_late_arrivals_make_passes_inconclusive_and_failures_stand() -> None:
     assert "2/s was not reached" in (judge_latency(late, ["discovery"]).reason or "")
     slow_and_late = figures(run_of(workload(), late=2.0, slow={"catalog": 4000.0}), TARGETS)
     assert judge_latency(slow_and_late, ["catalog"]).status == "fail"
+    # A shortfall of journeys the generator never offered on time is not the server's.
+    short = copy.deepcopy(late)
+    short["throughput"]["answered_per_second"] = 0.5
+    shortfall = judge_throughput(short)
+    assert shortfall.status == "inconclusive"
+    assert "2/s was not reached" in (shortfall.reason or "")
+    assert "0.5 journeys/s answered" in (shortfall.reason or "")
+    on_time_short = figures(run_of(workload()), TARGETS)
+    on_time_short["throughput"]["answered_per_second"] = 0.5
+    assert judge_throughput(on_time_short).status == "fail"
 
 
 def catalog(*ids: str) -> Catalog:

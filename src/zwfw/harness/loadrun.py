@@ -303,6 +303,10 @@ def load_origin(run: LocustRun, journeys: list[list[Any]]) -> float:
     return min(float(j[3]) for j in journeys)
 
 
+# How the reason starts when the generator could not offer the profile's arrival rate.
+NOT_OFFERED = "the generator offered"
+
+
 def figures(run: LocustRun, targets: LoadTargets) -> dict[str, Any]:
     """The measurements of one run (the report's `measurements.load`)."""
     workload = run.workload
@@ -373,7 +377,7 @@ def figures(run: LocustRun, targets: LoadTargets) -> dict[str, Any]:
     saturated = bool(busy or starved or (lag is not None and lag > limits.max_loop_lag_ms))
     if on_time_share < limits.min_arrivals_on_time:
         inconclusive.append(
-            f"the generator offered {len(on_time)} of {expected:g} arrivals on time "
+            f"{NOT_OFFERED} {len(on_time)} of {expected:g} arrivals on time "
             f"({on_time_share:.0%}, at least {limits.min_arrivals_on_time:.0%} needed): "
             f"{workload.arrivals_per_second:g}/s was not reached"
         )
@@ -558,6 +562,11 @@ def judge_throughput(measured: dict[str, Any]) -> Judgement:
         if failed
         else None
     )
+    doubts = list(measured["generator"]["inconclusive"])
+    if failed and any(why.startswith(NOT_OFFERED) for why in doubts):
+        # Journeys the generator did not start on time were never the server's to answer:
+        # a shortfall then measures the generator as much as the server.
+        return Judgement("inconclusive", f"{'; '.join(doubts)} (measured: {reason})")
     return _undecided(measured, failed, reason, trust_failure=False)
 
 
