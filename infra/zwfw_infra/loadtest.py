@@ -32,7 +32,7 @@ import yaml
 from zwfw_infra import labels
 from zwfw_infra.config import LoadTestConfig, Resources, StackConfig
 from zwfw_infra.secrets import Secrets
-from zwfw_infra.service import RUN_AS
+from zwfw_infra.service import container_security, pod_security, resource_requirements
 from zwfw_infra.tenancy import Tenant, TenantArgs
 
 LOCUST_PORT = 5557
@@ -159,13 +159,6 @@ class LoadTestOutputs:
             "wait": self.wait,
             "fetch": {"master": self.fetch_master, "workers": self.fetch_workers},
         }
-
-
-def _resources(resources: Resources) -> dict[str, Any]:
-    return {
-        "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
-        "limits": {"cpu": resources.cpu_limit, "memory": resources.memory_limit},
-    }
 
 
 class LoadTest(pulumi.ComponentResource):
@@ -464,17 +457,8 @@ class LoadTest(pulumi.ComponentResource):
             "args": locust_args,
             "env": env,
             "volume_mounts": mounts,
-            "resources": _resources(resources),
-            "security_context": {
-                "run_as_non_root": True,
-                "run_as_user": RUN_AS,
-                "run_as_group": RUN_AS,
-                "allow_privilege_escalation": False,
-                "privileged": False,
-                "read_only_root_filesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-                "seccomp_profile": {"type": "RuntimeDefault"},
-            },
+            "resources": resource_requirements(resources),
+            "security_context": container_security(),
         }
         if ports:
             container["ports"] = ports
@@ -500,13 +484,7 @@ class LoadTest(pulumi.ComponentResource):
                         "service_account_name": ACCOUNT,
                         "automount_service_account_token": False,
                         "enable_service_links": False,
-                        "security_context": {
-                            "run_as_non_root": True,
-                            "run_as_user": RUN_AS,
-                            "run_as_group": RUN_AS,
-                            "fs_group": RUN_AS,
-                            "seccomp_profile": {"type": "RuntimeDefault"},
-                        },
+                        "security_context": pod_security(),
                         "volumes": volumes,
                         "containers": [container],
                     },

@@ -26,7 +26,7 @@ from joserfc.jwk import ECKey
 from zwfw.provisioning.plan import ClientPlan, Operator, ProvisioningPlan, RealmPlan, TrustPlan
 from zwfw_infra import labels, pki
 from zwfw_infra.config import ConfigError, Image, Resources
-from zwfw_infra.service import RUN_AS
+from zwfw_infra.service import container_security, pod_security, resource_requirements
 
 CLIENT_ID = "provisioning"
 PLAN_CONFIG_MAP = "provisioning-plan"
@@ -198,13 +198,7 @@ class ProvisioningJob(pulumi.ComponentResource):
                         "service_account_name": "provisioning",
                         "automount_service_account_token": False,
                         "enable_service_links": False,
-                        "security_context": {
-                            "run_as_non_root": True,
-                            "run_as_user": RUN_AS,
-                            "run_as_group": RUN_AS,
-                            "fs_group": RUN_AS,
-                            "seccomp_profile": {"type": "RuntimeDefault"},
-                        },
+                        "security_context": pod_security(),
                         "volumes": [
                             {
                                 "name": "plan",
@@ -246,26 +240,8 @@ class ProvisioningJob(pulumi.ComponentResource):
                                     {"name": "ca", "mount_path": CA_MOUNT, "read_only": True},
                                     {"name": "tmp", "mount_path": "/tmp"},
                                 ],
-                                "resources": {
-                                    "requests": {
-                                        "cpu": resources.cpu_request,
-                                        "memory": resources.memory_request,
-                                    },
-                                    "limits": {
-                                        "cpu": resources.cpu_limit,
-                                        "memory": resources.memory_limit,
-                                    },
-                                },
-                                "security_context": {
-                                    "run_as_non_root": True,
-                                    "run_as_user": RUN_AS,
-                                    "run_as_group": RUN_AS,
-                                    "allow_privilege_escalation": False,
-                                    "privileged": False,
-                                    "read_only_root_filesystem": True,
-                                    "capabilities": {"drop": ["ALL"]},
-                                    "seccomp_profile": {"type": "RuntimeDefault"},
-                                },
+                                "resources": resource_requirements(resources),
+                                "security_context": container_security(),
                             }
                         ],
                     },

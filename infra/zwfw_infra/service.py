@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from zwfw_infra import labels, pki
-from zwfw_infra.config import Image, ServiceConfig
+from zwfw_infra.config import Image, Resources, ServiceConfig
 from zwfw_infra.database import CA_MOUNT, Database
 from zwfw_infra.network import SERVICE_PORT
 
@@ -31,6 +31,41 @@ TLS_MOUNT = "/etc/zwfw/tls"
 CLIENT_MOUNT = "/etc/zwfw/client"
 CLIENT_KEY_FILE = "client.jwk"
 RUN_AS = 10001
+
+
+def container_security() -> dict[str, Any]:
+    """The restricted Pod Security profile's container side, for every zwfw container."""
+    return {
+        "run_as_non_root": True,
+        "run_as_user": RUN_AS,
+        "run_as_group": RUN_AS,
+        "allow_privilege_escalation": False,
+        "privileged": False,
+        "read_only_root_filesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccomp_profile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security() -> dict[str, Any]:
+    """The restricted Pod Security profile's pod side, for every zwfw pod."""
+    return {
+        "run_as_non_root": True,
+        "run_as_user": RUN_AS,
+        "run_as_group": RUN_AS,
+        "fs_group": RUN_AS,
+        "seccomp_profile": {"type": "RuntimeDefault"},
+    }
+
+
+def resource_requirements(resources: Resources) -> dict[str, Any]:
+    """A container's requests and limits."""
+    return {
+        "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
+        "limits": {"cpu": resources.cpu_limit, "memory": resources.memory_limit},
+    }
+
+
 # The kit's serve lets requests in flight finish for 30 s on SIGTERM; the pod gets more.
 GRACEFUL_SECONDS = 30
 
@@ -235,28 +270,10 @@ class ZwfwService(pulumi.ComponentResource):
             "image_pull_policy": "Always",
             "env": env,
             "volume_mounts": mounts,
-            "resources": {
-                "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
-                "limits": {"cpu": resources.cpu_limit, "memory": resources.memory_limit},
-            },
-            "security_context": {
-                "run_as_non_root": True,
-                "run_as_user": RUN_AS,
-                "run_as_group": RUN_AS,
-                "allow_privilege_escalation": False,
-                "privileged": False,
-                "read_only_root_filesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-                "seccomp_profile": {"type": "RuntimeDefault"},
-            },
+            "resources": resource_requirements(resources),
+            "security_context": container_security(),
         }
-        pod_security = {
-            "run_as_non_root": True,
-            "run_as_user": RUN_AS,
-            "run_as_group": RUN_AS,
-            "fs_group": RUN_AS,
-            "seccomp_profile": {"type": "RuntimeDefault"},
-        }
+        pod_context = pod_security()
         annotations = {"checksum/settings": checksum}
         image_hash = hashlib.sha256(args.image.reference.encode()).hexdigest()[:10]
         migration_labels = {**meta_labels, labels.COMPONENT: labels.MIGRATION_COMPONENT}
@@ -276,7 +293,7 @@ class ZwfwService(pulumi.ComponentResource):
                         "restart_policy": "Never",
                         "service_account_name": service,
                         "automount_service_account_token": False,
-                        "security_context": pod_security,
+                        "security_context": pod_context,
                         "volumes": volumes,
                         "containers": [
                             {
@@ -315,7 +332,7 @@ class ZwfwService(pulumi.ComponentResource):
                         "automount_service_account_token": False,
                         "enable_service_links": False,
                         "termination_grace_period_seconds": GRACEFUL_SECONDS + 10,
-                        "security_context": pod_security,
+                        "security_context": pod_context,
                         "topology_spread_constraints": [
                             {
                                 "max_skew": 1,
