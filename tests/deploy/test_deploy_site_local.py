@@ -378,7 +378,9 @@ def test_prometheus_scrapes_every_replica_and_probes_every_endpoint(
     assert {"ZwfwServiceDown", "ZwfwEndpointProbeFailed", "ZwfwErrorBudgetBurnFast"} <= names
 
 
-def test_province_a_certifies_through_the_gateway(site: SiteDeployment, tmp_path: Path) -> None:
+def test_province_a_certifies_through_the_gateway_with_the_security_suite(
+    site: SiteDeployment, tmp_path: Path
+) -> None:
     certify = site.state / "certify"
     profile, env_file = certify / "province-a.yaml", certify / "province-a.env"
     assert profile.exists(), "the certification role wrote no target profile"
@@ -399,7 +401,10 @@ def test_province_a_certifies_through_the_gateway(site: SiteDeployment, tmp_path
     env = dict(entry.split("=", 1) for entry in loaded.decode().split("\0") if "=" in entry)
     out = tmp_path / "certify"
     result = subprocess.run(
-        [zwfw, "certify", "--target", str(profile), "--out", str(out)],
+        # The security suite too: its callers come from `zwfw deploy credentials`, and its TLS
+        # scans meet the gateway's real configuration.
+        [zwfw, "certify", "--target", str(profile), "--out", str(out),
+         "--suites", "conformance,security"],
         env=env, capture_output=True, text=True, timeout=1200, check=False,
     )  # fmt: skip
     report = out / "results.json"

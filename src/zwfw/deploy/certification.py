@@ -81,6 +81,7 @@ from zwfw.reference.platform import (
     issuer_seals,
     province_portal,
     seed_plan,
+    sign_expired_access_token,
     suite_clients,
 )
 from zwfw.reference.signin import sign_in
@@ -105,6 +106,16 @@ CREDENTIALS = (
 CROSS_PROVINCE_CREDENTIALS = (
     "xprov_citizen_token", "xprov_issuer_region", "xprov_licence_id",
     "xprov_issuer_elicense_url", "xprov_issuer_holder_token",
+)  # fmt: skip
+# The services a citizen's access token of the province is for (besides its portal).
+PROVINCE_AUDIENCES = ("hall", "elicense", "eseal")
+# The security suite's callers (security/conftest.py); the other-province ones need a second.
+SECURITY_CREDENTIALS = (
+    "security_expired_token", "security_wrong_scope_token", "security_wrong_scope_eseal_token",
+    "security_eseal_read_token",
+)  # fmt: skip
+SECURITY_CROSS_PROVINCE_CREDENTIALS = (
+    "security_other_province_token", "security_other_province_hub_token",
 )  # fmt: skip
 
 
@@ -663,14 +674,67 @@ class Certification:
                 issuer.url("identity"), f"portal-{issuer.region}", national_token,
                 issuer.url("elicense"), "elicense:read",
             )  # fmt: skip
+        values.update(self._security_credentials(province, persons["applicant"]["sub"]))
         return {self.env_name(province, name): value for name, value in values.items()}
+
+    def _security_credentials(self, province: ProvincePlan, applicant_sub: str) -> dict[str, str]:
+        """The security suite's callers that the other credentials do not already give
+        (security/authz-matrix.yaml), as the reference platform makes them."""
+        region = province.region
+        where = self.material.section("provinces", region)
+        ops = self._client(where, f"ops-{region}")
+        identity = province.url("identity")
+        values = {
+            "security_expired_token": self._expired_token(province, applicant_sub),
+            # Scopes that cover nothing of the hall, e-licence and hub; of the e-seal service.
+            "security_wrong_scope_token": client_token(ops, identity, "eseal:admin"),
+            "security_wrong_scope_eseal_token": client_token(ops, identity, "hall:catalog:write"),
+            "security_eseal_read_token": client_token(ops, identity, "eseal:read"),
+        }
+        others = [p for p in self.plan.provinces if p.region != region]
+        if others:
+            other = others[0]
+            other_where = self.material.section("provinces", other.region)
+            values["security_other_province_token"] = client_token(
+                self._client(other_where, f"staff-{other.region}"), other.url("identity"),
+                "hall:case:handle hall:rectification",
+            )  # fmt: skip
+            other_hub = Client(
+                other.hub_client_id,
+                ECKey.import_key(json.loads(other.hub_client_key.read_text(encoding="utf-8"))),
+                other.hub_client_key,
+            )
+            values["security_other_province_hub_token"] = client_token(
+                other_hub, self.plan.national["identity"].url, "hub:report hub:exchange"
+            )
+        return values
+
+    def _expired_token(self, province: ProvincePlan, applicant_sub: str) -> str:
+        """An access token of the province's IdP that expired an hour ago, signed with the
+        IdP's current key from its key store: the deploying host reads the IdP's settings
+        (with its data keys) from the instance's configuration file."""
+        config = province.services["identity"].config
+        try:
+            settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise DeployError(
+                f"security_expired_token: cannot read the IdP's settings {config}: {error.strerror}"
+            ) from error
+        region = province.region
+        return sign_expired_access_token(
+            settings,
+            sub=applicant_sub,
+            client_id=f"portal-{region}",
+            audience=[f"portal-{region}", *(province.url(s) for s in PROVINCE_AUDIENCES)],
+            scope="openid elicense:read elicense:consent",
+        )
 
     def profile(self, province: ProvincePlan) -> dict[str, Any]:
         where = self.material.section("provinces", province.region)
         spec = province.spec
-        names = list(CREDENTIALS)
+        names = list(CREDENTIALS) + list(SECURITY_CREDENTIALS)
         if len(self.plan.provinces) > 1:
-            names += CROSS_PROVINCE_CREDENTIALS
+            names += CROSS_PROVINCE_CREDENTIALS + SECURITY_CROSS_PROVINCE_CREDENTIALS
         return {
             "name": f"{spec.name} ({province.region}), deployed by playbooks/site.yml",
             "region_code": province.region,

@@ -116,7 +116,31 @@ __all__ = [
     "free_port",
     "iter_processes",
     "log",
+    "sign_expired_access_token",
 ]
+
+
+def sign_expired_access_token(
+    identity_settings: Mapping[str, Any], *, sub: str, client_id: str, audience: list[str],
+    scope: str,
+) -> str:  # fmt: skip
+    """An access token of the IdP whose settings are ``identity_settings`` that expired an
+    hour ago, for the security suite's "expired" caller. No running IdP issues one, so it is
+    signed with the IdP's own current key, read from its key store in-process by whoever
+    operates it; nothing is registered there."""
+    from zwfw.services.identity import IdentitySettings, build
+
+    app = build(IdentitySettings(**identity_settings))
+    try:
+        with app.state.kit.sessions.begin() as db:
+            provider = app.state.identity.provider
+            claims = provider.access_claims(
+                sub=sub, client_id=client_id, audience=audience, scope=scope, ttl=-3600
+            )
+            claims["iat"] = claims["exp"] - 600
+            return str(provider.keys.sign(db, claims, typ="at+jwt"))
+    finally:
+        app.state.kit.engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -380,32 +404,26 @@ class ReferencePlatform(NationalSide):
 
     def _sign_expired_tokens(self) -> None:
         """For the security suite's "expired" caller, an access token of each province's IdP
-        that expired an hour ago. No running IdP issues one, so it is signed with the IdP's
-        own current key, read from its key store in-process; nothing is registered there."""
-        from zwfw.services.identity import IdentitySettings, build
-
+        that expired an hour ago (see :func:`sign_expired_access_token`)."""
         for province in self.provinces.values():
             process = province.services["identity"]
             values = yaml.safe_load(process.config.read_text(encoding="utf-8"))
             # The data keys are in the process's environment only, never in its config file.
             values["data_key"] = process.env["ZWFW_DATA_KEY"]
             values["lookup_key"] = process.env["ZWFW_LOOKUP_KEY"]
-            app = build(IdentitySettings(**values))
-            try:
-                with app.state.kit.sessions.begin() as db:
-                    svc = app.state.identity
-                    region = province.region
-                    applicant = province.persons["applicant"]
-                    claims = svc.provider.access_claims(
-                        sub=applicant.sub, client_id=f"portal-{region}",
-                        audience=[f"portal-{region}", province.url("hall"),
-                                  province.url("elicense"), province.url("eseal")],
-                        scope="openid elicense:read elicense:consent", ttl=-3600,
-                    )  # fmt: skip
-                    claims["iat"] = claims["exp"] - 600
-                    province.expired_token = svc.provider.keys.sign(db, claims, typ="at+jwt")
-            finally:
-                app.state.kit.engine.dispose()
+            region = province.region
+            province.expired_token = sign_expired_access_token(
+                values,
+                sub=province.persons["applicant"].sub,
+                client_id=f"portal-{region}",
+                audience=[
+                    f"portal-{region}",
+                    province.url("hall"),
+                    province.url("elicense"),
+                    province.url("eseal"),
+                ],  # fmt: skip
+                scope="openid elicense:read elicense:consent",
+            )
 
     def _province_realm(self, province: Province) -> RealmPlan:
         region = province.region
