@@ -18,7 +18,9 @@ The scans of the whole run (`test_run_scans.py`) run last, after every other sui
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,6 +176,23 @@ def secret(target: TargetProfile, name: str) -> str:
         return target.secret(name)
     except SecretUnavailable as error:
         pytest.fail(str(error), pytrace=False)
+
+
+def authorization_params(target: TargetProfile) -> dict[str, str]:
+    """A fresh authorization request of the profile's public relying party (code + PKCE), as
+    its sign-in link sends a person to the IdP."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    return {
+        "response_type": "code",
+        "client_id": secret(target, "identity_rp_client_id"),
+        "redirect_uri": secret(target, "identity_rp_redirect_uri"),
+        "scope": "openid",
+        "state": secrets.token_urlsafe(8),
+        "nonce": secrets.token_urlsafe(8),
+        "code_challenge": challenge.decode().rstrip("="),
+        "code_challenge_method": "S256",
+    }
 
 
 @pytest.fixture(scope="session")

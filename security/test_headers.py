@@ -6,9 +6,6 @@ The responses of every other test of the run are judged the same way by `test_ru
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
 from collections.abc import Callable
 
 import httpx
@@ -17,7 +14,7 @@ import pytest
 from zwfw.harness.profile import ServiceName, TargetProfile
 from zwfw.harness.security import Operation, cookie_findings, header_findings
 
-from .conftest import secret
+from .conftest import authorization_params, secret
 
 
 def _judge(
@@ -64,18 +61,7 @@ def _sweep(
 
 def _sign_in_pages(target: TargetProfile, identity: httpx.Client) -> list[httpx.Response]:
     """The IdP's authorization request and sign-in page, with the session cookie it sets."""
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    params = {
-        "response_type": "code",
-        "client_id": secret(target, "identity_rp_client_id"),
-        "redirect_uri": secret(target, "identity_rp_redirect_uri"),
-        "scope": "openid",
-        "state": secrets.token_urlsafe(8),
-        "nonce": secrets.token_urlsafe(8),
-        "code_challenge": challenge.decode().rstrip("="),
-        "code_challenge_method": "S256",
-    }
+    params = authorization_params(target)
     first = identity.get("authorize", params=params, follow_redirects=False)
     pages = [first]
     if first.is_redirect and first.headers.get("location"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from .defects import Province, Variant, holder_check_missing
+from .defects import Province, Variant, holder_check_missing, sign_in_frameable
 from .proxy import Defect, Forward, ProxyRequest, ProxyResponse
 
 REVIEWED = ("conformance", "security")
@@ -76,4 +76,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("security-id-number-in-error", "hall",
             "the hall's problem details quote a resident ID number",
             frozenset({"SEC-PD-001"}), id_number_in_problem, REVIEWED),
+    # Certified with the security suite, so the browser shows what the missing headers allow
+    # (SEC-BR-001) besides the headers' own requirements.
+    Variant("sign-in-frameable", "identity",
+            "sign-in pages lack X-Frame-Options and CSP frame-ancestors",
+            frozenset({"SEC-AUTH-003", "SEC-HDR-001", "SEC-BR-001"}),
+            lambda _province: sign_in_frameable, REVIEWED),
 )  # fmt: skip

@@ -24,6 +24,8 @@ import httpx
 from zwfw.harness.redact import Redactor
 
 EVIDENCE_DIR = "evidence"
+# Screenshots the browser checks take (evidence/browser/*.png).
+BROWSER_EVIDENCE = "browser"
 # Bodies above this are cut (after redaction) so one large download cannot swamp a report.
 BODY_LIMIT = 64 * 1024
 _STARTED = "zwfw_evidence_started"

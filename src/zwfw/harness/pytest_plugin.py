@@ -48,7 +48,7 @@ SUITE_NAMES = ("conformance", "security", "loadtests", "faults")
 # time; the faults suite disturbs the deployment under load. Each with the prefixes of the
 # requirements only it verifies (SEC-AUTH-* are the identity conformance suite's).
 OPT_IN_SUITES: dict[str, tuple[str, ...]] = {
-    "security": ("SEC-HDR-", "SEC-AZ-", "SEC-PD-", "SEC-IN-", "SEC-TLS-", "SEC-CRY-"),
+    "security": ("SEC-HDR-", "SEC-BR-", "SEC-AZ-", "SEC-PD-", "SEC-IN-", "SEC-TLS-", "SEC-CRY-"),
     "loadtests": ("RESP-",),
     "faults": ("FT-",),
 }
@@ -81,10 +81,23 @@ class HarnessRun:
     # Figures measured by suites, by name (the load suite's under "load").
     measurements: dict[str, Any] = field(default_factory=dict)
     workload: Path | None = None
+    # nodeid -> files under evidence/ a test wrote itself (screenshots), listed with its own.
+    attachments: dict[str, list[str]] = field(default_factory=dict)
 
     def measure(self, name: str, figures: dict[str, Any]) -> None:
         """Keep a suite's measured figures for the report's `measurements` member."""
         self.measurements[name] = figures
+
+    def evidence_file(self, nodeid: str, relative: str) -> Path | None:
+        """Where test `nodeid` writes an evidence file of its own (`relative` under
+        evidence/, e.g. a screenshot), listed with the test's evidence once written; None when
+        the run keeps no evidence."""
+        if self.evidence is None:
+            return None
+        path = self.evidence.directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.attachments.setdefault(nodeid, []).append(relative)
+        return path
 
     @property
     def explicit(self) -> bool:
@@ -445,6 +458,10 @@ class Recorder:
             name = self.run.evidence.finish(nodeid, record.requirement_ids, record.outcome)
             if name is not None:
                 record.evidence.append(name)
+            directory = self.run.evidence.directory
+            for relative in self.run.attachments.pop(nodeid, []):
+                if (directory / relative).is_file():
+                    record.evidence.append(relative)
         self.config.hook.pytest_zwfw_test_recorded(record=record)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

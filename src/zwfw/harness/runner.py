@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from zwfw.harness.errors import HarnessConfigError, SuiteError, TargetUnreachable
-from zwfw.harness.evidence import EVIDENCE_DIR, latencies
+from zwfw.harness.evidence import BROWSER_EVIDENCE, EVIDENCE_DIR, latencies
 from zwfw.harness.htmlreport import write_html
 from zwfw.harness.junit import write_junit
 from zwfw.harness.profile import TargetProfile, load_profile
@@ -241,7 +241,9 @@ def prepare_out_dir(out_dir: Path) -> None:
             strangers += [
                 f"{EVIDENCE_DIR}/{item.name}"
                 for item in entry.iterdir()
-                if not (item.is_file() and item.suffix == ".json") and not _load_evidence(item)
+                if not (item.is_file() and item.suffix == ".json")
+                and not _load_evidence(item)
+                and not _browser_evidence(item)
             ]
         elif entry.name not in REPORT_FILES or not entry.is_file() or entry.is_symlink():
             strangers.append(entry.name)
@@ -254,6 +256,19 @@ def prepare_out_dir(out_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
     if (out_dir / EVIDENCE_DIR).is_dir():
         shutil.rmtree(out_dir / EVIDENCE_DIR)
+
+
+def _browser_evidence(entry: Path) -> bool:
+    """The security suite's screenshots of the sign-in pages (PNG files only)."""
+    return (
+        entry.name == BROWSER_EVIDENCE
+        and entry.is_dir()
+        and not entry.is_symlink()
+        and all(
+            item.is_file() and not item.is_symlink() and item.suffix == ".png"
+            for item in entry.iterdir()
+        )
+    )
 
 
 def _load_evidence(entry: Path) -> bool:
