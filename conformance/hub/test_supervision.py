@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from zwfw.codes import build_case_number, build_credit_code
 from zwfw.harness.profile import TargetProfile
@@ -91,6 +92,26 @@ def _listed(
     rows = answer.json()
     assert all(r["region_code"] == region for r in rows), f"{path}?region={region}: {rows[:3]}"
     return [r for r in rows if r["case_number"] == number]
+
+
+def _gauge_agrees(
+    hub_client: httpx.Client, supervise: dict[str, str], path: str, gauge: str, region: str
+) -> None:
+    """The region's e-supervision gauge on /metrics counts what its list holds (when the hub
+    exposes /metrics to the suite at all)."""
+    metrics = hub_client.get("metrics")
+    if metrics.status_code in (401, 403, 404):
+        return
+    assert metrics.status_code == 200, f"GET metrics: {metrics.status_code}"
+    rows = hub_client.get(path, params={"region": region}, headers=supervise).json()
+    values = [
+        sample.value
+        for family in text_string_to_metric_families(metrics.text)
+        if family.name == gauge
+        for sample in family.samples
+        if sample.labels.get("region_code") == region
+    ]
+    assert sum(values) == len(rows), f"{gauge}{{region_code={region}}} {values}, {len(rows)} listed"
 
 
 @pytest.mark.requirement("IC-CHAN-005", catches=("receipt-wrong",))
@@ -180,7 +201,7 @@ def test_a_report_for_another_province_is_refused(
 @pytest.mark.requirement(
     "IC-SUP-001",
     catches=("overdue-missing", "due-today-listed", "overdue-days-wrong", "region-filter-ignored",
-             "finished-still-listed"),
+             "finished-still-listed", "gauge-disagrees"),
 )  # fmt: skip
 def test_overdue_cases_are_exactly_the_open_cases_past_their_promised_date(
     province: Province,
@@ -217,6 +238,10 @@ def test_overdue_cases_are_exactly_the_open_cases_past_their_promised_date(
         assert not _listed(
             hub_client, supervise, "supervision/overdue-cases", other, late["case_number"]
         ), f"overdue-cases?region={other} lists a case of {target.region_code}"
+        _gauge_agrees(
+            hub_client, supervise, "supervision/overdue-cases", "zwfw_hub_overdue_cases",
+            target.region_code,
+        )  # fmt: skip
     finally:
         for report in (late, due):
             closed = province.send(CASES, _finished(report, 2), token, idempotency_key=fresh_key())
@@ -228,6 +253,10 @@ def test_overdue_cases_are_exactly_the_open_cases_past_their_promised_date(
     ), "a finished case is still listed as overdue"  # fmt: skip
     detail = hub_client.get(f"cases/{late['case_number']}", headers=supervise).json()
     assert (detail["state"], detail["overdue_days"]) == ("concluded", None), detail
+    _gauge_agrees(
+        hub_client, supervise, "supervision/overdue-cases", "zwfw_hub_overdue_cases",
+        target.region_code,
+    )  # fmt: skip
 
 
 def _evaluation(
@@ -255,7 +284,7 @@ def _evaluation(
 @pytest.mark.requirement(
     "IC-SUP-002",
     catches=("rectification-missing", "due-today-listed", "region-filter-ignored",
-             "closed-still-listed", "evaluation-not-kept"),
+             "closed-still-listed", "evaluation-not-kept", "gauge-disagrees"),
 )  # fmt: skip
 def test_overdue_rectifications_are_exactly_the_open_ones_past_their_deadline(
     province: Province,
@@ -302,6 +331,9 @@ def test_overdue_rectifications_are_exactly_the_open_ones_past_their_deadline(
         assert not _listed(hub_client, supervise, path, other, late_case), (
             f"{path}?region={other} lists a rectification of {target.region_code}"
         )
+        _gauge_agrees(
+            hub_client, supervise, path, "zwfw_hub_overdue_rectifications", target.region_code
+        )
     finally:
         for report in (late, due):
             closed = province.send(
@@ -313,6 +345,9 @@ def test_overdue_rectifications_are_exactly_the_open_ones_past_their_deadline(
             assert closed.status_code == 201, closed.text[:300]
     assert not _listed(hub_client, supervise, path, target.region_code, late_case), (
         "a closed rectification is still listed as overdue"
+    )
+    _gauge_agrees(
+        hub_client, supervise, path, "zwfw_hub_overdue_rectifications", target.region_code
     )
     # The open version 1 arriving late (a retry) takes nothing back.
     retried = province.send(EVALUATIONS, late, token, idempotency_key=fresh_key())
