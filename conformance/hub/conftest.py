@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -35,6 +38,9 @@ import pytest
 from zwfw.codes import build_case_number
 from zwfw.crypto.sm2 import load_private_key
 from zwfw.formats.channel import ChannelSigner
+
+# The hub counts promised dates and rectification deadlines in Beijing time.
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 class Province:
@@ -129,3 +135,21 @@ def case_report(target: Any, version: int = 1, state: str = "submitted") -> dict
         "steps": [],
         "materials": [],
     }
+
+
+def hub_clock(hub_client: httpx.Client) -> float:
+    """The hub's own time (its Date header), so window probes do not depend on the harness's
+    clock; the harness's clock when the hub sends no Date."""
+    answer = hub_client.get("readyz")
+    # A gateway may add its own Date line; each line is one whole date.
+    for line in answer.headers.get_list("date"):
+        try:
+            return parsedate_to_datetime(line).timestamp()
+        except (TypeError, ValueError):
+            continue
+    return time.time()
+
+
+def hub_today(hub_client: httpx.Client) -> date:
+    """The Beijing calendar date at the hub now (by its own clock)."""
+    return datetime.fromtimestamp(hub_clock(hub_client), BEIJING).date()

@@ -19,7 +19,6 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -40,7 +39,7 @@ from zwfw.formats.channel import (
     signature_base,
 )
 
-from .conftest import case_report, fresh_key
+from .conftest import case_report, fresh_key, hub_clock
 
 PATH = "/reports/cases"
 # The window the requirement names; probes stay well clear of its edges on both sides.
@@ -140,19 +139,6 @@ def refused(response: httpx.Response, statuses: tuple[int, ...], reasons: tuple[
     assert problem.get("status") == response.status_code, problem
 
 
-def hub_clock(hub_client: httpx.Client) -> float:
-    """The hub's own time (its Date header), so window probes do not depend on the harness's
-    clock; the harness's clock when the hub sends no Date."""
-    answer = hub_client.get("readyz")
-    # A gateway may add its own Date line; each line is one whole date.
-    for line in answer.headers.get_list("date"):
-        try:
-            return parsedate_to_datetime(line).timestamp()
-        except (TypeError, ValueError):
-            continue
-    return time.time()
-
-
 PROBE = json.dumps({}).encode()
 
 
@@ -185,6 +171,10 @@ def test_a_message_without_one_channel_header_is_refused(
 def test_a_signed_message_passes_the_channel(hub_client, signer, token) -> None:
     response = _post(hub_client, signer, token, PROBE)
     assert response.status_code == 422, response.text  # channel accepted, empty report refused
+    # Refused as content: a problem naming the fields the empty report lacks.
+    assert response.headers["content-type"].startswith("application/problem+json")
+    fields = {e.get("field") for e in response.json().get("errors", [])}
+    assert {"region_code", "version", "case_number"} <= fields, response.json()
 
 
 @pytest.mark.requirement("IC-CHAN-001", catches=("signature-unverified", "refusal-not-problem"))

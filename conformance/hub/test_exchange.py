@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,7 +38,8 @@ def exchange_request(credential: Callable[[str], str], **overrides: Any) -> dict
 
 @pytest.fixture
 def delivered(province: Province, credential: Callable[[str], str]) -> dict[str, Any]:
-    request = exchange_request(credential)
+    # The case it is for, as a province's hall names it (recorded with the use).
+    request = exchange_request(credential, case_number=f"XPROV-{uuid.uuid4().hex[:16]}")
     response = province.send(EXCHANGE, request, credential("hub_exchange_token"))
     assert response.status_code == 201, response.text[:300]
     return {"request": request, "answer": response.json(), "headers": response.headers}
@@ -152,6 +154,22 @@ def test_every_exchange_is_recorded_at_the_hub_and_the_issuer(
     )
     digest = hashlib.sha256(base64.b64decode(answer["document"])).hexdigest()
     assert use["copy_sha256"] == digest
+    assert (use["case_number"], use["issuer_status"]) == (request["case_number"], 201), use
+    # Listed under both provinces it concerns, and under no third one.
+    for region, expected in (
+        (target.region_code, 1),
+        (request["issuer_region"], 1),
+        (_third_region(target.region_code, request["issuer_region"]), 0),
+    ):
+        listed = hub_client.get(
+            "exchange/uses",
+            params={"region": region, "identifier": request["identifier"]},
+            headers=supervise,
+        )
+        assert listed.status_code == 200, listed.text[:300]
+        ids = [u["copy_id"] for u in listed.json()]
+        assert ids.count(answer["copy_id"]) == expected, (region, ids)
+        assert all(region in (u["requester_region"], u["issuer_region"]) for u in listed.json())
     # A pseudonymous subject, never a resident ID number (nor one masked).
     assert use["subject"]
     assert not RESIDENT_ID.search(use["subject"]), use["subject"]
@@ -165,6 +183,39 @@ def test_every_exchange_is_recorded_at_the_hub_and_the_issuer(
     assert usage.status_code == 200, usage.text[:300]
     copies = [u for u in usage.json() if u["copy_id"] == answer["copy_id"]]
     assert [(u["action"], u["cause"]) for u in copies] == [("copy", request["cause"])]
+
+
+def _third_region(*regions: str) -> str:
+    return next(r for r in ("110000", "120000", "130000") if r not in regions)
+
+
+@pytest.mark.requirement("IC-XPROV-001", catches=("misrouted",))
+@pytest.mark.parametrize("issuer", ["own-province", "unregistered-province"])
+def test_an_exchange_naming_no_other_registered_province_is_refused(
+    province: Province,
+    credential: Callable[[str], str],
+    hub_client: httpx.Client,
+    supervise: dict[str, str],
+    target: Any,
+    issuer: str,
+) -> None:
+    region = target.region_code if issuer == "own-province" else "990000"
+    identifier = credential("xprov_licence_id")
+    before = hub_client.get(
+        "exchange/uses", params={"region": region, "identifier": identifier}, headers=supervise
+    ).json()
+    request = exchange_request(credential, issuer_region=region)
+    response = province.send(EXCHANGE, request, credential("hub_exchange_token"))
+    # Its own licences a province asks of its own library; an unregistered one has none.
+    status = 422 if issuer == "own-province" else 404
+    assert response.status_code == status, response.text[:300]
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json().get("status") == status, response.json()
+    assert "zwfw-issuer-region" not in response.headers, response.headers
+    after = hub_client.get(
+        "exchange/uses", params={"region": region, "identifier": identifier}, headers=supervise
+    ).json()
+    assert [u["id"] for u in after] == [u["id"] for u in before], after[:3]
 
 
 @pytest.mark.requirement("IC-XPROV-003", catches=("refusal-unrecorded",))
@@ -185,9 +236,11 @@ def test_a_refused_exchange_is_recorded_too(
         EXCHANGE, exchange_request(credential, identifier=unknown), credential("hub_exchange_token")
     )
     assert response.status_code == 404, response.text[:300]
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json().get("issuer_status") == 404, response.json()
     refused = hub_client.get("exchange/uses", params={"identifier": unknown}, headers=supervise)
-    outcomes = [u["outcome"] for u in refused.json()]
-    assert "refused" in outcomes
+    outcomes = [(u["outcome"], u["issuer_status"], u["copy_id"]) for u in refused.json()]
+    assert ("refused", 404, None) in outcomes, outcomes
     after = len(
         hub_client.get("exchange/uses", params={"identifier": identifier}, headers=supervise).json()
     )

@@ -150,6 +150,26 @@ async def channel_errors_not_problems(request: ProxyRequest, forward: Forward) -
     return response.with_json(own).with_header("content-type", "application/json")
 
 
+class OverdueListCached:
+    """The e-supervision list of overdue cases is answered from a cache filled by its first
+    request (per region): a case finished since stays listed as overdue."""
+
+    PATH = "/supervision/overdue-cases"
+
+    def __init__(self) -> None:
+        self.cached: dict[str, ProxyResponse] = {}  # query -> first answer
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        if request.method != "GET" or request.path != self.PATH:
+            return await forward(request)
+        if request.query in self.cached:
+            return self.cached[request.query]
+        response = await forward(request)
+        if response.status == 200:
+            self.cached[request.query] = response
+        return response
+
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("channel-future-accepted", "hub",
             "the hub takes messages dated beyond the window ahead (window checked one side)",
@@ -170,4 +190,7 @@ VARIANTS: tuple[Variant, ...] = (
             "channel refusals answered as the vendor's own JSON, not RFC 9457 problems",
             frozenset({"IC-CHAN-001", "IC-CHAN-002", "IC-CHAN-003", "IC-CHAN-004"}),
             lambda _province: channel_errors_not_problems),
+    Variant("hub-overdue-list-cached", "hub",
+            "the overdue-cases list is served from a cache: a case finished since stays listed",
+            frozenset({"IC-SUP-001"}), lambda _province: OverdueListCached()),
 )  # fmt: skip
