@@ -9,11 +9,15 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from zwfw.crypto import ses
+from zwfw.crypto.keystore import KeyEncryptionKey
+from zwfw.crypto.sm2 import SM2PrivateKey
 from zwfw.crypto.x509 import CertProfile, SM2Certificate, verify_chain
-from zwfw.services.eseal.models import KeyBlob
+from zwfw.services.eseal.authority import Keys, SealAuthority, ensure_authority
+from zwfw.services.eseal.models import Authority, KeyBlob
 from zwfw.services.kit import audit, kit_state
 
 from .conftest import CREDIT_CODE, Tokens, seal_body
@@ -170,3 +174,27 @@ def test_registry_works_on_sqlite_and_postgresql(
             },
         )
         assert verdict.json()["valid"] is True
+
+
+def test_workers_starting_together_on_an_empty_database_share_one_authority(
+    make_app: Callable[..., FastAPI], kek: KeyEncryptionKey
+) -> None:
+    """Two workers' first starts: the other worker commits its authority between this one's
+    check and its own write, so this one meets the other's keys and must take its authority."""
+    app = make_app()
+    sessions = kit_state(app).sessions
+    settings = app.state.eseal.settings
+    winner: list[SealAuthority] = []
+
+    class RacedKeys(Keys):
+        def put(self, session: Session, key_id: str, key: SM2PrivateKey) -> None:
+            if not winner:
+                winner.append(ensure_authority(sessions, Keys(kek), settings))
+            super().put(session, key_id, key)
+
+    loser = ensure_authority(sessions, RacedKeys(kek), settings)
+    assert winner, "the competing start did not run"
+    assert loser.root.der == winner[0].root.der
+    assert loser.maker.der == winner[0].maker.der
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Authority)) == 1

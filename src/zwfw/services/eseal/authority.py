@@ -20,7 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from zwfw.crypto.keystore import EncryptedKeyStore, KeyEncryptionKey, KeyNotFoundError
+from zwfw.crypto.keystore import (
+    EncryptedKeyStore,
+    KeyEncryptionKey,
+    KeyExistsError,
+    KeyNotFoundError,
+)
 from zwfw.crypto.sm2 import SM2PrivateKey
 from zwfw.crypto.x509 import CertificateAuthority, CertProfile, SM2Certificate
 from zwfw.services.eseal.models import Authority, KeyBlob
@@ -116,8 +121,9 @@ def ensure_authority(
 ) -> SealAuthority:
     """Load the authority, creating its root CA and maker certificate on first start.
 
-    Concurrent first starts (several workers) race on the row's primary key: the loser's
-    transaction, keys included, rolls back and it loads the winner's authority.
+    Concurrent first starts (several workers) race on the row's primary key, or on the key
+    ids when the winner committed first: the loser's transaction, keys included, rolls back
+    and it loads the winner's authority.
     """
     with sessions.begin() as session:
         row = session.get(Authority, 1)
@@ -155,7 +161,7 @@ def ensure_authority(
                     created_at=now,
                 )
             )
-    except IntegrityError:
+    except (IntegrityError, KeyExistsError):
         with sessions.begin() as session:
             row = session.get(Authority, 1)
             if row is None:
