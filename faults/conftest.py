@@ -19,6 +19,7 @@ from zwfw.harness.faults import (
     FaultError,
     Scenario,
     clock_skew_scenario,
+    database_restart_scenario,
     hub_outage_scenario,
     measure_scenario,
     replica_scenario,
@@ -111,3 +112,13 @@ def clock_skew_figures(
     if faults.clock_skew is None:
         raise Inconclusive("the target profile's faults: section declares no clock_skew")
     return _scenario_figures(pytestconfig, target, fault_workload, clock_skew_scenario)
+
+
+@pytest.fixture(scope="session")
+def database_restart_figures(
+    pytestconfig: pytest.Config, target: TargetProfile, fault_workload: Workload
+) -> dict[str, Any]:
+    faults = _faults(target)
+    if faults.database_restart is None:
+        raise Inconclusive("the target profile's faults: section declares no database_restart")
+    return _scenario_figures(pytestconfig, target, fault_workload, database_restart_scenario)

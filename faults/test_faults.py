@@ -10,6 +10,7 @@ import pytest
 
 from zwfw.harness.faults import (
     judge_clock_skew,
+    judge_database_restart,
     judge_durability,
     judge_outbox,
     judge_service_during_fault,
@@ -58,3 +59,19 @@ def test_a_skewed_province_is_refused_clearly_and_taken_again_once_its_clock_is_
     clock_skew_figures: dict[str, Any],
 ) -> None:
     settle(judge_clock_skew(clock_skew_figures))
+
+
+@pytest.mark.requirement(
+    "FT-DB-001", catches=("stale-connections", "hangs-without-database", "unclear-failure")
+)
+def test_the_services_reconnect_by_themselves_after_a_database_restart(
+    database_restart_figures: dict[str, Any],
+) -> None:
+    settle(judge_database_restart(database_restart_figures))
+
+
+@pytest.mark.requirement("FT-DB-002", catches=("lost-acknowledged-write", "retry-duplicated"))
+def test_no_acknowledged_write_is_lost_or_duplicated_across_a_database_restart(
+    database_restart_figures: dict[str, Any],
+) -> None:
+    settle(judge_durability(database_restart_figures))

@@ -13,7 +13,8 @@ and the RESP-* requirements use), refuses hosts the target profile does not list
 - staff: the work queue, then a case submitted by a citizen of this process through its
   legal steps (受理 4 → 同意 1 → 办结 1); the concluded case is offered for rating.
 - system: a client-credentials token (private_key_jwt), e-licence verification by
-  identifier, e-seal verification of a sealed licence, a signed case report to the hub.
+  identifier, e-seal verification of a sealed licence, a signed case report to the hub
+  (sent again under the same Idempotency-Key, up to three times, while the hub answers 503).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # The uploaded material: a small PDF, as an applicant's scanned form would be (16 KiB).
 PDF = b"%PDF-1.4\n% zwfw load material\n" + b"0" * (16 * 1024 - 32) + b"\n%%EOF\n"
 # Legal steps a staff member takes on an online case: (nodetype, noderesult, step name).
+# A case report the hub refuses with 503 is sent again after a pause, as a province's outbox
+# would: the hub must store it once (FT-DB-002).
+REPORT_ATTEMPTS = 3
+REPORT_RETRY_SECONDS = 1.0
 STAFF_STEPS = ((1, 4, "staff.accept"), (2, 1, "staff.review"), (3, 1, "staff.conclude"))
 
 
@@ -377,15 +382,26 @@ def system(visit: Visit, shared: Shared) -> None:
         shared.signer = ChannelSigner(
             target.region_code, load_private_key(key_pem), key_id=secret("channel_key_id")
         )
-    headers = shared.signer.headers(
-        "POST", urllib.parse.urlsplit(hub).path, body, recipient="hub",
-        idempotency_key=key,
-    )  # fmt: skip
-    visit.call(
-        "POST", hub, "system.hub-report", (201,), data=body,
-        headers={**headers, "Authorization": f"Bearer {secret('hub_report_token')}",
-                 "Content-Type": "application/json"},
-    )  # fmt: skip
+    for attempt in range(1, REPORT_ATTEMPTS + 1):
+        # Signed anew per attempt (a fresh nonce and time), under the same Idempotency-Key:
+        # the hub stores the report once however often it is sent.
+        headers = shared.signer.headers(
+            "POST", urllib.parse.urlsplit(hub).path, body, recipient="hub",
+            idempotency_key=key,
+        )  # fmt: skip
+        try:
+            visit.call(
+                "POST", hub, "system.hub-report", (200, 201), data=body,
+                headers={**headers, "Authorization": f"Bearer {secret('hub_report_token')}",
+                         "Content-Type": "application/json"},
+            )  # fmt: skip
+        except StepFailed as failure:
+            # Retried only when the hub said to (503: its database away for the moment).
+            if attempt == REPORT_ATTEMPTS or not str(failure).endswith("HTTP 503"):
+                raise
+            time.sleep(REPORT_RETRY_SECONDS)
+        else:
+            break
     visit.acknowledged("hub-report", key, str(report["case_number"]))
 
 

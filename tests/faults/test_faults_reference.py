@@ -1,12 +1,14 @@
 """The faults suite against the reference platform: `zwfw certify --suites faults` as an
 operator runs it. On a platform with two worker processes per service every FT-* requirement
 passes: a killed worker's survivor carries the service, nothing acknowledged is lost or
-duplicated, the halls serve through a hub outage and a hall whose clock is skewed is
-refused, and taken again once it is set right; one with a single process per service
-fails the replica requirement, and one whose hall has no outbox fails the requirement that
-the reports of a hub outage arrive.
+duplicated, the halls serve through a hub outage, a hall whose clock is skewed is refused,
+and taken again once it is set right, and the services reconnect by themselves when their
+database restarts (a PostgreSQL cluster of the test's own, never the machine's shared
+server); one with a single process per service fails the replica requirement, and one
+whose hall has no outbox fails the requirement that the reports of a hub outage arrive.
 
-Every service keeps its data in its own PostgreSQL database (``service_databases``), as a
+Every service keeps its data in its own PostgreSQL database (``service_databases``, or the
+test's own cluster for the replicated platform), as a
 replicated deployment does: two workers writing one SQLite file wait on each other's locks
 ("database is locked") and the survivor of a kill fails requests it should carry. Without
 PostgreSQL these tests fail.
@@ -19,15 +21,21 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from sqlalchemy import create_engine, text
 
 from zwfw.reference import DEFAULT_PROVINCES, ReferencePlatform
 
@@ -35,7 +43,9 @@ A = "340000"
 REPO = Path(__file__).resolve().parents[2]
 ZWFW = str(Path(sys.executable).with_name("zwfw"))
 SCHEMA = json.loads((REPO / "conformance" / "spec" / "report.schema.json").read_text("utf-8"))
-FT = ("FT-REP-001", "FT-REP-002", "FT-HUB-001", "FT-HUB-002", "FT-CLK-001")
+FT = ("FT-REP-001", "FT-REP-002", "FT-HUB-001", "FT-HUB-002", "FT-CLK-001", "FT-DB-001",
+      "FT-DB-002")  # fmt: skip
+POSTGRES_BINARIES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: p.parent.name)
 
 
 def certify(
@@ -81,11 +91,101 @@ def platform(
     )
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """A PostgreSQL cluster of this test alone: the machine's shared server is never
+    restarted."""
+
+    bin: Path
+    data: Path
+    port: int
+    as_owner: tuple[str, ...]
+
+    def command(self, *argv: str) -> str:
+        return shlex.join([*self.as_owner, str(self.bin / argv[0]), *argv[1:]])
+
+    def run(self, *argv: str) -> None:
+        done = subprocess.run(self.command(*argv), shell=True, capture_output=True, text=True,
+                              timeout=60, check=False)  # fmt: skip
+        assert done.returncode == 0, f"{argv[0]}: {done.stdout}{done.stderr}"[-2000:]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
+
+    def database_url_for(self, service: str) -> str:
+        name = f"zwfw_{service.replace('-', '_')}"
+        admin = create_engine(f"{self.url}/postgres", isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            admin.dispose()
+        return f"{self.url}/{name}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture
-def replicated(
-    tmp_path: Path, service_databases: Callable[[str], str]
-) -> Iterator[ReferencePlatform]:
-    with platform(tmp_path, service_databases, workers=2) as running:
+def own_postgres() -> Iterator[Cluster]:
+    """initdb + pg_ctl of the installed PostgreSQL into a temporary directory, trust auth on
+    a free port of 127.0.0.1, run as `postgres` when the tests run as root (the server
+    refuses root). Fails, never skips, without the binaries."""
+    if not POSTGRES_BINARIES or not (POSTGRES_BINARIES[-1] / "initdb").is_file():
+        pytest.fail("the PostgreSQL server binaries (/usr/lib/postgresql/*/bin) are missing",
+                    pytrace=False)  # fmt: skip
+    root = Path(tempfile.mkdtemp(prefix="zwfw-faults-pg-"))
+    as_owner: tuple[str, ...] = ()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+        as_owner = ("runuser", "-u", "postgres", "--")
+    cluster = Cluster(POSTGRES_BINARIES[-1], root / "data", _free_port(), as_owner)
+    cluster.run("initdb", "-D", str(cluster.data), "-A", "trust", "-U", "postgres",
+                "-E", "UTF8", "--no-sync")  # fmt: skip
+    options = f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300"
+    cluster.run("pg_ctl", "-D", str(cluster.data), "-l", str(root / "server.log"), "-w",
+                "-o", options, "start")  # fmt: skip
+    try:
+        yield cluster
+    finally:
+        subprocess.run(cluster.command("pg_ctl", "-D", str(cluster.data), "-m", "immediate",
+                                       "stop"), shell=True, capture_output=True, timeout=60,
+                       check=False)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def replicated(tmp_path: Path, own_postgres: Cluster) -> Iterator[ReferencePlatform]:
+    # Its databases live in a cluster of its own, which the database restart may restart
+    # (-m immediate: a crash, in-flight transactions lost, committed ones recovered).
+    cluster = own_postgres
+    restart = {
+        # -l: the restarted server must not inherit the harness's output pipe.
+        "cause": {
+            "run": cluster.command(
+                "pg_ctl",
+                "-D",
+                str(cluster.data),
+                "-w",
+                "-m",
+                "immediate",
+                "-l",
+                str(cluster.data.parent / "server.log"),
+                "restart",
+            )
+        },  # fmt: skip
+        "recovered": {
+            "run": cluster.command("pg_isready", "-q", "-h", "127.0.0.1", "-p", str(cluster.port))
+        },  # fmt: skip
+    }
+    with ReferencePlatform(
+        tmp_path / "reference", DEFAULT_PROVINCES[:1], workers=2,
+        database_url_for=cluster.database_url_for, database_restart=restart,
+    ) as running:  # fmt: skip
         yield running
 
 
@@ -161,6 +261,17 @@ def test_two_workers_per_service_under_every_declared_fault(
     assert skew["skew"]["skewed_cases"] > 0
     assert skew["skew"]["accepted_while_skewed"] == 0
     assert skew["outbox"]["arrived_once"] == skew["outbox"]["cases"] > 0
+
+    restart = faults["database-restart"]
+    assert [e["what"].split(":")[0] for e in restart["events"]] == [
+        "caused", "recovered", "recovered"]  # fmt: skip
+    assert all(took is not None for took in restart["recovery_seconds"].values())
+    away, after = restart["restart"]["away"], restart["restart"]["after"]
+    assert away["not_503"] == 0 == away["over_answer_bound"], away
+    assert after["requests"] > 0, after
+    assert after["success_rate"] >= 0.995, after
+    assert restart["durability"]["acknowledged"] > 0
+    assert restart["durability"]["lost"] == 0 == restart["durability"]["duplicated"]
 
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Fault tolerance under load" in html

@@ -16,9 +16,11 @@ from zwfw.harness.faults import (
     execute,
     figures,
     judge_clock_skew,
+    judge_database_restart,
     judge_durability,
     judge_outbox,
     judge_service_during_fault,
+    restart_figures,
     step_service,
 )
 from zwfw.harness.loadrun import CpuMeter, LocustRun
@@ -91,6 +93,10 @@ faults:
         (
             "faults: {clock_skew: {cause: {run: x}, undo: {run: y}}}",
             "faults.clock_skew.skew_seconds: Field required",
+        ),
+        (
+            "faults: {database_restart: {cause: {run: x}, hold_seconds: 5}}",
+            "faults.database_restart: hold_seconds needs undo",
         ),
         (
             "faults: {replica: {hall: {cause: {run: x}, restart: {run: y}}}}",
@@ -257,3 +263,62 @@ def test_clock_skew_verdicts() -> None:
     none = skewed()
     none["skew"]["skewed_cases"] = 0
     assert judge_clock_skew(none).status == "inconclusive"
+
+
+RESTART = Faults.model_validate({
+    "settle_seconds": 3.0, "success_threshold": 0.9,
+    "database_restart": {"cause": {"run": "pg_ctl restart"}, "answer_seconds": 2},
+})  # fmt: skip
+
+
+def restarted(answers: dict[int, tuple[int, float]], *, back: float | None = 108.0) -> FaultRun:
+    """One request per second from t=100; the database restarted at 105 and every service
+    was ready again at `back`; `answers` gives a second's (status, ms) instead of 200, 12 ms."""
+    run = recorded(set())
+    for row in run.run.records:
+        if row[0] == "r":
+            second = int(float(row[1]) - 100.0)
+            status, took = answers.get(second, (200, 12.0))
+            row[3], row[4] = took, status
+            row[5] = None if status == 200 else f"HTTP {status}" if status else "no answer"
+    run.timeline.observed["caused_at"] = 105.0
+    if back is not None:
+        run.timeline.observed["services_ready_at"] = back
+    run.timeline.last_recovery = back
+    run.timeline.recovery = {"database": 1.0, "services": None if back is None else 2.0}
+    scenario = Scenario("database-restart", "Restart", ("hall",), 8.0, lambda _: None)
+    return FaultRun(scenario, run.run, run.timeline)
+
+
+def judged_restart(fault_run: FaultRun) -> tuple[dict[str, Any], Any]:
+    measured = figures(fault_run, RESTART)
+    measured["restart"] = restart_figures(fault_run, RESTART)
+    return measured, judge_database_restart(measured)
+
+
+def test_a_database_restart_may_fail_requests_fast_with_503_while_it_lasts() -> None:
+    measured, judged = judged_restart(restarted({5: (503, 30.0), 6: (503, 40.0)}))
+    assert judged.status == "pass", judged.reason
+    away = measured["restart"]["away"]
+    # Seconds 5, 6 and 7 started while the database was away (105 to 108).
+    assert (away["requests"], away["failures"], away["not_503"]) == (3, 2, 0)
+    assert away["failures_by_answer"] == {"HTTP 503": 2}
+    assert measured["restart"]["after"] == {"requests": 3, "failures": 0, "success_rate": 1.0,
+                                            "covered": True}  # fmt: skip
+
+
+def test_a_database_restart_answered_500_hanging_or_failing_afterwards_fails() -> None:
+    _, internal = judged_restart(restarted({6: (500, 30.0), 7: (0, 30.0)}))
+    assert internal.status == "fail"
+    assert "2 requests failed otherwise than 503 while the database was away" in str(
+        internal.reason)  # fmt: skip
+    assert "HTTP 500 x1, no answer x1" in str(internal.reason)
+    _, hung = judged_restart(restarted({6: (200, 9000.0)}))
+    assert hung.status == "fail"
+    assert "1 requests took longer than 2 s to be answered" in str(hung.reason)
+    # Stale pooled connections: the services say ready, their requests still fail.
+    _, stale = judged_restart(restarted({8: (503, 20.0), 9: (503, 20.0)}))
+    assert stale.status == "fail"
+    assert "after the services were ready again 2 of 3 requests failed" in str(stale.reason)
+    _, never = judged_restart(restarted({}, back=None))
+    assert (never.status, never.reason) == ("fail", "not recovered within 60 s: services")

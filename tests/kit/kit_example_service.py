@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import String
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from zwfw.services.kit import (
@@ -128,6 +128,13 @@ def callback(
 @public
 def boom() -> None:
     raise RuntimeError("database password is hunter2")
+
+
+@router.get("/database-gone")
+@public
+def database_gone() -> None:
+    # What SQLAlchemy raises when the server closed the connection (a restart).
+    raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
 
 
 def build(settings: ExampleSettings) -> FastAPI:

@@ -83,6 +83,17 @@ def test_internal_error_says_nothing_internal_but_carries_the_request_id(
     assert "RuntimeError" in errors[0]["exception"]
 
 
+def test_a_lost_database_connection_is_a_503_problem_to_retry(
+    client: TestClient, json_logs
+) -> None:
+    response = client.get("/database-gone")
+    body = _assert_problem(response, 503)
+    assert body["detail"] == "the database is unavailable for the moment; retry shortly"
+    assert response.headers["retry-after"] == "1"
+    assert "SELECT" not in response.text
+    assert [r for r in json_logs.records() if r["message"] == "database unavailable"]
+
+
 def test_security_headers_on_success_and_failure(client: TestClient) -> None:
     for response in (client.get("/healthz"), client.get("/missing"), client.get("/boom")):
         assert response.headers["x-content-type-options"] == "nosniff"

@@ -313,6 +313,53 @@ def clock_skew_scenario(profile: TargetProfile, faults: Faults) -> Scenario:
                     "window", province, skew.hold_seconds + 2.0, act)  # fmt: skip
 
 
+def database_restart_scenario(profile: TargetProfile, faults: Faults) -> Scenario:
+    """The services' database restarted (or stopped for `hold_seconds` and started again);
+    every service reconnects by itself."""
+    restart = faults.database_restart
+    assert restart is not None
+    services = tuple(profile.services.configured())
+
+    def all_ready() -> bool:
+        return all(ready(profile, service) for service in services)
+
+    def act(timeline: Timeline) -> None:
+        # The fault starts when the command does: `pg_ctl restart` returns once it is over.
+        started = time.time()
+        timeline.add("caused: database restarted", restart.cause,
+                     must(restart.cause, "restarting the database"))  # fmt: skip
+        timeline.first_fault = timeline.observed["caused_at"] = started
+        clock = time.monotonic()
+        if restart.undo is not None:
+            rest = restart.hold_seconds - (time.monotonic() - clock)
+            if rest > 0:
+                time.sleep(rest)
+            timeline.add("undone: database started", restart.undo,
+                         must(restart.undo, "starting the database again"))  # fmt: skip
+            clock = time.monotonic()
+        if restart.recovered is not None:
+            check = restart.recovered
+            took = wait_until(lambda: execute(check).returncode == 0, faults.recovery_seconds)
+            timeline.recovery["database"] = None if took is None else round(took, 2)
+            if took is None:
+                timeline.add(f"not recovered: database within {faults.recovery_seconds:g} s")
+                return
+            timeline.add("recovered: database")
+            clock = time.monotonic()
+        # Then the services, by themselves: each answers /readyz from its database again.
+        took = wait_until(all_ready, faults.recovery_seconds)
+        timeline.recovery["services"] = None if took is None else round(took, 2)
+        if took is None:
+            timeline.add(f"not recovered: services within {faults.recovery_seconds:g} s")
+            return
+        timeline.last_recovery = timeline.observed["services_ready_at"] = timeline.add(
+            "recovered: every service ready"
+        )
+
+    return Scenario("database-restart", "The services' database restarted under load",
+                    services, restart.hold_seconds + 8.0, act)  # fmt: skip
+
+
 # --- running a scenario under load -----------------------------------------------------------
 
 
@@ -456,6 +503,43 @@ def figures(fault_run: FaultRun, faults: Faults) -> dict[str, Any]:
             "p95_ms": [percentile([float(row[3]) for row in rows], 0.95) for rows in per_second],
         },
     }
+
+
+def restart_figures(fault_run: FaultRun, faults: Faults) -> dict[str, Any]:
+    """The database restart seen by the judged requests: while the database was away (from
+    the restart until every service was ready again), how the failures were answered and the
+    slowest answer; then, for `settle_seconds`, whether the services carried the load again."""
+    restart = faults.database_restart
+    assert restart is not None
+    timeline = fault_run.timeline
+    caused, back = timeline.observed.get("caused_at"), timeline.observed.get("services_ready_at")
+    figures: dict[str, Any] = {"answer_bound_seconds": restart.answer_seconds,
+                               "away": None, "after": None}  # fmt: skip
+    if caused is None:
+        return figures
+    judged = [
+        row for row in fault_run.run.records
+        if row[0] == "r" and not str(row[2]).startswith(SETUP_PREFIX)
+        and step_service(str(row[2])) in fault_run.scenario.judged
+    ]  # fmt: skip
+    end_away = back if back is not None else max((float(r[1]) for r in judged), default=caused)
+    away = [row for row in judged if caused <= float(row[1]) < end_away]
+    failed = [row for row in away if row[5] is not None]
+    answers = Counter(f"HTTP {row[4]}" if row[4] else "no answer" for row in failed)
+    bound_ms = restart.answer_seconds * 1000.0
+    figures["away"] = {
+        **_counts(away),
+        "seconds": round(end_away - caused, 2),
+        "failures_by_answer": dict(sorted(answers.items())),
+        "not_503": sum(1 for row in failed if row[4] != 503),
+        "slowest_ms": max((float(row[3]) for row in away), default=None),
+        "over_answer_bound": sum(1 for row in away if float(row[3]) > bound_ms),
+    }
+    if back is not None:
+        after = [row for row in judged if back <= float(row[1]) < back + faults.settle_seconds]
+        last = max((float(row[1]) for row in judged), default=back)
+        figures["after"] = {**_counts(after), "covered": last >= back + faults.settle_seconds - 1}
+    return figures
 
 
 # --- durability: reading acknowledged writes back --------------------------------------------
@@ -629,6 +713,8 @@ def measure_scenario(
         measured["outbox"] = outbox_deliveries(profile, cases, faults.delivery_seconds)
     if scenario.name == "clock-skew":
         measured["skew"] = skew_figures(profile, fault_run)
+    if scenario.name == "database-restart":
+        measured["restart"] = restart_figures(fault_run, faults)
     measured["evidence"] = (
         write_evidence(fault_run.run, evidence_dir / f"faults-{scenario.name}", redactor)
         if evidence_dir is not None
@@ -744,6 +830,47 @@ def judge_clock_skew(measured: dict[str, Any]) -> Judgement:
     if not skew.get("skewed_cases"):
         return Judgement("inconclusive", "no case was acknowledged while the clock was skewed")
     return delivered
+
+
+def judge_database_restart(measured: dict[str, Any]) -> Judgement:
+    """The services were ready again within the recovery bound and carried the load at the
+    threshold afterwards; while the database was away, every request was answered within the
+    answer bound and every failure was a 503."""
+    doubt = _scenario_doubt(measured)
+    if doubt is not None:
+        return doubt
+    restart = measured.get("restart") or {}
+    away, after = restart.get("away"), restart.get("after")
+    broken = []
+    missing = [name for name, took in measured["recovery_seconds"].items() if took is None]
+    if missing:
+        broken.append(
+            f"not recovered within {measured['recovery_bound_seconds']:g} s: {', '.join(missing)}"
+        )
+    if away is not None:
+        if away["over_answer_bound"]:
+            broken.append(
+                f"{away['over_answer_bound']} requests took longer than "
+                f"{restart['answer_bound_seconds']:g} s to be answered while the database was "
+                f"away (slowest {away['slowest_ms'] / 1000:.1f} s)"
+            )
+        if away["not_503"]:
+            answers = ", ".join(f"{k} x{v}" for k, v in away["failures_by_answer"].items())
+            broken.append(
+                f"{away['not_503']} requests failed otherwise than 503 while the database was "
+                f"away ({answers})"
+            )
+    threshold = measured["success_threshold"]
+    if after is not None and after["requests"] and after["success_rate"] < threshold:
+        broken.append(
+            f"after the services were ready again {after['failures']} of {after['requests']} "
+            f"requests failed: success {_pct(after['success_rate'])} < {threshold:.2%}"
+        )
+    if broken:
+        return Judgement("fail", "; ".join(broken))
+    if after is None or not after["requests"] or not after["covered"]:
+        return Judgement("inconclusive", "the load did not cover the settle time after recovery")
+    return Judgement("pass", None)
 
 
 def judge_outbox(measured: dict[str, Any]) -> Judgement:

@@ -243,6 +243,29 @@ class ClockSkewFault(BaseModel):
     hold_seconds: float = Field(default=15.0, gt=0, le=600)
 
 
+class DatabaseRestartFault(BaseModel):
+    """The services' database restarted by `cause` (e.g. `pg_ctl restart -m fast`, or a
+    fail-over to the standby). With `undo`, the database stays down for `hold_seconds` after
+    `cause` (a stop) and `undo` starts it again. `recovered` (optional) exits 0 once the
+    database takes connections again; without it, the harness waits for every service's
+    `/readyz`. A request that meets the restart may fail, as 503 within `answer_seconds`,
+    never by hanging."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cause: FaultCommand
+    undo: FaultCommand | None = None
+    hold_seconds: float = Field(default=0.0, ge=0, le=600)
+    recovered: FaultCommand | None = None
+    answer_seconds: float = Field(default=5.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _held_until_undone(self) -> DatabaseRestartFault:
+        if self.hold_seconds and self.undo is None:
+            raise ValueError("hold_seconds needs undo, the command that starts the database again")
+        return self
+
+
 class Faults(BaseModel):
     """The faults the harness may cause in this deployment, and what it must withstand.
 
@@ -264,6 +287,7 @@ class Faults(BaseModel):
     replica: dict[ServiceName, ReplicaFault] = Field(default_factory=dict)
     hub_outage: OutageFault | None = None
     clock_skew: ClockSkewFault | None = None
+    database_restart: DatabaseRestartFault | None = None
 
     def canonical(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

@@ -227,6 +227,7 @@ class ReferencePlatform(NationalSide):
         workers: int = 1,
         database_url_for: Callable[[str], str] | None = None,
         service_settings: Mapping[str, Mapping[str, Any]] | None = None,
+        database_restart: Mapping[str, Any] | None = None,
     ) -> None:
         if len({p.region_code for p in provinces}) != len(provinces) or not provinces:
             raise ValueError("give one or more provinces with distinct region codes")
@@ -243,6 +244,9 @@ class ReferencePlatform(NationalSide):
             service_settings=service_settings,
         )
         self.specs = tuple(provinces)
+        # The platform does not run the database server of ``database_url_for``: whoever
+        # does says how the faults suite restarts it (the profile's faults.database_restart).
+        self.database_restart = dict(database_restart) if database_restart else None
         self.provinces: dict[str, Province] = {}
 
     # --- public API ----------------------------------------------------------------------
@@ -750,7 +754,7 @@ class ReferencePlatform(NationalSide):
         assert hub is not None
         offset = shlex.quote(str(self.clock_offset_path(province.region)))
         # The hub runs in its own session: its process group is its supervisor's pid.
-        return {
+        section: dict[str, Any] = {
             "replica": replica,
             "hub_outage": {
                 "cause": {"run": f"kill -STOP -{hub.pid}"},
@@ -764,6 +768,9 @@ class ReferencePlatform(NationalSide):
                 "hold_seconds": 12,
             },
         }
+        if self.database_restart is not None:
+            section["database_restart"] = self.database_restart
+        return section
 
 
 def suite_clients(

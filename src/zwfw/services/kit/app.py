@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -101,6 +102,10 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+# What a request that met an unavailable database is told to wait before retrying.
+DATABASE_RETRY_AFTER_SECONDS = 1
+
+
 class KitMiddleware:
     """Request id, security headers, metrics, access log and the last-resort 500 problem, in
     one pass (pure ASGI: it does not buffer bodies)."""
@@ -138,6 +143,22 @@ class KitMiddleware:
         metrics.in_progress.inc()
         try:
             await self.app(scope, receive, send_wrapper)
+        except (OperationalError, InterfaceError) as error:
+            # The database went away (restarted, failed over) or refused for now: the
+            # transaction was rolled back and the pool drops the dead connection, so the
+            # client may retry shortly (with its Idempotency-Key) and meet a fresh one.
+            log.error(
+                "database unavailable",
+                extra={"path": scope.get("path", ""), "error": type(error.orig).__name__},
+            )
+            if response_started:
+                raise
+            problem = Problem(
+                503,
+                detail="the database is unavailable for the moment; retry shortly",
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+            )
+            await problem.to_response(request_id)(scope, receive, send_wrapper)
         except Exception:
             log.exception("unhandled error", extra={"path": scope.get("path", "")})
             if response_started:

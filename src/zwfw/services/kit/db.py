@@ -27,6 +27,8 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# Seconds a new PostgreSQL connection may take (libpq's connect_timeout; 2 s at the least).
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 # Marks, in a pooled connection's ``info``, that its transaction holds the engine's writer lock.
 _HOLDS_WRITER_LOCK = "kit_holds_writer_lock"
 _WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
@@ -59,11 +61,17 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     keeps the audit chain linear); within one process they queue on a lock first.
     ``sqlite://`` is one in-memory database shared by the engine's connections. The directory
     of a SQLite file is created if missing.
-    PostgreSQL: psycopg 3 with pre-ping, so a restarted server costs no failed request.
+    PostgreSQL: psycopg 3 with pre-ping, so a pooled connection the server dropped (a
+    restart) is replaced before use, and a bounded connect time, so that while the server is
+    unreachable requests fail (503) instead of hanging.
     """
     parsed = normalise_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
+        if parsed.get_backend_name() == "postgresql":
+            connect_args = dict(kwargs.pop("connect_args", {}))
+            connect_args.setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT_SECONDS)
+            kwargs["connect_args"] = connect_args
         return create_engine(parsed, **kwargs)
 
     memory = is_memory_sqlite(parsed)
