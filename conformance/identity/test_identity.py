@@ -223,6 +223,55 @@ def test_code_is_bound_to_its_client(idp: IdP) -> None:
     assert "access_token" not in stolen.text
 
 
+@pytest.mark.requirement("IC-ID-015", catches=("password-grant-offered", "password-grant-taken"))
+def test_no_resource_owner_password_grant(idp: IdP) -> None:
+    # RFC 9700 section 2.4: the password grant MUST NOT be used, by public or confidential
+    # clients: the client would see the person's password.
+    assert "password" not in idp.config.get("grant_types_supported", []), (
+        "the discovery document offers the resource owner password grant"
+    )
+    data = {"grant_type": "password", "username": idp.credential("identity_user"),
+            "password": idp.credential("identity_password"), "scope": "openid"}  # fmt: skip
+    answers = {
+        "the public relying party": idp.http.post(
+            idp.config["token_endpoint"],
+            data={**data, "client_id": idp.credential("identity_rp_client_id")},
+        ),
+        "the system client": idp.system_post("token_endpoint", data),
+    }
+    for who, answer in answers.items():
+        assert answer.status_code in (400, 401), (
+            f"{who} used the password grant (HTTP {answer.status_code})"
+        )
+        assert "access_token" not in answer.text, f"{who} got a token for a password"
+
+
+@pytest.mark.requirement("IC-ID-016", catches=("sign-in-shown", "no-login-required"))
+def test_prompt_none_without_a_session_returns_login_required(idp: IdP) -> None:
+    # OpenID Connect Core section 3.1.2.6: prompt=none must not show any page; without a
+    # sign-in session the relying party learns login_required (with its state), at once.
+    redirect = idp.credential("identity_rp_redirect_uri")
+    _, challenge = idp.pkce()
+    state = "st-" + secrets.token_urlsafe(8)
+    url = idp.authorize_url(
+        code_challenge=challenge, code_challenge_method="S256", prompt="none", state=state
+    )
+    with idp.browser() as browser:
+        response = browser.get(url, follow_redirects=False)
+    location = response.headers.get("location", "")
+    returned = response.is_redirect and location.startswith(redirect)
+    assert returned, (
+        f"prompt=none without a session did not return to the relying party: HTTP "
+        f"{response.status_code} {location[:80]}"
+    )
+    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+    assert "code" not in params, "prompt=none without a session sent a code"
+    assert params.get("error") in ("login_required", "interaction_required"), (
+        f"prompt=none without a session answered {params}"
+    )
+    assert params.get("state") == state, "the login_required redirect lost the state"
+
+
 @pytest.mark.requirement("IC-ID-003", catches=("declined-consent",))
 def test_declined_consent_sends_no_code(idp: IdP) -> None:
     # RFC 6749 section 4.1.2.1: the person said no, so the relying party learns access_denied.
@@ -860,14 +909,20 @@ def test_code_needs_its_redirect_uri(idp: IdP) -> None:
 
 
 @pytest.mark.requirement(
-    "IC-ID-010", catches=("no-token", "garbage-token", "signature-unchecked", "revoked-token")
+    "IC-ID-010",
+    catches=("no-token", "garbage-token", "signature-unchecked", "revoked-token", "post-refused"),
 )
 def test_userinfo_needs_a_valid_access_token(idp: IdP) -> None:
     tokens = idp.user_tokens()
     access_token = tokens["access_token"]
     endpoint = idp.config["userinfo_endpoint"]
     # Answered once, so that a cache of answers is warm for what follows.
-    assert idp.userinfo(access_token).status_code == 200, "userinfo refused a fresh token"
+    answered = idp.userinfo(access_token)
+    assert answered.status_code == 200, "userinfo refused a fresh token"
+    # OpenID Connect Core section 5.3.1: GET and POST alike.
+    posted = idp.http.post(endpoint, headers={"Authorization": f"Bearer {access_token}"})
+    assert posted.status_code == 200, f"userinfo refused a POST: HTTP {posted.status_code}"
+    assert posted.json().get("sub") == answered.json().get("sub"), "POST answers another sub"
 
     def refused(response: httpx.Response, what: str) -> None:
         assert response.status_code == 401, f"userinfo answered {what}: HTTP {response.status_code}"
