@@ -15,7 +15,8 @@ Credentials (each `{env: VAR}` in the profile's `credentials:`):
   national IdP, and its private JWK. The target's trust list holds its public key.
 
 Sign-in pages are driven as a person would: the form with a password field, then the form
-with an "allow" button. Nothing here depends on how the target is built.
+with an "allow" button (a consent page also needs a second button, to decline). Nothing here
+depends on how the target is built.
 """
 
 from __future__ import annotations
