@@ -15,7 +15,8 @@ Credentials (each `{env: VAR}` in the profile's `credentials:`):
   national IdP, and its private JWK. The target's trust list holds its public key.
 
 Sign-in pages are driven as a person would: the form with a password field, then the form
-with an "allow" button. Nothing here depends on how the target is built.
+with an "allow" button (a consent page also needs a second button, to decline). Nothing here
+depends on how the target is built.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class SignIn:
     response: httpx.Response
     # The page answering the submitted password (to compare refusals).
     password_answer: httpx.Response | None = None
+    # Whether a consent page was answered on the way.
+    consent_asked: bool = False
 
     def param(self, name: str) -> str:
         if self.location is None:
@@ -65,8 +68,15 @@ class SignIn:
 
 
 def sign_in(
-    browser: httpx.Client, url: str, redirect_uri: str, username: str, password: str
+    browser: httpx.Client,
+    url: str,
+    redirect_uri: str,
+    username: str,
+    password: str,
+    decline: bool = False,
 ) -> SignIn:
+    """Through the sign-in pages to the relying party; on a consent page the "allow" button, or
+    with ``decline`` its other button (the person says no)."""
     response = browser.get(url, follow_redirects=False)
     done: set[str] = set()
     answer: httpx.Response | None = None
@@ -75,7 +85,7 @@ def sign_in(
         if response.is_redirect:
             location = urllib.parse.urljoin(here, response.headers["location"])
             if location.startswith(redirect_uri):
-                return SignIn(location, response, answer)
+                return SignIn(location, response, answer, "consent" in done)
             response = browser.get(location, follow_redirects=False)
             continue
         chosen: tuple[str, Form, dict[str, str]] | None = None
@@ -90,10 +100,14 @@ def sign_in(
                 break
             allow = [(n, v) for n, v in form.buttons if v == "allow"]
             if allow:
-                chosen = ("consent", form, {**form.fields, allow[0][0]: allow[0][1]})
+                others = [(n, v) for n, v in form.buttons if v != "allow"]
+                if decline and not others:
+                    return SignIn(None, response, answer, consent_asked=True)
+                button = others[0] if decline else allow[0]
+                chosen = ("consent", form, {**form.fields, button[0]: button[1]})
                 break
         if chosen is None or chosen[0] in done:
-            return SignIn(None, response, answer)
+            return SignIn(None, response, answer, "consent" in done)
         kind, form, data = chosen
         done.add(kind)
         response = browser.request(
@@ -104,7 +118,7 @@ def sign_in(
         )
         if kind == "password":
             answer = response
-    return SignIn(None, response, answer)
+    return SignIn(None, response, answer, "consent" in done)
 
 
 def pkce() -> tuple[str, str]:
@@ -194,17 +208,23 @@ class IdP:
         return self.config["authorization_endpoint"] + "?" + urllib.parse.urlencode(base)
 
     def sign_in(
-        self, username: str, password: str, browser: httpx.Client | None = None, **params: str
+        self,
+        username: str,
+        password: str,
+        browser: httpx.Client | None = None,
+        decline: bool = False,
+        **params: str,
     ) -> tuple[SignIn, str]:
         """A sign-in through the authorization endpoint, in a fresh browser unless one is
-        given (to keep its session); returns where it ended and the PKCE verifier."""
+        given (to keep its session); returns where it ended and the PKCE verifier. With
+        ``decline`` the person refuses on the consent page."""
         verifier, challenge = pkce()
         url = self.authorize_url(code_challenge=challenge, code_challenge_method="S256", **params)
         redirect_uri = params.get("redirect_uri") or self.credential("identity_rp_redirect_uri")
         if browser is not None:
-            return sign_in(browser, url, redirect_uri, username, password), verifier
+            return sign_in(browser, url, redirect_uri, username, password, decline), verifier
         with self.browser() as fresh:
-            result = sign_in(fresh, url, redirect_uri, username, password)
+            result = sign_in(fresh, url, redirect_uri, username, password, decline)
         return result, verifier
 
     def code_tokens(self, code: str, verifier: str) -> httpx.Response:

@@ -149,12 +149,13 @@ def _half_hash(token: str) -> str:
 @pytest.mark.requirement(
     "IC-ID-003",
     catches=("state-not-echoed", "id-token-issuer", "id-token-audience", "id-token-nonce",
-             "id-token-times", "id-token-at-hash", "id-token-claims", "userinfo-subject",
-             "code-reusable"),
+             "id-token-times", "id-token-auth-time", "id-token-at-hash", "id-token-claims",
+             "userinfo-subject", "code-reusable"),
 )  # fmt: skip
 def test_code_flow_with_pkce(idp: IdP) -> None:
     nonce = secrets.token_urlsafe(12)
     state = "st-" + secrets.token_urlsafe(12)
+    signing_in = time.time()
     result, verifier = idp.sign_in(
         idp.credential("identity_user"), idp.credential("identity_password"),
         nonce=nonce, state=state,
@@ -178,6 +179,13 @@ def test_code_flow_with_pkce(idp: IdP) -> None:
     assert abs(iat - issued_at) <= _CLOCK_SKEW, f"ID token iat {iat} is far from {issued_at:.0f}"
     assert exp > iat, f"ID token exp {exp} is not after its iat {iat}"
     assert exp > issued_at, f"ID token exp {exp} has passed"
+    if "auth_time" in claims:
+        # The person signed in with a password just now, in a fresh browser: that is the time.
+        auth_time = claims["auth_time"]
+        assert isinstance(auth_time, int | float), f"ID token auth_time {auth_time!r}"
+        assert signing_in - _CLOCK_SKEW <= auth_time <= iat + _CLOCK_SKEW, (
+            f"ID token auth_time {auth_time} is not the sign-in's time ({signing_in:.0f})"
+        )
     if "at_hash" in claims:
         assert claims["at_hash"] == _half_hash(tokens["access_token"]), (
             "the ID token's at_hash does not match the access token"
@@ -213,6 +221,76 @@ def test_code_is_bound_to_its_client(idp: IdP) -> None:
         f"another client redeemed the relying party's code (HTTP {stolen.status_code})"
     )
     assert "access_token" not in stolen.text
+
+
+@pytest.mark.requirement("IC-ID-015", catches=("password-grant-offered", "password-grant-taken"))
+def test_no_resource_owner_password_grant(idp: IdP) -> None:
+    # RFC 9700 section 2.4: the password grant MUST NOT be used, by public or confidential
+    # clients: the client would see the person's password.
+    assert "password" not in idp.config.get("grant_types_supported", []), (
+        "the discovery document offers the resource owner password grant"
+    )
+    data = {"grant_type": "password", "username": idp.credential("identity_user"),
+            "password": idp.credential("identity_password"), "scope": "openid"}  # fmt: skip
+    answers = {
+        "the public relying party": idp.http.post(
+            idp.config["token_endpoint"],
+            data={**data, "client_id": idp.credential("identity_rp_client_id")},
+        ),
+        "the system client": idp.system_post("token_endpoint", data),
+    }
+    for who, answer in answers.items():
+        assert answer.status_code in (400, 401), (
+            f"{who} used the password grant (HTTP {answer.status_code})"
+        )
+        assert "access_token" not in answer.text, f"{who} got a token for a password"
+
+
+@pytest.mark.requirement("IC-ID-016", catches=("sign-in-shown", "no-login-required"))
+def test_prompt_none_without_a_session_returns_login_required(idp: IdP) -> None:
+    # OpenID Connect Core section 3.1.2.6: prompt=none must not show any page; without a
+    # sign-in session the relying party learns login_required (with its state), at once.
+    redirect = idp.credential("identity_rp_redirect_uri")
+    _, challenge = idp.pkce()
+    state = "st-" + secrets.token_urlsafe(8)
+    url = idp.authorize_url(
+        code_challenge=challenge, code_challenge_method="S256", prompt="none", state=state
+    )
+    with idp.browser() as browser:
+        response = browser.get(url, follow_redirects=False)
+    location = response.headers.get("location", "")
+    returned = response.is_redirect and location.startswith(redirect)
+    assert returned, (
+        f"prompt=none without a session did not return to the relying party: HTTP "
+        f"{response.status_code} {location[:80]}"
+    )
+    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+    assert "code" not in params, "prompt=none without a session sent a code"
+    assert params.get("error") in ("login_required", "interaction_required"), (
+        f"prompt=none without a session answered {params}"
+    )
+    assert params.get("state") == state, "the login_required redirect lost the state"
+
+
+@pytest.mark.requirement("IC-ID-003", catches=("declined-consent",))
+def test_declined_consent_sends_no_code(idp: IdP) -> None:
+    # RFC 6749 section 4.1.2.1: the person said no, so the relying party learns access_denied.
+    state = "st-" + secrets.token_urlsafe(8)
+    result, _ = idp.sign_in(
+        idp.credential("identity_user"), idp.credential("identity_password"),
+        decline=True, state=state,
+    )  # fmt: skip
+    if not result.consent_asked:
+        # No consent asked (the person was sent back directly), nothing to decline.
+        return
+    assert result.location is not None, (
+        f"declining consent did not return to the relying party (HTTP "
+        f"{result.response.status_code}; is there a button besides allow?)"
+    )
+    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(result.location).query))
+    assert "code" not in params, "declining consent still sent the relying party a code"
+    assert params.get("error") == "access_denied", f"declined consent answered {params}"
+    assert params.get("state") == state, "the declined consent's redirect lost the state"
 
 
 @pytest.mark.requirement("IC-ID-003", catches=("replay-keeps-tokens",))
@@ -474,6 +552,35 @@ def test_client_credentials_introspection_and_revocation(idp: IdP) -> None:
     assert inactive.json() == {"active": False}, f"a revoked token: {inactive.json()}"
 
 
+@pytest.mark.requirement("IC-ID-006", catches=("unregistered-scope", "public-client-credentials"))
+def test_client_credentials_grant_only_what_is_registered(idp: IdP) -> None:
+    # A scope nobody registered: granting it would grant any scope (an admin scope too).
+    unknown = "zwfw-unregistered-" + secrets.token_hex(4)
+    asked = idp.system_post(
+        "token_endpoint", {"grant_type": "client_credentials", "scope": unknown}
+    )
+    if asked.status_code == 200:
+        body = asked.json()
+        assert unknown not in str(body.get("scope", "")).split(), (
+            f"the client credentials grant answered the unregistered scope {unknown}"
+        )
+        carried = str(idp.claims(body["access_token"]).get("scope", "")).split()
+        assert unknown not in carried, f"the access token carries the unregistered scope {unknown}"
+    else:
+        assert asked.status_code == 400, asked.text
+        assert asked.json().get("error") == "invalid_scope", asked.text
+    # RFC 6749 section 4.4: only confidential clients; the public relying party names itself only.
+    public = idp.http.post(
+        idp.config["token_endpoint"],
+        data={"grant_type": "client_credentials",
+              "client_id": idp.credential("identity_rp_client_id")},
+    )  # fmt: skip
+    assert public.status_code in (400, 401), (
+        f"a public client obtained a client credentials token (HTTP {public.status_code})"
+    )
+    assert "access_token" not in public.text
+
+
 def _level_rank(idp: IdP, level: str) -> int:
     return list(idp.config["acr_values_supported"]).index(level)
 
@@ -500,6 +607,19 @@ def test_token_exchange_from_the_national_idp(idp: IdP) -> None:
     lowest = idp.config["acr_values_supported"][0]
     low = idp.exchange(idp.federation_token(acr=lowest))
     assert idp.claims(low.json()["access_token"])["acr"] == lowest, "assurance level was raised"
+
+
+@pytest.mark.requirement("IC-ID-007", catches=("audience-unchecked",))
+def test_token_exchange_refuses_an_audience_not_allowed(idp: IdP) -> None:
+    # RFC 8693 section 2.2.2: a target service the client may not address is refused, not
+    # answered with a token for it.
+    elsewhere = "https://not-a-registered-audience.invalid/api"
+    response = idp.exchange(idp.federation_token(), audience=elsewhere)
+    assert response.status_code == 400, (
+        f"an exchange for an audience the client may not address got HTTP {response.status_code}"
+    )
+    assert response.json().get("error") in ("invalid_target", "invalid_request"), response.text
+    assert "access_token" not in response.text
 
 
 _EXCHANGE_REFUSALS = ["untrusted-issuer", "expired", "just-expired", "not-yet-valid", "no-expiry",
@@ -539,6 +659,24 @@ def test_token_exchange_refusals(idp: IdP, case: str) -> None:
     response = idp.exchange(token)
     assert response.status_code == 400, f"{case}: HTTP {response.status_code} {response.text}"
     assert response.json().get("error") == "invalid_grant", response.text
+
+
+@pytest.mark.requirement("IC-ID-008", catches=("no-subject-token", "unknown-token-type"))
+@pytest.mark.parametrize("case", ["no-subject-token", "unknown-token-type"])
+def test_token_exchange_refuses_an_incomplete_request(idp: IdP, case: str) -> None:
+    # Each part missing on its own: a check of "both missing" passes one of them alone.
+    subject = idp.federation_token()
+    data = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": subject,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token"}  # fmt: skip
+    if case == "no-subject-token":
+        del data["subject_token"]
+    else:
+        data["subject_token_type"] = "urn:zwfw:certification:no-such-token-type"
+    response = idp.system_post("token_endpoint", data)
+    assert response.status_code == 400, f"{case}: HTTP {response.status_code} {response.text}"
+    assert response.json().get("error") == "invalid_request", f"{case}: {response.text}"
+    assert "access_token" not in response.text
 
 
 def _normalised(page: httpx.Response) -> str:
@@ -771,14 +909,20 @@ def test_code_needs_its_redirect_uri(idp: IdP) -> None:
 
 
 @pytest.mark.requirement(
-    "IC-ID-010", catches=("no-token", "garbage-token", "signature-unchecked", "revoked-token")
+    "IC-ID-010",
+    catches=("no-token", "garbage-token", "signature-unchecked", "revoked-token", "post-refused"),
 )
 def test_userinfo_needs_a_valid_access_token(idp: IdP) -> None:
     tokens = idp.user_tokens()
     access_token = tokens["access_token"]
     endpoint = idp.config["userinfo_endpoint"]
     # Answered once, so that a cache of answers is warm for what follows.
-    assert idp.userinfo(access_token).status_code == 200, "userinfo refused a fresh token"
+    answered = idp.userinfo(access_token)
+    assert answered.status_code == 200, "userinfo refused a fresh token"
+    # OpenID Connect Core section 5.3.1: GET and POST alike.
+    posted = idp.http.post(endpoint, headers={"Authorization": f"Bearer {access_token}"})
+    assert posted.status_code == 200, f"userinfo refused a POST: HTTP {posted.status_code}"
+    assert posted.json().get("sub") == answered.json().get("sub"), "POST answers another sub"
 
     def refused(response: httpx.Response, what: str) -> None:
         assert response.status_code == 401, f"userinfo answered {what}: HTTP {response.status_code}"
@@ -797,6 +941,124 @@ def test_userinfo_needs_a_valid_access_token(idp: IdP) -> None:
     revoked = idp.revoke(access_token)
     assert revoked.status_code == 200, f"the relying party cannot revoke its token: {revoked.text}"
     refused(idp.userinfo(access_token), "a revoked access token")
+
+
+@pytest.mark.requirement("IC-ID-012", catches=("values-wrong", "spent-refresh-active"))
+def test_introspection_reports_the_token_as_issued(idp: IdP) -> None:
+    tokens = idp.user_tokens()
+    issued = idp.claims(tokens["access_token"])
+    subject = idp.claims(tokens["id_token"])["sub"]
+    answer = idp.introspect(tokens["access_token"])
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body.get("active") is True, f"a fresh access token is not active: {body}"
+    # Each member it gives must be the token's own value, not merely present.
+    expected = {
+        "client_id": idp.credential("identity_rp_client_id"),
+        "sub": subject,
+        "exp": issued["exp"],
+        "iat": issued["iat"],
+        "iss": idp.issuer,
+        "jti": issued.get("jti"),
+    }
+    wrong = {
+        name: (body[name], value)
+        for name, value in expected.items()
+        if name in body and value is not None and body[name] != value
+    }
+    assert not wrong, f"introspection answers (given, issued): {wrong}"
+    # What a resource server needs to act on the answer (whose token, until when).
+    assert "client_id" in body, f"introspection gives no client_id: {body}"
+    assert "exp" in body, f"introspection gives no exp: {body}"
+    if "scope" in body:
+        assert set(str(body["scope"]).split()) == set(str(issued.get("scope", "")).split()), (
+            f"introspection scope {body['scope']!r}, the token has {issued.get('scope')!r}"
+        )
+    if "token_type" in body:
+        assert str(body["token_type"]).lower() == "bearer", f"token_type {body['token_type']!r}"
+    # A refresh token spent by rotation is over (whatever introspection says of live ones).
+    refreshed = idp.refresh(tokens["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    spent = idp.introspect(tokens["refresh_token"])
+    assert spent.status_code == 200, spent.text
+    assert spent.json().get("active") is not True, (
+        f"a refresh token spent by rotation is reported active: {spent.json()}"
+    )
+
+
+@pytest.mark.requirement(
+    "IC-ID-013", catches=("refresh-still-works", "access-still-active", "other-client-revokes")
+)
+def test_revoking_a_refresh_token_ends_its_grant(idp: IdP) -> None:
+    first = idp.user_tokens()
+    # Another client of the IdP (the system client) cannot revoke the relying party's token.
+    idp.system_post(
+        "revocation_endpoint",
+        {"token": first["refresh_token"], "token_type_hint": "refresh_token"},
+    )
+    second = idp.refresh(first["refresh_token"])
+    assert second.status_code == 200, (
+        f"another client revoked the relying party's refresh token: {second.text}"
+    )
+    latest = second.json()
+    revoked = idp.revoke(latest["refresh_token"])
+    assert revoked.status_code == 200, f"the relying party cannot revoke its token: {revoked.text}"
+    after = idp.refresh(latest["refresh_token"])
+    assert after.status_code == 400, (
+        f"a revoked refresh token was exchanged (HTTP {after.status_code})"
+    )
+    assert after.json().get("error") == "invalid_grant", after.text
+    # RFC 7009 section 2.1: the access tokens of the same grant go with it, the sign-in's
+    # first one as well as the latest.
+    for name, token in (("latest", latest["access_token"]), ("first", first["access_token"])):
+        answer = idp.introspect(token)
+        assert answer.status_code == 200, answer.text
+        assert answer.json().get("active") is False, (
+            f"the {name} access token of a revoked refresh token's grant is still active"
+        )
+
+
+@pytest.mark.requirement(
+    "IC-ID-014", catches=("openid-scope-unchecked", "claims-beyond-scope", "profile-missing")
+)
+def test_userinfo_releases_claims_by_scope(idp: IdP) -> None:
+    user, password = idp.credential("identity_user"), idp.credential("identity_password")
+
+    def access_token(scope: str) -> str | None:
+        """The access token of a sign-in for ``scope``; None if the IdP refused the request."""
+        result, verifier = idp.sign_in(user, password, scope=scope)
+        if result.location is None and result.response.status_code == 400:
+            return None  # refused with an error page
+        if result.location is not None and "code=" not in result.location:
+            return None  # refused with an error redirect
+        response = idp.code_tokens(result.param("code"), verifier)
+        assert response.status_code == 200, f"scope {scope!r}: {response.text}"
+        return str(response.json()["access_token"])
+
+    def userinfo(scope: str) -> httpx.Response:
+        token = access_token(scope)
+        assert token is not None, f"the IdP refused a sign-in for scope {scope!r}"
+        return idp.userinfo(token)
+
+    full = userinfo("openid profile")
+    assert full.status_code == 200, full.text
+    assert full.json().get("name"), f"scope profile, yet userinfo has no name: {full.json()}"
+    bare = userinfo("openid")
+    assert bare.status_code == 200, bare.text
+    assert bare.json().get("sub") == full.json().get("sub")
+    extra = sorted(set(bare.json()) & {"name", "phone_number", "credit_code",
+                                       "legal_representative"})  # fmt: skip
+    assert not extra, f"scope openid alone, yet userinfo releases {extra}"
+    # Without openid the token is a plain OAuth token (if the IdP grants one at all): userinfo
+    # is not for it.
+    token = access_token("profile")
+    if token is None:
+        return
+    plain = idp.userinfo(token)
+    assert plain.status_code in (401, 403), (
+        f"userinfo answered an access token granted without the openid scope "
+        f"(HTTP {plain.status_code})"
+    )
 
 
 def _asks_for_password(idp: IdP, browser: httpx.Client, url: str) -> bool:

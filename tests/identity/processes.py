@@ -80,7 +80,7 @@ def _clean_env() -> dict[str, str]:
 
 
 @contextmanager
-def running(config: Path, timeout: float = 30.0) -> Iterator[IdpProcess]:
+def running(config: Path, timeout: float = 90.0) -> Iterator[IdpProcess]:
     settings = load_settings(IdentitySettings, config)
     log = config.with_suffix(".log")
     with log.open("wb") as sink:

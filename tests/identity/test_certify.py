@@ -23,7 +23,7 @@ from .support import PASSWORD, SEEDER
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 NATIONAL = "https://national-idp.certification.test"
 REDIRECT = "https://rp.certification.test/cb"
-REQUIREMENTS = [f"IC-ID-{n:03d}" for n in range(1, 12)] + [f"SEC-AUTH-00{n}" for n in (1, 2, 3)]
+REQUIREMENTS = [f"IC-ID-{n:03d}" for n in range(1, 17)] + [f"SEC-AUTH-00{n}" for n in (1, 2, 3)]
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 

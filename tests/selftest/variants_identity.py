@@ -148,6 +148,31 @@ class RefreshAnyClient:
         return response
 
 
+class RevocationAnyClient:
+    """Revocation does not check whose token it is: another authenticated client revokes a
+    relying party's refresh token."""
+
+    def __init__(self) -> None:
+        self.owners: dict[str, str] = {}  # refresh token -> the public client it was issued to
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        if request.method != "POST" or request.path not in ("/token", "/revoke"):
+            return await forward(request)
+        form = _form(request)
+        if request.path == "/revoke":
+            owner = self.owners.get(form.get("token", ""))
+            if "client_assertion" in form and owner is not None:
+                return await forward(_with_form(request, {"token": form["token"],
+                                                          "client_id": owner}))  # fmt: skip
+            return await forward(request)
+        response = await forward(request)
+        if response.status == 200 and response.is_json and "client_assertion" not in form:
+            issued = response.json().get("refresh_token")
+            if issued and form.get("client_id"):
+                self.owners[issued] = form["client_id"]
+        return response
+
+
 class UserinfoSignatureUnchecked:
     """Userinfo reads the access token's claims without verifying its signature and answers
     for its subject's current session: a token altered after signing is answered."""
@@ -193,6 +218,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("refresh-any-client", "identity",
             "another client refreshes a relying party's refresh token",
             frozenset({"IC-ID-005"}), _fresh_instance(RefreshAnyClient)),
+    Variant("revocation-any-client", "identity",
+            "another client revokes a relying party's refresh token",
+            frozenset({"IC-ID-013"}), _fresh_instance(RevocationAnyClient)),
     Variant("userinfo-signature-unchecked", "identity",
             "userinfo answers an access token altered after signing",
             frozenset({"IC-ID-010"}), _fresh_instance(UserinfoSignatureUnchecked)),
