@@ -43,7 +43,10 @@ INJECTIONS = (
 def _count(client: httpx.Client, path: str, headers: dict[str, str]) -> int | None:
     """How many resources the collection at `path` lists for the caller, if it lists any."""
     response = client.get(path, headers=headers)
-    if response.status_code != 200:
+    # Pages and key sets are not collections: only JSON lists (or pages of them) count.
+    if response.status_code != 200 or not response.headers.get("content-type", "").startswith(
+        "application/json"
+    ):
         return None
     body = response.json()
     if isinstance(body, dict) and isinstance(body.get("total"), int):
