@@ -268,3 +268,43 @@ def callers(target: TargetProfile, matrix: AuthzMatrix) -> Callable[[str, str], 
         return {"Authorization": f"Bearer {token}"}
 
     return headers
+
+
+# Tried in order; the first that is neither 401 nor 403 on an empty object calls.
+AUTHORIZED_CALLERS: dict[str, tuple[str, ...]] = {
+    "hall": ("hall_applicant_token", "hall_staff_token"),
+    "elicense": ("elicense_holder_token", "elicense_share_token"),
+    "eseal": ("eseal_admin_token", "eseal_signer_token"),
+    "hub": ("hub_report_token", "hub_exchange_token", "hub_supervise_token"),
+    "identity": (),
+}
+
+
+@pytest.fixture(scope="session")
+def authorized(
+    target: TargetProfile, service_client: Callable[[ServiceName], httpx.Client]
+) -> Callable[[Operation, str], dict[str, str]]:
+    """`authorized(operation, path)`: the headers of the first profile credential for the
+    operation's service that passes authorization there (so bodies are really parsed), else
+    none (a refusal before parsing is a refusal too). Probed once per operation."""
+    chosen: dict[tuple[str, str], dict[str, str]] = {}
+
+    def headers(operation: Operation, path: str) -> dict[str, str]:
+        key = (str(operation), path)
+        if key in chosen:
+            return dict(chosen[key])
+        client = service_client(operation.service)
+        chosen[key] = {}
+        for name in AUTHORIZED_CALLERS[operation.service]:
+            try:
+                token = target.secret(name)
+            except SecretUnavailable:
+                continue
+            candidate = {"Authorization": f"Bearer {token}"}
+            probe = client.request(operation.method, path, json={}, headers=candidate)
+            if probe.status_code not in (401, 403):
+                chosen[key] = candidate
+                break
+        return dict(chosen[key])
+
+    return headers

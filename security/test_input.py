@@ -1,8 +1,9 @@
 """Input handling (SEC-IN-001): every operation taking a JSON body gets an oversized body, a
 deeply nested document, the wrong content type and bodies whose strings carry SQL, template
 and path-traversal injection. Each must be refused with a 4xx problem+json; never a 5xx, and
-never with the injected expression evaluated in the answer; where the operation adds to a
-collection the caller can list (POST /cases, GET /cases), the list is unchanged afterwards.
+never with the injected expression evaluated in the answer; and nothing is stored: every
+collection of the service the caller can list (their cases, the items, licences, seals, ...)
+and the operation's own path where it is also read list as many entries afterwards as before.
 
 Each operation is called by the first of the profile's credentials for its service that
 passes authorization (so the body is really parsed), else anonymously: a refusal before
@@ -18,20 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
-from zwfw.harness.profile import ServiceName, TargetProfile
+from zwfw.harness.profile import ServiceName
 from zwfw.harness.requirements import conformance_dir
 from zwfw.harness.security import Operation, load_operations
 
 OPERATIONS = load_operations(conformance_dir() / "spec" / "openapi")
 WITH_BODY = [op for op in OPERATIONS if "application/json" in op.body_types]
-# Tried in order; the first that is neither 401 nor 403 on an empty object calls.
-CALLERS: dict[str, tuple[str, ...]] = {
-    "hall": ("hall_applicant_token", "hall_staff_token"),
-    "elicense": ("elicense_holder_token", "elicense_share_token"),
-    "eseal": ("eseal_admin_token", "eseal_signer_token"),
-    "hub": ("hub_report_token", "hub_exchange_token", "hub_supervise_token"),
-    "identity": (),
-}
 OVERSIZED = 2 * 1024 * 1024
 DEPTH = 50_000
 # 7777 * 7777: a template or expression engine that evaluates input shows this number.
@@ -50,7 +43,10 @@ INJECTIONS = (
 def _count(client: httpx.Client, path: str, headers: dict[str, str]) -> int | None:
     """How many resources the collection at `path` lists for the caller, if it lists any."""
     response = client.get(path, headers=headers)
-    if response.status_code != 200:
+    # Pages and key sets are not collections: only JSON lists (or pages of them) count.
+    if response.status_code != 200 or not response.headers.get("content-type", "").startswith(
+        "application/json"
+    ):
         return None
     body = response.json()
     if isinstance(body, dict) and isinstance(body.get("total"), int):
@@ -58,6 +54,30 @@ def _count(client: httpx.Client, path: str, headers: dict[str, str]) -> int | No
     if isinstance(body, dict):
         body = next((v for v in body.values() if isinstance(v, list)), None)
     return len(body) if isinstance(body, list) else None
+
+
+# Reads that are not collections of what a caller stores.
+NOT_COLLECTIONS = ("/healthz", "/readyz", "/metrics")
+
+
+def _collections(operation: Operation, path: str) -> list[str]:
+    """What the operation could add to, as the caller lists it: every collection of its
+    service (a GET without path parameters) and its own path where that is also read."""
+    paths = [
+        op.path.lstrip("/")
+        for op in OPERATIONS
+        if op.service == operation.service
+        and op.method == "GET"
+        and "{" not in op.path
+        and op.path not in NOT_COLLECTIONS
+        and not op.path.startswith("/.well-known/")
+    ]
+    if path not in paths and any(
+        op.service == operation.service and op.method == "GET" and op.path == operation.path
+        for op in OPERATIONS
+    ):
+        paths.append(path)
+    return paths
 
 
 def _string_fields(schema: Mapping[str, Any] | None) -> list[str]:
@@ -77,28 +97,6 @@ def _problem(response: httpx.Response, case: str) -> str | None:
     if EVALUATED in response.text or "root:x:0:0" in response.text:
         return f"{case}: the answer shows the injected expression evaluated"
     return None
-
-
-@pytest.fixture(scope="module")
-def caller(
-    target: TargetProfile, service_client: Callable[[ServiceName], httpx.Client]
-) -> Callable[[Operation, str], dict[str, str]]:
-    from zwfw.harness.profile import SecretUnavailable
-
-    def headers(operation: Operation, path: str) -> dict[str, str]:
-        client = service_client(operation.service)
-        for name in CALLERS[operation.service]:
-            try:
-                token = target.secret(name)
-            except SecretUnavailable:
-                continue
-            candidate = {"Authorization": f"Bearer {token}"}
-            probe = client.request(operation.method, path, json={}, headers=candidate)
-            if probe.status_code not in (401, 403):
-                return candidate
-        return {}
-
-    return headers
 
 
 def _cases(operation: Operation) -> list[tuple[str, str, dict[str, Any]]]:
@@ -145,20 +143,17 @@ def test_malformed_input_is_refused_with_a_problem(
     operation: Operation,
     parameters: dict[str, str],
     service_client: Callable[[ServiceName], httpx.Client],
-    caller: Callable[[Operation, str], dict[str, str]],
+    authorized: Callable[[Operation, str], dict[str, str]],
 ) -> None:
     client = service_client(operation.service)
     path = operation.path
     for name, value in parameters.items():
         path = path.replace("{" + name + "}", value)
     path = path.lstrip("/")
-    headers = caller(operation, path)
-    # A collection the operation adds to, read before and after: refused input stores nothing.
-    listed = operation.method == "POST" and any(
-        op.service == operation.service and op.method == "GET" and op.path == operation.path
-        for op in OPERATIONS
-    )
-    before = _count(client, path, headers) if listed else None
+    headers = authorized(operation, path)
+    # The collections the caller can list, read before and after: refused input stores nothing.
+    collections = _collections(operation, path)
+    before = {listed: _count(client, listed, headers) for listed in collections}
     wrong: list[str] = []
     for _mode, case, arguments in _cases(operation):
         sent = dict(headers)
@@ -169,8 +164,10 @@ def test_malformed_input_is_refused_with_a_problem(
         problem = _problem(response, case)
         if problem is not None:
             wrong.append(problem)
-    if before is not None:
-        after = _count(client, path, headers)
-        if after != before:
-            wrong.append(f"the collection listed {before} before the refused bodies, {after} after")
+    for listed, count in before.items():
+        if count is None:
+            continue
+        after = _count(client, listed, headers)
+        if after != count:
+            wrong.append(f"GET /{listed} listed {count} before the refused bodies, {after} after")
     assert not wrong, f"{operation}: " + "; ".join(wrong)

@@ -47,6 +47,17 @@ async def error_on_malformed_body(request: ProxyRequest, forward: Forward) -> Pr
     return await forward(request)
 
 
+async def framework_not_found(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """The hall answers an unknown resource with the web framework's own 404 body,
+    ``{"detail": "Not Found"}`` as application/json, not the problem its interface declares."""
+    response = await forward(request)
+    if response.status == 404:
+        return response.with_json({"detail": "Not Found"}).with_header(
+            "content-type", "application/json"
+        )
+    return response
+
+
 def id_number_in_problem(province: Province) -> Defect:
     """The hall's refusals quote a resident ID number in their detail."""
     number = sorted(province.id_numbers.values())[0]
@@ -82,4 +93,7 @@ VARIANTS: tuple[Variant, ...] = (
             "sign-in pages lack X-Frame-Options and CSP frame-ancestors",
             frozenset({"SEC-AUTH-003", "SEC-HDR-001", "SEC-BR-001"}),
             lambda _province: sign_in_frameable, REVIEWED),
+    Variant("security-not-found-off-interface", "hall",
+            "the hall answers unknown resources with the framework's 404 body, not a problem",
+            frozenset({"SEC-IN-002"}), lambda _province: framework_not_found, REVIEWED),
 )  # fmt: skip

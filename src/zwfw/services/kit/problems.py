@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from http import HTTPStatus
 from typing import Any
@@ -145,7 +146,82 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every handled failure as problem+json (500s are answered by the kit middleware)."""
+    """Answer every handled failure as problem+json (500s are answered by the kit middleware),
+    and publish it so in the app's OpenAPI document."""
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    generate = app.openapi
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = declare_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = document  # type: ignore[method-assign]
+
+
+# RFC 9457 section 3.1 members, and the extensions the kit adds.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details; personal data in strings is masked.",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message", "type"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# FastAPI's own description of its 422 body, which the kit answers as a problem instead.
+_FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
+
+
+def _problem_content() -> dict[str, Any]:
+    return {PROBLEM_MEDIA_TYPE: {"schema": dict(_PROBLEM_REF)}}
+
+
+def declare_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` saying what the kit answers: any refusal (4XX) as problem+json, the 422
+    of invalid input as a problem listing the fields, not FastAPI's validation body.
+
+    Responses an operation declares itself with another media type (an OAuth error body)
+    stay as they are.
+    """
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            validation = responses.get("422")
+            if validation is not None and "application/json" in validation.get("content", {}):
+                schema = validation["content"]["application/json"].get("schema", {})
+                if schema.get("$ref", "").endswith("/HTTPValidationError"):
+                    validation["content"] = _problem_content()
+            responses.setdefault(
+                "4XX",
+                {"description": "Refused: RFC 9457 problem details", "content": _problem_content()},
+            )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = copy.deepcopy(PROBLEM_SCHEMA)
+    if "HTTPValidationError" not in json.dumps(document.get("paths", {})):
+        for name in _FASTAPI_VALIDATION:
+            schemas.pop(name, None)
+    return document

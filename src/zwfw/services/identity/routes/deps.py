@@ -71,6 +71,45 @@ def html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
 
+# What the OpenAPI document declares beyond the kit's problem+json refusals: the protocol
+# answers of the OAuth endpoints (RFC 6749 section 5.2 errors), the sign-in pages, redirects.
+OAUTH_ERROR: dict[str, Any] = {
+    "description": "RFC 6749 section 5.2 error",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {"type": "string"},
+                    "error_description": {"type": "string"},
+                },
+            }
+        }
+    },
+}
+OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {400: OAUTH_ERROR, 401: OAUTH_ERROR}
+HTML_PAGE: dict[str, Any] = {
+    "description": "An HTML page",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
+REDIRECT: dict[str, Any] = {"description": "Redirect to the Location header"}
+JWK_SET: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The IdP's public keys (RFC 7517 JWK Set)",
+        "content": {
+            "application/jwk-set+json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["keys"],
+                    "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
+                }
+            }
+        },
+    }
+}
+
+
 def too_many() -> Problem:
     return Problem(429, detail="too many requests; slow down", headers={"Retry-After": "60"})
 

@@ -57,7 +57,7 @@ def _login_page(
     )
 
 
-@router.get("/login")
+@router.get("/login", response_class=HTMLResponse)
 @public
 def login_form(request: Request, svc: Service, db: DbSession, next: str = "") -> Response:
     response = html("")

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from joserfc import jwt
 from joserfc.errors import JoseError
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +28,10 @@ from zwfw.services.identity.oauth import (
 from zwfw.services.identity.pages import render
 from zwfw.services.identity.routes.deps import (
     CLIENT_AUTHENTICATION,
+    JWK_SET,
+    OAUTH_ERROR,
+    OAUTH_ERRORS,
+    REDIRECT,
     SIGN_IN_SESSION,
     FormItems,
     Service,
@@ -105,7 +109,7 @@ def discovery(svc: Service) -> dict[str, Any]:
     }
 
 
-@router.get("/jwks")
+@router.get("/jwks", response_class=Response, responses=JWK_SET)
 @public
 def jwks(svc: Service, db: DbSession) -> JSONResponse:
     return JSONResponse(
@@ -136,7 +140,7 @@ async def _oauth_call(
     return authlib_response(await run_in_threadpool(run))
 
 
-@router.post("/token")
+@router.post("/token", responses=OAUTH_ERRORS)
 @authenticates_itself(CLIENT_AUTHENTICATION)
 async def token(request: Request, svc: Service, form: FormItems) -> Response:
     if not svc.token_limit.allow(client_address(request) or "-"):
@@ -144,7 +148,7 @@ async def token(request: Request, svc: Service, form: FormItems) -> Response:
     return await _oauth_call(request, form, svc.provider.create_token_response)
 
 
-@router.post("/introspect")
+@router.post("/introspect", responses=OAUTH_ERRORS)
 @authenticates_itself(CLIENT_AUTHENTICATION)
 async def introspect(request: Request, svc: Service, form: FormItems) -> Response:
     return await _oauth_call(
@@ -152,7 +156,7 @@ async def introspect(request: Request, svc: Service, form: FormItems) -> Respons
     )
 
 
-@router.post("/revoke")
+@router.post("/revoke", responses=OAUTH_ERRORS)
 @authenticates_itself(CLIENT_AUTHENTICATION)
 async def revoke(request: Request, svc: Service, form: FormItems) -> Response:
     return await _oauth_call(
@@ -192,7 +196,11 @@ def _authorize_error(error: OAuth2Error) -> Response:
     )
 
 
-@router.get("/authorize")
+@router.get(
+    "/authorize",
+    response_class=HTMLResponse,
+    responses={302: REDIRECT, 303: REDIRECT, 400: OAUTH_ERROR},
+)
 @public
 def authorize(request: Request, svc: Service, db: DbSession) -> Response:
     oauth_request = authlib_request(request, [])
@@ -227,7 +235,11 @@ def authorize(request: Request, svc: Service, db: DbSession) -> Response:
     )
 
 
-@router.post("/authorize")
+@router.post(
+    "/authorize",
+    response_class=Response,
+    responses={302: REDIRECT, 303: REDIRECT, 400: OAUTH_ERROR},
+)
 @authenticates_itself(SIGN_IN_SESSION)
 def authorize_decision(request: Request, svc: Service, db: DbSession, items: FormItems) -> Response:
     form = dict(items)
@@ -261,7 +273,7 @@ def authorize_decision(request: Request, svc: Service, db: DbSession, items: For
     return Response(status_code=302 if status == 302 else status, headers=dict(headers))
 
 
-@router.get("/logout")
+@router.get("/logout", response_class=HTMLResponse, responses={303: REDIRECT})
 @public
 def logout(
     request: Request,
