@@ -38,6 +38,7 @@ def static_checks(target: TargetProfile, pytestconfig: pytest.Config) -> dict[st
     run = pytestconfig.stash.get(RUN_KEY, None)
     if run is not None and run.results_path is not None:
         target_file = run.results_path.parent / "security.sarif"
+        target_file.parent.mkdir(parents=True, exist_ok=True)
         target_file.write_text(json.dumps(sarif(results), indent=2, ensure_ascii=False) + "\n")
     return {result.requirement: result for result in results}
 

@@ -399,3 +399,40 @@ def test_the_command_exits_1_on_findings_0_when_clean_2_on_bad_input(
         assert bad.exit_code == 2, bad.output
         assert bad.output.startswith("zwfw security static: error: ")
         assert bad.output.count("\n") == 1
+
+
+def test_the_security_suite_judges_a_declared_deployment(state: Path, tmp_path: Path) -> None:
+    """security/test_deployment.py under the harness plugin: SEC-DEP-001 judged on the
+    profile's state directory, what it cannot judge not tested, what it was not given out of
+    scope, and the SARIF next to the results."""
+    (state / "secrets" / "province-a-hall-kek").chmod(0o644)
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(
+        'name: t\nregion_code: "340000"\nservices: {hall: "http://127.0.0.1:9"}\n'
+        "internal_only: [hall]\ndeployment: {state_dir: state}\n",
+        encoding="utf-8",
+    )
+    results = tmp_path / "out" / "results.json"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         str(REPO / "security" / "test_deployment.py"), "--target", str(profile),
+         "--zwfw-results", str(results), "--zwfw-partial"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    verdicts = {
+        r["id"]: (r["status"], r["in_scope"])
+        for r in json.loads(results.read_text(encoding="utf-8"))["requirements"]
+        if r["id"].startswith("SEC-DEP-")
+    }
+    assert verdicts == {
+        "SEC-DEP-001": ("fail", True),
+        "SEC-DEP-002": ("not-tested", True),  # nothing running under the state directory
+        "SEC-DEP-003": ("not-tested", True),  # no gateway configured there
+        "SEC-DEP-004": ("not-tested", False),
+        "SEC-DEP-005": ("not-tested", False),
+    }
+    document = json.loads((tmp_path / "out" / "security.sarif").read_text(encoding="utf-8"))
+    _validate_sarif(document)
+    assert [r["ruleId"] for r in document["runs"][0]["results"]] == [
+        "SEC-DEP-001/secret-readable-by-others"
+    ]
