@@ -98,6 +98,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # The scans of the whole run come after every other test of the session.
     items.sort(key=lambda item: item.path.name == LAST and item.path.parent == SUITE)
     _scans_out_of_scope_without_https(config)
+    _static_checks_out_of_scope_without_deployment(config)
 
 
 # Judged by sslyze scans of the profile's https endpoints (test_transport.py).
@@ -123,6 +124,30 @@ def _scans_out_of_scope_without_https(config: pytest.Config) -> None:
     )
     for requirement in TLS_SCANNED:
         run.out_of_scope[requirement] = why
+
+
+def _static_checks_out_of_scope_without_deployment(config: pytest.Config) -> None:
+    """The static checks (test_deployment.py) judge a host deployment the profile declares;
+    without one, or without its playbooks or manifests, their requirements are out of scope."""
+    from zwfw.harness.pytest_plugin import RUN_KEY
+
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or run.profile is None:
+        return
+    deployment = run.profile.deployment
+    if deployment is None:
+        why = (
+            "the profile declares no deployment (deployment: {state_dir: ...}) to check "
+            "statically: file modes, listening ports and the gateway need manual evidence"
+        )
+        for requirement in ("SEC-DEP-001", "SEC-DEP-002", "SEC-DEP-003", "SEC-DEP-004"):
+            run.out_of_scope[requirement] = why
+    elif deployment.playbooks is None:
+        run.out_of_scope["SEC-DEP-004"] = "the profile's deployment names no playbooks"
+    if deployment is None or deployment.manifests is None:
+        run.out_of_scope["SEC-DEP-005"] = (
+            "the profile's deployment names no rendered Kubernetes manifests (manifests:)"
+        )
 
 
 @pytest.fixture(scope="session")

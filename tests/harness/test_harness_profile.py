@@ -189,3 +189,25 @@ def test_certify_with_a_bad_profile_exits_2_with_one_line(
     assert result.stderr.startswith("zwfw certify: error: profile ")
     assert expected in result.stderr
     assert not out.exists()
+
+
+def test_deployment_paths_are_relative_to_the_profile_and_must_exist(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    base = 'name: t\nregion_code: "340000"\nservices: {hall: "http://127.0.0.1:9"}\n'
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(base, encoding="utf-8")
+    declared = tmp_path / "declared.yaml"
+    declared.write_text(base + "deployment: {state_dir: state, service_user: zwfw}\n")
+    profile = load_profile(declared)
+    assert profile.deployment is not None
+    assert profile.deployment.state_dir == (tmp_path / "state").resolve()
+    assert profile.deployment.playbooks is None
+    # What is checked counts for the fingerprint, where the deployment lies does not.
+    assert profile.canonical()["deployment"] == {
+        "service_user": "zwfw", "playbooks": False, "manifests": False
+    }  # fmt: skip
+    assert "deployment" not in load_profile(plain).canonical()
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(base + "deployment: {state_dir: nowhere}\n")
+    with pytest.raises(ProfileError, match="directory not found"):
+        load_profile(missing)

@@ -22,7 +22,7 @@ from .defects import Province, Variant
 from .proxy import passthrough
 from .support import ZWFW, CertifyRun, Detection, certify, defect_in_front_of
 from .variants import ALL_VARIANTS
-from .variants_security import REVIEWED, TLS_SCANNED
+from .variants_security import DEPLOYMENT_CHECKED, REVIEWED, TLS_SCANNED
 
 A = "340000"
 
@@ -112,11 +112,16 @@ def test_the_clean_province_passes_the_security_review(
     scanned = {r["id"]: r for r in reviewed if r["id"] in TLS_SCANNED}
     assert sorted(scanned) == sorted(TLS_SCANNED)
     assert all(not r["in_scope"] and r["status"] == "not-tested" for r in scanned.values())
+    # Without a declared deployment, its static checks are out of scope, never passed.
+    static = {r["id"]: r for r in reviewed if r["id"] in DEPLOYMENT_CHECKED}
+    assert sorted(static) == sorted(DEPLOYMENT_CHECKED)
+    assert all(not r["in_scope"] and r["status"] == "not-tested" for r in static.values())
+    assert "declares no deployment" in static["SEC-DEP-001"]["reason"]
     # What only documents show is "manual evidence required": not tested, never passed.
     manual = {r["id"]: r for r in reviewed if r["reason"] and r["reason"].startswith("manual ev")}
     assert sorted(manual) == ["SEC-CRY-002"]
     assert all(not r["in_scope"] and r["status"] == "not-tested" for r in manual.values())
-    judged = [r for r in reviewed if r["id"] not in scanned and r["id"] not in manual]
+    judged = [r for r in reviewed if r["id"] not in {**scanned, **static, **manual}]
     assert all(r["in_scope"] and r["status"] == "pass" for r in judged)
     assert "SEC-CRY-001" in [r["id"] for r in judged]
     html = (run.out / "report.html").read_text(encoding="utf-8")

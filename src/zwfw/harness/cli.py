@@ -505,3 +505,6 @@ def register(app: typer.Typer) -> None:
     from zwfw.harness.mutation.cli import mutation_app
 
     app.add_typer(mutation_app)
+    from zwfw.harness.deploycheck import security_app
+
+    app.add_typer(security_app)

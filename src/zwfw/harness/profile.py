@@ -305,6 +305,42 @@ def _province_level(code: str) -> str:
     return code
 
 
+def _existing_dir(value: str | Path | None, info: ValidationInfo) -> Path | None:
+    if value is None:
+        return None
+    base_dir: Path = (info.context or {}).get("base_dir", Path.cwd())
+    path = (base_dir / Path(value).expanduser()).resolve()
+    if not path.is_dir():
+        raise ValueError(f"directory not found: {path}")
+    return path
+
+
+class Deployment(BaseModel):
+    """The host deployment behind the target, for the security suite's static checks
+    (SEC-DEP-*, `zwfw security static`): the playbooks' state directory on this host, the
+    user owning its secrets, and optionally the playbooks (ansible-lint) and the Kubernetes
+    target's rendered manifests (checkov). Without it those requirements are out of scope."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state_dir: Path
+    service_user: str | None = Field(default=None, min_length=1)
+    playbooks: Path | None = None
+    manifests: Path | None = None
+
+    @field_validator("state_dir", "playbooks", "manifests", mode="before")
+    @classmethod
+    def _relative_to_profile(cls, value: str | Path | None, info: ValidationInfo) -> Path | None:
+        return _existing_dir(value, info)
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "service_user": self.service_user,
+            "playbooks": self.playbooks is not None,
+            "manifests": self.manifests is not None,
+        }
+
+
 class TargetProfile(BaseModel):
     """The platform under test."""
 
@@ -321,6 +357,7 @@ class TargetProfile(BaseModel):
     internal_only: list[ServiceName] = Field(default_factory=list)
     timeout_seconds: float = Field(default=10.0, gt=0)
     faults: Faults | None = None
+    deployment: Deployment | None = None
     # Where the profile was read from; not part of what is certified.
     _source: Path | None = PrivateAttr(default=None)
 
@@ -398,6 +435,8 @@ class TargetProfile(BaseModel):
             "timeout_seconds": self.timeout_seconds,
             # Only when declared: profiles without faults keep their fingerprint.
             **({"faults": self.faults.canonical()} if self.faults is not None else {}),
+            # Where the deployment lies is a location; what is checked is what counts.
+            **({"deployment": self.deployment.canonical()} if self.deployment is not None else {}),
         }
 
     def fingerprint(self) -> str:

@@ -48,7 +48,9 @@ SUITE_NAMES = ("conformance", "security", "loadtests", "faults")
 # time; the faults suite disturbs the deployment under load. Each with the prefixes of the
 # requirements only it verifies (SEC-AUTH-* are the identity conformance suite's).
 OPT_IN_SUITES: dict[str, tuple[str, ...]] = {
-    "security": ("SEC-HDR-", "SEC-BR-", "SEC-AZ-", "SEC-PD-", "SEC-IN-", "SEC-TLS-", "SEC-CRY-"),
+    "security": (
+        "SEC-HDR-", "SEC-BR-", "SEC-AZ-", "SEC-PD-", "SEC-IN-", "SEC-TLS-", "SEC-CRY-", "SEC-DEP-",
+    ),  # fmt: skip
     "loadtests": ("RESP-",),
     "faults": ("FT-",),
 }
