@@ -8,9 +8,11 @@ Credentials (each `{env: VAR}` in the profile's `credentials:`):
 - `hall_staff_token`: an access token of a test officer with the scopes `hall:case:handle`
   and `hall:rectification`.
 
-The suite applies for the first published item that serves persons, as a synthetic
-applicant of the target's region, and drives that case to its end; run it against a
-certification sandbox, not production.
+The suite applies for the first published item that serves persons, as synthetic
+applicants of the target's region, and drives those cases through the legal steps (special
+procedures, 补齐补正 with the applicant's supplements, 不予受理 and 即办 included), rates them
+and closes the rectification tasks bad ratings open; run it against a certification sandbox,
+not production.
 """
 
 from __future__ import annotations

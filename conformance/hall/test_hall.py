@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +24,7 @@ from zwfw.codes.masking import mask_phone, mask_resident_id
 from zwfw.codes.workdays import WorkdayCalendar
 from zwfw.harness.profile import TargetProfile
 
-from .conftest import Actor, application_for, published_items, step
+from .conftest import PDF, Actor, application_for, published_items, step
 
 PROBLEM = "application/problem+json"
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -48,6 +50,7 @@ PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
         "jwks-missing",
         "jwks-unusable",
         "not-public",
+        "endpoint-unusable",
     ),
 )
 def test_discovery_document(
@@ -72,6 +75,14 @@ def test_discovery_document(
         assert str(endpoints.get(name, "")).startswith(("https://", "http://")), (
             f"endpoints.{name} missing or not a URL"
         )
+    # The endpoints named are the hall's own: the catalog is served there, cases need a token.
+    catalog = target_http.get(str(endpoints["catalog"]))
+    assert catalog.status_code == 200, f"endpoints.catalog answers {catalog.status_code}"
+    assert "items" in catalog.json(), f"endpoints.catalog {endpoints['catalog']} is no catalog"
+    cases = target_http.get(str(endpoints["cases"]))
+    assert cases.status_code == 401, (
+        f"endpoints.cases {endpoints['cases']} answers {cases.status_code} without a token"
+    )
     jwks = document.get("jwks_uris") or {}
     assert jwks, "jwks_uris lists no token issuer"
     for name, uri in jwks.items():
@@ -278,8 +289,9 @@ ITEM_TIMES = ("created_at", "updated_at", "published_at", "cancelled_at")
 
 @pytest.mark.requirement(
     "IC-CAT-004",
-    catches=("page-drops-or-repeats", "filter-ignored", "detail-differs", "naive-timestamp"),
-)
+    catches=("page-drops-or-repeats", "filter-ignored", "detail-differs", "naive-timestamp",
+             "versions-current-wrong", "unknown-item", "page-bounds"),
+)  # fmt: skip
 def test_catalog_pages_filters_and_details_agree(hall_client: httpx.Client) -> None:
     whole = hall_client.get("items", params={"limit": 500})
     assert whole.status_code == 200
@@ -314,6 +326,26 @@ def test_catalog_pages_filters_and_details_agree(hall_client: httpx.Client) -> N
     other = hall_client.get("items", params={"dept_code": unused, "limit": 500})
     assert other.status_code == 200
     assert other.json()["items"] == [], "a dept_code filter of no body's code lists items"
+    # The version history marks the detail's version, and only it, as current.
+    for item in everything["items"][:3]:
+        code = item["implementation_code"]
+        history = hall_client.get(f"items/{code}/versions").json()
+        current = [(v["version"], v["state"]) for v in history if v["current"]]
+        assert current == [(item["version"], "published")], (
+            f"{code}: the versions mark {current} current, the detail is {item['version']}"
+        )
+        assert all(v["state"] in ("published", "cancelled") for v in history), (
+            f"{code}: the public history shows {[v['state'] for v in history]}"
+        )
+    # An item that is not in the catalog is not found, in detail and history alike.
+    absent = f"{unused}{codes[0][18:]}"
+    for path in (f"items/{absent}", f"items/{absent}/versions"):
+        is_problem(hall_client.get(path), 404)
+    # Page bounds of the interface (limit 1-500, offset from 0) are enforced, not stretched.
+    for params in ({"limit": 0}, {"limit": 501}, {"offset": -1}):
+        is_problem(hall_client.get("items", params=params), (400, 422))
+    single = hall_client.get("items", params={"limit": 1})
+    assert len(single.json()["items"]) == 1, "limit=1 does not give one item"
 
 
 def all_cases(actor: Actor, page_size: int = 200, **params: Any) -> list[dict[str, Any]]:
@@ -418,9 +450,17 @@ START_AGAIN = [(1, 4), (1, 5), (4, 1), (4, 4)]
         "after-conclusion",
         "rule-not-named",
         "refusal-changes-case",
+        "during-special",
+        "while-waiting",
     ),
 )
-def test_illegal_steps_are_refused(staff: Actor, submitted_case: dict[str, Any]) -> None:
+def test_illegal_steps_are_refused(
+    applicant: Actor,
+    staff: Actor,
+    submitted_case: dict[str, Any],
+    person_item: dict[str, Any],
+    target: TargetProfile,
+) -> None:
     number = submitted_case["case_number"]
     # Each state where a faulty state machine lets something through, not only the first.
     problems = _refusals(staff, number, [*NOT_ALLOWED, (2, 1), (2, 0), (3, 1), (3, 0)])
@@ -430,6 +470,21 @@ def test_illegal_steps_are_refused(staff: Actor, submitted_case: dict[str, Any])
     problems += _refusals(staff, number, [*START_AGAIN, *NOT_ALLOWED[:4]])
     assert step(staff, number, 3, 1).status_code == 201
     problems += _refusals(staff, number, [(1, 4), (2, 1), (2, 7), (3, 1), (3, 0), (4, 1)])
+    # While a special procedure runs, and while 补齐补正 waits for the applicant's materials.
+    special, waiting = (
+        applicant.post("cases", application_for(person_item, target)).json()["case_number"]
+        for _ in range(2)
+    )
+    assert step(staff, special, 1, 6).status_code == 201
+    problems += _refusals(staff, special, [(1, 6), (2, 1), (3, 1)])
+    assert step(staff, special, 1, 4).status_code == 201
+    assert step(staff, special, 2, 6).status_code == 201
+    problems += _refusals(staff, special, [(2, 6), (2, 7), (1, 4)])
+    assert step(staff, waiting, 1, 5).status_code == 201
+    problems += _refusals(staff, waiting, [(1, 4), (4, 1), (2, 1)])
+    # 不予受理 concludes the case as surely as an end step.
+    assert step(staff, waiting, 4, 3).status_code == 201
+    problems += _refusals(staff, waiting, [(1, 4), (4, 1)])
     assert not problems, "; ".join(problems[:6])
     case = staff.get(f"cases/{number}").json()
     assert len(case["steps"]) == 3
@@ -518,6 +573,7 @@ CASE_STATES = ("submitted", "accepted", "in_progress", "finished")
         "phone-unmasked",
         "personal-data-elsewhere",
         "cacheable",
+        "lookup-open",
     ),
 )
 def test_applicants_see_only_their_own_cases(
@@ -559,20 +615,46 @@ def test_applicants_see_only_their_own_cases(
     for params in views:
         seen = [c["case_number"] for c in all_cases(other_applicant, page_size=20, **params)]
         assert number not in seen, f"another applicant lists the case (filter {params})"
+    # Looking cases up by certificate number is for staff, not for another applicant.
+    lookup = other_applicant.post("cases/lookup", {"certificate_number": id_number})
+    is_problem(lookup, (401, 403))
 
 
 @pytest.mark.requirement(
     "IC-CASE-005",
-    catches=("page-drops-or-repeats", "filter-ignored", "filter-stale", "list-differs"),
+    catches=(
+        "page-drops-or-repeats",
+        "filter-ignored",
+        "filter-stale",
+        "list-differs",
+        "staff-list-misses",
+        "lookup-misses",
+    ),
 )
 def test_case_lists_page_filter_and_agree_with_details(
     applicant: Actor, staff: Actor, person_item: dict[str, Any], target: TargetProfile
 ) -> None:
-    new = []
+    new, id_numbers = [], []
     for _ in range(3):
-        response = applicant.post("cases", application_for(person_item, target))
+        application = application_for(person_item, target)
+        response = applicant.post("cases", application)
         assert response.status_code == 201, f"POST cases: {response.status_code}"
         new.append(response.json()["case_number"])
+        id_numbers.append(application["applicant"]["certificate_number"])
+    # Staff see every applicant's cases, and find them by the applicant's certificate number.
+    handled = staff.get("cases", params={"limit": 50})
+    assert handled.status_code == 200, f"GET cases (staff): {handled.status_code}"
+    assert set(new) <= {c["case_number"] for c in handled.json()["cases"]}, (
+        "the staff's list misses new cases"
+    )
+    found = staff.post("cases/lookup", {"certificate_number": id_numbers[0]})
+    assert found.status_code == 200, f"POST cases/lookup: {found.status_code}"
+    matches = [c["case_number"] for c in found.json()["cases"]]
+    others = {n for n, i in zip(new[1:], id_numbers[1:], strict=True) if i != id_numbers[0]}
+    assert new[0] in matches, f"a lookup by its applicant's number misses {new[0]}: {matches}"
+    assert not others & set(matches), f"a lookup by one number finds others' cases {matches}"
+    if len(matches) < 50:
+        assert found.json()["total"] == len(matches), "the lookup's total is not its cases"
     whole = all_cases(applicant)
     numbers = [c["case_number"] for c in whole]
     paged = [c["case_number"] for c in all_cases(applicant, page_size=2)]
@@ -606,12 +688,31 @@ def rate(actor: Actor, number: str, **body: Any) -> httpx.Response:
 
 
 BAD_LEVELS: tuple[Any, ...] = (0, 6, -1, 4.5, "很好", None)
+LEVEL_NAMES = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+
+
+def _evaluation_problems(shown: dict[str, Any], given: dict[str, Any], where: str) -> list[str]:
+    """Where an evaluation as shown differs from the rating given (GB/T 39734 levels)."""
+    level = given["level"]
+    expected = {
+        "level": level,
+        "level_name": LEVEL_NAMES[level],
+        "bad": level <= 2,
+        "dimensions": given.get("dimensions", {}),
+        "text": given.get("text", ""),
+        "channel": given.get("channel", "online"),
+    }
+    problems = [f"{where}: {name} {shown.get(name)!r}, rated {value!r}"
+                for name, value in expected.items() if shown.get(name) != value]  # fmt: skip
+    if (shown.get("rectification") is not None) != (level <= 2):
+        problems.append(f"{where}: rated {level}, rectification {shown.get('rectification')}")
+    return problems
 
 
 @pytest.mark.requirement(
     "IC-EVAL-001",
     catches=("open-case-rated", "level-out-of-range", "other-rater", "second-rating",
-             "level-not-kept"),
+             "level-not-kept", "shown-wrong", "bad-without-reason"),
 )  # fmt: skip
 def test_concluded_case_is_rated_once(
     applicant: Actor,
@@ -629,41 +730,355 @@ def test_concluded_case_is_rated_once(
         step(staff, number, nodetype, noderesult)
     for level in BAD_LEVELS:
         is_problem(rate(applicant, number, level=level), (400, 422))
+    # A dimension is rated on the same five levels; a 差评 says what went wrong.
+    is_problem(rate(applicant, number, level=4, dimensions={"办理时效": 6}), (400, 422))
+    is_problem(rate(applicant, number, level=4, dimensions={"办理时效": 0}), (400, 422))
+    is_problem(rate(applicant, number, level=2), (400, 422))
     is_problem(rate(other_applicant, number, level=5), (403, 404))
-    first = rate(applicant, number, level=4, text="办理顺利")
-    assert first.status_code == 201
+    is_problem(rate(staff, number, level=5), (403, 404))
+    given = {"level": 4, "text": "办理顺利", "dimensions": {"办理时效": 5, "服务态度": 4},
+             "channel": "mobile"}  # fmt: skip
+    first = rate(applicant, number, **given)
+    assert first.status_code == 201, f"rating: {first.status_code} {first.text}"
     assert first.json()["level"] == 4
     is_problem(rate(applicant, number, level=5), 409)
     kept = applicant.get(f"cases/{number}/evaluation")
     assert kept.status_code == 200
     assert kept.json()["level"] == 4, f"rated 4, stored {kept.json()['level']}"
+    problems = _evaluation_problems(first.json(), given, "the rating's answer")
+    problems += _evaluation_problems(kept.json(), given, "the evaluation read back")
+    assert not problems, "; ".join(problems[:5])
+
+
+def _listed_tasks(staff: Actor, **params: Any) -> dict[int, dict[str, Any]]:
+    response = staff.get("rectifications", params=params)
+    assert response.status_code == 200, f"GET rectifications {params}: {response.status_code}"
+    return {task["id"]: task for task in response.json()}
 
 
 @pytest.mark.requirement(
-    "IC-EVAL-002", catches=("no-task", "deadline-wrong", "close-refused", "closed-twice")
-)
+    "IC-EVAL-002",
+    catches=("no-task", "deadline-wrong", "close-refused", "closed-twice", "task-not-listed",
+             "closed-still-open", "tasks-open-to-applicants"),
+)  # fmt: skip
 def test_bad_rating_opens_rectification(
     applicant: Actor, staff: Actor, concluded_case: dict[str, Any]
 ) -> None:
     number = concluded_case["case_number"]
-    response = rate(applicant, number, level=1, text="多次往返")
+    # Level 2 (不满意) is a 差评 as well as level 1.
+    response = rate(applicant, number, level=2, text="多次往返")
     assert response.status_code == 201
     task = response.json()["rectification"]
     assert task is not None, "a 差评 opened no rectification task"
     assert task["state"] == "open"
+    assert (task["case_number"], task["level"]) == (number, 2), f"the task shows {task}"
     opened = datetime.fromisoformat(task["opened_at"]).astimezone(BEIJING).date()
     expected = WorkdayCalendar().add(opened, task["working_days"])
     assert task["deadline"] == expected.date.isoformat()
+    assert task["overdue"] is False, "a task opened today is overdue"
+    # Staff find it among the open tasks (not the closed ones); applicants see no task list.
+    assert _listed_tasks(staff, state="open").get(task["id"]) == task, "open tasks list it not so"
+    assert task["id"] not in _listed_tasks(staff, state="closed"), "listed as closed while open"
+    is_problem(applicant.get("rectifications"), (401, 403))
     closed = staff.post(f"rectifications/{task['id']}/close", {"response": "已整改并回访"})
     assert closed.status_code == 200
     assert closed.json()["state"] == "closed"
+    assert closed.json()["response"] == "已整改并回访"
+    assert closed.json()["closed_at"], "a closed task has no closed_at"
     is_problem(staff.post(f"rectifications/{task['id']}/close", {"response": "再次"}), 409)
+    # Every view follows the closing at once.
+    seen = applicant.get(f"cases/{number}/evaluation").json()["rectification"]
+    assert seen == closed.json(), f"the evaluation still shows the task as {seen}"
+    assert _listed_tasks(staff, state="closed").get(task["id"]) == closed.json()
+    assert task["id"] not in _listed_tasks(staff, state="open"), "a closed task is listed open"
+    assert task["id"] not in _listed_tasks(staff, overdue="true"), "a closed task is overdue"
 
 
-@pytest.mark.requirement("IC-EVAL-003")
-def test_follow_up_once(applicant: Actor, concluded_case: dict[str, Any]) -> None:
+@pytest.mark.requirement(
+    "IC-EVAL-003",
+    catches=("follow-up-before-rating", "other-follows-up", "follow-up-not-kept",
+             "second-follow-up"),
+)  # fmt: skip
+def test_follow_up_once(
+    applicant: Actor, other_applicant: Actor, concluded_case: dict[str, Any]
+) -> None:
     number = concluded_case["case_number"]
+    path = f"cases/{number}/evaluation/follow-up"
+    is_problem(applicant.post(path, {"text": "未评先追"}), (404, 409))
     assert rate(applicant, number, level=3, text="一般").status_code == 201
-    first = applicant.post(f"cases/{number}/evaluation/follow-up", {"text": "补充说明"})
+    is_problem(other_applicant.post(path, {"text": "他人追评"}), (403, 404))
+    first = applicant.post(path, {"text": "补充说明", "level": 4})
     assert first.status_code == 200
-    is_problem(applicant.post(f"cases/{number}/evaluation/follow-up", {"text": "再次"}), 409)
+    is_problem(applicant.post(path, {"text": "再次"}), 409)
+    kept = applicant.get(f"cases/{number}/evaluation").json()
+    follow_up = kept.get("follow_up") or {}
+    assert (follow_up.get("text"), follow_up.get("level")) == ("补充说明", 4), (
+        f"the follow-up is shown as {follow_up}"
+    )
+    assert _offset_problems("the follow-up", {"at": follow_up.get("at")}) == []
+    assert follow_up.get("at"), "the follow-up has no time"
+    assert kept["level"] == 3, f"a follow-up changed the rating to {kept['level']}"
+    assert kept == first.json(), "the follow-up's answer and the evaluation read back differ"
+
+
+def _state_problems(
+    response: httpx.Response, step_taken: str, state: str, *, accepted: bool, result: str | None
+) -> list[str]:
+    """What is wrong with a case after a legal step: its state, acceptance and conclusion."""
+    if response.status_code != 201:
+        return [f"step {step_taken}: {response.status_code}, not 201"]
+    case = response.json()
+    problems = []
+    if case["state"] != state:
+        problems.append(f"step {step_taken}: state {case['state']}, not {state}")
+    if bool(case["accepted_at"]) != accepted or (case["deadline"] is not None) != accepted:
+        problems.append(
+            f"step {step_taken}: accepted_at {case['accepted_at']!r} and deadline "
+            f"{case['deadline']!r} where the case is {'' if accepted else 'not '}accepted"
+        )
+    if case["result"] != result or bool(case["finished_at"]) != (result is not None):
+        problems.append(
+            f"step {step_taken}: result {case['result']!r}, finished_at "
+            f"{case['finished_at']!r}; expected result {result!r}"
+        )
+    if case["steps"] and case["revision"] != len(case["steps"]) + 1:
+        problems.append(f"step {step_taken}: revision {case['revision']} after {len(case['steps'])}"
+                        " steps and no supplement")  # fmt: skip
+    return problems
+
+
+@pytest.mark.requirement(
+    "IC-CASE-006",
+    catches=(
+        "special-procedure",
+        "return-step",
+        "disapproval",
+        "start-end-step",
+        "not-accepted",
+        "revision-not-counted",
+    ),
+)
+def test_each_legal_step_has_its_effect(
+    applicant: Actor, staff: Actor, person_item: dict[str, Any], target: TargetProfile
+) -> None:
+    numbers = []
+    for _ in range(3):
+        response = applicant.post("cases", application_for(person_item, target))
+        assert response.status_code == 201, f"POST cases: {response.status_code}"
+        numbers.append(response.json()["case_number"])
+    first, quick, refused = numbers
+    # 特别程序 before acceptance, acceptance, 特别程序 again, 退回 after a middle step, 不同意.
+    problems = _state_problems(step(staff, first, 1, 6), "1/6", "special", accepted=False,
+                               result=None)  # fmt: skip
+    problems += _state_problems(step(staff, first, 1, 4), "1/4 after 1/6", "accepted",
+                                accepted=True, result=None)  # fmt: skip
+    problems += _state_problems(step(staff, first, 2, 6), "2/6", "special", accepted=True,
+                                result=None)  # fmt: skip
+    problems += _state_problems(step(staff, first, 2, 1), "2/1 after 2/6", "in_progress",
+                                accepted=True, result=None)  # fmt: skip
+    problems += _state_problems(step(staff, first, 2, 7), "2/7 after 2/1", "in_progress",
+                                accepted=True, result=None)  # fmt: skip
+    problems += _state_problems(step(staff, first, 3, 0), "3/0", "finished", accepted=True,
+                                result="disapproved")  # fmt: skip
+    # 即办 (start = end): accepted and concluded at once, with its deadline.
+    problems += _state_problems(step(staff, quick, 4, 1), "4/1", "finished", accepted=True,
+                                result="approved")  # fmt: skip
+    # 不予受理: concluded without acceptance; nothing follows.
+    problems += _state_problems(step(staff, refused, 4, 3), "4/3", "not_accepted",
+                                accepted=False, result="not_accepted")  # fmt: skip
+    assert not problems, "; ".join(problems[:6])
+    shown = applicant.get(f"cases/{first}").json()
+    taken = [(s["nodetype"], s["noderesult"]) for s in shown["steps"]]
+    assert taken == [(1, 6), (1, 4), (2, 6), (2, 1), (2, 7), (3, 0)], f"steps shown: {taken}"
+    assert [s["seq"] for s in shown["steps"]] == list(range(1, 7)), "steps are not numbered 1-6"
+
+
+def _omitting_last(application: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The application without its last material, and that material."""
+    missing = application["materials"][-1]
+    return {**application, "materials": application["materials"][:-1]}, missing
+
+
+def _supplement(actor: Actor, number: str, material: dict[str, Any]) -> httpx.Response:
+    return actor.post(f"cases/{number}/supplements", {"materials": [material]})
+
+
+@pytest.mark.requirement(
+    "IC-CASE-007",
+    catches=(
+        "missing-not-shown",
+        "supplement-without-correction",
+        "other-supplies",
+        "supplement-not-kept",
+        "resumes-elsewhere",
+        "waiting-not-refusable",
+    ),
+)
+def test_correction_waits_for_the_applicants_supplement(
+    applicant: Actor,
+    other_applicant: Actor,
+    staff: Actor,
+    person_item: dict[str, Any],
+    target: TargetProfile,
+) -> None:
+    application, missing = _omitting_last(application_for(person_item, target))
+    response = applicant.post("cases", application)
+    assert response.status_code == 201, f"POST cases: {response.status_code} {response.text}"
+    case = response.json()
+    number = case["case_number"]
+    assert case["missing_materials"] == [missing["name"]], (
+        f"{missing['name']!r} was not given; missing_materials {case['missing_materials']}"
+    )
+    # No supplement before 补齐补正 is asked for.
+    early = _supplement(applicant, number, missing)
+    is_problem(early, 409)
+    assert early.json().get("rule"), "the refused supplement does not name the rule"
+    waiting = step(staff, number, 1, 5)
+    assert waiting.status_code == 201, f"step 1/5: {waiting.status_code}"
+    assert waiting.json()["state"] == "correction", f"1/5 leaves {waiting.json()['state']}"
+    before = applicant.get(f"cases/{number}").json()
+    is_problem(_supplement(other_applicant, number, missing), 404)
+    is_problem(_supplement(staff, number, missing), (403, 404))
+    assert applicant.get(f"cases/{number}").json() == before, "a refused supplement changed it"
+    supplied = _supplement(applicant, number, missing)
+    assert supplied.status_code == 200, f"supplement: {supplied.status_code} {supplied.text}"
+    case = supplied.json()
+    assert case["state"] == "submitted", f"supplied before acceptance, now {case['state']}"
+    assert case["missing_materials"] == [], f"still missing {case['missing_materials']}"
+    added = case["materials"][-1]
+    assert (added["name"], added["supplement"]) == (missing["name"], True), (
+        f"the supplied material is shown as {added}"
+    )
+    assert [m["seq"] for m in case["materials"]] == list(range(1, len(case["materials"]) + 1))
+    assert not any(m["supplement"] for m in case["materials"][:-1])
+    assert case["revision"] == before["revision"] + 1, "a supplement does not count a revision"
+    assert applicant.get(f"cases/{number}").json() == case, "the detail differs after supplement"
+    # After acceptance, 补齐补正 returns the case to where it was, accepted.
+    assert step(staff, number, 1, 4).status_code == 201
+    assert step(staff, number, 2, 5).json()["state"] == "correction"
+    again = _supplement(applicant, number, missing)
+    assert again.status_code == 200, f"second supplement: {again.status_code}"
+    assert again.json()["state"] == "accepted", f"resumed as {again.json()['state']}"
+    # An unaccepted case waiting for materials may still be refused (不予受理, 4/3).
+    other = applicant.post("cases", application).json()["case_number"]
+    assert step(staff, other, 1, 5).status_code == 201
+    ended = step(staff, other, 4, 3)
+    assert ended.status_code == 201, f"4/3 while waiting: {ended.status_code}"
+    assert (ended.json()["state"], ended.json()["result"]) == ("not_accepted", "not_accepted")
+
+
+def _case_total(actor: Actor) -> int:
+    response = actor.get("cases", params={"limit": 1})
+    assert response.status_code == 200, f"GET cases: {response.status_code}"
+    return int(response.json()["total"])
+
+
+def _invalid_applications(
+    application: dict[str, Any], item: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Applications the guide or the data set forbids, each with one fault."""
+    materials = application["materials"]
+    first = materials[0]
+    upload = next((m for m in materials if m["gettype"] == 2), None)
+
+    def altered(**changes: Any) -> dict[str, Any]:
+        return {**application, **changes}
+
+    def with_material(**changes: Any) -> dict[str, Any]:
+        return altered(materials=[{**first, **changes}, *materials[1:]])
+
+    resident = application["applicant"]["certificate_number"]
+    wrong_check = resident[:-1] + ("0" if resident[-1] != "0" else "1")
+    handling = {h["code"] for h in item["guide"].get("handling_items", [])}
+    foreign = next(f"{item['implementation_code']}{n:02d}" for n in range(99, 0, -1)
+                   if f"{item['implementation_code']}{n:02d}" not in handling)  # fmt: skip
+    cases = {
+        "material not in the guide": altered(
+            materials=[*materials, {"name": "指南未列明的材料", "gettype": 1}]
+        ),
+        "material given twice": altered(materials=[*materials, first]),
+        # A valid credit code: refused for the applicant's kind, not for its form.
+        "certificate type of a legal person": altered(
+            applicant={
+                **application["applicant"],
+                "certificate_type": "001",
+                "certificate_number": item["guide"]["dept_code"],
+            }
+        ),
+        "ID number with a wrong check character": altered(
+            applicant={**application["applicant"], "certificate_number": wrong_check}
+        ),
+        "handling item of another item": altered(handling_item_code=foreign),
+        "paper material with content": with_material(
+            gettype=1, content_base64="JVBERi0=", media_type="application/pdf"
+        ),
+        "licence reference without its number": altered(
+            materials=[*materials[1:], {"name": first["name"], "gettype": 3}]
+        ),
+    }
+    if upload is not None:
+        index = materials.index(upload)
+
+        def with_upload(**changes: Any) -> dict[str, Any]:
+            changed = [dict(m) for m in materials]
+            changed[index].update(changes)
+            return altered(materials=changed)
+
+        cases["upload not base64"] = with_upload(content_base64="%%不是base64%%")
+        cases["upload of a type not accepted"] = with_upload(media_type="text/html")
+        cases["upload without content"] = with_upload(content_base64=None)
+    paper_only = [m["name"] for m in item["guide"]["materials"] if "electronic" not in m["formats"]]
+    if paper_only:
+        cases["upload of a paper-only material"] = altered(
+            materials=[
+                {"name": paper_only[0], "gettype": 2, "media_type": "application/pdf",
+                 "content_base64": base64.b64encode(PDF).decode()}
+            ]
+        )  # fmt: skip
+    return cases
+
+
+@pytest.mark.requirement(
+    "IC-CASE-008",
+    catches=(
+        "unlisted-material",
+        "duplicate-material",
+        "bad-upload",
+        "certificate-mismatch",
+        "bad-id-number",
+        "foreign-handling-item",
+        "refused-application-kept",
+        "upload-not-recorded",
+    ),
+)
+def test_applications_are_checked_against_the_guide(
+    applicant: Actor, person_item: dict[str, Any], target: TargetProfile
+) -> None:
+    application = application_for(person_item, target)
+    total = _case_total(applicant)
+    problems = []
+    for fault, body in _invalid_applications(application, person_item).items():
+        response = applicant.post("cases", body)
+        if response.status_code not in (400, 422):
+            problems.append(f"{fault}: {response.status_code}, not 400 or 422")
+        elif not response.headers.get("content-type", "").startswith(PROBLEM):
+            problems.append(f"{fault}: refused as {response.headers.get('content-type')}")
+    assert not problems, "; ".join(problems[:5])
+    assert _case_total(applicant) == total, "a refused application left a case behind"
+    # A valid application with one of the item's handling items: recorded as given.
+    handling = person_item["guide"].get("handling_items", [])
+    if handling:
+        application["handling_item_code"] = handling[0]["code"]
+    response = applicant.post("cases", application)
+    assert response.status_code == 201, f"POST cases: {response.status_code} {response.text}"
+    case = response.json()
+    assert case["handling_item_code"] == application.get("handling_item_code")
+    assert case["missing_materials"] == [], f"complete, yet missing {case['missing_materials']}"
+    digest = hashlib.sha256(PDF).hexdigest()
+    for given, shown in zip(application["materials"], case["materials"], strict=True):
+        if given["gettype"] != 2:
+            continue
+        recorded = (shown["name"], shown["media_type"], shown["size"], shown["sha256"])
+        assert recorded == (given["name"], given["media_type"], len(PDF), digest), (
+            f"upload {given['name']!r} recorded as {recorded}"
+        )

@@ -138,6 +138,27 @@ async def catalog_filter_ignored(request: ProxyRequest, forward: Forward) -> Pro
     return await forward(request)
 
 
+class RectificationViewStale:
+    """A case's evaluation keeps showing its rectification task as it was when the rating
+    opened it (a cached view): closing the task never reaches the evaluation."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, Any] = {}  # evaluation path -> rectification as first served
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        response = await forward(request)
+        if not re.fullmatch(r"/cases/[^/]+/evaluation", request.path):
+            return response
+        if not _json_body(response) or response.status >= 300:
+            return response
+        evaluation = response.json()
+        task = evaluation.get("rectification")
+        if task is None:
+            return response
+        evaluation["rectification"] = self.first.setdefault(request.path, task)
+        return response.with_json(evaluation)
+
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("case-list-leak-filtered", "hall",
             "an applicant's state-filtered case list shows other applicants' cases",
@@ -157,4 +178,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("catalog-filter-ignored", "hall",
             "the catalog list ignores its dept_code filter",
             frozenset({"IC-CAT-004"}), _plain(catalog_filter_ignored)),
+    Variant("rectification-view-stale", "hall",
+            "a case's evaluation keeps showing its rectification task open after it was closed",
+            frozenset({"IC-EVAL-002"}), _fresh_instance(RectificationViewStale)),
 )  # fmt: skip
