@@ -49,7 +49,14 @@ SUITE_NAMES = ("conformance", "security", "loadtests", "faults")
 # requirements only it verifies (SEC-AUTH-* are the identity conformance suite's).
 OPT_IN_SUITES: dict[str, tuple[str, ...]] = {
     "security": (
-        "SEC-HDR-", "SEC-BR-", "SEC-AZ-", "SEC-PD-", "SEC-IN-", "SEC-TLS-", "SEC-CRY-", "SEC-DEP-",
+        "SEC-HDR-",
+        "SEC-BR-",
+        "SEC-AZ-",
+        "SEC-PD-",
+        "SEC-IN-",
+        "SEC-TLS-",
+        "SEC-CRY-",
+        "SEC-DEP-",
     ),  # fmt: skip
     "loadtests": ("RESP-",),
     "faults": ("FT-",),
