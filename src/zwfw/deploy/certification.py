@@ -749,6 +749,9 @@ class Certification:
                 "client_key": str(province.tls_key),
             },
             "credentials": {n: {"env": self.env_name(province, n)} for n in sorted(names)},
+            # The deployment on this host, for the security suite's static checks (SEC-DEP-*):
+            # its secrets' modes and owners, listening ports and gateway configuration.
+            "deployment": {"state_dir": str(self.plan.certify_dir.parent)},
             "declared": {
                 "division_codes": [province.region, spec.city],
                 "credit_codes": [spec.issuer_code, spec.dept_code],
