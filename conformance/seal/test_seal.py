@@ -233,16 +233,18 @@ def test_an_outsiders_signature_fails_steps_2_and_4_and_the_window_step_3(
 ) -> None:
     # A seal whose period begins and ends at Beijing midnights ahead: a signing time inside,
     # before and after it, none near the run's own hour.
+    # One seal per signing time, so that what a verifier remembers of a seal's status does
+    # not decide the window.
     start, end = beijing_midnight(2), beijing_midnight(4)
-    seal = new_seal(eseal_client, credential, valid_start=start, valid_end=end)
-    seal_der = base64.b64decode(seal["seal"])
     content = os.urandom(32)
     for when, at, step_3 in (
         ("within the seal's period", start + timedelta(hours=1), "passed"),
         ("before the seal's period", start - timedelta(hours=1), "failed"),
         ("after the seal's period", end + timedelta(hours=1), "failed"),
     ):
-        result = verify(eseal_client, outsider_signature(seal_der, content, at), content)
+        seal = new_seal(eseal_client, credential, valid_start=start, valid_end=end)
+        signature = outsider_signature(base64.b64decode(seal["seal"]), content, at)
+        result = verify(eseal_client, signature, content)
         # Step 1 holds (the signature is the outsider's own, made right); step 2 fails (the
         # seal does not list the signer), step 4 fails (no path to the published root).
         assert step_statuses(result) == ["passed", "failed", step_3, "failed", "passed"], (
