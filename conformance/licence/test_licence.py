@@ -743,14 +743,19 @@ def revoke_a_verified_seal(
     elicense_client, eseal_client = service_client("elicense"), service_client("eseal")
     licence = first_licence(elicense_client, credential("elicense_holder_token"))
     es_id = throwaway_seal(eseal_client, credential)
-    document = base64.b64decode(licence["document"])
+    # The licence's canonical form (RFC 8785), whatever serialisation it was served in: the
+    # seal check is what is judged here, not the licence as served (IC-LIC-002's business).
+    document = rfc8785.dumps(json.loads(base64.b64decode(licence["document"])))
     response = eseal_client.post(
         f"seals/{es_id}/sign",
         headers=bearer(credential("eseal_signer_token")),
         json={"digest": sm3(document).hex(), "property_info": f"licence:{licence['identifier']}"},
     )
     assert response.status_code == 200, f"signing with a new seal failed: {response.text[:300]}"
-    sealed = {"document": licence["document"], "signature": response.json()["signature"]}
+    sealed = {
+        "document": base64.b64encode(document).decode(),
+        "signature": response.json()["signature"],
+    }
     # Verified first, so that a seal status the e-licence service caches is warm. The seal is
     # not the issuer's: only the seal check itself is judged.
     before = verified(elicense_client, sealed)
