@@ -13,29 +13,46 @@ token it gives the harness. The test holder holds a valid licence of that issuer
 `elicense_test_issuer_code` (the test issuer's credit code) and
 `elicense_test_issuer_signer_token` (eseal:sign, on the test issuer's seal). With them the
 harness seals documents the registry never issued, under identifiers it did issue.
+
+The life-cycle checks (IC-LIC-007) issue, suspend, reinstate and revoke a licence of that
+test issuer for the test holder: `elicense_issuer_token` (elicense:issue, allowed to issue
+licences of the test issuer) and `elicense_holder_subject` (the test holder's `sub`). Each
+run leaves one revoked test licence with the test holder. The seal-status check (IC-LIC-008)
+makes and revokes a throw-away seal with the seal suite's `eseal_admin_token`,
+`eseal_signer_token` and `eseal_signer_subject`.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from time import monotonic, sleep
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 import rfc8785
 
-from zwfw.codes import CodeError, parse_licence_id
+from zwfw.codes import CodeError, build_licence_id, parse_licence_id
 from zwfw.crypto import ses
 from zwfw.crypto.hashing import sm3
 from zwfw.services.elicense.document import verify_document
 
 CAUSE = "互联互通测试：免提交证照"
 HOLDERS = ("elicense_holder_token", "elicense_other_holder_token")
+BEIJING = ZoneInfo("Asia/Shanghai")
+# The ID number the suite's own test licences are issued to (a test value, no real person's).
+TEST_HOLDER_ID = "110101199003074477"
+# A 1x1 PNG for the suite's throw-away seals.
+TINY_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -482,3 +499,306 @@ def test_an_annotated_copy_must_carry_the_issued_licence_and_be_the_copy_made(
         result = verified(elicense_client, resealed(eseal_client, credential, es_id, forged, prop))
         assert_only_the_registry_refuses(result, f"a copy with {what}", "copy_registry")
         assert check_status(result, "registry") == "passed", result["checks"]
+
+
+# --- IC-LIC-007: a status change reaches every representation ------------------------------
+
+
+def beijing_today() -> date:
+    return datetime.now(BEIJING).date()
+
+
+def issue_test_licence(
+    client: httpx.Client, credential: Callable[[str], str], model: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A fresh licence of the certification test issuer for the test holder, modelled on
+    ``model`` (its type and data), with every GB/T 36903 field given explicitly; returns the
+    request and the issued licence."""
+    metadata = json.loads(base64.b64decode(model["document"]))
+    today = beijing_today()
+    number = f"ZWFW{secrets.token_hex(6).upper()}"
+    body = {
+        "type_code": metadata["type_code"],
+        "issuer_code": credential("elicense_test_issuer_code"),
+        "licence_number": number,
+        "serial": f"T{secrets.token_hex(8).upper()}",
+        "version": 2,
+        "issue_date": (today - timedelta(days=3)).isoformat(),
+        "valid_from": (today - timedelta(days=2)).isoformat(),
+        "valid_until": (today + timedelta(days=400)).isoformat(),
+        "jurisdiction": metadata["jurisdiction"],
+        "holder": {
+            "name": "互联互通测试持证人",
+            "code": TEST_HOLDER_ID,
+            "code_type": "111",
+            "sub": credential("elicense_holder_subject"),
+        },
+        "data": metadata["data"],
+    }
+    response = client.post(
+        "licences", headers=bearer(credential("elicense_issuer_token")), json=body
+    )
+    assert response.status_code == 201, (
+        f"the issuer cannot issue a test licence: {response.text[:300]}"
+    )
+    return body, response.json()
+
+
+def assert_issued_as_asked(body: dict[str, Any], licence: dict[str, Any]) -> None:
+    """The sealed GB/T 36903 metadata states the values the issuer asked for, not only the
+    fields."""
+    document = sealed_document(licence)
+    identifier = build_licence_id(body["type_code"], body["issuer_code"], body["serial"], 2)
+    expected = {
+        "identifier": str(identifier),
+        "type_code": body["type_code"],
+        "issuer_code": body["issuer_code"],
+        "defining_authority_code": body["type_code"][:18],
+        "licence_number": body["licence_number"],
+        "version": "002",
+        "issue_date": as_yyyymmdd(body["issue_date"]),
+        "valid_from": as_yyyymmdd(body["valid_from"]),
+        "valid_until": as_yyyymmdd(body["valid_until"]),
+        "jurisdiction": body["jurisdiction"],
+        "holder_name": body["holder"]["name"],
+        "holder_code_type": body["holder"]["code_type"],
+        "data": body["data"],
+    }
+    stated = {name: document.get(name) for name in expected}
+    assert stated == expected, f"the sealed metadata states other values: {stated}"
+    # A personal holder code is masked in the sealed metadata (never the full ID number), and
+    # still the holder's: the visible ends are the ID number's own.
+    code = str(document.get("holder_code"))
+    assert code != TEST_HOLDER_ID, "the sealed metadata carries the holder's full ID number"
+    assert (code[:3], code[-4:]) == (TEST_HOLDER_ID[:3], TEST_HOLDER_ID[-4:]), code
+    assert licence["identifier"] == str(identifier)
+    assert (licence["valid_from"], licence["valid_until"]) == (
+        body["valid_from"],
+        body["valid_until"],
+    )
+
+
+def every_status(
+    client: httpx.Client, credential: Callable[[str], str], licence: dict[str, Any]
+) -> dict[str, Any]:
+    """The licence's status as each representation states it: the holder's list and detail,
+    the issuer's view, the verification of the sealed licence and the by-identifier one."""
+    identifier = licence["identifier"]
+    holder = bearer(credential("elicense_holder_token"))
+    listed = client.get("me/licences", headers=holder)
+    assert listed.status_code == 200, listed.text[:300]
+    entries = [e for e in listed.json() if e["identifier"] == identifier]
+    assert len(entries) == 1, "the issued licence is not in its holder's list exactly once"
+    detail = client.get(f"me/licences/{identifier}", headers=holder)
+    assert detail.status_code == 200, detail.text[:300]
+    issuer = client.get(
+        f"licences/{identifier}", headers=bearer(credential("elicense_issuer_token"))
+    )
+    assert issuer.status_code == 200, issuer.text[:300]
+    sealed = verified(client, {"document": licence["document"], "signature": licence["signature"]})
+    record = client.get(f"verify/{identifier}")
+    assert record.status_code == 200, record.text[:300]
+    return {
+        "list": entries[0]["status"],
+        "detail": detail.json()["status"],
+        "issuer": issuer.json()["status"],
+        "verify": sealed,
+        "record": record.json(),
+    }
+
+
+def assert_status_everywhere(
+    statuses: dict[str, Any], code: str, reason: str | None, when: str
+) -> None:
+    for name in ("list", "detail", "issuer"):
+        status = statuses[name]
+        assert status["code"] == code, f"{when}: the {name} states status {status['code']}"
+        assert status.get("reason") == reason, f"{when}: the {name} states reason {status}"
+    for name in ("verify", "record"):
+        result = statuses[name]
+        assert (result["status"] or {}).get("code") == code, (
+            f"{when}: the {name} verification states status {result['status']}"
+        )
+        assert check_status(result, "seal") == "passed", (when, name, result["checks"])
+        assert check_status(result, "status") == ("passed" if code == "01" else "failed"), (
+            when, name, result["checks"]
+        )  # fmt: skip
+        assert result["valid"] is (code == "01"), (
+            f"{when}: the {name} verification says {result['valid']}"
+        )
+    published = statuses["record"]["licence"]["status"]
+    assert (published["code"], published.get("reason")) == (code, reason), (when, published)
+
+
+def change_licence_status(
+    client: httpx.Client, credential: Callable[[str], str], identifier: str, code: str,
+    reason: str,
+) -> httpx.Response:  # fmt: skip
+    return client.post(
+        f"licences/{identifier}/status",
+        headers=bearer(credential("elicense_issuer_token")),
+        json={"status": code, "reason": reason},
+    )
+
+
+@pytest.mark.requirement(
+    "IC-LIC-007",
+    catches=("fields-not-as-issued", "status-not-everywhere", "suspension-sticks",
+             "revoked-still-verifies", "revoked-copy-verifies", "revoked-copy-made",
+             "revocation-undone"),
+)  # fmt: skip
+def test_a_licence_status_change_reaches_every_representation(
+    elicense_client: httpx.Client, credential: Callable[[str], str],
+    test_issuer_licence: dict[str, Any],
+) -> None:  # fmt: skip
+    body, licence = issue_test_licence(elicense_client, credential, test_issuer_licence)
+    assert_issued_as_asked(body, licence)
+    identifier = licence["identifier"]
+    # Every representation read while the licence is valid, so that anything it caches is warm.
+    assert_status_everywhere(
+        every_status(elicense_client, credential, licence), "01", None, "issued"
+    )
+    made = make_copy(elicense_client, credential, identifier, days=1)
+    assert made.status_code == 201, made.text[:300]
+    copy = {"document": made.json()["document"], "signature": made.json()["signature"]}
+    assert verified(elicense_client, copy)["valid"] is True
+
+    suspended = change_licence_status(
+        elicense_client, credential, identifier, "02", "互联互通测试暂停"
+    )
+    assert suspended.status_code == 200, suspended.text[:300]
+    assert suspended.json()["code"] == "02"
+    statuses = every_status(elicense_client, credential, licence)
+    assert_status_everywhere(statuses, "02", "互联互通测试暂停", "suspended")
+    reinstated = change_licence_status(
+        elicense_client, credential, identifier, "01", "互联互通测试恢复"
+    )
+    assert reinstated.status_code == 200, reinstated.text[:300]
+    statuses = every_status(elicense_client, credential, licence)
+    assert_status_everywhere(statuses, "01", "互联互通测试恢复", "reinstated")
+
+    revoked = change_licence_status(
+        elicense_client, credential, identifier, "03", "互联互通测试吊销"
+    )
+    assert revoked.status_code == 200, revoked.text[:300]
+    assert (revoked.json()["code"], revoked.json()["reason"]) == ("03", "互联互通测试吊销")
+    statuses = every_status(elicense_client, credential, licence)
+    assert_status_everywhere(statuses, "03", "互联互通测试吊销", "revoked")
+    # The copy made while the licence was valid no longer verifies, and no new one is made.
+    old_copy = verified(elicense_client, copy)
+    assert old_copy["valid"] is False, "a copy of a revoked licence verifies"
+    assert check_status(old_copy, "status") == "failed", old_copy["checks"]
+    again = make_copy(elicense_client, credential, identifier, days=1)
+    assert again.status_code in (400, 403, 409), (
+        f"a copy of a revoked licence was made: {again.status_code}"
+    )
+    # Revocation is for good.
+    undone = change_licence_status(elicense_client, credential, identifier, "01", "再次启用")
+    assert undone.status_code == 409, f"a revoked licence was reinstated: {undone.status_code}"
+    assert every_status(elicense_client, credential, licence)["detail"]["code"] == "03"
+
+
+# --- IC-LIC-008: verification follows the seal registry ------------------------------------
+
+# How long after a seal's revocation at the e-seal service the e-licence service may still
+# pass documents sealed with it (a status it caches must expire within this bound).
+SEAL_STATUS_BOUND_SECONDS = 30
+
+
+def throwaway_seal(eseal_client: httpx.Client, credential: Callable[[str], str]) -> str:
+    """A business seal of its own, valid for a day, signed by the harness's signing client."""
+    response = eseal_client.post(
+        "seals",
+        headers=bearer(credential("eseal_admin_token")),
+        json={
+            "credit_code": "11340100MB0000000T",
+            "organisation": "zwfw conformance",
+            "category": "business",
+            "name": "互联互通测试专用章",
+            "picture": {"png": TINY_PNG},
+            "valid_end": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+            "signers": [{"subject": credential("eseal_signer_subject"), "name": "测试签章人"}],
+        },
+    )
+    assert response.status_code == 201, f"making a seal failed: {response.text[:300]}"
+    return str(response.json()["es_id"])
+
+
+@dataclass
+class RevokedSeal:
+    """A document sealed with a throw-away seal, verified while the seal was valid, and when
+    the seal was revoked (monotonic clock); ``problem`` says why there is none."""
+
+    sealed: dict[str, str] | None
+    revoked_at: float
+    problem: str | None = None
+
+
+def revoke_a_verified_seal(
+    target: Any, service_client: Callable[[str], httpx.Client]
+) -> RevokedSeal:
+    if target.base_url("eseal") is None:
+        return RevokedSeal(None, monotonic(), "the target profile lists no eseal service")
+    credential = target.secret
+    elicense_client, eseal_client = service_client("elicense"), service_client("eseal")
+    licence = first_licence(elicense_client, credential("elicense_holder_token"))
+    es_id = throwaway_seal(eseal_client, credential)
+    # The licence's canonical form (RFC 8785), whatever serialisation it was served in: the
+    # seal check is what is judged here, not the licence as served (IC-LIC-002's business).
+    document = rfc8785.dumps(json.loads(base64.b64decode(licence["document"])))
+    response = eseal_client.post(
+        f"seals/{es_id}/sign",
+        headers=bearer(credential("eseal_signer_token")),
+        json={"digest": sm3(document).hex(), "property_info": f"licence:{licence['identifier']}"},
+    )
+    assert response.status_code == 200, f"signing with a new seal failed: {response.text[:300]}"
+    sealed = {
+        "document": base64.b64encode(document).decode(),
+        "signature": response.json()["signature"],
+    }
+    # Verified first, so that a seal status the e-licence service caches is warm. The seal is
+    # not the issuer's: only the seal check itself is judged.
+    before = verified(elicense_client, sealed)
+    assert check_status(before, "seal") == "passed", f"before its revocation: {before['checks']}"
+    revoked = eseal_client.post(
+        f"seals/{es_id}/revoke",
+        headers=bearer(credential("eseal_admin_token")),
+        json={"reason": "互联互通测试结束"},
+    )
+    assert revoked.status_code == 200, f"revoking the seal failed: {revoked.text[:300]}"
+    return RevokedSeal(sealed, monotonic())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def revoked_seal(target: Any, service_client: Callable[[str], httpx.Client]) -> RevokedSeal:
+    """Revoked before the module's first test and judged by its last (IC-LIC-008), so that
+    the bound a status cache may take elapses while the other checks run, not in a wait.
+    Never fails here: what goes wrong is IC-LIC-008's failure, not every test's."""
+    from zwfw.harness.profile import SecretUnavailable
+
+    try:
+        return revoke_a_verified_seal(target, service_client)
+    except (AssertionError, httpx.HTTPError, SecretUnavailable, KeyError, ValueError) as error:
+        return RevokedSeal(None, monotonic(), f"no revoked seal to judge by: {error}")
+
+
+# Last in the module: see ``revoked_seal``.
+@pytest.mark.requirement("IC-LIC-008", catches=("seal-status-cached", "seal-status-ignored"))
+def test_a_seal_revoked_at_the_seal_registry_stops_verifying_within_the_bound(
+    elicense_client: httpx.Client, revoked_seal: RevokedSeal
+) -> None:
+    if revoked_seal.sealed is None:
+        pytest.fail(str(revoked_seal.problem), pytrace=False)
+    give_up = revoked_seal.revoked_at + SEAL_STATUS_BOUND_SECONDS
+    while True:
+        result = verified(elicense_client, revoked_seal.sealed)
+        if check_status(result, "seal") != "passed":
+            break
+        assert monotonic() < give_up, (
+            f"a document sealed with a revoked seal still passes the seal check "
+            f"{SEAL_STATUS_BOUND_SECONDS} s after the revocation"
+        )
+        sleep(0.5)
+    steps = result["seal"]["steps"]
+    assert [s["status"] for s in steps] == ["passed", "passed", "failed", "passed", "passed"], steps
+    assert "revoked" in steps[2]["reason"], steps[2]

@@ -22,7 +22,8 @@ import pytest
 
 from zwfw.crypto import ses
 from zwfw.crypto.hashing import sm3
-from zwfw.crypto.x509 import SM2Certificate
+from zwfw.crypto.sm2 import SM2PrivateKey
+from zwfw.crypto.x509 import CertificateAuthority, CertProfile, SM2Certificate
 
 # A 1x1 PNG: the registry only needs a well-formed image.
 PNG = base64.b64decode(
@@ -214,6 +215,45 @@ def test_tampering_fails_the_right_step(
         assert result["steps"][0]["reason"], what
 
 
+def outsider_signature(seal_der: bytes, content: bytes, at: datetime) -> bytes:
+    """A signature over ``content`` with a genuine seal, by a signer the seal does not list,
+    whose certificate chains to a root of the harness's own making, dated ``at``."""
+    outsider = CertificateAuthority.create_root("zwfw conformance outsider CA")
+    key = SM2PrivateKey.generate()
+    cert = outsider.issue(key.public_key, SIGNER_NAME, CertProfile.SIGNER)
+    tbs = ses.build_tbs(seal_der, data_hash=sm3(content), time_info=at, property_info=PROPERTY)
+    return ses.sign_tbs(tbs, cert, key)
+
+
+@pytest.mark.requirement(
+    "IC-SEAL-002", catches=("signer-not-in-seal", "signer-chain-unchecked", "window-at-signing")
+)
+def test_an_outsiders_signature_fails_steps_2_and_4_and_the_window_step_3(
+    eseal_client: httpx.Client, credential: Callable[[str], str]
+) -> None:
+    # A seal whose period begins and ends at Beijing midnights ahead: a signing time inside,
+    # before and after it, none near the run's own hour.
+    # One seal per signing time, so that what a verifier remembers of a seal's status does
+    # not decide the window.
+    start, end = beijing_midnight(2), beijing_midnight(4)
+    content = os.urandom(32)
+    for when, at, step_3 in (
+        ("within the seal's period", start + timedelta(hours=1), "passed"),
+        ("before the seal's period", start - timedelta(hours=1), "failed"),
+        ("after the seal's period", end + timedelta(hours=1), "failed"),
+    ):
+        seal = new_seal(eseal_client, credential, valid_start=start, valid_end=end)
+        signature = outsider_signature(base64.b64decode(seal["seal"]), content, at)
+        result = verify(eseal_client, signature, content)
+        # Step 1 holds (the signature is the outsider's own, made right); step 2 fails (the
+        # seal does not list the signer), step 4 fails (no path to the published root).
+        assert step_statuses(result) == ["passed", "failed", step_3, "failed", "passed"], (
+            when, result["steps"]
+        )  # fmt: skip
+        assert result["valid"] is False, when
+        assert all(s["reason"] for s in result["steps"] if s["status"] == "failed"), when
+
+
 @pytest.mark.requirement(
     "IC-SEAL-003",
     catches=("status-not-public", "still-verifies", "still-signs", "cached-status",
@@ -322,3 +362,73 @@ def test_seal_signs_only_within_its_period_and_for_its_signers(
     strangers = new_seal(eseal_client, credential, signer_subject="zwfw-conformance-not-the-caller")
     stranger = signed(eseal_client, credential, strangers["es_id"], content)
     assert stranger.status_code == 403, f"an unlisted signer signed: {stranger.text[:200]}"
+
+
+@pytest.mark.requirement(
+    "IC-SEAL-005",
+    catches=("seal-info-not-as-registered", "picture-not-as-registered", "signers-not-listed",
+             "record-not-as-registered", "bad-picture-accepted", "signer-twice-accepted",
+             "licence-seal-for-others", "ambiguous-request-accepted"),
+)  # fmt: skip
+def test_the_sealseal_states_what_was_registered_and_bad_requests_are_refused(
+    eseal_client: httpx.Client, credential: Callable[[str], str]
+) -> None:
+    admin = bearer(credential("eseal_admin_token"))
+    body = seal_body(credential)
+    body["picture"] = {**body["picture"], "width_mm": 42, "height_mm": 38}
+    body["valid_end"] = beijing_midnight(3).isoformat()
+    response = eseal_client.post("seals", headers=admin, json=body)
+    assert response.status_code == 201, response.text[:300]
+    made = response.json()
+    # The registry's record: the values asked for.
+    record = {k: made.get(k) for k in ("credit_code", "organisation", "category", "name")}
+    assert record == {k: body[k] for k in record}, record
+    assert made["category_name"] == "业务专用章"
+    assert (made["status"]["status"], made["status"]["es_id"]) == ("valid", made["es_id"])
+    assert [(s["subject"], s["name"]) for s in made["signers"]] == [
+        (credential("eseal_signer_subject"), SIGNER_NAME)
+    ]
+    # The SESeal (GB/T 38540 SES_SealInfo): id, property and picture as registered.
+    info = ses.parse_seal(base64.b64decode(made["seal"]))["e_seal_info"]
+    prop, picture = info["property"], info["picture"]
+    assert info["es_id"].native == made["es_id"]
+    assert prop["type"].native == 1, "not an organisation seal (SES_ESPropertyInfo.type 1)"
+    assert prop["name"].native == body["name"]
+    assert prop["valid_end"].native == moment(body["valid_end"])
+    assert prop["valid_start"].native == moment(made["valid_start"])
+    assert prop["create_date"].native <= prop["valid_start"].native + timedelta(seconds=1)
+    listed = SM2Certificate.from_pem(made["signers"][0]["certificate"].encode()).der
+    assert prop["cert_list_type"].native == 1
+    assert [bytes(c) for c in prop["cert_list"].native] == [listed], (
+        "the SESeal does not list exactly the registered signer's certificate"
+    )
+    assert (picture["type"].native, picture["data"].native) == ("PNG", PNG), (
+        "the SESeal carries another picture"
+    )
+    assert (picture["width"].native, picture["height"].native) == (42, 38)
+
+    signer = {"subject": credential("eseal_signer_subject"), "name": SIGNER_NAME}
+    for what, changes in (
+        (
+            "a picture that is no PNG",
+            {"picture": {"png": base64.b64encode(b"GIF89a" + PNG[6:]).decode()}},
+        ),
+        ("the same signer twice", {"signers": [signer, signer]}),
+        ("a licence seal signed by another than the e-licence service", {"category": "licence"}),
+    ):
+        refused = eseal_client.post("seals", headers=admin, json={**body, **changes})
+        assert refused.status_code in (400, 409), (
+            f"a seal with {what} was made: {refused.status_code}"
+        )
+    content = base64.b64encode(b"zwfw").decode()
+    signer_token = bearer(credential("eseal_signer_token"))
+    for what, path, request in (
+        ("signing both content and digest", f"seals/{made['es_id']}/sign",
+         {"content": content, "digest": sm3(b"zwfw").hex()}),
+        ("signing nothing", f"seals/{made['es_id']}/sign", {}),
+        ("signing a digest of 31 bytes", f"seals/{made['es_id']}/sign", {"digest": "00" * 31}),
+        ("verifying against content and digest", "verify",
+         {"signature": content, "content": content, "digest": sm3(b"zwfw").hex()}),
+    ):  # fmt: skip
+        refused = eseal_client.post(path, headers=signer_token, json=request)
+        assert refused.status_code == 400, f"{what} was accepted: {refused.status_code}"

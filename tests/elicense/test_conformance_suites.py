@@ -30,6 +30,8 @@ CREDENTIALS = (
     "elicense_share_token",
     "elicense_test_issuer_code",
     "elicense_test_issuer_signer_token",
+    "elicense_issuer_token",
+    "elicense_holder_subject",
 )
 
 
@@ -56,6 +58,8 @@ def certify(served: Served, tmp_path: Path) -> tuple[subprocess.CompletedProcess
         "ELICENSE_SHARE_TOKEN": token("hall-340000", "elicense", "elicense:share"),
         "ELICENSE_TEST_ISSUER_CODE": TEST_ISSUER_CODE,
         "ELICENSE_TEST_ISSUER_SIGNER_TOKEN": token(TEST_SIGNER, "eseal", "eseal:sign"),
+        "ELICENSE_ISSUER_TOKEN": token("issuer-ops", "elicense", "elicense:issue"),
+        "ELICENSE_HOLDER_SUBJECT": "holder-a",
     }
     out = tmp_path / "out"
     run = subprocess.run(

@@ -90,9 +90,13 @@ def test_check_prints_the_configuration_and_exits_0(tmp_path: Path) -> None:
         assert value in result.stdout, value
     assert "hub:report hub:exchange" in result.stdout
     # The licence suite's certification test issuer is the province's to provide.
-    assert "elicense_test_issuer_code, elicense_test_issuer_signer_token" in result.stdout
+    assert (
+        "elicense_test_issuer_code, elicense_test_issuer_signer_token, elicense_issuer_token, "
+        "elicense_holder_subject"
+    ) in result.stdout
     assert summary["licence_suite"]["credentials"] == [
         "elicense_test_issuer_code", "elicense_test_issuer_signer_token",
+        "elicense_issuer_token", "elicense_holder_subject",
     ]  # fmt: skip
     assert "check passed" in result.stdout
     # Secrets are the owner's only and never printed.

@@ -480,7 +480,8 @@ def _fresh_instance(factory: Callable[[], Defect]) -> Callable[[Province], Defec
 VARIANTS: tuple[Variant, ...] = (
     Variant("licence-check-character", "elicense",
             "licence identifiers shown with a wrong GB/T 36904 check character",
-            frozenset({"IC-LIC-001"}), _fresh_instance(WrongLicenceCheckCharacter)),
+            # IC-LIC-007 too: the issuer is answered with another identifier than it issued.
+            frozenset({"IC-LIC-001", "IC-LIC-007"}), _fresh_instance(WrongLicenceCheckCharacter)),
     Variant("holder-isolation", "elicense",
             "a holder can read another holder's licence by its identifier",
             frozenset({"IC-LIC-003"}), holder_check_missing),

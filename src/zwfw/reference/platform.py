@@ -636,6 +636,8 @@ class ReferencePlatform(NationalSide):
             "elicense_holder_token": self.person_token(region, "applicant", consent),
             "elicense_other_holder_token": self.person_token(region, "other", consent),
             "elicense_share_token": self.province_token(region, f"org-{region}", "elicense:share"),
+            "elicense_issuer_token": self.province_token(region, f"ops-{region}", "elicense:issue"),
+            "elicense_holder_subject": province.persons["applicant"].sub,
             "eseal_admin_token": self.province_token(region, f"ops-{region}", "eseal:admin"),
             "eseal_signer_subject": f"signer-{region}",
             "eseal_signer_token": self.province_token(region, f"signer-{region}", "eseal:sign"),

@@ -38,7 +38,9 @@ the summary says so (``licence_suite``): a certification test issuer at its e-li
 service, with its own seal (never a licence seal of a real issuer) on whose signer list a
 signing client of the province stands besides the e-licence service, and a valid licence of
 that issuer held by the test holder; the province exports ``elicense_test_issuer_code`` and
-``elicense_test_issuer_signer_token`` (that client's ``eseal:sign`` token).
+``elicense_test_issuer_signer_token`` (that client's ``eseal:sign`` token), and for IC-LIC-007
+``elicense_issuer_token`` (an ``elicense:issue`` token that may issue licences of that issuer)
+and ``elicense_holder_subject`` (the test holder's ``sub``).
 """
 
 from __future__ import annotations
@@ -96,9 +98,15 @@ LICENCE_SUITE = {
     "certification_test_issuer": (
         "an issuing authority for certification only at your e-licence service, with its own "
         "seal (never a real issuer's licence seal) whose signers are your e-licence service "
-        "and a signing client of yours; the test holder holds a valid licence of it"
+        "and a signing client of yours; the test holder holds a valid licence of it; an "
+        "issuing client of yours may issue and revoke licences of it (IC-LIC-007)"
     ),
-    "credentials": ["elicense_test_issuer_code", "elicense_test_issuer_signer_token"],
+    "credentials": [
+        "elicense_test_issuer_code",
+        "elicense_test_issuer_signer_token",
+        "elicense_issuer_token",
+        "elicense_holder_subject",
+    ],
 }
 
 
