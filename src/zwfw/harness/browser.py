@@ -14,13 +14,17 @@ browser so the suite and the harness's own tests share them:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import http.server
 import os
 import shutil
+import socket
+import ssl
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,13 +72,45 @@ def playwright_missing() -> str | None:
     return None
 
 
+def verified_spki_pins(urls: Iterable[str], context: ssl.SSLContext) -> list[str]:
+    """The base64 SHA-256 of each https endpoint's certificate key (SubjectPublicKeyInfo),
+    read over a connection that ``context`` verified: its chain to the profile's trust anchor
+    and its host name. Chromium cannot be handed the profile's CA bundle; told to accept
+    exactly these keys, it trusts what the profile trusts and nothing else. An endpoint that
+    does not verify raises ``ssl.SSLError``, as a browser would refuse it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    pins: list[str] = []
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "https" or parts.hostname is None:
+            continue
+        address = (parts.hostname, parts.port or 443)
+        with (
+            socket.create_connection(address, timeout=TIMEOUT_MS / 1000) as raw,
+            context.wrap_socket(raw, server_hostname=parts.hostname) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+        assert der is not None  # a verified handshake always has the server's certificate
+        key = x509.load_der_x509_certificate(der).public_key()
+        spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+        if pin not in pins:
+            pins.append(pin)
+    return pins
+
+
 @contextmanager
-def chromium(executable: str) -> Iterator[Browser]:
-    """A headless chromium at `executable`, closed afterwards."""
+def chromium(executable: str, trusted_keys: Iterable[str] = ()) -> Iterator[Browser]:
+    """A headless chromium at `executable`, closed afterwards; ``trusted_keys`` are
+    certificate key pins (`verified_spki_pins`) it accepts besides its own trust store."""
     from playwright.sync_api import sync_playwright
 
+    pins = ",".join(trusted_keys)
+    args = [f"--ignore-certificate-errors-spki-list={pins}"] if pins else []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True)
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=args)
         try:
             yield browser
         finally:
