@@ -119,3 +119,16 @@ def test_not_accepted_case_can_be_rated(hall: Hall) -> None:
     number = hall.apply()["case_number"]
     assert hall.step(number, 4, 3).json()["state"] == "not_accepted"
     assert rate(hall, number, level=3).status_code == 201
+
+
+def test_an_identifier_beyond_the_stores_range_is_refused_never_an_error(any_hall: Hall) -> None:
+    """PostgreSQL refuses a task identifier past its integer column: a client's bad value,
+    answered as a problem (here a 422), never a 500, whichever database the hall runs on."""
+    for task in ("41646889395", "1"):
+        response = any_hall.client.post(
+            f"/rectifications/{task}/close",
+            json={"response": "已整改"},
+            headers=any_hall.staff(*RECTIFIER),
+        )
+        assert response.status_code in (404, 422), response.text
+        assert response.headers["content-type"] == "application/problem+json"

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import String
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from zwfw.services.kit import (
@@ -135,6 +135,17 @@ def boom() -> None:
 def database_gone() -> None:
     # What SQLAlchemy raises when the server closed the connection (a restart).
     raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+
+
+@router.get("/out-of-range/{number}")
+@public
+def out_of_range(number: int) -> None:
+    # What SQLAlchemy raises when PostgreSQL finds a value outside its column's type (an
+    # identifier beyond a 32-bit integer column).
+    raise DataError(
+        "SELECT * FROM notes WHERE id = %(id)s", {"id": number},
+        ValueError("integer out of range"),
+    )  # fmt: skip
 
 
 def build(settings: ExampleSettings) -> FastAPI:

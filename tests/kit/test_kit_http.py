@@ -94,6 +94,15 @@ def test_a_lost_database_connection_is_a_503_problem_to_retry(
     assert [r for r in json_logs.records() if r["message"] == "database unavailable"]
 
 
+def test_a_value_the_database_cannot_hold_is_a_422_problem(client: TestClient, json_logs) -> None:
+    response = client.get("/out-of-range/41646889395")
+    body = _assert_problem(response, 422)
+    assert body["detail"] == "a value of the request is out of the range the service accepts"
+    assert "SELECT" not in response.text
+    assert "41646889395" not in response.text
+    assert [r for r in json_logs.records() if r["message"] == "value refused by the database"]
+
+
 def test_security_headers_on_success_and_failure(client: TestClient) -> None:
     for response in (client.get("/healthz"), client.get("/missing"), client.get("/boom")):
         assert response.headers["x-content-type-options"] == "nosniff"

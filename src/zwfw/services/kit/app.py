@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -157,6 +157,20 @@ class KitMiddleware:
                 503,
                 detail="the database is unavailable for the moment; retry shortly",
                 headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+            )
+            await problem.to_response(request_id)(scope, receive, send_wrapper)
+        except DataError as error:
+            # A value the database cannot hold (an identifier beyond its integer column, a
+            # string it cannot encode): the request's fault, refused like any invalid value;
+            # the transaction was rolled back, so nothing of it is stored.
+            log.warning(
+                "value refused by the database",
+                extra={"path": scope.get("path", ""), "error": type(error.orig).__name__},
+            )
+            if response_started:
+                raise
+            problem = Problem(
+                422, detail="a value of the request is out of the range the service accepts"
             )
             await problem.to_response(request_id)(scope, receive, send_wrapper)
         except Exception:
