@@ -408,3 +408,24 @@ def test_https_endpoints_are_deduplicated_and_http_ones_left_out() -> None:
         Endpoint("gw.example.gov.cn", 443): ["hall", "elicense"],
         Endpoint("hub.example.gov.cn", 8443): ["hub"],
     }
+
+
+def test_a_certificate_naming_no_valid_host_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    """A name no host can have (a template's unexpanded backreference) beside valid ones: the
+    chain is judged, and the junk name reported, rather than the whole check erroring."""
+    from zwfw.harness.tls import certificate_findings
+
+    ca = _ca(tmp_path, "ca")
+    _server_cert(tmp_path, "junk", ca, "\\1.zwfw", days=365)
+    pem = (tmp_path / "junk.pem").read_text()
+    scan_result = {
+        "certificate_info": {
+            "status": "COMPLETED",
+            "result": {"certificate_deployments": [{"received_certificate_chain": [
+                {"as_pem": pem}
+            ]}]},
+        }
+    }  # fmt: skip
+    found = certificate_findings(scan_result, "localhost", [ca[0]])
+    assert "untrusted-chain" in [f.mode for f in found]
+    assert any("\\1.zwfw" in f.detail for f in found)

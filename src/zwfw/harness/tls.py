@@ -287,15 +287,26 @@ def _chain_error(
     so the leaf is validated for a name it carries), or None."""
     leaf, intermediates = chain[0], list(chain[1:])
     dns, addresses = _names(leaf)
-    subject: x509.DNSName | x509.IPAddress
-    if dns:
-        # A wildcard name is validated for one host it covers.
-        subject = x509.DNSName("host." + dns[0][2:] if dns[0].startswith("*.") else dns[0])
-    elif addresses:
-        subject = x509.IPAddress(ipaddress.ip_address(addresses[0]))
-    else:
+    if not dns and not addresses:
         return "the certificate names no host (no subject alternative name)"
-    verifier = PolicyBuilder().store(Store(anchors)).time(now).build_server_verifier(subject)
+    # A wildcard name is validated for one host it covers.
+    subjects: list[x509.DNSName | x509.IPAddress] = [
+        x509.DNSName("host." + name[2:] if name.startswith("*.") else name) for name in dns
+    ]
+    subjects += [x509.IPAddress(ipaddress.ip_address(address)) for address in addresses]
+    policy = PolicyBuilder().store(Store(anchors)).time(now)
+    invalid: list[str] = []
+    for subject in subjects:
+        try:
+            verifier = policy.build_server_verifier(subject)
+            break
+        except ValueError:
+            # A name that is no host name at all (a template left unexpanded, say).
+            invalid.append(str(subject.value))
+    else:
+        return f"the certificate names no valid host: {', '.join(invalid)}"
+    if invalid:
+        return f"the certificate names invalid hosts: {', '.join(sorted(set(invalid)))}"
     try:
         verifier.verify(leaf, intermediates)
     except VerificationError as error:
