@@ -327,10 +327,12 @@ def test_route_listing_tells_public_routes_from_self_authenticating_ones(app) ->
     public_paths = sorted(r.path for r in listing.values() if r.access == "public")
     assert public_paths == [
         "/boom",
+        "/database-gone",
         "/greeting",
         "/healthz",
         "/metrics",
         "/notes/{code}",
+        "/out-of-range/{number}",
         "/readyz",
     ]
     assert listing[("/protected", ("GET",))].access == "bearer token"
