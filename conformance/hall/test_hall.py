@@ -348,8 +348,15 @@ def test_catalog_pages_filters_and_details_agree(hall_client: httpx.Client) -> N
     assert len(single.json()["items"]) == 1, "limit=1 does not give one item"
 
 
-def all_cases(actor: Actor, page_size: int = 200, **params: Any) -> list[dict[str, Any]]:
-    """Every case the actor's list shows, page by page."""
+# How many of the applicant's cases are walked in pages of two: every certification run adds
+# cases to the test applicant, and a walk through all of them would grow with each run.
+PAGED_WINDOW = 40
+
+
+def all_cases(
+    actor: Actor, page_size: int = 200, stop_after: int | None = None, **params: Any
+) -> list[dict[str, Any]]:
+    """Every case the actor's list shows, page by page (the first ``stop_after`` or more)."""
     cases: list[dict[str, Any]] = []
     while True:
         response = actor.get("cases", params={**params, "limit": page_size, "offset": len(cases)})
@@ -357,6 +364,8 @@ def all_cases(actor: Actor, page_size: int = 200, **params: Any) -> list[dict[st
         page = response.json()
         cases.extend(page["cases"])
         if not page["cases"] or len(cases) >= page["total"]:
+            return cases
+        if stop_after is not None and len(cases) >= stop_after:
             return cases
 
 
@@ -657,9 +666,9 @@ def test_case_lists_page_filter_and_agree_with_details(
         assert found.json()["total"] == len(matches), "the lookup's total is not its cases"
     whole = all_cases(applicant)
     numbers = [c["case_number"] for c in whole]
-    paged = [c["case_number"] for c in all_cases(applicant, page_size=2)]
+    paged = [c["case_number"] for c in all_cases(applicant, page_size=2, stop_after=PAGED_WINDOW)]
     assert len(paged) == len(set(paged)), "paging by two repeats a case"
-    assert paged == numbers, "paging by two drops or reorders cases"
+    assert paged == numbers[: len(paged)], "paging by two drops or reorders cases"
     assert set(new) <= set(numbers), "a new case is missing from its applicant's list"
     for case in whole:
         if case["case_number"] in new:
