@@ -19,10 +19,12 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Three pytest runs. The self-test certifies one known-bad province after another and keeps
-# about one core busy, so it runs beside the other tiers (its output follows theirs); the tiers
-# that judge rates, availability and recovery under traffic (TIMED_TESTS) run afterwards, alone,
-# so the machine's other work cannot decide their verdicts. pytest exits 5 when it collected
-# nothing; that is a failure here, never a pass.
+# about one core busy, so it runs beside the other tiers, the catalog's coverage check and
+# checkov (its output follows theirs); the tiers that judge rates, availability and recovery
+# under traffic (TIMED_TESTS) run afterwards, alone, so the machine's other work cannot decide
+# their verdicts. pytest exits 5 when it collected nothing; that is a failure here, never a
+# pass. Coverage: every MUST requirement in the catalog needs a test, and every failure mode it
+# lists a test that catches it. checkov: the Kubernetes target's manifests (its own virtualenv).
 TIMED_TESTS := tests/faults tests/harness/test_harness_load.py tests/deploy/test_deploy_site_local.py
 SELFTEST_LOG := out/test-selftest.log
 
@@ -32,20 +34,17 @@ test: $(STAMP) $(SSLYZE_STAMP)
 	selftest=$$!; \
 	$(BIN)/pytest --durations=30 --ignore=tests/selftest $(addprefix --ignore=,$(TIMED_TESTS)); \
 	rest=$$?; \
+	$(BIN)/zwfw requirements coverage --require-failure-modes; coverage=$$?; \
+	$(MAKE) --no-print-directory checkov; checkov=$$?; \
 	wait $$selftest; selftest_rc=$$?; \
-	echo "== tests/selftest (ran beside the tiers above; exit $$selftest_rc) =="; \
+	echo "== tests/selftest (ran beside the above; exit $$selftest_rc) =="; \
 	cat $(SELFTEST_LOG); \
 	echo "== the timed tiers: $(TIMED_TESTS) =="; \
 	$(BIN)/pytest --durations=15 $(TIMED_TESTS); timed=$$?; \
 	for rc in $$rest $$selftest_rc $$timed; do \
 	  if [ $$rc -eq 5 ]; then echo "make test: a pytest run collected no tests" >&2; exit 1; fi; \
 	done; \
-	for rc in $$rest $$selftest_rc $$timed; do [ $$rc -eq 0 ] || exit $$rc; done
-	@# Every MUST requirement in the catalog needs a test, and every failure mode it lists a test
-	@# that catches it.
-	$(BIN)/zwfw requirements coverage --require-failure-modes
-	@# The Kubernetes target's manifests, through checkov (its own virtualenv).
-	@$(MAKE) --no-print-directory checkov
+	for rc in $$rest $$coverage $$checkov $$selftest_rc $$timed; do [ $$rc -eq 0 ] || exit $$rc; done
 
 # Everything but the slow tiers (deploy, e2e, faults, sandbox, selftest: markers that tests/conftest.py
 # gives by directory), then the same coverage check.
