@@ -520,7 +520,8 @@ VARIANTS: tuple[Variant, ...] = (
             frozenset({"IC-CHAN-003"}), nonce_unchecked),
     Variant("channel-idempotency-ignored", "hub",
             "the hub ignores Idempotency-Key: retries stored again, reused keys taken",
-            frozenset({"IC-CHAN-005"}), idempotency_key_ignored),
+            # The hub then also holds the case's reports twice (IC-CHAN-006).
+            frozenset({"IC-CHAN-005", "IC-CHAN-006"}), idempotency_key_ignored),
     Variant("pkce-plain-advertised", "identity",
             "the IdP's discovery document offers PKCE plain",
             frozenset({"IC-ID-001"}), _plain(pkce_plain_advertised)),
