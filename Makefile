@@ -18,33 +18,38 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Three pytest runs. The self-test certifies one known-bad province after another and keeps
-# about one core busy, so it runs beside the other tiers, the catalog's coverage check and
-# checkov (its output follows theirs); the tiers that judge rates, availability and recovery
+# Four pytest runs. The self-test certifies one known-bad province after another; a certify
+# run mostly waits on the province, so the variants are split over two processes (each with its
+# own reference platform) that run beside the other untimed tiers, the catalog's coverage check
+# and checkov (their output follows). The tiers that judge rates, availability and recovery
 # under traffic (TIMED_TESTS) run afterwards, alone, so the machine's other work cannot decide
 # their verdicts. pytest exits 5 when it collected nothing; that is a failure here, never a
 # pass. Coverage: every MUST requirement in the catalog needs a test, and every failure mode it
 # lists a test that catches it. checkov: the Kubernetes target's manifests (its own virtualenv).
 TIMED_TESTS := tests/faults tests/harness/test_harness_load.py tests/deploy/test_deploy_site_local.py
-SELFTEST_LOG := out/test-selftest.log
+SELFTEST_LOG := out/test-selftest
 
 test: $(STAMP) $(SSLYZE_STAMP)
 	@mkdir -p $(dir $(SELFTEST_LOG))
-	@$(BIN)/pytest -p no:cacheprovider --durations=15 tests/selftest > $(SELFTEST_LOG) 2>&1 & \
-	selftest=$$!; \
+	@for k in 1 2; do \
+	  ZWFW_SELFTEST_SHARD=$$k/2 $(BIN)/pytest -p no:cacheprovider --durations=10 tests/selftest \
+	    > $(SELFTEST_LOG)-$$k.log 2>&1 & \
+	  eval "shard$$k=$$!"; \
+	done; \
 	$(BIN)/pytest --durations=30 --ignore=tests/selftest $(addprefix --ignore=,$(TIMED_TESTS)); \
 	rest=$$?; \
 	$(BIN)/zwfw requirements coverage --require-failure-modes; coverage=$$?; \
 	$(MAKE) --no-print-directory checkov; checkov=$$?; \
-	wait $$selftest; selftest_rc=$$?; \
-	echo "== tests/selftest (ran beside the above; exit $$selftest_rc) =="; \
-	cat $(SELFTEST_LOG); \
+	wait $$shard1; selftest1=$$?; wait $$shard2; selftest2=$$?; \
+	for k in 1 2; do \
+	  echo "== tests/selftest, shard $$k of 2 (ran beside the above) =="; cat $(SELFTEST_LOG)-$$k.log; \
+	done; \
 	echo "== the timed tiers: $(TIMED_TESTS) =="; \
 	$(BIN)/pytest --durations=15 $(TIMED_TESTS); timed=$$?; \
-	for rc in $$rest $$selftest_rc $$timed; do \
+	for rc in $$rest $$selftest1 $$selftest2 $$timed; do \
 	  if [ $$rc -eq 5 ]; then echo "make test: a pytest run collected no tests" >&2; exit 1; fi; \
 	done; \
-	for rc in $$rest $$coverage $$checkov $$selftest_rc $$timed; do [ $$rc -eq 0 ] || exit $$rc; done
+	for rc in $$rest $$coverage $$checkov $$selftest1 $$selftest2 $$timed; do [ $$rc -eq 0 ] || exit $$rc; done
 
 # Everything but the slow tiers (deploy, e2e, faults, sandbox, selftest: markers that tests/conftest.py
 # gives by directory), then the same coverage check.
