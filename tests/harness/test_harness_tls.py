@@ -225,6 +225,18 @@ def _modes(
     return {finding.mode for finding in found}
 
 
+def _scanned_chain(pem: str) -> dict[str, Any]:
+    """An sslyze scan result made up around one received certificate."""
+    return {
+        "certificate_info": {
+            "status": "COMPLETED",
+            "result": {"certificate_deployments": [{"received_certificate_chain": [
+                {"as_pem": pem}
+            ]}]},
+        }
+    }  # fmt: skip
+
+
 def test_a_well_configured_server_has_no_finding(
     scans: dict[str, dict[str, Any]], servers: tuple[Path, dict[str, int]]
 ) -> None:
@@ -381,14 +393,7 @@ def test_hostnames_and_keys(tmp_path: Path) -> None:
     # A 1024-bit RSA key is weak; the scan result is made up around the certificate.
     _server_cert(tmp_path, "rsa", ca, "localhost", 365, rsa.generate_private_key(65537, 1024))
     pem = (tmp_path / "rsa.pem").read_text()
-    scan_result = {
-        "certificate_info": {
-            "status": "COMPLETED",
-            "result": {"certificate_deployments": [{"received_certificate_chain": [
-                {"as_pem": pem}
-            ]}]},
-        }
-    }  # fmt: skip
+    scan_result = _scanned_chain(pem)
     from zwfw.harness.tls import certificate_findings
 
     found = certificate_findings(scan_result, "localhost", [ca[0]])
@@ -418,14 +423,7 @@ def test_a_certificate_naming_no_valid_host_is_a_finding_not_a_crash(tmp_path: P
     ca = _ca(tmp_path, "ca")
     _server_cert(tmp_path, "junk", ca, "\\1.zwfw", days=365)
     pem = (tmp_path / "junk.pem").read_text()
-    scan_result = {
-        "certificate_info": {
-            "status": "COMPLETED",
-            "result": {"certificate_deployments": [{"received_certificate_chain": [
-                {"as_pem": pem}
-            ]}]},
-        }
-    }  # fmt: skip
+    scan_result = _scanned_chain(pem)
     found = certificate_findings(scan_result, "localhost", [ca[0]])
     assert "untrusted-chain" in [f.mode for f in found]
     assert any("\\1.zwfw" in f.detail for f in found)
