@@ -36,6 +36,7 @@ def _rows_file(k: int, n: int) -> os.PathLike[str]:
     return DETECTION_TABLE.parent / f"rows-{k}of{n}.json"
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m, so that the shards split what was selected
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     k, n = shard()
     if n == 1:
