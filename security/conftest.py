@@ -98,6 +98,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # The scans of the whole run come after every other test of the session.
     items.sort(key=lambda item: item.path.name == LAST and item.path.parent == SUITE)
     _scans_out_of_scope_without_https(config)
+    _mutual_tls_out_of_scope_unless_declared(config)
     _static_checks_out_of_scope_without_deployment(config)
 
 
@@ -124,6 +125,20 @@ def _scans_out_of_scope_without_https(config: pytest.Config) -> None:
     )
     for requirement in TLS_SCANNED:
         run.out_of_scope[requirement] = why
+
+
+def _mutual_tls_out_of_scope_unless_declared(config: pytest.Config) -> None:
+    """Mutual TLS is judged where the profile declares it (tls.mutual); elsewhere SEC-TLS-006
+    is listed not tested and out of scope, never passed."""
+    from zwfw.harness.pytest_plugin import RUN_KEY
+
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or run.profile is None or run.profile.tls.mutual:
+        return
+    run.out_of_scope["SEC-TLS-006"] = (
+        "the profile declares no mutual-TLS endpoint (tls: {mutual: [hub], client_cert: ..., "
+        "client_key: ...}): where the national gateway requires client certificates, declare it"
+    )
 
 
 def _static_checks_out_of_scope_without_deployment(config: pytest.Config) -> None:

@@ -3,7 +3,9 @@ it `internal_only` (SEC-TLS-001; reachable only inside the operator's network, b
 gateway; see conformance/README.md, "Target profile"), and every https endpoint, scanned with
 sslyze, offers TLS 1.2+ only with strong forward-secret suites (SEC-TLS-002, -003), a
 certificate chaining to the profile's trust anchor for its host name (SEC-TLS-004) and HSTS
-(SEC-TLS-005).
+(SEC-TLS-005); the services the profile declares mutual TLS (`tls.mutual`) refuse clients
+without a certificate or with one from an unknown issuer and serve the profile's own client
+(SEC-TLS-006). The scans present the profile's client certificate where it has one.
 
 A profile without any https endpoint leaves SEC-TLS-002..005 not tested, outside the run's
 scope (`conftest.py`): there is nothing to scan, and the operator's gateway is then evidence
@@ -26,6 +28,7 @@ from zwfw.harness.tls import (
     https_endpoints,
     judge,
     load_anchors,
+    mutual_tls_findings,
     scan,
 )
 
@@ -60,10 +63,12 @@ def tls_findings(target: TargetProfile) -> dict[str, ScanOutcome]:
     if sslyze is None:
         pytest.skip("sslyze is not installed: make sslyze, or set ZWFW_SSLYZE to its command")
     anchors = load_anchors(target.tls.ca_bundle)
+    tls = target.tls
+    presented = (tls.client_cert, tls.client_key) if tls.client_cert and tls.client_key else None
 
     def one(endpoint: Endpoint) -> ScanOutcome:
         try:
-            return judge(scan(endpoint, sslyze), endpoint, anchors)
+            return judge(scan(endpoint, sslyze, client_certificate=presented), endpoint, anchors)
         except TlsScanError as error:
             return error
 
@@ -116,3 +121,27 @@ def test_https_certificates_chain_to_the_anchor_for_their_host(
 @pytest.mark.requirement("SEC-TLS-005", catches=("hsts-missing", "hsts-weak"))
 def test_https_responses_carry_hsts(tls_findings: dict[str, ScanOutcome]) -> None:
     _assert_none_for("SEC-TLS-005", tls_findings)
+
+
+@pytest.mark.requirement(
+    "SEC-TLS-006",
+    catches=("client-certificate-optional", "untrusted-client-certificate",
+             "client-certificate-refused"),
+)  # fmt: skip
+def test_declared_mutual_tls_endpoints_take_only_trusted_client_certificates(
+    target: TargetProfile,
+) -> None:
+    tls = target.tls
+    if not tls.mutual or tls.client_cert is None or tls.client_key is None:
+        # Out of scope (conftest.py); the profile holds no mutual without a client certificate.
+        pytest.skip("the profile declares no mutual-TLS endpoint")
+    services = target.services.configured()
+    problems = [
+        f"{name}: {finding.mode}: {finding.detail}"
+        for name in tls.mutual
+        for finding in mutual_tls_findings(
+            services[name], tls.ca_bundle, (tls.client_cert, tls.client_key),
+            target.timeout_seconds,
+        )
+    ]  # fmt: skip
+    assert not problems, "; ".join(problems)

@@ -184,6 +184,30 @@ def test_internal_only_names_listed_services() -> None:
         TargetProfile.model_validate({**base, "internal_only": ["hub"]})
 
 
+def test_mutual_tls_names_listed_services_and_needs_a_client_certificate(
+    tmp_path: Path,
+) -> None:
+    from pydantic import ValidationError
+
+    from zwfw.harness.profile import TargetProfile
+
+    (tmp_path / "client.pem").write_text("certificate")
+    (tmp_path / "client.key").write_text("key")
+    client = {
+        "client_cert": str(tmp_path / "client.pem"),
+        "client_key": str(tmp_path / "client.key"),
+    }
+    base = {"name": "p", "region_code": "340000", "services": {"hub": "https://hub.example:8443"}}
+    profile = TargetProfile.model_validate({**base, "tls": {**client, "mutual": ["hub"]}})
+    assert profile.tls.mutual == ["hub"]
+    plain = TargetProfile.model_validate({**base, "tls": client})
+    assert profile.fingerprint() != plain.fingerprint()
+    with pytest.raises(ValidationError, match="tls.mutual names hall"):
+        TargetProfile.model_validate({**base, "tls": {**client, "mutual": ["hall"]}})
+    with pytest.raises(ValidationError, match="mutual needs client_cert"):
+        TargetProfile.model_validate({**base, "tls": {"mutual": ["hub"]}})
+
+
 def test_observers_see_every_response_of_the_harness_clients() -> None:
     import httpx
 

@@ -1,7 +1,9 @@
-"""The security suite's transport scans (SEC-TLS-002..005) against real TLS servers: nginx
+"""The security suite's transport scans (SEC-TLS-002..006) against real TLS servers: nginx
 configured well, with legacy protocols, a weak suite and no HSTS, and with a certificate for
-another host that expires soon. Each server is scanned once by sslyze (a few seconds each,
-in parallel); the suite itself then runs against profiles naming them."""
+another host that expires soon; and, for mutual TLS, requiring a client certificate from the
+trust anchor, taking one only optionally, and taking one from any issuer. Each server is
+scanned once by sslyze (a few seconds each, in parallel); the suite itself then runs against
+profiles naming them."""
 
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ from zwfw.harness.tls import (
 
 REPO = Path(__file__).resolve().parents[2]
 TLS_IDS = ("SEC-TLS-001", "SEC-TLS-002", "SEC-TLS-003", "SEC-TLS-004", "SEC-TLS-005")
+MUTUAL = "SEC-TLS-006"
 STRONG = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"
 HSTS = 'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;'
 
@@ -99,6 +102,7 @@ def _server_cert(
     host: str,
     days: int,
     key: Any = None,
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> None:
     key = key or ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
@@ -112,7 +116,7 @@ def _server_cert(
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca[1].public_key()), False
         )
@@ -137,6 +141,20 @@ SERVERS = {
         '@SECLEVEL=0";',
     ),
     "certificate": ("wrong-host", f"ssl_protocols TLSv1.2 TLSv1.3; ssl_ciphers {STRONG}; {HSTS}"),
+}
+# Servers for mutual TLS ({ca} is the directory of the trust anchor): required from the
+# anchor; optional (a client without one is served too); any issuer taken, none refused.
+GOOD = f"ssl_protocols TLSv1.2 TLSv1.3; ssl_ciphers {STRONG}; {HSTS}"
+MUTUAL_SERVERS = {
+    "mutual": ("good", GOOD + " ssl_client_certificate {ca}/ca.pem; ssl_verify_client on;"),
+    "mutual-optional": (
+        "good",
+        GOOD + " ssl_client_certificate {ca}/ca.pem; ssl_verify_client optional;",
+    ),
+    "mutual-any-issuer": (
+        "good",
+        GOOD + " ssl_verify_client optional_no_ca; if ($ssl_client_verify = NONE) { return 400; }",
+    ),
 }
 
 
@@ -168,12 +186,17 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     _server_cert(directory, "good", ca, "localhost", days=365)
     # For another host name, and expiring within the 30-day horizon.
     _server_cert(directory, "wrong-host", ca, "portal.example.gov.cn", days=10)
-    ports = {name: _free_port() for name in SERVERS}
+    _server_cert(directory, "client", ca, "province-a", 365, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    configured = SERVERS | {
+        name: (cert, directives.replace("{ca}", str(directory)))
+        for name, (cert, directives) in MUTUAL_SERVERS.items()
+    }
+    ports = {name: _free_port() for name in configured}
     blocks = "\n".join(
         f"server {{ listen 127.0.0.1:{ports[name]} ssl; "
         f"ssl_certificate {directory}/{cert}.pem; ssl_certificate_key {directory}/{cert}.key; "
         f"{directives} location / {{ return 200 'ok'; }} }}"
-        for name, (cert, directives) in SERVERS.items()
+        for name, (cert, directives) in configured.items()
     )
     temp = directory / "temp"
     temp.mkdir()
@@ -207,9 +230,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
 @pytest.fixture(scope="module")
 def scans(servers: tuple[Path, dict[str, int]], sslyze: str) -> dict[str, dict[str, Any]]:
     _, ports = servers
-    with ThreadPoolExecutor(max_workers=len(ports)) as pool:
-        results = pool.map(lambda port: scan(Endpoint("localhost", port), sslyze), ports.values())
-        return dict(zip(ports, results, strict=True))
+    plain = {name: port for name, port in ports.items() if name in SERVERS}
+    with ThreadPoolExecutor(max_workers=len(plain)) as pool:
+        results = pool.map(lambda port: scan(Endpoint("localhost", port), sslyze), plain.values())
+        return dict(zip(plain, results, strict=True))
 
 
 def _anchors(directory: Path, name: str = "ca") -> list[x509.Certificate]:
@@ -263,10 +287,18 @@ def test_a_chain_to_another_anchor_is_untrusted(
 
 def _run_suite(
     servers: tuple[Path, dict[str, int]], tmp_path: Path, services: dict[str, str],
-    internal_only: tuple[str, ...] = (),
+    internal_only: tuple[str, ...] = (), mutual: tuple[str, ...] = (),
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """The transport tests of the security suite against a profile; their results by ID."""
+    """The transport tests of the security suite against a profile; their results by ID.
+    Services named in ``mutual`` are declared mutual TLS, with the anchor's client."""
     directory, _ = servers
+    tls = {"ca_bundle": str(directory / "ca.pem")}
+    if mutual:
+        tls |= {
+            "client_cert": str(directory / "client.pem"),
+            "client_key": str(directory / "client.key"),
+            "mutual": list(mutual),
+        }
     profile = tmp_path / "profile.yaml"
     profile.write_text(
         yaml.safe_dump(
@@ -275,7 +307,7 @@ def _run_suite(
                 "region_code": "340000",
                 "services": services,
                 "internal_only": list(internal_only),
-                "tls": {"ca_bundle": str(directory / "ca.pem")},
+                "tls": tls,
             }
         )
     )
@@ -295,7 +327,7 @@ def _run_suite(
     )
     assert report.is_file(), done.stdout + done.stderr
     document = json.loads(report.read_text(encoding="utf-8"))
-    return {r["id"]: r for r in document["requirements"] if r["id"] in TLS_IDS}
+    return {r["id"]: r for r in document["requirements"] if r["id"] in (*TLS_IDS, MUTUAL)}
 
 
 def _failing(results: dict[str, dict[str, Any]]) -> set[str]:
@@ -306,19 +338,24 @@ def _failing(results: dict[str, dict[str, Any]]) -> set[str]:
 def suite_runs(
     servers: tuple[Path, dict[str, int]], sslyze: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """The suite's transport tests against a profile naming each server, and against a
-    profile on plain http only (every service internal_only); run side by side."""
+    """The suite's transport tests against a profile naming each server (the hub, declared
+    mutual TLS, for the mutual ones), and against a profile on plain http only (every service
+    internal_only); run side by side."""
     _, ports = servers
-    profiles: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
-        name: ({"hall": f"https://localhost:{port}"}, ()) for name, port in ports.items()
+    Profile = tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]
+    profiles: dict[str, Profile] = {
+        name: ({"hall": f"https://localhost:{ports[name]}"}, (), ()) for name in SERVERS
     }
-    profiles["http-only"] = ({"hall": "http://127.0.0.1:9"}, ("hall",))
-    with ThreadPoolExecutor(max_workers=len(profiles)) as pool:
+    profiles |= {
+        name: ({"hub": f"https://localhost:{ports[name]}"}, (), ("hub",)) for name in MUTUAL_SERVERS
+    }
+    profiles["http-only"] = ({"hall": "http://127.0.0.1:9"}, ("hall",), ())
+    with ThreadPoolExecutor(max_workers=4) as pool:
         runs = {
             name: pool.submit(
-                _run_suite, servers, tmp_path_factory.mktemp(name), services, internal
+                _run_suite, servers, tmp_path_factory.mktemp(name), services, internal, mutual
             )
-            for name, (services, internal) in profiles.items()
+            for name, (services, internal, mutual) in profiles.items()
         }
         return {name: run.result() for name, run in runs.items()}
 
@@ -337,6 +374,40 @@ def test_the_suite_fails_exactly_the_requirements_a_server_breaks(
     results = suite_runs[server]
     assert _failing(results) == fails, {r: results[r]["reason"] for r in results}
     assert all(results[r]["status"] == "pass" for r in set(TLS_IDS) - fails)
+    # No service declared mutual TLS: not tested and out of scope, never passed.
+    assert (results[MUTUAL]["status"], results[MUTUAL]["in_scope"]) == ("not-tested", False)
+    assert "no mutual-TLS endpoint" in results[MUTUAL]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("server", "mode"),
+    [
+        ("mutual", None),
+        ("mutual-optional", "client-certificate-optional"),
+        ("mutual-any-issuer", "untrusted-client-certificate"),
+    ],
+)
+def test_a_declared_mutual_tls_endpoint_must_take_only_the_anchors_clients(
+    suite_runs: dict[str, dict[str, dict[str, Any]]], server: str, mode: str | None
+) -> None:
+    """Scanned with the profile's client certificate, every server passes the scans; SEC-TLS-006
+    fails for the one that serves a client without a certificate, or with a stranger's."""
+    results = suite_runs[server]
+    assert _failing(results) == ({MUTUAL} if mode else set()), {
+        r: results[r]["reason"] for r in results
+    }
+    assert all(results[r]["status"] == "pass" for r in TLS_IDS), results
+    if mode:
+        assert mode in results[MUTUAL]["reason"], results[MUTUAL]["reason"]
+    else:
+        assert (results[MUTUAL]["status"], results[MUTUAL]["in_scope"]) == ("pass", True)
+
+
+def test_mutual_tls_probes_need_https_and_the_profiles_client(tmp_path: Path) -> None:
+    from zwfw.harness.tls import mutual_tls_findings
+
+    found = mutual_tls_findings("http://127.0.0.1:9", None, (tmp_path / "c", tmp_path / "k"))
+    assert [(f.mode, f.requirement) for f in found] == [("client-certificate-refused", MUTUAL)]
 
 
 def test_http_only_profiles_leave_the_scans_not_tested_and_out_of_scope(

@@ -12,7 +12,7 @@ from .proxy import Defect, Forward, ProxyRequest, ProxyResponse
 
 REVIEWED = ("conformance", "security")
 # Judged by scans of https endpoints: out of scope for the reference platform (loopback http).
-TLS_SCANNED = ("SEC-TLS-002", "SEC-TLS-003", "SEC-TLS-004", "SEC-TLS-005")
+TLS_SCANNED = ("SEC-TLS-002", "SEC-TLS-003", "SEC-TLS-004", "SEC-TLS-005", "SEC-TLS-006")
 # Static checks of a host deployment: out of scope for the reference platform, whose profile
 # declares none (it is not deployed by the playbooks; tests/deploy checks a deployment).
 DEPLOYMENT_CHECKED = ("SEC-DEP-001", "SEC-DEP-002", "SEC-DEP-003", "SEC-DEP-004", "SEC-DEP-005")

@@ -115,6 +115,9 @@ class TLSSettings(BaseModel):
     ca_bundle: Path | None = None
     client_cert: Path | None = None
     client_key: Path | None = None
+    # Services whose endpoint requires a client certificate (the hub's report intake where
+    # the national gateway demands it): the security suite checks that (SEC-TLS-006).
+    mutual: list[ServiceName] = Field(default_factory=list)
 
     @field_validator("ca_bundle", "client_cert", "client_key", mode="before")
     @classmethod
@@ -125,6 +128,8 @@ class TLSSettings(BaseModel):
     def _cert_with_key(self) -> TLSSettings:
         if (self.client_cert is None) != (self.client_key is None):
             raise ValueError("client_cert and client_key must be given together")
+        if self.mutual and self.client_cert is None:
+            raise ValueError("mutual needs client_cert and client_key: the harness presents them")
         return self
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -386,6 +391,9 @@ class TargetProfile(BaseModel):
         for name in self.internal_only:
             if name not in configured:
                 raise ValueError(f"internal_only names {name}, which services does not list")
+        for name in self.tls.mutual:
+            if name not in configured:
+                raise ValueError(f"tls.mutual names {name}, which services does not list")
         return self
 
     @property
@@ -428,6 +436,7 @@ class TargetProfile(BaseModel):
                 "client_cert": _file_digest(self.tls.client_cert),
                 # The key's content is secret; only whether one is used counts.
                 "client_key": self.tls.client_key is not None,
+                "mutual": sorted(self.tls.mutual),
             },
             "credentials": {name: ref.env for name, ref in sorted(self.credentials.items())},
             "declared": self.declared.model_dump(),

@@ -1,6 +1,8 @@
 """Transport scans of the security suite (SEC-TLS-002..005): each https endpoint of a profile
 scanned with `sslyze`, and the scan judged against GB/T 22239-2019 level 3 8.1.2.2 and
-8.1.4.8, GB/T 39786-2021 level 3 network and communication, and OWASP ASVS 4.0 V9.
+8.1.4.8, GB/T 39786-2021 level 3 network and communication, and OWASP ASVS 4.0 V9. Endpoints
+the profile declares mutual TLS are probed as three clients: without a certificate, with one
+from an unknown issuer and with the profile's own (SEC-TLS-006).
 
 sslyze runs in its own virtualenv (`make sslyze`: `.venv-sslyze`), because its pins (its
 `cryptography` among them) do not fit the project's; the harness calls its command and reads
@@ -27,8 +29,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
@@ -65,7 +69,13 @@ MODES = {
     "expiring-certificate": "SEC-TLS-004",
     "hsts-missing": "SEC-TLS-005",
     "hsts-weak": "SEC-TLS-005",
+    "client-certificate-optional": "SEC-TLS-006",
+    "untrusted-client-certificate": "SEC-TLS-006",
+    "client-certificate-refused": "SEC-TLS-006",
 }
+# The public path each mutual-TLS probe asks for: a refusal is then the transport's, never the
+# service's answer to a missing token.
+MUTUAL_PROBE_PATH = "/healthz"
 
 
 class TlsScanError(Exception):
@@ -141,10 +151,19 @@ def _target(endpoint: Endpoint) -> str:
     return f"{endpoint.host}:{endpoint.port}{{{address}}}"
 
 
-def scan(endpoint: Endpoint, sslyze: str, timeout: float = SCAN_TIMEOUT) -> dict[str, Any]:
-    """sslyze's result for one endpoint (its `scan_result` member), or TlsScanError."""
+def scan(
+    endpoint: Endpoint,
+    sslyze: str,
+    timeout: float = SCAN_TIMEOUT,
+    client_certificate: tuple[Path, Path] | None = None,
+) -> dict[str, Any]:
+    """sslyze's result for one endpoint (its `scan_result` member), or TlsScanError. With
+    ``client_certificate`` (certificate chain, key), sslyze presents it where the server asks
+    for one, so an endpoint requiring mutual TLS is scanned as its clients see it."""
     commands = [f"--{flag}" for flag in ("sslv2", "sslv3", "tlsv1", "tlsv1_1", "tlsv1_2")]
     commands += ["--tlsv1_3", "--certinfo", "--http_headers"]
+    if client_certificate is not None:
+        commands += [f"--cert={client_certificate[0]}", f"--key={client_certificate[1]}"]
     with tempfile.TemporaryDirectory(prefix="zwfw-sslyze-") as scratch:
         out = Path(scratch) / "scan.json"
         try:
@@ -410,3 +429,81 @@ def judge(
         *certificate_findings(scan_result, endpoint.host, anchors, now),
         *hsts_findings(scanned_hsts(scan_result), f"{endpoint} GET /"),
     ]
+
+
+def _stranger_certificate(directory: Path) -> tuple[Path, Path]:
+    """A client certificate no trust anchor of the target can know: self-signed, made now."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "zwfw unknown client")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "stranger.pem", directory / "stranger.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _served(url: str, context: ssl.SSLContext, timeout: float) -> tuple[bool, str]:
+    """Whether ``url`` answered 2xx/3xx to a client with ``context``, and what happened."""
+    try:
+        with httpx.Client(verify=context, timeout=timeout) as client:
+            answer = client.get(url)
+    except httpx.HTTPError as error:
+        return False, f"{type(error).__name__}: {error}"
+    return answer.status_code < 400, f"HTTP {answer.status_code}"
+
+
+def mutual_tls_findings(
+    url: str,
+    ca_bundle: Path | None,
+    client_certificate: tuple[Path, Path],
+    timeout: float = 10.0,
+) -> list[Finding]:
+    """SEC-TLS-006 for one service declared mutual TLS: a client without a certificate and
+    one with a certificate from an unknown issuer are refused, the profile's client is served.
+    """
+    if urlsplit(url).scheme != "https":
+        return [Finding("client-certificate-refused", f"{url}: declared mutual TLS, not https")]
+    probe = url.rstrip("/") + MUTUAL_PROBE_PATH
+    cafile = str(ca_bundle) if ca_bundle else None
+    found = []
+    with tempfile.TemporaryDirectory(prefix="zwfw-mtls-") as scratch:
+        stranger = _stranger_certificate(Path(scratch))
+        clients = {}
+        for name, chain in (("none", None), ("stranger", stranger), ("own", client_certificate)):
+            context = ssl.create_default_context(cafile=cafile)
+            if chain is not None:
+                context.load_cert_chain(str(chain[0]), str(chain[1]))
+            clients[name] = _served(probe, context, timeout)
+    if clients["none"][0]:
+        found.append(Finding(
+            "client-certificate-optional",
+            f"GET {probe} without a client certificate: {clients['none'][1]}",
+        ))  # fmt: skip
+    if clients["stranger"][0]:
+        found.append(Finding(
+            "untrusted-client-certificate",
+            f"GET {probe} with a self-signed client certificate: {clients['stranger'][1]}",
+        ))  # fmt: skip
+    if not clients["own"][0]:
+        found.append(Finding(
+            "client-certificate-refused",
+            f"GET {probe} with the profile's client certificate: {clients['own'][1]}",
+        ))  # fmt: skip
+    return found
