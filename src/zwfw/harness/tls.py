@@ -32,10 +32,10 @@ from urllib.parse import urlsplit
 import httpx
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from zwfw.crypto.tls_client import tls_client_certificate
 from zwfw.harness.errors import HarnessConfigError
 
 SSLYZE_ENV = "ZWFW_SSLYZE"
@@ -433,29 +433,10 @@ def judge(
 
 def _stranger_certificate(directory: Path) -> tuple[Path, Path]:
     """A client certificate no trust anchor of the target can know: self-signed, made now."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "zwfw unknown client")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-        .sign(key, hashes.SHA256())
-    )
+    stranger = tls_client_certificate("zwfw unknown client")
     cert_path, key_path = directory / "stranger.pem", directory / "stranger.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_path.write_bytes(stranger.certificate_pem)
+    key_path.write_bytes(stranger.key_pem)
     return cert_path, key_path
 
 
