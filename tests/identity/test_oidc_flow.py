@@ -118,6 +118,65 @@ def test_code_pkce_flow_issues_tokens_without_id_number(idp: Idp) -> None:
     assert again.json()["error"] == "invalid_grant"
 
 
+def test_prompt_login_and_max_age_ask_a_signed_in_person_to_sign_in_again(
+    idp: Idp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenID Connect Core 3.1.2.1: prompt=login, or a sign-in older than max_age, must not be
+    # taken from the session; the sign-in that follows renews auth_time.
+    import time as clock
+
+    _public_rp(idp)
+    add_person(idp)
+    verifier, challenge = pkce_pair()
+    _login_and_authorize(idp, challenge)
+    base = {
+        "response_type": "code", "client_id": "rp", "redirect_uri": REDIRECT,
+        "scope": "openid", "state": "s2", "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }  # fmt: skip
+
+    def asks_to_sign_in(**extra: str) -> bool:
+        answer = idp.client.get("/authorize", params=base | extra, follow_redirects=False)
+        assert answer.status_code in (200, 302, 303), answer.text
+        return answer.is_redirect and "/login?" in answer.headers["location"]
+
+    assert not asks_to_sign_in()
+    assert not asks_to_sign_in(max_age="3600")
+    assert asks_to_sign_in(prompt="login")
+    assert asks_to_sign_in(prompt="consent login")
+    # After the sign-in it asks for, the request comes back without what that satisfied.
+    login = idp.client.get("/authorize", params=base | {"prompt": "login", "max_age": "0"},
+                           follow_redirects=False)  # fmt: skip
+    back = urllib.parse.parse_qs(urllib.parse.urlsplit(login.headers["location"]).query)["next"]
+    assert "prompt" not in back[0]
+    assert "max_age" not in back[0]
+    assert "state=s2" in back[0]
+    # prompt=none with a sign-in older than max_age: login_required to the relying party.
+    signed_in = clock.time()
+    monkeypatch.setattr(clock, "time", lambda: signed_in + 120)
+    assert asks_to_sign_in(max_age="60")
+    assert not asks_to_sign_in(max_age="600")
+    none = idp.client.get("/authorize", params=base | {"prompt": "none", "max_age": "60"},
+                          follow_redirects=False)  # fmt: skip
+    assert none.headers["location"].startswith(REDIRECT), none.text
+    assert "error=login_required" in none.headers["location"]
+    monkeypatch.undo()
+    bad = idp.client.get("/authorize", params=base | {"max_age": "-1"}, follow_redirects=False)
+    assert (bad.status_code, bad.json()["error"]) == (400, "invalid_request")
+    # Signing in again renews auth_time.
+    renewing = int(clock.time())
+    again = f"{ISSUER}/authorize?{urllib.parse.urlencode(base | {'prompt': 'login'})}"
+    result = sign_in(idp.client, again, REDIRECT, "zhangsan", PASSWORD)
+    tokens = idp.client.post("/token", data={
+        "grant_type": "authorization_code", "code": result.query["code"],
+        "redirect_uri": REDIRECT, "client_id": "rp", "code_verifier": verifier,
+    })  # fmt: skip
+    assert tokens.status_code == 200, tokens.text
+    keys = KeySet.import_key_set(idp.client.get("/jwks").json())
+    claims = jwt.decode(tokens.json()["id_token"], keys, algorithms=["ES256"]).claims
+    assert claims["auth_time"] >= renewing
+
+
 def test_a_replayed_code_revokes_the_tokens_of_its_first_use(idp: Idp) -> None:
     # RFC 6749 §4.1.2: a code used twice is refused, and the tokens it gave are revoked.
     _public_rp(idp)

@@ -4,11 +4,12 @@ userinfo, authorization (with consent) and logout."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 from collections.abc import Callable
 from typing import Any, cast
 
-from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from joserfc import jwt
@@ -196,6 +197,28 @@ def _authorize_error(error: OAuth2Error) -> Response:
     )
 
 
+def _max_age(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ValueError(value)
+    return int(value)
+
+
+def _after_sign_in(query: str) -> str:
+    """An authorization request's query without what a fresh sign-in satisfies."""
+    kept = []
+    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        if name == "max_age":
+            continue
+        if name == "prompt":
+            value = " ".join(p for p in value.split() if p != "login")
+            if not value:
+                continue
+        kept.append((name, value))
+    return urllib.parse.urlencode(kept)
+
+
 @router.get(
     "/authorize",
     response_class=HTMLResponse,
@@ -209,12 +232,25 @@ def authorize(request: Request, svc: Service, db: DbSession) -> Response:
     if session is not None and session.stage == "complete" and session.account_id:
         account = db.get(Account, session.account_id)
         user = AccountPrincipal(account) if account and not account.disabled else None
+    try:
+        max_age = _max_age(request.query_params.get("max_age"))
+    except ValueError:
+        return _authorize_error(InvalidRequestError("max_age must be a non-negative integer"))
+    if user is not None and session is not None:
+        # OpenID Connect Core 3.1.2.1: prompt=login, or a sign-in older than max_age, asks the
+        # person to sign in again (with prompt=none that is login_required, from Authlib).
+        age = time.time() - session.auth_time if session.auth_time is not None else None
+        prompts = str(request.query_params.get("prompt", "")).split()
+        if "login" in prompts or (max_age is not None and (age is None or age > max_age)):
+            user = None
     with bound(db, client_address(request)):
         try:
             grant = svc.provider.get_consent_grant(oauth_request, end_user=user)
         except OAuth2Error as error:
             return _authorize_error(error)
-    next_url = f"{svc.settings.issuer}/authorize?{request.url.query}"
+    # The sign-in that follows satisfies prompt=login and any max_age: the request comes back
+    # without them, or it would ask again forever.
+    next_url = f"{svc.settings.issuer}/authorize?{_after_sign_in(request.url.query)}"
     if user is None or session is None:
         return RedirectResponse(
             f"{svc.settings.issuer}/login?" + urllib.parse.urlencode({"next": next_url}),
