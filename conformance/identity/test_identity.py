@@ -23,7 +23,7 @@ from zwfw.codes.personal import parse_resident_id
 from zwfw.harness.forms import Form
 
 if TYPE_CHECKING:
-    from conftest import IdP
+    from conftest import IdP, SignIn
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -270,6 +270,46 @@ def test_prompt_none_without_a_session_returns_login_required(idp: IdP) -> None:
         f"prompt=none without a session answered {params}"
     )
     assert params.get("state") == state, "the login_required redirect lost the state"
+
+
+@pytest.mark.requirement(
+    "IC-ID-017", catches=("prompt-login-ignored", "max-age-ignored", "auth-time-not-renewed")
+)
+def test_prompt_login_and_max_age_make_the_person_sign_in_again(idp: IdP) -> None:
+    # OpenID Connect Core section 3.1.2.1, as the OP test plan's OP-prompt-login and
+    # OP-Req-max_age=1 check it: the session is not enough, and auth_time tells the new sign-in.
+    user, password = idp.credential("identity_user"), idp.credential("identity_password")
+
+    def request(**params: str) -> str:
+        _, challenge = idp.pkce()
+        return idp.authorize_url(code_challenge=challenge, code_challenge_method="S256", **params)
+
+    def auth_time(result: SignIn, verifier: str) -> float:
+        tokens = idp.code_tokens(result.param("code"), verifier)
+        assert tokens.status_code == 200, tokens.text
+        value = idp.claims(tokens.json()["id_token"]).get("auth_time")
+        assert isinstance(value, int | float), f"an ID token answering max_age: auth_time {value!r}"
+        return value
+
+    with idp.browser() as browser:
+        first, verifier = idp.sign_in(user, password, browser=browser, max_age="3600")
+        signed_in = auth_time(first, verifier)
+        assert _asks_for_password(idp, browser, request(prompt="login")), (
+            "prompt=login with a live sign-in session did not ask the person to sign in again"
+        )
+        # Older than max_age=1 once more than a second has passed since the IdP's own auth_time.
+        time.sleep(2.5)
+        assert _asks_for_password(idp, browser, request(max_age="1")), (
+            "a sign-in older than max_age=1 was taken without signing in again"
+        )
+        again, verifier = idp.sign_in(
+            user, password, browser=browser, prompt="login", max_age="3600"
+        )
+        renewed = auth_time(again, verifier)
+    assert renewed > signed_in, (
+        f"after signing in again the ID token's auth_time {renewed} is not later than the first "
+        f"sign-in's {signed_in}"
+    )
 
 
 @pytest.mark.requirement("IC-ID-003", catches=("declined-consent",))

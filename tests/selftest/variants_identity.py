@@ -208,6 +208,19 @@ async def logout_keeps_session(request: ProxyRequest, forward: Forward) -> Proxy
     return response.without_headers("set-cookie")
 
 
+async def session_outlives_prompt_login(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """The sign-in session is taken whatever the relying party asked: prompt=login and max_age
+    never reach the authorization endpoint."""
+    if request.path != "/authorize" or request.method != "GET" or not request.query:
+        return await forward(request)
+    params = request.params
+    params.pop("max_age", None)
+    prompt = " ".join(p for p in params.pop("prompt", "").split() if p != "login")
+    if prompt:
+        params["prompt"] = prompt
+    return await forward(request.with_params(params))
+
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("redirect-uri-prefix", "identity",
             "redirect URIs are matched by prefix; the code goes to the longer URI",
@@ -227,4 +240,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("logout-keeps-session", "identity",
             "logout leaves the sign-in session alive",
             frozenset({"IC-ID-011"}), _plain(logout_keeps_session)),
+    Variant("prompt-login-ignored", "identity",
+            "prompt=login and max_age are ignored: the live sign-in session is taken",
+            frozenset({"IC-ID-017"}), _plain(session_outlives_prompt_login)),
 )  # fmt: skip
