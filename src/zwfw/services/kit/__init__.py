@@ -91,43 +91,102 @@ FastAPI runs them in its thread pool).
 
 from __future__ import annotations
 
-from zwfw.services import SERVICES
-from zwfw.services.kit import audit, channel, outbox
-from zwfw.services.kit.app import KitState, ServiceDefinition, create_app, kit_state
-from zwfw.services.kit.auth import (
-    Principal,
-    TokenValidator,
-    authenticates_itself,
-    current_principal,
-    public,
-    require_scopes,
-)
-from zwfw.services.kit.db import (
-    DbSession,
-    get_session,
-    make_engine,
-    naming_metadata,
-    session_factory,
-)
-from zwfw.services.kit.logs import JsonFormatter, configure_logging, current_request_id
-from zwfw.services.kit.migrations import MigrationStatus, migrate, migration_status
-from zwfw.services.kit.problems import (
-    Problem,
-    bad_request,
-    conflict,
-    forbidden,
-    not_found,
-    unauthorized,
-)
-from zwfw.services.kit.registry import UnknownServiceError, resolve_service
-from zwfw.services.kit.settings import (
-    AuditSettings,
-    AuthSettings,
-    ServiceSettings,
-    SettingsError,
-    TLSSettings,
-    load_settings,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zwfw.services import SERVICES
+    from zwfw.services.kit import audit, channel, outbox
+    from zwfw.services.kit.app import KitState, ServiceDefinition, create_app, kit_state
+    from zwfw.services.kit.auth import (
+        Principal,
+        TokenValidator,
+        authenticates_itself,
+        current_principal,
+        public,
+        require_scopes,
+    )
+    from zwfw.services.kit.db import (
+        DbSession,
+        get_session,
+        make_engine,
+        naming_metadata,
+        session_factory,
+    )
+    from zwfw.services.kit.logs import JsonFormatter, configure_logging, current_request_id
+    from zwfw.services.kit.migrations import MigrationStatus, migrate, migration_status
+    from zwfw.services.kit.problems import (
+        Problem,
+        bad_request,
+        conflict,
+        forbidden,
+        not_found,
+        unauthorized,
+    )
+    from zwfw.services.kit.registry import UnknownServiceError, resolve_service
+    from zwfw.services.kit.settings import (
+        AuditSettings,
+        AuthSettings,
+        ServiceSettings,
+        SettingsError,
+        TLSSettings,
+        load_settings,
+    )
+
+# Names are imported on first use (PEP 562): a command or module that needs one part of the kit
+# (the token helpers, the settings) does not pay for FastAPI and SQLAlchemy at import.
+_ORIGINS: dict[str, str] = {
+    "SERVICES": "zwfw.services",
+    "audit": "zwfw.services.kit.audit",
+    "channel": "zwfw.services.kit.channel",
+    "outbox": "zwfw.services.kit.outbox",
+    "KitState": "zwfw.services.kit.app",
+    "ServiceDefinition": "zwfw.services.kit.app",
+    "create_app": "zwfw.services.kit.app",
+    "kit_state": "zwfw.services.kit.app",
+    "Principal": "zwfw.services.kit.auth",
+    "TokenValidator": "zwfw.services.kit.auth",
+    "authenticates_itself": "zwfw.services.kit.auth",
+    "current_principal": "zwfw.services.kit.auth",
+    "public": "zwfw.services.kit.auth",
+    "require_scopes": "zwfw.services.kit.auth",
+    "DbSession": "zwfw.services.kit.db",
+    "get_session": "zwfw.services.kit.db",
+    "make_engine": "zwfw.services.kit.db",
+    "naming_metadata": "zwfw.services.kit.db",
+    "session_factory": "zwfw.services.kit.db",
+    "JsonFormatter": "zwfw.services.kit.logs",
+    "configure_logging": "zwfw.services.kit.logs",
+    "current_request_id": "zwfw.services.kit.logs",
+    "MigrationStatus": "zwfw.services.kit.migrations",
+    "migrate": "zwfw.services.kit.migrations",
+    "migration_status": "zwfw.services.kit.migrations",
+    "Problem": "zwfw.services.kit.problems",
+    "bad_request": "zwfw.services.kit.problems",
+    "conflict": "zwfw.services.kit.problems",
+    "forbidden": "zwfw.services.kit.problems",
+    "not_found": "zwfw.services.kit.problems",
+    "unauthorized": "zwfw.services.kit.problems",
+    "UnknownServiceError": "zwfw.services.kit.registry",
+    "resolve_service": "zwfw.services.kit.registry",
+    "AuditSettings": "zwfw.services.kit.settings",
+    "AuthSettings": "zwfw.services.kit.settings",
+    "ServiceSettings": "zwfw.services.kit.settings",
+    "SettingsError": "zwfw.services.kit.settings",
+    "TLSSettings": "zwfw.services.kit.settings",
+    "load_settings": "zwfw.services.kit.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    origin = _ORIGINS.get(name)
+    if origin is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(origin)
+    value = module if origin.endswith(f".{name}") else getattr(module, name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "SERVICES",
