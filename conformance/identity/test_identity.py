@@ -34,7 +34,8 @@ _ID_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 @pytest.mark.requirement(
     "IC-ID-001",
     catches=("issuer-not-base-url", "endpoint-missing", "implicit-offered", "pkce-plain-offered",
-             "grant-missing", "weak-id-token-alg", "no-crypto-client-auth", "acr-missing"),
+             "grant-missing", "weak-id-token-alg", "no-crypto-client-auth", "acr-missing",
+             "required-metadata-missing"),
 )  # fmt: skip
 def test_discovery_document(idp: IdP) -> None:
     config = idp.config
@@ -75,6 +76,18 @@ def test_discovery_document(idp: IdP) -> None:
     weak = [a for a in assertion_algs if a == "none" or a.upper().startswith("HS")]
     assert not weak, f"client assertions may use {weak}"
     assert config.get("acr_values_supported"), "assurance levels (acr) are not advertised"
+    # Discovery §3 requires subject_types_supported (the OP test plan's OP-Discovery-Config);
+    # a relying party that reads it learns whether sub is the same for every client.
+    subject_types = config.get("subject_types_supported")
+    assert isinstance(subject_types, list), "subject_types_supported missing"
+    assert subject_types, "subject_types_supported is empty"
+    assert set(subject_types) <= {"public", "pairwise"}, (
+        f"subject_types_supported names unknown types: {subject_types}"
+    )
+    if "scopes_supported" in config:
+        assert "openid" in config["scopes_supported"], (
+            f"scopes_supported leaves out openid: {config['scopes_supported']}"
+        )
 
 
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
@@ -273,8 +286,10 @@ def test_prompt_none_without_a_session_returns_login_required(idp: IdP) -> None:
 
 
 @pytest.mark.requirement(
-    "IC-ID-017", catches=("prompt-login-ignored", "max-age-ignored", "auth-time-not-renewed")
-)
+    "IC-ID-017",
+    catches=("prompt-login-ignored", "max-age-ignored", "auth-time-not-renewed",
+             "session-auth-time", "session-nonce"),
+)  # fmt: skip
 def test_prompt_login_and_max_age_make_the_person_sign_in_again(idp: IdP) -> None:
     # OpenID Connect Core section 3.1.2.1, as the OP test plan's OP-prompt-login and
     # OP-Req-max_age=1 check it: the session is not enough, and auth_time tells the new sign-in.
@@ -284,16 +299,19 @@ def test_prompt_login_and_max_age_make_the_person_sign_in_again(idp: IdP) -> Non
         _, challenge = idp.pkce()
         return idp.authorize_url(code_challenge=challenge, code_challenge_method="S256", **params)
 
-    def auth_time(result: SignIn, verifier: str) -> float:
+    def id_claims(result: SignIn, verifier: str) -> dict[str, Any]:
         tokens = idp.code_tokens(result.param("code"), verifier)
         assert tokens.status_code == 200, tokens.text
-        value = idp.claims(tokens.json()["id_token"]).get("auth_time")
+        claims = idp.claims(tokens.json()["id_token"])
+        value = claims.get("auth_time")
         assert isinstance(value, int | float), f"an ID token answering max_age: auth_time {value!r}"
-        return value
+        return claims
 
     with idp.browser() as browser:
-        first, verifier = idp.sign_in(user, password, browser=browser, max_age="3600")
-        signed_in = auth_time(first, verifier)
+        first, verifier = idp.sign_in(
+            user, password, browser=browser, max_age="3600", nonce=secrets.token_urlsafe(12)
+        )
+        signed_in = id_claims(first, verifier)["auth_time"]
         assert _asks_for_password(idp, browser, request(prompt="login")), (
             "prompt=login with a live sign-in session did not ask the person to sign in again"
         )
@@ -302,10 +320,28 @@ def test_prompt_login_and_max_age_make_the_person_sign_in_again(idp: IdP) -> Non
         assert _asks_for_password(idp, browser, request(max_age="1")), (
             "a sign-in older than max_age=1 was taken without signing in again"
         )
+        # The live session answers a request of its own (OP-nonce-code, in the same browser):
+        # that request's nonce and state, and the session's sign-in as auth_time, not the time
+        # of this authorization (the sleep above keeps the two apart).
+        nonce, state = secrets.token_urlsafe(12), "st-" + secrets.token_urlsafe(8)
+        kept, verifier = idp.sign_in(
+            user, password, browser=browser, max_age="3600", nonce=nonce, state=state
+        )
+        assert kept.param("state") == state, "the session's redirect lost the request's state"
+        from_session = id_claims(kept, verifier)
+        assert from_session.get("nonce") == nonce, (
+            f"an ID token from the live session carries nonce {from_session.get('nonce')!r}, "
+            f"not its request's"
+        )
+        if kept.password_answer is None:  # no new sign-in was asked for
+            assert abs(from_session["auth_time"] - signed_in) <= 1, (
+                f"an ID token from the live session has auth_time {from_session['auth_time']}, "
+                f"the session signed in at {signed_in}"
+            )
         again, verifier = idp.sign_in(
             user, password, browser=browser, prompt="login", max_age="3600"
         )
-        renewed = auth_time(again, verifier)
+        renewed = id_claims(again, verifier)["auth_time"]
     assert renewed > signed_in, (
         f"after signing in again the ID token's auth_time {renewed} is not later than the first "
         f"sign-in's {signed_in}"
@@ -950,8 +986,9 @@ def test_code_needs_its_redirect_uri(idp: IdP) -> None:
 
 @pytest.mark.requirement(
     "IC-ID-010",
-    catches=("no-token", "garbage-token", "signature-unchecked", "revoked-token", "post-refused"),
-)
+    catches=("no-token", "garbage-token", "signature-unchecked", "revoked-token", "post-refused",
+             "id-token-accepted"),
+)  # fmt: skip
 def test_userinfo_needs_a_valid_access_token(idp: IdP) -> None:
     tokens = idp.user_tokens()
     access_token = tokens["access_token"]
@@ -978,6 +1015,9 @@ def test_userinfo_needs_a_valid_access_token(idp: IdP) -> None:
     claims["exp"] = int(claims.get("exp", time.time())) + 3600
     altered = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
     refused(idp.userinfo(f"{head}.{altered}.{signature}"), "a token altered after signing")
+    # Signed by the IdP for the same person, yet for the relying party to read, not to present:
+    # an IdP that checks the signature and the subject only answers it.
+    refused(idp.userinfo(tokens["id_token"]), "the ID token as a bearer token")
     revoked = idp.revoke(access_token)
     assert revoked.status_code == 200, f"the relying party cannot revoke its token: {revoked.text}"
     refused(idp.userinfo(access_token), "a revoked access token")
@@ -1146,4 +1186,44 @@ def test_logout_ends_the_session(idp: IdP) -> None:
         if remembered:
             assert _asks_for_password(idp, browser, again), (
                 "after logout the browser is still signed in (no password asked)"
+            )
+
+
+# Rounding of iat and exp, and the moment expires_in was computed, may differ by a second.
+_LIFETIME_SLACK = 5
+
+
+@pytest.mark.requirement(
+    "IC-ID-018", catches=("response-stored", "token-type-wrong", "expires-in-wrong")
+)
+def test_token_responses_are_bearer_and_not_stored(idp: IdP) -> None:
+    # RFC 6749 section 5.1, for every grant that answers with tokens: each grant is its own
+    # code path in an IdP, so a header or a value right in one says nothing of the others.
+    result, verifier = idp.sign_in(
+        idp.credential("identity_user"), idp.credential("identity_password")
+    )
+    answers = {"authorization code": idp.code_tokens(result.param("code"), verifier)}
+    assert answers["authorization code"].status_code == 200, answers["authorization code"].text
+    answers["refresh"] = idp.refresh(answers["authorization code"].json()["refresh_token"])
+    answers["client credentials"] = idp.system_post(
+        "token_endpoint", {"grant_type": "client_credentials"}
+    )
+    answers["token exchange"] = idp.exchange(idp.federation_token())
+    for grant, answer in answers.items():
+        assert answer.status_code == 200, f"{grant}: HTTP {answer.status_code} {answer.text}"
+        cache = answer.headers.get("cache-control", "")
+        directives = {part.strip().lower() for part in cache.split(",")}
+        assert "no-store" in directives, (
+            f"the {grant} answer may be stored by caches (Cache-Control {cache!r})"
+        )
+        body = answer.json()
+        assert str(body.get("token_type", "")).lower() == "bearer", (
+            f"the {grant} answer's token_type is {body.get('token_type')!r}"
+        )
+        if "expires_in" in body:
+            claims = idp.claims(body["access_token"])
+            lifetime = claims["exp"] - claims["iat"]
+            assert abs(body["expires_in"] - lifetime) <= _LIFETIME_SLACK, (
+                f"the {grant} answer's expires_in is {body['expires_in']}, its access token "
+                f"lives {lifetime} seconds"
             )

@@ -221,6 +221,33 @@ async def session_outlives_prompt_login(request: ProxyRequest, forward: Forward)
     return await forward(request.with_params(params))
 
 
+async def refresh_answer_cacheable(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """The refresh grant builds its own answer and forgets the token endpoint's headers: a
+    refreshed token pair may be stored by caches (the other grants' answers keep no-store)."""
+    response = await forward(request)
+    refresh = request.path == "/token" and _form(request).get("grant_type") == "refresh_token"
+    if request.method == "POST" and refresh:
+        return response.without_headers("cache-control", "pragma")
+    return response
+
+
+class NoncePerSession:
+    """The nonce is kept with the sign-in session, not with the authorization request: every
+    authorization the session answers carries the nonce of its first one."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}  # the browser's cookies -> the session's first nonce
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        cookies = request.header("cookie") or ""
+        if request.path == "/authorize" and request.method == "GET" and cookies:
+            params = request.params
+            if "nonce" in params:
+                params["nonce"] = self.first.setdefault(cookies, params["nonce"])
+                request = request.with_params(params)
+        return await forward(request)
+
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("redirect-uri-prefix", "identity",
             "redirect URIs are matched by prefix; the code goes to the longer URI",
@@ -243,4 +270,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("prompt-login-ignored", "identity",
             "prompt=login and max_age are ignored: the live sign-in session is taken",
             frozenset({"IC-ID-017"}), _plain(session_outlives_prompt_login)),
+    Variant("refresh-answer-cacheable", "identity",
+            "the refresh grant's answer lacks Cache-Control no-store (the other grants keep it)",
+            frozenset({"IC-ID-018"}), _plain(refresh_answer_cacheable)),
+    Variant("nonce-per-session", "identity",
+            "an authorization the sign-in session answers carries the session's first nonce",
+            frozenset({"IC-ID-017"}), _fresh_instance(NoncePerSession)),
 )  # fmt: skip
