@@ -16,10 +16,12 @@ harness seals documents the registry never issued, under identifiers it did issu
 
 The life-cycle checks (IC-LIC-007) issue, suspend, reinstate and revoke a licence of that
 test issuer for the test holder: `elicense_issuer_token` (elicense:issue, allowed to issue
-licences of the test issuer) and `elicense_holder_subject` (the test holder's `sub`). Each
-run leaves one revoked test licence with the test holder. The seal-status check (IC-LIC-008)
-makes a throw-away seal and revokes it, and another and suspends it, with the seal suite's
-`eseal_admin_token`, `eseal_signer_token` and `eseal_signer_subject`.
+licences of the test issuer) and `elicense_holder_subject` (the test holder's `sub`). The
+expiry checks (IC-LIC-009) issue two more, one whose validity ended yesterday and one on its
+last day (revoked afterwards). Each run leaves three test licences with the test holder, none
+valid. The seal-status check (IC-LIC-008) makes a throw-away seal and revokes it, and another
+and suspends it, with the seal suite's `eseal_admin_token`, `eseal_signer_token` and
+`eseal_signer_subject`.
 """
 
 from __future__ import annotations
@@ -551,13 +553,16 @@ def beijing_today() -> date:
 
 
 def issue_test_licence(
-    client: httpx.Client, credential: Callable[[str], str], model: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    client: httpx.Client, credential: Callable[[str], str], model: dict[str, Any],
+    *, valid_from: date | None = None, valid_until: date | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """A fresh licence of the certification test issuer for the test holder, modelled on
-    ``model`` (its type and data), with every GB/T 36903 field given explicitly; returns the
-    request and the issued licence."""
+    ``model`` (its type and data), with every GB/T 36903 field given explicitly (by default
+    valid from two days ago for 400 days); returns the request and the issued licence."""
     metadata = json.loads(base64.b64decode(model["document"]))
     today = beijing_today()
+    valid_from = valid_from or today - timedelta(days=2)
+    valid_until = valid_until or today + timedelta(days=400)
     number = f"ZWFW{secrets.token_hex(6).upper()}"
     body = {
         "type_code": metadata["type_code"],
@@ -565,9 +570,9 @@ def issue_test_licence(
         "licence_number": number,
         "serial": f"T{secrets.token_hex(8).upper()}",
         "version": 2,
-        "issue_date": (today - timedelta(days=3)).isoformat(),
-        "valid_from": (today - timedelta(days=2)).isoformat(),
-        "valid_until": (today + timedelta(days=400)).isoformat(),
+        "issue_date": (valid_from - timedelta(days=1)).isoformat(),
+        "valid_from": valid_from.isoformat(),
+        "valid_until": valid_until.isoformat(),
         "jurisdiction": metadata["jurisdiction"],
         "holder": {
             "name": "互联互通测试持证人",
@@ -747,6 +752,42 @@ def test_a_licence_status_change_reaches_every_representation(
     undone = change_licence_status(elicense_client, credential, identifier, "01", "再次启用")
     assert undone.status_code == 409, f"a revoked licence was reinstated: {undone.status_code}"
     assert every_status(elicense_client, credential, licence)["detail"]["code"] == "03"
+
+
+@pytest.mark.requirement(
+    "IC-LIC-009", catches=("expired-shown-valid", "expired-verifies", "expired-copy-made",
+                           "last-day-expired"),
+)  # fmt: skip
+def test_a_licence_past_its_validity_end_is_expired_everywhere(
+    elicense_client: httpx.Client, credential: Callable[[str], str],
+    test_issuer_licence: dict[str, Any],
+) -> None:  # fmt: skip
+    # Validity ends are Beijing calendar days: one licence whose last day was yesterday, one
+    # whose last day is today, both judged against the date at the start and end of the checks.
+    today = beijing_today()
+    _, ended = issue_test_licence(
+        elicense_client, credential, test_issuer_licence,
+        valid_from=today - timedelta(days=30), valid_until=today - timedelta(days=1),
+    )  # fmt: skip
+    _, last_day = issue_test_licence(
+        elicense_client, credential, test_issuer_licence,
+        valid_from=today - timedelta(days=30), valid_until=today,
+    )  # fmt: skip
+    assert_status_everywhere(
+        every_status(elicense_client, credential, ended), "05", None, "validity ended yesterday"
+    )
+    copy = make_copy(elicense_client, credential, ended["identifier"], days=1)
+    assert copy.status_code in (400, 403, 409), (
+        f"a copy of an expired licence was made: {copy.status_code}"
+    )
+    statuses = every_status(elicense_client, credential, last_day)
+    if beijing_today() == today:
+        assert_status_everywhere(statuses, "01", None, "on the last day of its validity")
+    # Tidied away: the last-day licence is revoked, so later runs never pick it as valid.
+    revoked = change_licence_status(
+        elicense_client, credential, last_day["identifier"], "03", "互联互通测试结束"
+    )
+    assert revoked.status_code in (200, 409), revoked.text[:300]
 
 
 # --- IC-LIC-008: verification follows the seal registry ------------------------------------
