@@ -16,10 +16,12 @@ harness seals documents the registry never issued, under identifiers it did issu
 
 The life-cycle checks (IC-LIC-007) issue, suspend, reinstate and revoke a licence of that
 test issuer for the test holder: `elicense_issuer_token` (elicense:issue, allowed to issue
-licences of the test issuer) and `elicense_holder_subject` (the test holder's `sub`). Each
-run leaves one revoked test licence with the test holder. The seal-status check (IC-LIC-008)
-makes and revokes a throw-away seal with the seal suite's `eseal_admin_token`,
-`eseal_signer_token` and `eseal_signer_subject`.
+licences of the test issuer) and `elicense_holder_subject` (the test holder's `sub`). The
+expiry checks (IC-LIC-009) issue two more, one whose validity ended yesterday and one on its
+last day (revoked afterwards). Each run leaves three test licences with the test holder, none
+valid. The seal-status check (IC-LIC-008) makes a throw-away seal and revokes it, and another
+and suspends it, with the seal suite's `eseal_admin_token`, `eseal_signer_token` and
+`eseal_signer_subject`.
 """
 
 from __future__ import annotations
@@ -156,6 +158,10 @@ def test_identifier_is_valid_and_matches_the_sealed_metadata(
     assert seen, "the test holders hold no licence"
 
 
+def other_division(metadata: dict[str, Any]) -> str:
+    return "110000" if metadata.get("jurisdiction") != "110000" else "120000"
+
+
 def flipped(document: bytes, **changes: Any) -> str:
     """The document with ``changes`` in canonical form, base64."""
     return base64.b64encode(rfc8785.dumps({**json.loads(document), **changes})).decode()
@@ -164,7 +170,7 @@ def flipped(document: bytes, **changes: Any) -> str:
 @pytest.mark.requirement(
     "IC-LIC-002",
     catches=("not-ses-signature", "signed-other-bytes", "not-issuer-seal", "tampering-accepted",
-             "status-disagrees"),
+             "fields-not-covered", "status-disagrees"),
 )  # fmt: skip
 def test_licence_seal_verifies_with_status_and_tampering_fails(
     elicense_client: httpx.Client, credential: Callable[[str], str],
@@ -201,11 +207,18 @@ def test_licence_seal_verifies_with_status_and_tampering_fails(
     assert by_identifier.json()["status"]["code"] == "01"
     assert by_identifier.json()["licence"]["status"]["code"] == "01"
     metadata = json.loads(document)
+    # The seal covers the whole document, not only the fields a verifier thinks matter: the
+    # type-specific data, the jurisdiction, the issuer's name and a field added count too.
+    data = {**(metadata.get("data") or {}), "zwfw_conformance": "altered"}
     for what, tampered in (
         ("holder", flipped(document, holder_name=f"{metadata['holder_name']}伪")),
         ("number", flipped(document, licence_number=f"{metadata['licence_number']}X")),
         ("validity", flipped(document, valid_until="20991231")),
         ("spacing", base64.b64encode(document + b" ").decode()),
+        ("data", flipped(document, data=data)),
+        ("jurisdiction", flipped(document, jurisdiction=other_division(metadata))),
+        ("issuer name", flipped(document, issuer_name=f"{metadata['issuer_name']}伪")),
+        ("field added", flipped(document, zwfw_conformance="added")),
     ):
         forged = elicense_client.post(
             "verify", json={"document": tampered, "signature": licence["signature"]}
@@ -220,7 +233,9 @@ def test_licence_seal_verifies_with_status_and_tampering_fails(
     assert altered["valid"] is False, "an altered signature verifies"
 
 
-@pytest.mark.requirement("IC-LIC-003", catches=("detail-leak", "list-leak", "existence-oracle"))
+@pytest.mark.requirement(
+    "IC-LIC-003", catches=("detail-leak", "list-leak", "existence-oracle", "face-leak")
+)
 def test_holder_cannot_read_another_holders_licence(
     elicense_client: httpx.Client, credential: Callable[[str], str], licence: dict[str, Any]
 ) -> None:
@@ -232,12 +247,21 @@ def test_holder_cannot_read_another_holders_licence(
     serial = licence["identifier"].split(".")
     nowhere = elicense_client.get(f"me/licences/{'.'.join(serial[:-2])}.999.0", headers=other)
     assert nowhere.status_code == theirs.status_code
+    # The licence's face (the printable PDF with its QR code) is the licence too.
+    face = elicense_client.get(f"me/licences/{licence['identifier']}/face.pdf", headers=other)
+    assert face.status_code == 404, f"another holder's licence face answers {face.status_code}"
+    own = elicense_client.get(
+        f"me/licences/{licence['identifier']}/face.pdf",
+        headers=bearer(credential("elicense_holder_token")),
+    )
+    assert own.status_code == 200, f"the holder's own licence face answers {own.status_code}"
 
 
 @pytest.mark.requirement(
     "IC-LIC-004",
     catches=("cause-not-stated", "expiry-not-stated", "expiry-unbounded", "expiry-in-the-past",
-             "not-issuer-seal", "usable-after-expiry", "consent-not-bound"),
+             "not-issuer-seal", "usable-after-expiry", "consent-not-bound", "expiry-offset-ignored",
+             "annotation-not-covered"),
 )  # fmt: skip
 def test_annotated_copy_carries_cause_and_expiry(
     elicense_client: httpx.Client,
@@ -245,7 +269,9 @@ def test_annotated_copy_carries_cause_and_expiry(
     licence: dict[str, Any],
     target: Any,
 ) -> None:
-    asked = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    # Asked in Beijing time (+08:00), as a province's own clients write it: the expiry is the
+    # instant asked for, whatever offset it is written with.
+    asked = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0).astimezone(BEIJING)
     response = copy_until(elicense_client, credential, licence["identifier"], asked)
     assert response.status_code == 201, response.text[:300]
     copy = response.json()
@@ -266,9 +292,27 @@ def test_annotated_copy_carries_cause_and_expiry(
     assert result["cause"] == CAUSE
     assert result["seal"]["es_id"] == licence["es_id"]
     assert moment(result["expires_at"]) == expires
-    # Both ends of the copy's life, from the province's own timestamp of the copy.
+    # The seal covers the annotation as well as the licence: a copy whose cause or expiry was
+    # changed after sealing, the signature kept, does not verify.
+    for what, changes in (
+        ("a longer life", {"expires_at": (expires + timedelta(days=365)).isoformat()}),
+        ("another cause", {"cause": "任意用途"}),
+    ):
+        edited = {**document, "annotation": {**annotation, **changes}}
+        forged = elicense_client.post(
+            "verify",
+            json={
+                "document": base64.b64encode(rfc8785.dumps(edited)).decode(),
+                "signature": copy["signature"],
+            },
+        ).json()
+        assert forged["valid"] is False, f"a copy edited to {what} verifies"
+    # Both ends of the copy's life, from the province's own timestamp of the copy; the past
+    # written in Beijing time too, so that an offset read as UTC makes it the future.
     made = moment(annotation["made_at"])
-    for what, when in (("now", made), ("in the past", made - timedelta(hours=1)),
+    hour_ago = made - timedelta(hours=1)
+    for what, when in (("now", made), ("in the past", hour_ago),
+                       ("an hour ago, Beijing time", hour_ago.astimezone(BEIJING)),
                        ("ten years on", made + timedelta(days=3660))):  # fmt: skip
         refused = copy_until(elicense_client, credential, licence["identifier"], when)
         assert refused.status_code == 400, f"a copy expiring {what} was made: {refused.text[:200]}"
@@ -509,13 +553,16 @@ def beijing_today() -> date:
 
 
 def issue_test_licence(
-    client: httpx.Client, credential: Callable[[str], str], model: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    client: httpx.Client, credential: Callable[[str], str], model: dict[str, Any],
+    *, valid_from: date | None = None, valid_until: date | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """A fresh licence of the certification test issuer for the test holder, modelled on
-    ``model`` (its type and data), with every GB/T 36903 field given explicitly; returns the
-    request and the issued licence."""
+    ``model`` (its type and data), with every GB/T 36903 field given explicitly (by default
+    valid from two days ago for 400 days); returns the request and the issued licence."""
     metadata = json.loads(base64.b64decode(model["document"]))
     today = beijing_today()
+    valid_from = valid_from or today - timedelta(days=2)
+    valid_until = valid_until or today + timedelta(days=400)
     number = f"ZWFW{secrets.token_hex(6).upper()}"
     body = {
         "type_code": metadata["type_code"],
@@ -523,9 +570,9 @@ def issue_test_licence(
         "licence_number": number,
         "serial": f"T{secrets.token_hex(8).upper()}",
         "version": 2,
-        "issue_date": (today - timedelta(days=3)).isoformat(),
-        "valid_from": (today - timedelta(days=2)).isoformat(),
-        "valid_until": (today + timedelta(days=400)).isoformat(),
+        "issue_date": (valid_from - timedelta(days=1)).isoformat(),
+        "valid_from": valid_from.isoformat(),
+        "valid_until": valid_until.isoformat(),
         "jurisdiction": metadata["jurisdiction"],
         "holder": {
             "name": "互联互通测试持证人",
@@ -644,8 +691,8 @@ def change_licence_status(
 @pytest.mark.requirement(
     "IC-LIC-007",
     catches=("fields-not-as-issued", "status-not-everywhere", "suspension-sticks",
-             "revoked-still-verifies", "revoked-copy-verifies", "revoked-copy-made",
-             "revocation-undone"),
+             "suspended-copy", "revoked-still-verifies", "revoked-copy-verifies",
+             "revoked-copy-made", "revocation-undone"),
 )  # fmt: skip
 def test_a_licence_status_change_reaches_every_representation(
     elicense_client: httpx.Client, credential: Callable[[str], str],
@@ -670,12 +717,21 @@ def test_a_licence_status_change_reaches_every_representation(
     assert suspended.json()["code"] == "02"
     statuses = every_status(elicense_client, credential, licence)
     assert_status_everywhere(statuses, "02", "互联互通测试暂停", "suspended")
+    # While suspended, the copy made before fails at the status check and none is made.
+    while_suspended = verified(elicense_client, copy)
+    assert while_suspended["valid"] is False, "a copy of a suspended licence verifies"
+    assert check_status(while_suspended, "status") == "failed", while_suspended["checks"]
+    refused = make_copy(elicense_client, credential, identifier, days=1)
+    assert refused.status_code in (400, 403, 409), (
+        f"a copy of a suspended licence was made: {refused.status_code}"
+    )
     reinstated = change_licence_status(
         elicense_client, credential, identifier, "01", "互联互通测试恢复"
     )
     assert reinstated.status_code == 200, reinstated.text[:300]
     statuses = every_status(elicense_client, credential, licence)
     assert_status_everywhere(statuses, "01", "互联互通测试恢复", "reinstated")
+    assert verified(elicense_client, copy)["valid"] is True, "a reinstated licence's copy fails"
 
     revoked = change_licence_status(
         elicense_client, credential, identifier, "03", "互联互通测试吊销"
@@ -696,6 +752,42 @@ def test_a_licence_status_change_reaches_every_representation(
     undone = change_licence_status(elicense_client, credential, identifier, "01", "再次启用")
     assert undone.status_code == 409, f"a revoked licence was reinstated: {undone.status_code}"
     assert every_status(elicense_client, credential, licence)["detail"]["code"] == "03"
+
+
+@pytest.mark.requirement(
+    "IC-LIC-009", catches=("expired-shown-valid", "expired-verifies", "expired-copy-made",
+                           "last-day-expired"),
+)  # fmt: skip
+def test_a_licence_past_its_validity_end_is_expired_everywhere(
+    elicense_client: httpx.Client, credential: Callable[[str], str],
+    test_issuer_licence: dict[str, Any],
+) -> None:  # fmt: skip
+    # Validity ends are Beijing calendar days: one licence whose last day was yesterday, one
+    # whose last day is today, both judged against the date at the start and end of the checks.
+    today = beijing_today()
+    _, ended = issue_test_licence(
+        elicense_client, credential, test_issuer_licence,
+        valid_from=today - timedelta(days=30), valid_until=today - timedelta(days=1),
+    )  # fmt: skip
+    _, last_day = issue_test_licence(
+        elicense_client, credential, test_issuer_licence,
+        valid_from=today - timedelta(days=30), valid_until=today,
+    )  # fmt: skip
+    assert_status_everywhere(
+        every_status(elicense_client, credential, ended), "05", None, "validity ended yesterday"
+    )
+    copy = make_copy(elicense_client, credential, ended["identifier"], days=1)
+    assert copy.status_code in (400, 403, 409), (
+        f"a copy of an expired licence was made: {copy.status_code}"
+    )
+    statuses = every_status(elicense_client, credential, last_day)
+    if beijing_today() == today:
+        assert_status_everywhere(statuses, "01", None, "on the last day of its validity")
+    # Tidied away: the last-day licence is revoked, so later runs never pick it as valid.
+    revoked = change_licence_status(
+        elicense_client, credential, last_day["identifier"], "03", "互联互通测试结束"
+    )
+    assert revoked.status_code in (200, 409), revoked.text[:300]
 
 
 # --- IC-LIC-008: verification follows the seal registry ------------------------------------
@@ -726,22 +818,21 @@ def throwaway_seal(eseal_client: httpx.Client, credential: Callable[[str], str])
 
 @dataclass
 class RevokedSeal:
-    """A document sealed with a throw-away seal, verified while the seal was valid, and when
-    the seal was revoked (monotonic clock); ``problem`` says why there is none."""
+    """Documents sealed with throw-away seals, verified while the seals were valid, by the
+    status each seal was then given at the e-seal service (``revoked``, ``suspended``), and
+    when the last change was made (monotonic clock); ``problem`` says why there are none."""
 
-    sealed: dict[str, str] | None
+    sealed: dict[str, dict[str, str]] | None
     revoked_at: float
     problem: str | None = None
 
 
-def revoke_a_verified_seal(
-    target: Any, service_client: Callable[[str], httpx.Client]
-) -> RevokedSeal:
-    if target.base_url("eseal") is None:
-        return RevokedSeal(None, monotonic(), "the target profile lists no eseal service")
-    credential = target.secret
-    elicense_client, eseal_client = service_client("elicense"), service_client("eseal")
-    licence = first_licence(elicense_client, credential("elicense_holder_token"))
+def seal_and_verify(
+    elicense_client: httpx.Client, eseal_client: httpx.Client,
+    credential: Callable[[str], str], licence: dict[str, Any],
+) -> tuple[str, dict[str, str]]:  # fmt: skip
+    """A throw-away seal and the licence sealed with it, verified once at the e-licence
+    service so that a seal status it caches is warm."""
     es_id = throwaway_seal(eseal_client, credential)
     # The licence's canonical form (RFC 8785), whatever serialisation it was served in: the
     # seal check is what is judged here, not the licence as served (IC-LIC-002's business).
@@ -756,17 +847,36 @@ def revoke_a_verified_seal(
         "document": base64.b64encode(document).decode(),
         "signature": response.json()["signature"],
     }
-    # Verified first, so that a seal status the e-licence service caches is warm. The seal is
-    # not the issuer's: only the seal check itself is judged.
+    # The seal is not the issuer's: only the seal check itself is judged.
     before = verified(elicense_client, sealed)
     assert check_status(before, "seal") == "passed", f"before its revocation: {before['checks']}"
-    revoked = eseal_client.post(
-        f"seals/{es_id}/revoke",
-        headers=bearer(credential("eseal_admin_token")),
-        json={"reason": "互联互通测试结束"},
-    )
-    assert revoked.status_code == 200, f"revoking the seal failed: {revoked.text[:300]}"
-    return RevokedSeal(sealed, monotonic())
+    return es_id, sealed
+
+
+def revoke_a_verified_seal(
+    target: Any, service_client: Callable[[str], httpx.Client]
+) -> RevokedSeal:
+    if target.base_url("eseal") is None:
+        return RevokedSeal(None, monotonic(), "the target profile lists no eseal service")
+    credential = target.secret
+    elicense_client, eseal_client = service_client("elicense"), service_client("eseal")
+    licence = first_licence(elicense_client, credential("elicense_holder_token"))
+    # One seal revoked, one suspended: a verifier that refuses only revoked seals lets the
+    # suspended one pass.
+    made = {
+        status: seal_and_verify(elicense_client, eseal_client, credential, licence)
+        for status in ("revoked", "suspended")
+    }
+    for status, action in (("revoked", "revoke"), ("suspended", "suspend")):
+        changed_status = eseal_client.post(
+            f"seals/{made[status][0]}/{action}",
+            headers=bearer(credential("eseal_admin_token")),
+            json={"reason": "互联互通测试结束"},
+        )
+        assert changed_status.status_code == 200, (
+            f"{action} the seal failed: {changed_status.text[:300]}"
+        )
+    return RevokedSeal({status: sealed for status, (_, sealed) in made.items()}, monotonic())
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -783,22 +893,27 @@ def revoked_seal(target: Any, service_client: Callable[[str], httpx.Client]) -> 
 
 
 # Last in the module: see ``revoked_seal``.
-@pytest.mark.requirement("IC-LIC-008", catches=("seal-status-cached", "seal-status-ignored"))
+@pytest.mark.requirement(
+    "IC-LIC-008", catches=("seal-status-cached", "seal-status-ignored", "seal-suspension-ignored")
+)
 def test_a_seal_revoked_at_the_seal_registry_stops_verifying_within_the_bound(
     elicense_client: httpx.Client, revoked_seal: RevokedSeal
 ) -> None:
     if revoked_seal.sealed is None:
         pytest.fail(str(revoked_seal.problem), pytrace=False)
     give_up = revoked_seal.revoked_at + SEAL_STATUS_BOUND_SECONDS
-    while True:
-        result = verified(elicense_client, revoked_seal.sealed)
-        if check_status(result, "seal") != "passed":
-            break
-        assert monotonic() < give_up, (
-            f"a document sealed with a revoked seal still passes the seal check "
-            f"{SEAL_STATUS_BOUND_SECONDS} s after the revocation"
-        )
-        sleep(0.5)
-    steps = result["seal"]["steps"]
-    assert [s["status"] for s in steps] == ["passed", "passed", "failed", "passed", "passed"], steps
-    assert "revoked" in steps[2]["reason"], steps[2]
+    for status, sealed in revoked_seal.sealed.items():
+        while True:
+            result = verified(elicense_client, sealed)
+            if check_status(result, "seal") != "passed":
+                break
+            assert monotonic() < give_up, (
+                f"a document sealed with a {status} seal still passes the seal check "
+                f"{SEAL_STATUS_BOUND_SECONDS} s after the change"
+            )
+            sleep(0.5)
+        steps = result["seal"]["steps"]
+        assert [s["status"] for s in steps] == ["passed", "passed", "failed", "passed", "passed"], (
+            status, steps
+        )  # fmt: skip
+        assert status in steps[2]["reason"], steps[2]

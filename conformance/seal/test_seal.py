@@ -257,7 +257,7 @@ def test_an_outsiders_signature_fails_steps_2_and_4_and_the_window_step_3(
 @pytest.mark.requirement(
     "IC-SEAL-003",
     catches=("status-not-public", "still-verifies", "still-signs", "cached-status",
-             "suspension-ignored", "status-disagrees"),
+             "suspension-ignored", "status-disagrees", "digest-status-unchecked"),
 )  # fmt: skip
 def test_revoked_seal_fails_step_3_and_cannot_sign(
     eseal_client: httpx.Client, credential: Callable[[str], str], made_seal: dict[str, Any]
@@ -277,6 +277,8 @@ def test_revoked_seal_fails_step_3_and_cannot_sign(
     assert result["steps"][2]["status"] == "failed", "a suspended seal passes step 3"
     assert result["valid"] is False
     assert result["seal_status"] == public_status(eseal_client, es_id)
+    by_digest = verify(eseal_client, signature, digest=sm3(content))
+    assert by_digest["steps"][2]["status"] == "failed", "by digest, a suspended seal passes step 3"
     assert signed(eseal_client, credential, es_id, content).status_code in (403, 409)
 
     resumed = change(eseal_client, credential, es_id, "resume", "互联互通测试恢复")
@@ -284,6 +286,8 @@ def test_revoked_seal_fails_step_3_and_cannot_sign(
     assert public_status(eseal_client, es_id)["status"] == "valid"
     result = verify(eseal_client, signature, content)
     assert step_statuses(result) == ["passed"] * 5, "a resumed seal is still refused"
+    by_digest = verify(eseal_client, signature, digest=sm3(content))
+    assert step_statuses(by_digest) == ["passed"] * 5, "by digest, a resumed seal is refused"
     assert result["seal_status"] == public_status(eseal_client, es_id)
     assert signed(eseal_client, credential, es_id, content).status_code == 200
 
@@ -297,6 +301,13 @@ def test_revoked_seal_fails_step_3_and_cannot_sign(
     assert "revoked" in result["steps"][2]["reason"]
     assert result["valid"] is False
     assert result["seal_status"] == status, "verify and the public status disagree"
+    # The same signature verified by its digest (how a service holding only the SM3 digest of
+    # a large document verifies) is judged by the same status.
+    by_digest = verify(eseal_client, signature, digest=sm3(content))
+    assert by_digest["steps"][2]["status"] == "failed", "by digest, a revoked seal passes step 3"
+    assert "revoked" in by_digest["steps"][2]["reason"]
+    assert by_digest["valid"] is False
+    assert by_digest["seal_status"] == status, "verify by digest and the public status disagree"
     assert signed(eseal_client, credential, es_id, content).status_code in (403, 409)
     # Revocation is for good.
     assert change(eseal_client, credential, es_id, "resume", "再次启用").status_code == 409

@@ -54,7 +54,7 @@ def test_the_repository_catalog_seeds_worked_examples(monkeypatch: pytest.Monkey
     monkeypatch.delenv("ZWFW_CONFORMANCE_DIR", raising=False)
     catalog = load_catalog()
     modes = {r.id: [m.id for m in r.failure_modes] for r in catalog.requirements}
-    assert modes["IC-LIC-003"] == ["detail-leak", "list-leak", "existence-oracle"]
+    assert modes["IC-LIC-003"][:3] == ["detail-leak", "list-leak", "existence-oracle"]
     assert "content-unchecked" in modes["IC-SEAL-002"]
     assert "still-signs" in modes["IC-SEAL-003"]
 

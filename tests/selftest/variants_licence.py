@@ -124,6 +124,74 @@ class LicenceServedOtherBytes:
         return response
 
 
+class CopyAnnotationNotCovered:
+    """A copy's verification checks the seal over the licence it carries, not over the whole
+    copy: the annotation (cause, expiry) is read from the presented document as it stands, so
+    a copy whose expiry was extended by hand still verifies."""
+
+    def __init__(self) -> None:
+        self.made: dict[str, bytes] = {}  # signature -> the copy document as sealed
+
+    def _covered(self, request: ProxyRequest) -> tuple[ProxyRequest, dict[str, Any] | None]:
+        """The request with the sealed copy in place of a presented one that differs only in
+        its annotation, and that annotation."""
+        try:
+            body = request.json()
+            sealed = self.made.get(body["signature"])
+            presented = json.loads(base64.b64decode(body["document"]))
+        except (KeyError, TypeError, ValueError):
+            return request, None
+        if sealed is None or presented.get("licence") != json.loads(sealed).get("licence"):
+            return request, None
+        body["document"] = base64.b64encode(sealed).decode()
+        return request.with_json(body), presented.get("annotation")
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        annotation = None
+        if request.method == "POST" and request.path == "/verify" and request.is_json:
+            request, annotation = self._covered(request)
+        response = await forward(request)
+        copies = re.fullmatch(r"/licences/[^/]+/copies", request.path)
+        if request.method == "POST" and copies and response.status == 201:
+            made = response.json()
+            self.made[made["signature"]] = base64.b64decode(made["document"])
+        elif isinstance(annotation, dict) and _json_body(response):
+            result = response.json()
+            result["cause"] = annotation.get("cause")
+            result["expires_at"] = annotation.get("expires_at")
+            return response.with_json(result)
+        return response
+
+
+def _valid_not_expired(value: Any) -> Any:
+    """``value`` with every licence status 05 (expired) stated as 01, and a status check
+    failed for expiry passed."""
+    if isinstance(value, list):
+        return [_valid_not_expired(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _valid_not_expired(v) for k, v in value.items()}
+    if out.get("code") == "05" and (out.get("name") == "expired" or "changed_at" in out):
+        out["code"] = "01"
+        if "name" in out:
+            out["name"] = "valid"
+    if out.get("name") == "status" and out.get("code") == "expired":
+        out.update(status="passed", reason="the licence is valid (01)", code=None)
+    checks = out.get("checks")
+    if isinstance(checks, list) and "valid" in out:
+        out["valid"] = all(c.get("status") != "failed" for c in checks)
+    return out
+
+
+async def expiry_by_date_not_applied(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """A licence's status is only what its issuer last set: one whose validity has ended is
+    still shown valid and verifies (status 05 never derived from the end date)."""
+    response = await forward(request)
+    if not _json_body(response) or response.status != 200:
+        return response
+    return response.with_json(_valid_not_expired(response.json()))
+
+
 def _fresh(factory: Callable[[], Defect]) -> Callable[[Province], Defect]:
     # Defects that remember what they saw start empty for every run.
     return lambda _province: factory()
@@ -142,4 +210,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("licence-served-other-bytes", "elicense",
             "licences are served in another serialisation than the sealed bytes",
             frozenset({"IC-LIC-002"}), _fresh(LicenceServedOtherBytes)),
+    Variant("copy-annotation-not-covered", "elicense",
+            "a copy's seal is checked over its licence only: an edited cause or expiry verifies",
+            frozenset({"IC-LIC-004"}), _fresh(CopyAnnotationNotCovered)),
+    Variant("licence-expiry-not-applied", "elicense",
+            "a licence past the last day of its validity is shown valid and verifies",
+            frozenset({"IC-LIC-009"}), _plain(expiry_by_date_not_applied)),
 )  # fmt: skip
