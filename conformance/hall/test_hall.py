@@ -461,6 +461,7 @@ START_AGAIN = [(1, 4), (1, 5), (4, 1), (4, 4)]
         "refusal-changes-case",
         "during-special",
         "while-waiting",
+        "waiting-after-acceptance",
     ),
 )
 def test_illegal_steps_are_refused(
@@ -480,9 +481,9 @@ def test_illegal_steps_are_refused(
     assert step(staff, number, 3, 1).status_code == 201
     problems += _refusals(staff, number, [(1, 4), (2, 1), (2, 7), (3, 1), (3, 0), (4, 1)])
     # While a special procedure runs, and while 补齐补正 waits for the applicant's materials.
-    special, waiting = (
+    special, waiting, waiting_accepted = (
         applicant.post("cases", application_for(person_item, target)).json()["case_number"]
-        for _ in range(2)
+        for _ in range(3)
     )
     assert step(staff, special, 1, 6).status_code == 201
     problems += _refusals(staff, special, [(1, 6), (2, 1), (3, 1)])
@@ -491,6 +492,10 @@ def test_illegal_steps_are_refused(
     problems += _refusals(staff, special, [(2, 6), (2, 7), (1, 4)])
     assert step(staff, waiting, 1, 5).status_code == 201
     problems += _refusals(staff, waiting, [(1, 4), (4, 1), (2, 1)])
+    # Waiting after acceptance: 不予受理 (4/3) no longer fits, nor does ending the case.
+    assert step(staff, waiting_accepted, 1, 4).status_code == 201
+    assert step(staff, waiting_accepted, 2, 5).status_code == 201
+    problems += _refusals(staff, waiting_accepted, [(4, 3), (2, 1), (3, 1), (2, 6)])
     # 不予受理 concludes the case as surely as an end step.
     assert step(staff, waiting, 4, 3).status_code == 201
     problems += _refusals(staff, waiting, [(1, 4), (4, 1)])
@@ -498,6 +503,28 @@ def test_illegal_steps_are_refused(
     case = staff.get(f"cases/{number}").json()
     assert len(case["steps"]) == 3
     assert case["state"] == "finished"
+
+
+def _deadline_problems(case: dict[str, Any], guide: dict[str, Any], where: str) -> list[str]:
+    """Where an accepted case's deadline is not the guide's promised days after acceptance."""
+    days, unit = guide["promise_day"], guide["promise_day_unit"]
+    deadline = case["deadline"] or {}
+    if (deadline.get("promised_days"), deadline.get("unit")) != (days, unit):
+        return [f"{where}: promised {deadline.get('promised_days')} {deadline.get('unit')}, "
+                f"the guide {days} {unit}"]  # fmt: skip
+    # From the province's own acceptance time in Beijing time: the verdict is the same
+    # whatever the hour of the run.
+    accepted = datetime.fromisoformat(case["accepted_at"]).astimezone(BEIJING).date()
+    if unit == "working_day":
+        expected = WorkdayCalendar().add(accepted, days)
+        if deadline.get("date") != expected.date.isoformat():
+            return [f"{where}: {days} working days after {accepted} is {expected.date}, "
+                    f"not {deadline.get('date')}"]  # fmt: skip
+        if deadline.get("provisional") != expected.provisional:
+            return [f"{where}: provisional {deadline.get('provisional')}"]
+    elif deadline.get("date") != (accepted + timedelta(days=days)).isoformat():
+        return [f"{where}: {days} days after {accepted} is not {deadline.get('date')}"]
+    return []
 
 
 @pytest.mark.requirement(
@@ -520,21 +547,9 @@ def test_promised_deadline_counts_working_days(
     assert response.status_code == 201
     case = response.json()
     item = item_detail(hall_client, case["implementation_code"])
-    days, unit = item["guide"]["promise_day"], item["guide"]["promise_day_unit"]
-    # From the province's own acceptance time in Beijing time: the verdict is the same
-    # whatever the hour of the run.
-    accepted = datetime.fromisoformat(case["accepted_at"]).astimezone(BEIJING).date()
+    problems = _deadline_problems(case, item["guide"], "accepted")
+    assert not problems, "; ".join(problems)
     deadline = case["deadline"]
-    assert deadline["promised_days"] == days, f"promised {deadline['promised_days']}, guide {days}"
-    assert deadline["unit"] == unit, f"unit {deadline['unit']}, guide {unit}"
-    if unit == "working_day":
-        expected = WorkdayCalendar().add(accepted, days)
-        assert deadline["date"] == expected.date.isoformat(), (
-            f"{days} working days after {accepted} is {expected.date}, not {deadline['date']}"
-        )
-        assert deadline["provisional"] == expected.provisional
-    else:
-        assert deadline["date"] == (accepted + timedelta(days=days)).isoformat()
     shown = applicant.get(f"cases/{number}").json()
     assert shown["deadline"] == deadline, f"the detail shows {shown['deadline']}"
     listed = [c for c in all_cases(applicant) if c["case_number"] == number]
@@ -583,6 +598,7 @@ CASE_STATES = ("submitted", "accepted", "in_progress", "finished")
         "personal-data-elsewhere",
         "cacheable",
         "lookup-open",
+        "staff-views-unmasked",
     ),
 )
 def test_applicants_see_only_their_own_cases(
@@ -608,6 +624,13 @@ def test_applicants_see_only_their_own_cases(
         problems += _masking_problems(reader.get(f"cases/{number}"), id_number, phone, numbers)
     mine = applicant.get("cases", params={"limit": 200})
     problems += _masking_problems(mine, id_number, phone, numbers)
+    # Staff see the same masked numbers in their list and in a lookup by the full number.
+    handled = staff.get("cases", params={"limit": 50})
+    problems += _masking_problems(handled, id_number, phone, numbers)
+    if number not in {c["case_number"] for c in handled.json().get("cases", [])}:
+        problems.append("the staff's list of 50 does not show the new case")
+    found = staff.post("cases/lookup", {"certificate_number": id_number})
+    problems += _masking_problems(found, id_number, phone, numbers)
     assert not problems, "; ".join(problems[:5])
 
     # Another applicant: not found, exactly as a case that does not exist.
@@ -865,6 +888,7 @@ def _state_problems(
         "start-end-step",
         "not-accepted",
         "revision-not-counted",
+        "deadline-of-step",
     ),
 )
 def test_each_legal_step_has_its_effect(
@@ -879,8 +903,9 @@ def test_each_legal_step_has_its_effect(
     # 特别程序 before acceptance, acceptance, 特别程序 again, 退回 after a middle step, 不同意.
     problems = _state_problems(step(staff, first, 1, 6), "1/6", "special", accepted=False,
                                result=None)  # fmt: skip
-    problems += _state_problems(step(staff, first, 1, 4), "1/4 after 1/6", "accepted",
-                                accepted=True, result=None)  # fmt: skip
+    accepted = step(staff, first, 1, 4)
+    problems += _state_problems(accepted, "1/4 after 1/6", "accepted", accepted=True,
+                                result=None)  # fmt: skip
     problems += _state_problems(step(staff, first, 2, 6), "2/6", "special", accepted=True,
                                 result=None)  # fmt: skip
     problems += _state_problems(step(staff, first, 2, 1), "2/1 after 2/6", "in_progress",
@@ -890,8 +915,15 @@ def test_each_legal_step_has_its_effect(
     problems += _state_problems(step(staff, first, 3, 0), "3/0", "finished", accepted=True,
                                 result="disapproved")  # fmt: skip
     # 即办 (start = end): accepted and concluded at once, with its deadline.
-    problems += _state_problems(step(staff, quick, 4, 1), "4/1", "finished", accepted=True,
+    at_once = step(staff, quick, 4, 1)
+    problems += _state_problems(at_once, "4/1", "finished", accepted=True,
                                 result="approved")  # fmt: skip
+    # The deadline a step sets is the guide's promised days, whichever step accepts: not
+    # only present (即办 concluded the same day still promised its working days).
+    guide = person_item["guide"]
+    for where, response in (("1/4 after 1/6", accepted), ("4/1", at_once)):
+        if response.status_code == 201 and response.json()["deadline"] is not None:
+            problems += _deadline_problems(response.json(), guide, f"step {where}")
     # 不予受理: concluded without acceptance; nothing follows.
     problems += _state_problems(step(staff, refused, 4, 3), "4/3", "not_accepted",
                                 accepted=False, result="not_accepted")  # fmt: skip
@@ -921,6 +953,7 @@ def _supplement(actor: Actor, number: str, material: dict[str, Any]) -> httpx.Re
         "supplement-not-kept",
         "resumes-elsewhere",
         "waiting-not-refusable",
+        "supplement-after-answer",
     ),
 )
 def test_correction_waits_for_the_applicants_supplement(
@@ -962,12 +995,16 @@ def test_correction_waits_for_the_applicants_supplement(
     assert not any(m["supplement"] for m in case["materials"][:-1])
     assert case["revision"] == before["revision"] + 1, "a supplement does not count a revision"
     assert applicant.get(f"cases/{number}").json() == case, "the detail differs after supplement"
+    # The supplement answered the 补齐补正: another one is refused until it is asked again.
+    is_problem(_supplement(applicant, number, missing), 409)
     # After acceptance, 补齐补正 returns the case to where it was, accepted.
     assert step(staff, number, 1, 4).status_code == 201
     assert step(staff, number, 2, 5).json()["state"] == "correction"
     again = _supplement(applicant, number, missing)
     assert again.status_code == 200, f"second supplement: {again.status_code}"
     assert again.json()["state"] == "accepted", f"resumed as {again.json()['state']}"
+    is_problem(_supplement(applicant, number, missing), 409)
+    assert applicant.get(f"cases/{number}").json() == again.json(), "a refused supplement counted"
     # An unaccepted case waiting for materials may still be refused (不予受理, 4/3).
     other = applicant.post("cases", application).json()["case_number"]
     assert step(staff, other, 1, 5).status_code == 201
