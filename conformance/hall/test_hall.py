@@ -744,7 +744,8 @@ def _evaluation_problems(shown: dict[str, Any], given: dict[str, Any], where: st
 @pytest.mark.requirement(
     "IC-EVAL-001",
     catches=("open-case-rated", "level-out-of-range", "other-rater", "second-rating",
-             "level-not-kept", "shown-wrong", "bad-without-reason"),
+             "level-not-kept", "shown-wrong", "bad-without-reason", "evaluation-leak",
+             "not-accepted-unrated"),
 )  # fmt: skip
 def test_concluded_case_is_rated_once(
     applicant: Actor,
@@ -756,10 +757,11 @@ def test_concluded_case_is_rated_once(
     open_case = applicant.post("cases", application_for(person_item, target)).json()
     number = open_case["case_number"]
     is_problem(rate(applicant, number, level=5), 409)
-    step(staff, number, 1, 4)
-    is_problem(rate(applicant, number, level=5), 409)
-    for nodetype, noderesult in ((2, 1), (3, 1)):
+    # Refused in each open state on the way, not only in the first.
+    for nodetype, noderesult in ((1, 4), (2, 1)):
         step(staff, number, nodetype, noderesult)
+        is_problem(rate(applicant, number, level=5), 409)
+    step(staff, number, 3, 1)
     for level in BAD_LEVELS:
         is_problem(rate(applicant, number, level=level), (400, 422))
     # A dimension is rated on the same five levels; a 差评 says what went wrong.
@@ -780,6 +782,16 @@ def test_concluded_case_is_rated_once(
     problems = _evaluation_problems(first.json(), given, "the rating's answer")
     problems += _evaluation_problems(kept.json(), given, "the evaluation read back")
     assert not problems, "; ".join(problems[:5])
+    # The evaluation is the applicant's: another applicant finds none, as for any case.
+    is_problem(other_applicant.get(f"cases/{number}/evaluation"), 404)
+    # 不予受理 concludes a case too: it is rated like one that was handled.
+    refused = applicant.post("cases", application_for(person_item, target)).json()
+    assert step(staff, refused["case_number"], 4, 3).status_code == 201
+    given = {"level": 3, "text": "未予受理"}
+    rated = rate(applicant, refused["case_number"], **given)
+    assert rated.status_code == 201, f"rating a case not accepted: {rated.status_code}"
+    problems = _evaluation_problems(rated.json(), given, "the rating of a case not accepted")
+    assert not problems, "; ".join(problems[:5])
 
 
 def _listed_tasks(staff: Actor, **params: Any) -> dict[int, dict[str, Any]]:
@@ -791,7 +803,8 @@ def _listed_tasks(staff: Actor, **params: Any) -> dict[int, dict[str, Any]]:
 @pytest.mark.requirement(
     "IC-EVAL-002",
     catches=("no-task", "deadline-wrong", "close-refused", "closed-twice", "task-not-listed",
-             "closed-still-open", "tasks-open-to-applicants"),
+             "closed-still-open", "tasks-open-to-applicants", "applicant-closes",
+             "rerated-after-closing"),
 )  # fmt: skip
 def test_bad_rating_opens_rectification(
     applicant: Actor, staff: Actor, concluded_case: dict[str, Any]
@@ -812,6 +825,10 @@ def test_bad_rating_opens_rectification(
     assert _listed_tasks(staff, state="open").get(task["id"]) == task, "open tasks list it not so"
     assert task["id"] not in _listed_tasks(staff, state="closed"), "listed as closed while open"
     is_problem(applicant.get("rectifications"), (401, 403))
+    # Nor do they close one: the rating's author is not the one who rectifies.
+    is_problem(applicant.post(f"rectifications/{task['id']}/close", {"response": "自行关闭"}),
+               (401, 403))  # fmt: skip
+    assert _listed_tasks(staff, state="open").get(task["id"]) == task, "an applicant closed it"
     closed = staff.post(f"rectifications/{task['id']}/close", {"response": "已整改并回访"})
     assert closed.status_code == 200
     assert closed.json()["state"] == "closed"
@@ -824,6 +841,12 @@ def test_bad_rating_opens_rectification(
     assert _listed_tasks(staff, state="closed").get(task["id"]) == closed.json()
     assert task["id"] not in _listed_tasks(staff, state="open"), "a closed task is listed open"
     assert task["id"] not in _listed_tasks(staff, overdue="true"), "a closed task is overdue"
+    # A rectified 差评 stays the case's one rating: no second rating replaces it.
+    is_problem(rate(applicant, number, level=5), 409)
+    kept = applicant.get(f"cases/{number}/evaluation").json()
+    assert (kept["level"], kept["rectification"]) == (2, closed.json()), (
+        f"after a refused second rating the evaluation shows level {kept['level']}"
+    )
 
 
 @pytest.mark.requirement(
