@@ -661,6 +661,7 @@ def test_applicants_see_only_their_own_cases(
         "list-differs",
         "staff-list-misses",
         "lookup-misses",
+        "list-differs-after-steps",
     ),
 )
 def test_case_lists_page_filter_and_agree_with_details(
@@ -713,6 +714,14 @@ def test_case_lists_page_filter_and_agree_with_details(
     assert new[0] not in listed("submitted"), "an accepted case is still listed as submitted"
     entry = next(c for c in all_cases(applicant) if c["case_number"] == new[0])
     assert entry == applicant.get(f"cases/{new[0]}").json(), "list and detail differ after a step"
+    # With several steps taken, the applicant's and the staff's lists show the case as its
+    # detail does: the same steps in the same order, the same state and deadline.
+    assert step(staff, new[0], 2, 1).status_code == 201
+    detail = applicant.get(f"cases/{new[0]}").json()
+    for who, actor in (("applicant's", applicant), ("staff's", staff)):
+        entry = next(c for c in all_cases(actor, 50, stop_after=50) if c["case_number"] == new[0])
+        differ = sorted(k for k in set(entry) | set(detail) if entry.get(k) != detail.get(k))
+        assert not differ, f"the {who} list and the detail differ in {differ} after two steps"
 
 
 def rate(actor: Actor, number: str, **body: Any) -> httpx.Response:
@@ -852,16 +861,21 @@ def test_bad_rating_opens_rectification(
 @pytest.mark.requirement(
     "IC-EVAL-003",
     catches=("follow-up-before-rating", "other-follows-up", "follow-up-not-kept",
-             "second-follow-up"),
+             "second-follow-up", "follow-up-level"),
 )  # fmt: skip
 def test_follow_up_once(
-    applicant: Actor, other_applicant: Actor, concluded_case: dict[str, Any]
+    applicant: Actor, other_applicant: Actor, staff: Actor, concluded_case: dict[str, Any]
 ) -> None:
     number = concluded_case["case_number"]
     path = f"cases/{number}/evaluation/follow-up"
     is_problem(applicant.post(path, {"text": "未评先追"}), (404, 409))
     assert rate(applicant, number, level=3, text="一般").status_code == 201
     is_problem(other_applicant.post(path, {"text": "他人追评"}), (403, 404))
+    # Staff may read the case, yet the follow-up is the applicant's word alone.
+    is_problem(staff.post(path, {"text": "工作人员代追评"}), (403, 404))
+    # A follow-up's level is one of the rating's five, as the rating's own.
+    for level in (0, 6, 4.5, "很好"):
+        is_problem(applicant.post(path, {"text": "追评", "level": level}), (400, 422))
     first = applicant.post(path, {"text": "补充说明", "level": 4})
     assert first.status_code == 200
     is_problem(applicant.post(path, {"text": "再次"}), 409)
