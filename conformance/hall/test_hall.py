@@ -662,6 +662,8 @@ def test_applicants_see_only_their_own_cases(
         "staff-list-misses",
         "lookup-misses",
         "list-differs-after-steps",
+        "staff-filter-ignored",
+        "overdue-filter-ignored",
     ),
 )
 def test_case_lists_page_filter_and_agree_with_details(
@@ -722,6 +724,17 @@ def test_case_lists_page_filter_and_agree_with_details(
         entry = next(c for c in all_cases(actor, 50, stop_after=50) if c["case_number"] == new[0])
         differ = sorted(k for k in set(entry) | set(detail) if entry.get(k) != detail.get(k))
         assert not differ, f"the {who} list and the detail differ in {differ} after two steps"
+    # The staff's state filter is as exact as the applicant's; overdue lists only open cases
+    # past their deadline (none of the new ones, accepted today or not at all).
+    handling = all_cases(staff, 50, stop_after=50, state="in_progress")
+    assert new[0] in {c["case_number"] for c in handling}, "staff state=in_progress misses it"
+    wrong = [c["case_number"] for c in handling if c["state"] != "in_progress"]
+    assert not wrong, f"the staff's state=in_progress lists cases in other states: {wrong[:3]}"
+    for who, actor in (("applicant's", applicant), ("staff's", staff)):
+        overdue = all_cases(actor, 50, stop_after=50, overdue="true")
+        wrong = [c["case_number"] for c in overdue
+                 if c["case_number"] in new or not c["overdue"]]  # fmt: skip
+        assert not wrong, f"the {who} overdue=true lists cases not overdue: {wrong[:3]}"
 
 
 def rate(actor: Actor, number: str, **body: Any) -> httpx.Response:
