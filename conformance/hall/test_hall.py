@@ -462,6 +462,7 @@ START_AGAIN = [(1, 4), (1, 5), (4, 1), (4, 4)]
         "during-special",
         "while-waiting",
         "waiting-after-acceptance",
+        "after-start-end",
     ),
 )
 def test_illegal_steps_are_refused(
@@ -481,9 +482,9 @@ def test_illegal_steps_are_refused(
     assert step(staff, number, 3, 1).status_code == 201
     problems += _refusals(staff, number, [(1, 4), (2, 1), (2, 7), (3, 1), (3, 0), (4, 1)])
     # While a special procedure runs, and while 补齐补正 waits for the applicant's materials.
-    special, waiting, waiting_accepted = (
+    special, waiting, waiting_accepted, at_once = (
         applicant.post("cases", application_for(person_item, target)).json()["case_number"]
-        for _ in range(3)
+        for _ in range(4)
     )
     assert step(staff, special, 1, 6).status_code == 201
     problems += _refusals(staff, special, [(1, 6), (2, 1), (3, 1)])
@@ -499,6 +500,9 @@ def test_illegal_steps_are_refused(
     # 不予受理 concludes the case as surely as an end step.
     assert step(staff, waiting, 4, 3).status_code == 201
     problems += _refusals(staff, waiting, [(1, 4), (4, 1)])
+    # So does 即办 (4/1), which never passed through the middle and end steps.
+    assert step(staff, at_once, 4, 1).status_code == 201
+    problems += _refusals(staff, at_once, [(2, 1), (3, 1), (2, 5), (1, 4)])
     assert not problems, "; ".join(problems[:6])
     case = staff.get(f"cases/{number}").json()
     assert len(case["steps"]) == 3
