@@ -254,7 +254,7 @@ VARIANTS: tuple[Variant, ...] = (
             frozenset({"IC-EVAL-002"}), _fresh_instance(RectificationViewStale)),
     Variant("staff-views-unmasked", "hall",
             "the staff's case list and lookups show the full ID number",
-            frozenset({"IC-CASE-004"}), _fresh_instance(StaffViewsUnmasked)),
+            frozenset({"IC-CASE-004", "IC-CASE-005"}), _fresh_instance(StaffViewsUnmasked)),
     Variant("rated-again-after-rectification", "hall",
             "a 差评 whose rectification was closed is replaced by a second rating",
             frozenset({"IC-EVAL-002"}), _fresh_instance(RatedAgainAfterRectification)),
