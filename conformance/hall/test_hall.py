@@ -461,6 +461,8 @@ START_AGAIN = [(1, 4), (1, 5), (4, 1), (4, 4)]
         "refusal-changes-case",
         "during-special",
         "while-waiting",
+        "waiting-after-acceptance",
+        "after-start-end",
     ),
 )
 def test_illegal_steps_are_refused(
@@ -480,9 +482,9 @@ def test_illegal_steps_are_refused(
     assert step(staff, number, 3, 1).status_code == 201
     problems += _refusals(staff, number, [(1, 4), (2, 1), (2, 7), (3, 1), (3, 0), (4, 1)])
     # While a special procedure runs, and while 补齐补正 waits for the applicant's materials.
-    special, waiting = (
+    special, waiting, waiting_accepted, at_once = (
         applicant.post("cases", application_for(person_item, target)).json()["case_number"]
-        for _ in range(2)
+        for _ in range(4)
     )
     assert step(staff, special, 1, 6).status_code == 201
     problems += _refusals(staff, special, [(1, 6), (2, 1), (3, 1)])
@@ -491,13 +493,42 @@ def test_illegal_steps_are_refused(
     problems += _refusals(staff, special, [(2, 6), (2, 7), (1, 4)])
     assert step(staff, waiting, 1, 5).status_code == 201
     problems += _refusals(staff, waiting, [(1, 4), (4, 1), (2, 1)])
+    # Waiting after acceptance: 不予受理 (4/3) no longer fits, nor does ending the case.
+    assert step(staff, waiting_accepted, 1, 4).status_code == 201
+    assert step(staff, waiting_accepted, 2, 5).status_code == 201
+    problems += _refusals(staff, waiting_accepted, [(4, 3), (2, 1), (3, 1), (2, 6)])
     # 不予受理 concludes the case as surely as an end step.
     assert step(staff, waiting, 4, 3).status_code == 201
     problems += _refusals(staff, waiting, [(1, 4), (4, 1)])
+    # So does 即办 (4/1), which never passed through the middle and end steps.
+    assert step(staff, at_once, 4, 1).status_code == 201
+    problems += _refusals(staff, at_once, [(2, 1), (3, 1), (2, 5), (1, 4)])
     assert not problems, "; ".join(problems[:6])
     case = staff.get(f"cases/{number}").json()
     assert len(case["steps"]) == 3
     assert case["state"] == "finished"
+
+
+def _deadline_problems(case: dict[str, Any], guide: dict[str, Any], where: str) -> list[str]:
+    """Where an accepted case's deadline is not the guide's promised days after acceptance."""
+    days, unit = guide["promise_day"], guide["promise_day_unit"]
+    deadline = case["deadline"] or {}
+    if (deadline.get("promised_days"), deadline.get("unit")) != (days, unit):
+        return [f"{where}: promised {deadline.get('promised_days')} {deadline.get('unit')}, "
+                f"the guide {days} {unit}"]  # fmt: skip
+    # From the province's own acceptance time in Beijing time: the verdict is the same
+    # whatever the hour of the run.
+    accepted = datetime.fromisoformat(case["accepted_at"]).astimezone(BEIJING).date()
+    if unit == "working_day":
+        expected = WorkdayCalendar().add(accepted, days)
+        if deadline.get("date") != expected.date.isoformat():
+            return [f"{where}: {days} working days after {accepted} is {expected.date}, "
+                    f"not {deadline.get('date')}"]  # fmt: skip
+        if deadline.get("provisional") != expected.provisional:
+            return [f"{where}: provisional {deadline.get('provisional')}"]
+    elif deadline.get("date") != (accepted + timedelta(days=days)).isoformat():
+        return [f"{where}: {days} days after {accepted} is not {deadline.get('date')}"]
+    return []
 
 
 @pytest.mark.requirement(
@@ -520,21 +551,9 @@ def test_promised_deadline_counts_working_days(
     assert response.status_code == 201
     case = response.json()
     item = item_detail(hall_client, case["implementation_code"])
-    days, unit = item["guide"]["promise_day"], item["guide"]["promise_day_unit"]
-    # From the province's own acceptance time in Beijing time: the verdict is the same
-    # whatever the hour of the run.
-    accepted = datetime.fromisoformat(case["accepted_at"]).astimezone(BEIJING).date()
+    problems = _deadline_problems(case, item["guide"], "accepted")
+    assert not problems, "; ".join(problems)
     deadline = case["deadline"]
-    assert deadline["promised_days"] == days, f"promised {deadline['promised_days']}, guide {days}"
-    assert deadline["unit"] == unit, f"unit {deadline['unit']}, guide {unit}"
-    if unit == "working_day":
-        expected = WorkdayCalendar().add(accepted, days)
-        assert deadline["date"] == expected.date.isoformat(), (
-            f"{days} working days after {accepted} is {expected.date}, not {deadline['date']}"
-        )
-        assert deadline["provisional"] == expected.provisional
-    else:
-        assert deadline["date"] == (accepted + timedelta(days=days)).isoformat()
     shown = applicant.get(f"cases/{number}").json()
     assert shown["deadline"] == deadline, f"the detail shows {shown['deadline']}"
     listed = [c for c in all_cases(applicant) if c["case_number"] == number]
@@ -583,6 +602,7 @@ CASE_STATES = ("submitted", "accepted", "in_progress", "finished")
         "personal-data-elsewhere",
         "cacheable",
         "lookup-open",
+        "staff-views-unmasked",
     ),
 )
 def test_applicants_see_only_their_own_cases(
@@ -608,6 +628,13 @@ def test_applicants_see_only_their_own_cases(
         problems += _masking_problems(reader.get(f"cases/{number}"), id_number, phone, numbers)
     mine = applicant.get("cases", params={"limit": 200})
     problems += _masking_problems(mine, id_number, phone, numbers)
+    # Staff see the same masked numbers in their list and in a lookup by the full number.
+    handled = staff.get("cases", params={"limit": 50})
+    problems += _masking_problems(handled, id_number, phone, numbers)
+    if number not in {c["case_number"] for c in handled.json().get("cases", [])}:
+        problems.append("the staff's list of 50 does not show the new case")
+    found = staff.post("cases/lookup", {"certificate_number": id_number})
+    problems += _masking_problems(found, id_number, phone, numbers)
     assert not problems, "; ".join(problems[:5])
 
     # Another applicant: not found, exactly as a case that does not exist.
@@ -638,6 +665,9 @@ def test_applicants_see_only_their_own_cases(
         "list-differs",
         "staff-list-misses",
         "lookup-misses",
+        "list-differs-after-steps",
+        "staff-filter-ignored",
+        "overdue-filter-ignored",
     ),
 )
 def test_case_lists_page_filter_and_agree_with_details(
@@ -690,6 +720,25 @@ def test_case_lists_page_filter_and_agree_with_details(
     assert new[0] not in listed("submitted"), "an accepted case is still listed as submitted"
     entry = next(c for c in all_cases(applicant) if c["case_number"] == new[0])
     assert entry == applicant.get(f"cases/{new[0]}").json(), "list and detail differ after a step"
+    # With several steps taken, the applicant's and the staff's lists show the case as its
+    # detail does: the same steps in the same order, the same state and deadline.
+    assert step(staff, new[0], 2, 1).status_code == 201
+    detail = applicant.get(f"cases/{new[0]}").json()
+    for who, actor in (("applicant's", applicant), ("staff's", staff)):
+        entry = next(c for c in all_cases(actor, 50, stop_after=50) if c["case_number"] == new[0])
+        differ = sorted(k for k in set(entry) | set(detail) if entry.get(k) != detail.get(k))
+        assert not differ, f"the {who} list and the detail differ in {differ} after two steps"
+    # The staff's state filter is as exact as the applicant's; overdue lists only open cases
+    # past their deadline (none of the new ones, accepted today or not at all).
+    handling = all_cases(staff, 50, stop_after=50, state="in_progress")
+    assert new[0] in {c["case_number"] for c in handling}, "staff state=in_progress misses it"
+    wrong = [c["case_number"] for c in handling if c["state"] != "in_progress"]
+    assert not wrong, f"the staff's state=in_progress lists cases in other states: {wrong[:3]}"
+    for who, actor in (("applicant's", applicant), ("staff's", staff)):
+        overdue = all_cases(actor, 50, stop_after=50, overdue="true")
+        wrong = [c["case_number"] for c in overdue
+                 if c["case_number"] in new or not c["overdue"]]  # fmt: skip
+        assert not wrong, f"the {who} overdue=true lists cases not overdue: {wrong[:3]}"
 
 
 def rate(actor: Actor, number: str, **body: Any) -> httpx.Response:
@@ -721,7 +770,8 @@ def _evaluation_problems(shown: dict[str, Any], given: dict[str, Any], where: st
 @pytest.mark.requirement(
     "IC-EVAL-001",
     catches=("open-case-rated", "level-out-of-range", "other-rater", "second-rating",
-             "level-not-kept", "shown-wrong", "bad-without-reason"),
+             "level-not-kept", "shown-wrong", "bad-without-reason", "evaluation-leak",
+             "not-accepted-unrated"),
 )  # fmt: skip
 def test_concluded_case_is_rated_once(
     applicant: Actor,
@@ -733,10 +783,11 @@ def test_concluded_case_is_rated_once(
     open_case = applicant.post("cases", application_for(person_item, target)).json()
     number = open_case["case_number"]
     is_problem(rate(applicant, number, level=5), 409)
-    step(staff, number, 1, 4)
-    is_problem(rate(applicant, number, level=5), 409)
-    for nodetype, noderesult in ((2, 1), (3, 1)):
+    # Refused in each open state on the way, not only in the first.
+    for nodetype, noderesult in ((1, 4), (2, 1)):
         step(staff, number, nodetype, noderesult)
+        is_problem(rate(applicant, number, level=5), 409)
+    step(staff, number, 3, 1)
     for level in BAD_LEVELS:
         is_problem(rate(applicant, number, level=level), (400, 422))
     # A dimension is rated on the same five levels; a 差评 says what went wrong.
@@ -757,6 +808,16 @@ def test_concluded_case_is_rated_once(
     problems = _evaluation_problems(first.json(), given, "the rating's answer")
     problems += _evaluation_problems(kept.json(), given, "the evaluation read back")
     assert not problems, "; ".join(problems[:5])
+    # The evaluation is the applicant's: another applicant finds none, as for any case.
+    is_problem(other_applicant.get(f"cases/{number}/evaluation"), 404)
+    # 不予受理 concludes a case too: it is rated like one that was handled.
+    refused = applicant.post("cases", application_for(person_item, target)).json()
+    assert step(staff, refused["case_number"], 4, 3).status_code == 201
+    given = {"level": 3, "text": "未予受理"}
+    rated = rate(applicant, refused["case_number"], **given)
+    assert rated.status_code == 201, f"rating a case not accepted: {rated.status_code}"
+    problems = _evaluation_problems(rated.json(), given, "the rating of a case not accepted")
+    assert not problems, "; ".join(problems[:5])
 
 
 def _listed_tasks(staff: Actor, **params: Any) -> dict[int, dict[str, Any]]:
@@ -768,7 +829,8 @@ def _listed_tasks(staff: Actor, **params: Any) -> dict[int, dict[str, Any]]:
 @pytest.mark.requirement(
     "IC-EVAL-002",
     catches=("no-task", "deadline-wrong", "close-refused", "closed-twice", "task-not-listed",
-             "closed-still-open", "tasks-open-to-applicants"),
+             "closed-still-open", "tasks-open-to-applicants", "applicant-closes",
+             "rerated-after-closing"),
 )  # fmt: skip
 def test_bad_rating_opens_rectification(
     applicant: Actor, staff: Actor, concluded_case: dict[str, Any]
@@ -789,6 +851,10 @@ def test_bad_rating_opens_rectification(
     assert _listed_tasks(staff, state="open").get(task["id"]) == task, "open tasks list it not so"
     assert task["id"] not in _listed_tasks(staff, state="closed"), "listed as closed while open"
     is_problem(applicant.get("rectifications"), (401, 403))
+    # Nor do they close one: the rating's author is not the one who rectifies.
+    is_problem(applicant.post(f"rectifications/{task['id']}/close", {"response": "自行关闭"}),
+               (401, 403))  # fmt: skip
+    assert _listed_tasks(staff, state="open").get(task["id"]) == task, "an applicant closed it"
     closed = staff.post(f"rectifications/{task['id']}/close", {"response": "已整改并回访"})
     assert closed.status_code == 200
     assert closed.json()["state"] == "closed"
@@ -801,21 +867,32 @@ def test_bad_rating_opens_rectification(
     assert _listed_tasks(staff, state="closed").get(task["id"]) == closed.json()
     assert task["id"] not in _listed_tasks(staff, state="open"), "a closed task is listed open"
     assert task["id"] not in _listed_tasks(staff, overdue="true"), "a closed task is overdue"
+    # A rectified 差评 stays the case's one rating: no second rating replaces it.
+    is_problem(rate(applicant, number, level=5), 409)
+    kept = applicant.get(f"cases/{number}/evaluation").json()
+    assert (kept["level"], kept["rectification"]) == (2, closed.json()), (
+        f"after a refused second rating the evaluation shows level {kept['level']}"
+    )
 
 
 @pytest.mark.requirement(
     "IC-EVAL-003",
     catches=("follow-up-before-rating", "other-follows-up", "follow-up-not-kept",
-             "second-follow-up"),
+             "second-follow-up", "follow-up-level"),
 )  # fmt: skip
 def test_follow_up_once(
-    applicant: Actor, other_applicant: Actor, concluded_case: dict[str, Any]
+    applicant: Actor, other_applicant: Actor, staff: Actor, concluded_case: dict[str, Any]
 ) -> None:
     number = concluded_case["case_number"]
     path = f"cases/{number}/evaluation/follow-up"
     is_problem(applicant.post(path, {"text": "未评先追"}), (404, 409))
     assert rate(applicant, number, level=3, text="一般").status_code == 201
     is_problem(other_applicant.post(path, {"text": "他人追评"}), (403, 404))
+    # Staff may read the case, yet the follow-up is the applicant's word alone.
+    is_problem(staff.post(path, {"text": "工作人员代追评"}), (403, 404))
+    # A follow-up's level is one of the rating's five, as the rating's own.
+    for level in (0, 6, 4.5, "很好"):
+        is_problem(applicant.post(path, {"text": "追评", "level": level}), (400, 422))
     first = applicant.post(path, {"text": "补充说明", "level": 4})
     assert first.status_code == 200
     is_problem(applicant.post(path, {"text": "再次"}), 409)
@@ -865,6 +942,7 @@ def _state_problems(
         "start-end-step",
         "not-accepted",
         "revision-not-counted",
+        "deadline-of-step",
     ),
 )
 def test_each_legal_step_has_its_effect(
@@ -879,8 +957,9 @@ def test_each_legal_step_has_its_effect(
     # 特别程序 before acceptance, acceptance, 特别程序 again, 退回 after a middle step, 不同意.
     problems = _state_problems(step(staff, first, 1, 6), "1/6", "special", accepted=False,
                                result=None)  # fmt: skip
-    problems += _state_problems(step(staff, first, 1, 4), "1/4 after 1/6", "accepted",
-                                accepted=True, result=None)  # fmt: skip
+    accepted = step(staff, first, 1, 4)
+    problems += _state_problems(accepted, "1/4 after 1/6", "accepted", accepted=True,
+                                result=None)  # fmt: skip
     problems += _state_problems(step(staff, first, 2, 6), "2/6", "special", accepted=True,
                                 result=None)  # fmt: skip
     problems += _state_problems(step(staff, first, 2, 1), "2/1 after 2/6", "in_progress",
@@ -890,8 +969,15 @@ def test_each_legal_step_has_its_effect(
     problems += _state_problems(step(staff, first, 3, 0), "3/0", "finished", accepted=True,
                                 result="disapproved")  # fmt: skip
     # 即办 (start = end): accepted and concluded at once, with its deadline.
-    problems += _state_problems(step(staff, quick, 4, 1), "4/1", "finished", accepted=True,
+    at_once = step(staff, quick, 4, 1)
+    problems += _state_problems(at_once, "4/1", "finished", accepted=True,
                                 result="approved")  # fmt: skip
+    # The deadline a step sets is the guide's promised days, whichever step accepts: not
+    # only present (即办 concluded the same day still promised its working days).
+    guide = person_item["guide"]
+    for where, response in (("1/4 after 1/6", accepted), ("4/1", at_once)):
+        if response.status_code == 201 and response.json()["deadline"] is not None:
+            problems += _deadline_problems(response.json(), guide, f"step {where}")
     # 不予受理: concluded without acceptance; nothing follows.
     problems += _state_problems(step(staff, refused, 4, 3), "4/3", "not_accepted",
                                 accepted=False, result="not_accepted")  # fmt: skip
@@ -921,6 +1007,7 @@ def _supplement(actor: Actor, number: str, material: dict[str, Any]) -> httpx.Re
         "supplement-not-kept",
         "resumes-elsewhere",
         "waiting-not-refusable",
+        "supplement-after-answer",
     ),
 )
 def test_correction_waits_for_the_applicants_supplement(
@@ -962,12 +1049,16 @@ def test_correction_waits_for_the_applicants_supplement(
     assert not any(m["supplement"] for m in case["materials"][:-1])
     assert case["revision"] == before["revision"] + 1, "a supplement does not count a revision"
     assert applicant.get(f"cases/{number}").json() == case, "the detail differs after supplement"
+    # The supplement answered the 补齐补正: another one is refused until it is asked again.
+    is_problem(_supplement(applicant, number, missing), 409)
     # After acceptance, 补齐补正 returns the case to where it was, accepted.
     assert step(staff, number, 1, 4).status_code == 201
     assert step(staff, number, 2, 5).json()["state"] == "correction"
     again = _supplement(applicant, number, missing)
     assert again.status_code == 200, f"second supplement: {again.status_code}"
     assert again.json()["state"] == "accepted", f"resumed as {again.json()['state']}"
+    is_problem(_supplement(applicant, number, missing), 409)
+    assert applicant.get(f"cases/{number}").json() == again.json(), "a refused supplement counted"
     # An unaccepted case waiting for materials may still be refused (不予受理, 4/3).
     other = applicant.post("cases", application).json()["case_number"]
     assert step(staff, other, 1, 5).status_code == 201

@@ -505,7 +505,7 @@ VARIANTS: tuple[Variant, ...] = (
             frozenset({"IC-CASE-002"}), _plain(illegal_step_accepted)),
     Variant("deadline-calendar-days", "hall",
             "the promised deadline counts calendar days, not working days",
-            frozenset({"IC-CASE-003"}), _plain(deadline_in_calendar_days)),
+            frozenset({"IC-CASE-003", "IC-CASE-006"}), _plain(deadline_in_calendar_days)),
     Variant("id-number-unmasked", "hall",
             "cases show the applicant's resident ID number unmasked",
             frozenset({"IC-CASE-004"}), _fresh_instance(ApplicantIdNumberUnmasked)),

@@ -159,6 +159,77 @@ class RectificationViewStale:
         return response.with_json(evaluation)
 
 
+class StaffViewsUnmasked:
+    """Staff are trusted with the full ID number: the staff's case list and a lookup by
+    certificate number show it unmasked (the applicant's views and every detail stay masked)."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, str] = {}  # case number -> certificate number as applied
+        self.staff: set[str] = set()  # Authorization headers that took steps
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        response = await forward(request)
+        if not _json_body(response) or response.status >= 300:
+            return response
+        caller = request.header("authorization") or ""
+        if request.method == "POST" and request.path == "/cases":
+            applied = request.json().get("applicant", {}).get("certificate_number")
+            if applied:
+                self.numbers[str(response.json()["case_number"])] = str(applied)
+            return response
+        if request.method == "POST" and re.fullmatch(r"/cases/[^/]+/steps", request.path):
+            self.staff.add(caller)
+            return response
+        if request.method == "POST" and request.path == "/cases/lookup":
+            wanted = str(request.json().get("certificate_number", ""))
+            numbers = {c["case_number"]: wanted for c in response.json()["cases"]}
+        elif request.method == "GET" and request.path == "/cases" and caller in self.staff:
+            numbers = self.numbers
+        else:
+            return response
+        page = response.json()
+        for case in page["cases"]:
+            if case["case_number"] in numbers and case["applicant"]["certificate_type"] == "10":
+                case["applicant"]["certificate_number"] = numbers[case["case_number"]]
+        return response.with_json(page)
+
+
+LEVEL_NAMES = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+
+
+class RatedAgainAfterRectification:
+    """A 差评 whose rectification was closed may be replaced by a new rating (the case is
+    "evaluated again after rectification"): the second rating is taken and shown."""
+
+    def __init__(self) -> None:
+        self.replaced: dict[str, dict[str, Any]] = {}  # evaluation path -> rating shown
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        if not re.fullmatch(r"/cases/[^/]+/evaluation", request.path):
+            return await forward(request)
+        if request.method == "GET" and request.path in self.replaced:
+            response = await forward(request)
+            if response.status == 200:
+                return response.with_json(self.replaced[request.path])
+            return response
+        response = await forward(request)
+        if request.method != "POST" or response.status != 409:
+            return response
+        current = await forward(replace(request, method="GET", body=b""))
+        if current.status != 200:
+            return response
+        evaluation = current.json()
+        task = evaluation.get("rectification")
+        if not task or task.get("state") != "closed":
+            return response
+        given = request.json()
+        level = int(given.get("level", evaluation["level"]))
+        evaluation.update(level=level, level_name=LEVEL_NAMES.get(level, ""), bad=level <= 2,
+                          text=given.get("text", ""), rectification=None)  # fmt: skip
+        self.replaced[request.path] = evaluation
+        return current.with_json(evaluation, status=201)
+
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("case-list-leak-filtered", "hall",
             "an applicant's state-filtered case list shows other applicants' cases",
@@ -181,4 +252,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("rectification-view-stale", "hall",
             "a case's evaluation keeps showing its rectification task open after it was closed",
             frozenset({"IC-EVAL-002"}), _fresh_instance(RectificationViewStale)),
+    Variant("staff-views-unmasked", "hall",
+            "the staff's case list and lookups show the full ID number",
+            frozenset({"IC-CASE-004", "IC-CASE-005"}), _fresh_instance(StaffViewsUnmasked)),
+    Variant("rated-again-after-rectification", "hall",
+            "a 差评 whose rectification was closed is replaced by a second rating",
+            frozenset({"IC-EVAL-002"}), _fresh_instance(RatedAgainAfterRectification)),
 )  # fmt: skip
