@@ -17,6 +17,7 @@ and read when a test asks for them, so a missing variable fails only the tests t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -107,6 +108,26 @@ def _existing_file(value: str | Path | None, info: ValidationInfo) -> Path | Non
     return path
 
 
+def _modified(path: Path | None) -> int | None:
+    try:
+        return path.stat().st_mtime_ns if path else None
+    except OSError:
+        return None  # loading the file below reports it
+
+
+@functools.lru_cache(maxsize=16)
+def _ssl_context(
+    cafile: str | None,
+    client_cert: str | None,
+    client_key: str | None,
+    stamps: tuple[int | None, ...],  # part of the key only: a file rewritten is loaded again
+) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=cafile)
+    if client_cert and client_key:
+        context.load_cert_chain(client_cert, client_key)
+    return context
+
+
 class TLSSettings(BaseModel):
     """Trust anchors for the target's servers and the client certificate for mutual TLS."""
 
@@ -133,12 +154,14 @@ class TLSSettings(BaseModel):
         return self
 
     def ssl_context(self) -> ssl.SSLContext:
-        """Context verifying servers against `ca_bundle` (system store if none)."""
-        cafile = str(self.ca_bundle) if self.ca_bundle else None
-        context = ssl.create_default_context(cafile=cafile)
-        if self.client_cert and self.client_key:
-            context.load_cert_chain(str(self.client_cert), str(self.client_key))
-        return context
+        """Context verifying servers against `ca_bundle` (system store if none).
+
+        One context per set of files (and their modification times) is shared by every client
+        of the run: loading a trust store costs tens of milliseconds, and a run makes hundreds
+        of clients."""
+        files = (self.ca_bundle, self.client_cert, self.client_key)
+        stamps = tuple(_modified(path) for path in files)
+        return _ssl_context(*(str(path) if path else None for path in files), stamps)
 
 
 class Declared(BaseModel):

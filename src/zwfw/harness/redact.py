@@ -17,6 +17,7 @@ harness or as a test person is removed, and personal identifiers are masked:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -117,26 +118,41 @@ _MULTIPART_FIELD = re.compile(
 )
 
 
+# Texts up to this length are remembered with their redaction (see `Redactor.text`).
+_SHORT_TEXT = 256
+
+
 class Redactor:
     """Redacts text, URLs, headers and bodies; `secrets` are literal values never to appear."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         # Longest first, so a secret containing another is replaced whole.
         self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        # Each secret as written and JSON-escaped, in one pattern: evidence passes tens of
+        # thousands of strings through here in a run.
+        written = {
+            form for s in self.secrets for form in (s, json.dumps(s, ensure_ascii=False)[1:-1])
+        }
+        alternatives = sorted(written, key=len, reverse=True)
+        self._secret_pattern = (
+            re.compile("|".join(re.escape(form) for form in alternatives)) if alternatives else None
+        )
+        # Member names, header names and short values repeat across a run's exchanges.
+        self._short_text = functools.lru_cache(maxsize=8192)(self._text)
 
     # --- text -----------------------------------------------------------------------------
 
     def literal_secrets(self, text: str) -> str:
         """`text` with every known credential value replaced, as written or JSON-escaped."""
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
-            escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
-            if escaped != secret:
-                text = text.replace(escaped, REDACTED)
-        return text
+        if self._secret_pattern is None:
+            return text
+        return self._secret_pattern.sub(REDACTED, text)
 
     def text(self, text: str) -> str:
         """Any text: JWTs, private keys, credential fields and members, personal data."""
+        return self._short_text(text) if len(text) <= _SHORT_TEXT else self._text(text)
+
+    def _text(self, text: str) -> str:
         text = self.literal_secrets(text)
         text = _PEM_PRIVATE.sub(REDACTED_KEY, text)
         text = _JWT.sub(REDACTED_JWT, text)
