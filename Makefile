@@ -10,6 +10,10 @@ SSLYZE_STAMP := $(SSLYZE_VENV)/.installed-stamp
 
 .PHONY: install test test-fast lint bench mutation demo demo-down clean k8s-manifests checkov sslyze
 
+# The tests start hundreds of Python processes (services, the zwfw command, certify runs): they
+# share compiled modules instead of each compiling the project's sources again.
+unexport PYTHONDONTWRITEBYTECODE
+
 install: $(STAMP) $(SSLYZE_STAMP)
 
 $(STAMP): pyproject.toml
@@ -18,38 +22,41 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Four pytest runs. The self-test certifies one known-bad province after another; a certify
-# run mostly waits on the province, so the variants are split over two processes (each with its
-# own reference platform) that run beside the other untimed tiers, the catalog's coverage check
-# and checkov (their output follows). The tiers that judge rates, availability and recovery
+# Five pytest runs. The self-test certifies one known-bad province after another; a certify
+# run waits on the province about half of its time, so the variants are split over
+# $(SELFTEST_SHARDS) processes (each with its own reference platform) that run beside the other
+# untimed tiers, the catalog's coverage check and checkov (their output follows). The tiers that judge rates, availability and recovery
 # under traffic (TIMED_TESTS) run afterwards, alone, so the machine's other work cannot decide
 # their verdicts. pytest exits 5 when it collected nothing; that is a failure here, never a
 # pass. Coverage: every MUST requirement in the catalog needs a test, and every failure mode it
 # lists a test that catches it. checkov: the Kubernetes target's manifests (its own virtualenv).
 TIMED_TESTS := tests/faults tests/harness/test_harness_load.py tests/deploy/test_deploy_site_local.py
 SELFTEST_LOG := out/test-selftest
+SELFTEST_SHARDS := 3
+SHARD_NUMBERS := $(shell seq 1 $(SELFTEST_SHARDS))
 
 test: $(STAMP) $(SSLYZE_STAMP)
 	@mkdir -p $(dir $(SELFTEST_LOG))
-	@for k in 1 2; do \
-	  ZWFW_SELFTEST_SHARD=$$k/2 $(BIN)/pytest -p no:cacheprovider --durations=10 tests/selftest \
-	    > $(SELFTEST_LOG)-$$k.log 2>&1 & \
-	  eval "shard$$k=$$!"; \
+	@pids=""; for k in $(SHARD_NUMBERS); do \
+	  ZWFW_SELFTEST_SHARD=$$k/$(SELFTEST_SHARDS) $(BIN)/pytest -p no:cacheprovider --durations=10 \
+	    tests/selftest > $(SELFTEST_LOG)-$$k.log 2>&1 & \
+	  pids="$$pids $$!"; \
 	done; \
 	$(BIN)/pytest --durations=30 --ignore=tests/selftest $(addprefix --ignore=,$(TIMED_TESTS)); \
 	rest=$$?; \
 	$(BIN)/zwfw requirements coverage --require-failure-modes; coverage=$$?; \
 	$(MAKE) --no-print-directory checkov; checkov=$$?; \
-	wait $$shard1; selftest1=$$?; wait $$shard2; selftest2=$$?; \
-	for k in 1 2; do \
-	  echo "== tests/selftest, shard $$k of 2 (ran beside the above) =="; cat $(SELFTEST_LOG)-$$k.log; \
+	selftest=""; for pid in $$pids; do wait $$pid; selftest="$$selftest $$?"; done; \
+	for k in $(SHARD_NUMBERS); do \
+	  echo "== tests/selftest, shard $$k of $(SELFTEST_SHARDS) (ran beside the above) =="; \
+	  cat $(SELFTEST_LOG)-$$k.log; \
 	done; \
 	echo "== the timed tiers: $(TIMED_TESTS) =="; \
 	$(BIN)/pytest --durations=15 $(TIMED_TESTS); timed=$$?; \
-	for rc in $$rest $$selftest1 $$selftest2 $$timed; do \
+	for rc in $$rest $$selftest $$timed; do \
 	  if [ $$rc -eq 5 ]; then echo "make test: a pytest run collected no tests" >&2; exit 1; fi; \
 	done; \
-	for rc in $$rest $$coverage $$checkov $$selftest1 $$selftest2 $$timed; do [ $$rc -eq 0 ] || exit $$rc; done
+	for rc in $$rest $$coverage $$checkov $$selftest $$timed; do [ $$rc -eq 0 ] || exit $$rc; done
 
 # Everything but the slow tiers (deploy, e2e, faults, sandbox, selftest: markers that tests/conftest.py
 # gives by directory), then the same coverage check.
