@@ -754,6 +754,53 @@ def test_a_licence_status_change_reaches_every_representation(
     assert every_status(elicense_client, credential, licence)["detail"]["code"] == "03"
 
 
+# Cancellation (04) and withdrawal (07) end a licence as revocation (03) does; an implementation
+# that treats only 03 as final lets copies of the others verify, be made, or be reinstated.
+ENDING_STATUSES = [("04", "互联互通测试注销"), ("07", "互联互通测试撤回")]
+
+
+@pytest.mark.requirement(
+    "IC-LIC-007",
+    catches=("status-not-everywhere", "ended-copy-verifies", "ended-copy-made", "ended-undone"),
+)  # fmt: skip
+@pytest.mark.parametrize(("code", "reason"), ENDING_STATUSES, ids=["cancelled", "withdrawn"])
+def test_a_cancelled_or_withdrawn_licence_ends_for_good(
+    elicense_client: httpx.Client, credential: Callable[[str], str],
+    test_issuer_licence: dict[str, Any], code: str, reason: str,
+) -> None:  # fmt: skip
+    _, licence = issue_test_licence(elicense_client, credential, test_issuer_licence)
+    identifier = licence["identifier"]
+    # Read and copied while valid, so that whatever the service caches is warm.
+    assert_status_everywhere(
+        every_status(elicense_client, credential, licence), "01", None, "issued"
+    )
+    made = make_copy(elicense_client, credential, identifier, days=1)
+    assert made.status_code == 201, made.text[:300]
+    copy = {"document": made.json()["document"], "signature": made.json()["signature"]}
+    assert verified(elicense_client, copy)["valid"] is True
+
+    ended = change_licence_status(elicense_client, credential, identifier, code, reason)
+    assert ended.status_code == 200, ended.text[:300]
+    assert (ended.json()["code"], ended.json()["reason"]) == (code, reason)
+    assert_status_everywhere(
+        every_status(elicense_client, credential, licence), code, reason, f"status {code}"
+    )
+    old_copy = verified(elicense_client, copy)
+    assert old_copy["valid"] is False, f"a copy of a licence in status {code} verifies"
+    assert check_status(old_copy, "status") == "failed", old_copy["checks"]
+    again = make_copy(elicense_client, credential, identifier, days=1)
+    assert again.status_code in (400, 403, 409), (
+        f"a copy of a licence in status {code} was made: {again.status_code}"
+    )
+    for back in ("01", "02"):
+        undone = change_licence_status(elicense_client, credential, identifier, back, "再次变更")
+        assert undone.status_code == 409, (
+            f"a licence in status {code} was changed to {back}: {undone.status_code}"
+        )
+    final = every_status(elicense_client, credential, licence)
+    assert_status_everywhere(final, code, reason, f"status {code}, after attempts to undo it")
+
+
 @pytest.mark.requirement(
     "IC-LIC-009", catches=("expired-shown-valid", "expired-verifies", "expired-copy-made",
                            "last-day-expired"),

@@ -192,6 +192,30 @@ async def expiry_by_date_not_applied(request: ProxyRequest, forward: Forward) ->
     return response.with_json(_valid_not_expired(response.json()))
 
 
+# Status codes a verifier that knows only revocation as final lets pass the status check.
+_NOT_FINAL_TO_IT = frozenset({"04", "07"})
+
+
+async def only_revocation_final(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """Verification takes revocation (03) as the only end of a licence besides suspension and
+    expiry: a cancelled (04) or withdrawn (07) licence, and every copy of it, passes the status
+    check, by document and by identifier (the licence itself states its status correctly)."""
+    response = await forward(request)
+    by_document = request.method == "POST" and request.path == "/verify"
+    by_identifier = request.method == "GET" and re.fullmatch(r"/verify/[^/]+", request.path)
+    if not (by_document or by_identifier) or response.status != 200 or not _json_body(response):
+        return response
+    result = response.json()
+    if (result.get("status") or {}).get("code") not in _NOT_FINAL_TO_IT:
+        return response
+    checks = result.get("checks") or []
+    for check in checks:
+        if check.get("name") == "status":
+            check["status"] = "passed"
+    result["valid"] = all(check.get("status") == "passed" for check in checks)
+    return response.with_json(result)
+
+
 def _fresh(factory: Callable[[], Defect]) -> Callable[[Province], Defect]:
     # Defects that remember what they saw start empty for every run.
     return lambda _province: factory()
@@ -216,4 +240,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("licence-expiry-not-applied", "elicense",
             "a licence past the last day of its validity is shown valid and verifies",
             frozenset({"IC-LIC-009"}), _plain(expiry_by_date_not_applied)),
+    Variant("only-revocation-final", "elicense",
+            "cancelled (04) and withdrawn (07) licences and their copies pass verification",
+            frozenset({"IC-LIC-007"}), _plain(only_revocation_final)),
 )  # fmt: skip
