@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,10 +80,59 @@ class PlatformError(RuntimeError):
     """The platform could not be started: names the service and the reason."""
 
 
+# Ports handed out by `free_port` on this machine: one file each, naming the process that took
+# it. A port is chosen seconds before its service binds it, and platforms started at the same
+# moment (several on one machine) were otherwise given the same port now and then: the second
+# service could not bind it, and the first one answered in its place.
+_PORT_CLAIMS = Path(tempfile.gettempdir()) / f"zwfw-port-claims-{os.getuid()}"
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port that no other living process was given by this function."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if _claim(port):
+            return port
+    raise PlatformError("no free port could be claimed")
+
+
+def _claim(port: int) -> bool:
+    try:
+        _PORT_CLAIMS.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return True  # nowhere to record claims: the kernel's choice alone, as before
+    claim = _PORT_CLAIMS / str(port)
+    for _ in range(2):
+        try:
+            descriptor = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            try:
+                owner = int(claim.read_text(encoding="ascii") or "0")
+            except (OSError, ValueError):
+                return False
+            # 0: the claim's owner has not written its number yet.
+            if owner <= 0 or owner == os.getpid() or _alive(owner):
+                return False
+            claim.unlink(missing_ok=True)  # its owner has ended: the claim is void
+            continue
+        except OSError:
+            return True
+        with os.fdopen(descriptor, "w", encoding="ascii") as out:
+            out.write(str(os.getpid()))
+        return True
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass
