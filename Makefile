@@ -25,9 +25,9 @@ $(STAMP): pyproject.toml
 # Five pytest runs. The self-test certifies one known-bad province after another; a certify
 # run waits on the province about half of its time, so the variants are split over
 # $(SELFTEST_SHARDS) processes (each with its own reference platform) that run beside the other
-# untimed tiers, the catalog's coverage check and checkov (their output follows). The tiers that judge rates, availability and recovery
-# under traffic (TIMED_TESTS) run afterwards, alone, so the machine's other work cannot decide
-# their verdicts. pytest exits 5 when it collected nothing; that is a failure here, never a
+# untimed tiers, the catalog's coverage check and checkov (their output follows). The tiers
+# that judge rates, availability and recovery under traffic (TIMED_TESTS) run afterwards, alone,
+# so the machine's other work cannot decide their verdicts. pytest exits 5 when it collected nothing; that is a failure here, never a
 # pass. Coverage: every MUST requirement in the catalog needs a test, and every failure mode it
 # lists a test that catches it. checkov: the Kubernetes target's manifests (its own virtualenv).
 TIMED_TESTS := tests/faults tests/harness/test_harness_load.py tests/deploy/test_deploy_site_local.py

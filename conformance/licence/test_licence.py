@@ -677,6 +677,19 @@ def assert_status_everywhere(
     assert (published["code"], published.get("reason")) == (code, reason), (when, published)
 
 
+def warm_copy(
+    client: httpx.Client, credential: Callable[[str], str], licence: dict[str, Any]
+) -> dict[str, str]:
+    """Every representation of a valid licence read, and a copy of it made and verified, so
+    that whatever the service caches is warm before its status changes; returns the copy."""
+    assert_status_everywhere(every_status(client, credential, licence), "01", None, "issued")
+    made = make_copy(client, credential, licence["identifier"], days=1)
+    assert made.status_code == 201, made.text[:300]
+    copy = {"document": made.json()["document"], "signature": made.json()["signature"]}
+    assert verified(client, copy)["valid"] is True
+    return copy
+
+
 def change_licence_status(
     client: httpx.Client, credential: Callable[[str], str], identifier: str, code: str,
     reason: str,
@@ -701,14 +714,7 @@ def test_a_licence_status_change_reaches_every_representation(
     body, licence = issue_test_licence(elicense_client, credential, test_issuer_licence)
     assert_issued_as_asked(body, licence)
     identifier = licence["identifier"]
-    # Every representation read while the licence is valid, so that anything it caches is warm.
-    assert_status_everywhere(
-        every_status(elicense_client, credential, licence), "01", None, "issued"
-    )
-    made = make_copy(elicense_client, credential, identifier, days=1)
-    assert made.status_code == 201, made.text[:300]
-    copy = {"document": made.json()["document"], "signature": made.json()["signature"]}
-    assert verified(elicense_client, copy)["valid"] is True
+    copy = warm_copy(elicense_client, credential, licence)
 
     suspended = change_licence_status(
         elicense_client, credential, identifier, "02", "互联互通测试暂停"
@@ -770,14 +776,7 @@ def test_a_cancelled_or_withdrawn_licence_ends_for_good(
 ) -> None:  # fmt: skip
     _, licence = issue_test_licence(elicense_client, credential, test_issuer_licence)
     identifier = licence["identifier"]
-    # Read and copied while valid, so that whatever the service caches is warm.
-    assert_status_everywhere(
-        every_status(elicense_client, credential, licence), "01", None, "issued"
-    )
-    made = make_copy(elicense_client, credential, identifier, days=1)
-    assert made.status_code == 201, made.text[:300]
-    copy = {"document": made.json()["document"], "signature": made.json()["signature"]}
-    assert verified(elicense_client, copy)["valid"] is True
+    copy = warm_copy(elicense_client, credential, licence)
 
     ended = change_licence_status(elicense_client, credential, identifier, code, reason)
     assert ended.status_code == 200, ended.text[:300]
