@@ -7,6 +7,9 @@ Credentials (each `{env: VAR}` in the profile's `credentials:`):
 - `hall_other_applicant_token`: the same for a second test person.
 - `hall_staff_token`: an access token of a test officer with the scopes `hall:case:handle`
   and `hall:rectification`.
+- For 免证办 (IC-CASE-009), the licence suite's `elicense_holder_token` (the same person as
+  `hall_applicant_token`, holding a valid licence of the type a listed material takes) and
+  `elicense_other_holder_token`.
 
 The suite applies for the first published item that serves persons, as synthetic
 applicants of the target's region, and drives those cases through the legal steps (special

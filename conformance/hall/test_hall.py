@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,14 +16,17 @@ import pytest
 from zwfw.codes import (
     CodeError,
     build_credit_code,
+    build_licence_id,
     parse_case_number,
     parse_credit_code,
     parse_handling_item_code,
     parse_implementation_code,
+    parse_licence_id,
 )
 from zwfw.codes.masking import mask_phone, mask_resident_id
 from zwfw.codes.workdays import WorkdayCalendar
 from zwfw.harness.profile import TargetProfile
+from zwfw.harness.results import Inconclusive
 
 from .conftest import PDF, Actor, application_for, published_items, step
 
@@ -1182,3 +1186,151 @@ def test_applications_are_checked_against_the_guide(
         assert recorded == (given["name"], given["media_type"], len(PDF), digest), (
             f"upload {given['name']!r} recorded as {recorded}"
         )
+
+
+# --- IC-CASE-009: an e-licence replaces a listed material (免证办) --------------------------
+
+
+def _licence_item(hall_client: httpx.Client) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The first published item serving persons with a required material an e-licence
+    replaces, and that material."""
+    for item in published_items(hall_client):
+        if "person" not in item["guide"]["server_type"]:
+            continue
+        for material in item["guide"]["materials"]:
+            if material.get("licence_type_code") and material.get("required", True):
+                return item, material
+    raise Inconclusive("the catalog lists no material of a person's item an e-licence replaces")
+
+
+def _held_licence(elicense_client: httpx.Client, token: str, type_code: str) -> str | None:
+    """A valid licence of ``type_code`` the token's holder holds."""
+    listed = elicense_client.get("me/licences", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 200, f"GET me/licences: {listed.status_code}"
+    for entry in listed.json():
+        identifier = str(entry["identifier"])
+        if entry["status"]["code"] == "01" and parse_licence_id(identifier).type_code == type_code:
+            return identifier
+    return None
+
+
+def _usage(elicense_client: httpx.Client, token: str, identifier: str) -> list[dict[str, Any]]:
+    response = elicense_client.get(
+        f"me/licences/{identifier}/usage", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200, f"GET usage of {identifier}: {response.status_code}"
+    return list(response.json())
+
+
+def _with_licence(application: dict[str, Any], name: str, licence_id: str) -> dict[str, Any]:
+    materials = [m for m in application["materials"] if m["name"] != name]
+    reference = {"name": name, "gettype": 3, "licence_id": licence_id}
+    return {**application, "materials": [*materials, reference]}
+
+
+@pytest.mark.requirement(
+    "IC-CASE-009",
+    catches=(
+        "licence-not-fetched",
+        "copy-not-shown",
+        "cause-not-stated",
+        "copy-expiry-wrong",
+        "wrong-type-accepted",
+        "other-holders-licence",
+        "unknown-licence-accepted",
+        "refused-application-kept",
+    ),
+)
+def test_an_e_licence_replaces_a_listed_material(
+    applicant: Actor,
+    staff: Actor,
+    hall_client: httpx.Client,
+    elicense_client: httpx.Client,
+    credential: Callable[[str], str],
+    target: TargetProfile,
+) -> None:
+    item, material = _licence_item(hall_client)
+    type_code = str(material["licence_type_code"])
+    holder = credential("elicense_holder_token")
+    own = _held_licence(elicense_client, holder, type_code)
+    if own is None:
+        raise Inconclusive(f"the test holder (the hall applicant) holds no valid licence of "
+                           f"type {type_code} for {material['name']!r}")  # fmt: skip
+    other_holder = credential("elicense_other_holder_token")
+    theirs = _held_licence(elicense_client, other_holder, type_code)
+    application = application_for(item, target)
+    total = _case_total(applicant)
+    others_usage = len(_usage(elicense_client, other_holder, theirs)) if theirs else 0
+
+    # Refused, and nothing left behind: another holder's licence (no consent), one that does
+    # not exist (a valid identifier of the type), and a licence of another type.
+    held = parse_licence_id(own)
+    # The same type and issuer, a serial no registry issues: valid, yet no licence.
+    unknown = str(build_licence_id(held.type_code, held.issuer_code,
+                                   "Z" + secrets.token_hex(8).upper(), held.version))  # fmt: skip
+    refusals = {"a licence that does not exist": _with_licence(application, material["name"],
+                                                               unknown)}  # fmt: skip
+    if theirs is not None:
+        refusals["another holder's licence"] = _with_licence(application, material["name"], theirs)
+    others = [m for m in item["guide"]["materials"] if m["name"] != material["name"]]
+    if others:
+        # The licence named for a material it does not replace.
+        wrong = {**application, "materials": [
+            {"name": others[0]["name"], "gettype": 3, "licence_id": own},
+            *[m for m in application["materials"] if m["name"] != others[0]["name"]],
+        ]}  # fmt: skip
+        refusals["a licence for a material it does not replace"] = wrong
+    problems = []
+    for fault, body in refusals.items():
+        response = applicant.post("cases", body)
+        if response.status_code not in (400, 403, 404, 409, 422):
+            problems.append(f"{fault}: {response.status_code}, not refused")
+        elif not response.headers.get("content-type", "").startswith(PROBLEM):
+            problems.append(f"{fault}: refused as {response.headers.get('content-type')}")
+    assert not problems, "; ".join(problems)
+    assert _case_total(applicant) == total, "a refused licence reference left a case behind"
+    if theirs is not None:
+        assert len(_usage(elicense_client, other_holder, theirs)) == others_usage, (
+            "another holder's licence was used without their consent"
+        )
+
+    before = {r.get("copy_id") for r in _usage(elicense_client, holder, own)}
+    response = applicant.post("cases", _with_licence(application, material["name"], own))
+    assert response.status_code == 201, f"POST cases: {response.status_code} {response.text}"
+    number = response.json()["case_number"]
+    views = {"applicant": applicant.get(f"cases/{number}"), "staff": staff.get(f"cases/{number}")}
+    copies = {}
+    for who, view in views.items():
+        assert view.status_code == 200, f"GET cases/{number} as {who}: {view.status_code}"
+        shown = [m for m in view.json()["materials"] if m["name"] == material["name"]]
+        assert len(shown) == 1, f"the {who}'s view lists {material['name']!r} {len(shown)} times"
+        entry = shown[0]
+        assert (entry.get("gettype"), entry.get("licence_id")) == (3, own), (
+            f"the {who}'s view shows the material as {entry.get('gettype')} "
+            f"{entry.get('licence_id')}, not the licence reference {own}"
+        )
+        copy = entry.get("licence_copy") or {}
+        cause = entry.get("licence_cause") or ""
+        assert copy.get("copy_id"), f"the {who}'s view shows no annotated copy of {own}"
+        assert material["name"] in cause, f"the copy's cause {cause!r} does not name the material"
+        assert copy.get("cause") == cause, "the case and its copy state different causes"
+        assert copy.get("identifier") == own, f"the copy is of {copy.get('identifier')}"
+        copies[who] = copy
+    assert copies["applicant"] == copies["staff"], "the applicant and staff see different copies"
+    copy = copies["applicant"]
+    expires = datetime.fromisoformat(str(copy["expires_at"]))
+    assert expires.tzinfo is not None, f"the copy's expiry {copy['expires_at']} has no offset"
+    made = datetime.fromisoformat(str(copy.get("made_at") or views["staff"].json()["created_at"]))
+    assert made < expires <= made + timedelta(days=366), (
+        f"the copy made {made} expires {expires}: not within a year after it was made"
+    )
+    # The registry made that copy for the hall, and shows it to the holder (用证记录).
+    recorded = [r for r in _usage(elicense_client, holder, own) if r.get("copy_id") not in before]
+    made_here = [r for r in recorded if r.get("copy_id") == copy["copy_id"]]
+    assert len(made_here) == 1, (
+        f"the registry's usage records of {own} show the case's copy {len(made_here)} times "
+        f"({len(recorded)} new records)"
+    )
+    assert made_here[0].get("cause") == copy["cause"], (
+        f"the registry recorded the cause {made_here[0].get('cause')!r}, not the case's"
+    )

@@ -230,6 +230,43 @@ class RatedAgainAfterRectification:
         return current.with_json(evaluation, status=201)
 
 
+class LicenceReferenceUnchecked:
+    """免证办 without the registry: a licence reference is taken as if the material had been
+    uploaded, and shown as a reference, but no annotated copy is ever asked for, so any
+    well-formed identifier (another holder's, one never issued) replaces the material."""
+
+    PDF = "JVBERi0xLjQKJSB6d2Z3Cg=="  # "%PDF-1.4\n% zwfw\n"
+
+    def __init__(self) -> None:
+        self.references: dict[str, dict[str, str]] = {}  # case number -> name -> licence id
+
+    def _show(self, case: dict[str, Any]) -> None:
+        named = self.references.get(str(case.get("case_number")), {})
+        for material in case.get("materials") or []:
+            if isinstance(material, dict) and material.get("name") in named:
+                for key in ("media_type", "size", "sha256"):
+                    material.pop(key, None)
+                material.update(gettype=3, licence_id=named[material["name"]])
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        named: dict[str, str] = {}
+        if request.method == "POST" and request.path == "/cases" and request.is_json:
+            body = request.json()
+            for material in body.get("materials") or []:
+                if material.get("gettype") == 3 and material.get("licence_id"):
+                    named[material["name"]] = material.pop("licence_id")
+                    material.update(gettype=2, media_type="application/pdf",
+                                    content_base64=self.PDF)  # fmt: skip
+            if named:
+                request = request.with_json(body)
+        response = await forward(request)
+        if not _json_body(response) or response.status >= 300:
+            return response
+        if named and response.status == 201:
+            self.references[str(response.json()["case_number"])] = named
+        return response.with_json(_walk(response.json(), objects=self._show))
+
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("case-list-leak-filtered", "hall",
             "an applicant's state-filtered case list shows other applicants' cases",
@@ -258,4 +295,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("rated-again-after-rectification", "hall",
             "a 差评 whose rectification was closed is replaced by a second rating",
             frozenset({"IC-EVAL-002"}), _fresh_instance(RatedAgainAfterRectification)),
+    Variant("licence-reference-unchecked", "hall",
+            "a licence reference (免证办) is taken without an annotated copy from the registry",
+            frozenset({"IC-CASE-009"}), _fresh_instance(LicenceReferenceUnchecked)),
 )  # fmt: skip
