@@ -1238,6 +1238,7 @@ def _with_licence(application: dict[str, Any], name: str, licence_id: str) -> di
         "wrong-type-accepted",
         "other-holders-licence",
         "unknown-licence-accepted",
+        "malformed-identifier-accepted",
         "refused-application-kept",
     ),
 )
@@ -1268,8 +1269,14 @@ def test_an_e_licence_replaces_a_listed_material(
     # The same type and issuer, a serial no registry issues: valid, yet no licence.
     unknown = str(build_licence_id(held.type_code, held.issuer_code,
                                    "Z" + secrets.token_hex(8).upper(), held.version))  # fmt: skip
-    refusals = {"a licence that does not exist": _with_licence(application, material["name"],
-                                                               unknown)}  # fmt: skip
+    check = own[-1]
+    garbled = own[:-1] + ("0" if check != "0" else "1")  # a wrong check character
+    refusals = {
+        "a licence that does not exist": _with_licence(application, material["name"], unknown),
+        "an identifier with a wrong check character": _with_licence(
+            application, material["name"], garbled
+        ),
+    }
     if theirs is not None:
         refusals["another holder's licence"] = _with_licence(application, material["name"], theirs)
     others = [m for m in item["guide"]["materials"] if m["name"] != material["name"]]

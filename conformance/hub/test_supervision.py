@@ -166,8 +166,25 @@ def test_the_hub_holds_the_case_as_reported(
     assert closed.status_code == 201, closed.text[:300]
 
 
+# The province-level divisions (GB/T 2260), for implementing bodies on either side of a code.
+PROVINCES = ("110000", "120000", "130000", "140000", "150000", "210000", "220000", "230000",
+             "310000", "320000", "330000", "340000", "350000", "360000", "370000", "410000",
+             "420000", "430000", "440000", "450000", "460000", "500000", "510000", "520000",
+             "530000", "540000", "610000", "620000", "630000", "640000", "650000")  # fmt: skip
+
+
+def _province_beside(region: str, side: str) -> str:
+    """A province code below or above ``region`` (the farthest one on the other side when
+    there is none on this one): a check that compares codes must hold on both sides."""
+    below = [code for code in PROVINCES if code < region]
+    above = [code for code in PROVINCES if code > region]
+    if side == "below":
+        return below[-1] if below else above[-1]
+    return above[0] if above else below[0]
+
+
 @pytest.mark.requirement("IC-CHAN-004", catches=("foreign-region-report",))
-@pytest.mark.parametrize("claim", ["region", "implementing-body"])
+@pytest.mark.parametrize("claim", ["region", "implementing-body-below", "implementing-body-above"])
 def test_a_report_for_another_province_is_refused(
     province: Province,
     credential: Callable[[str], str],
@@ -177,11 +194,11 @@ def test_a_report_for_another_province_is_refused(
     claim: str,
 ) -> None:
     # Signed by this province, with its own token, about another province's business.
-    other = _other_region(hub_client, supervise, target.region_code)
     report = case_report(target)
     if claim == "region":
-        report["region_code"] = other
+        report["region_code"] = _other_region(hub_client, supervise, target.region_code)
     else:
+        other = _province_beside(target.region_code, claim.rsplit("-", 1)[1])
         code = report["implementation_code"]
         credit = build_credit_code(code[:2] + other[:2] + "0100" + code[8:17])
         foreign = f"{credit}{code[18:]}"
