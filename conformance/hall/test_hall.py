@@ -745,6 +745,20 @@ def test_case_lists_page_filter_and_agree_with_details(
         assert not wrong, f"the {who} overdue=true lists cases not overdue: {wrong[:3]}"
 
 
+@pytest.mark.requirement("IC-CASE-005", catches=("page-bounds",))
+def test_case_list_page_bounds_are_enforced(applicant: Actor, staff: Actor) -> None:
+    # The interface's bounds (limit 1-200, offset from 0), on both sides, for both lists.
+    for who, actor in (("applicant", applicant), ("staff", staff)):
+        for params in ({"limit": 0}, {"limit": 201}, {"offset": -1}):
+            response = actor.get("cases", params=params)
+            assert response.status_code in (400, 422), (
+                f"the {who}'s GET cases {params}: {response.status_code}, not refused"
+            )
+            assert response.headers.get("content-type", "").startswith(PROBLEM)
+        largest = actor.get("cases", params={"limit": 200})
+        assert largest.status_code == 200, f"the {who}'s page of 200: {largest.status_code}"
+
+
 def rate(actor: Actor, number: str, **body: Any) -> httpx.Response:
     return actor.post(f"cases/{number}/evaluation", body)
 
@@ -1012,6 +1026,7 @@ def _supplement(actor: Actor, number: str, material: dict[str, Any]) -> httpx.Re
         "resumes-elsewhere",
         "waiting-not-refusable",
         "supplement-after-answer",
+        "accepted-anew",
     ),
 )
 def test_correction_waits_for_the_applicants_supplement(
@@ -1055,12 +1070,21 @@ def test_correction_waits_for_the_applicants_supplement(
     assert applicant.get(f"cases/{number}").json() == case, "the detail differs after supplement"
     # The supplement answered the 补齐补正: another one is refused until it is asked again.
     is_problem(_supplement(applicant, number, missing), 409)
-    # After acceptance, 补齐补正 returns the case to where it was, accepted.
-    assert step(staff, number, 1, 4).status_code == 201
-    assert step(staff, number, 2, 5).json()["state"] == "correction"
+    # After acceptance, 补齐补正 returns the case to where it was, accepted: accepted once,
+    # at the time it was (the correction does not accept it anew).
+    accepted = step(staff, number, 1, 4)
+    assert accepted.status_code == 201
+    accepted_at = accepted.json()["accepted_at"]
+    correction = step(staff, number, 2, 5).json()
+    assert correction["state"] == "correction"
     again = _supplement(applicant, number, missing)
     assert again.status_code == 200, f"second supplement: {again.status_code}"
     assert again.json()["state"] == "accepted", f"resumed as {again.json()['state']}"
+    for shown, where in ((correction, "the correction"), (again.json(), "the supplement")):
+        assert shown["accepted_at"] == accepted_at, (
+            f"after {where} the case shows accepted_at {shown['accepted_at']}, "
+            f"not {accepted_at} when it was accepted"
+        )
     is_problem(_supplement(applicant, number, missing), 409)
     assert applicant.get(f"cases/{number}").json() == again.json(), "a refused supplement counted"
     # An unaccepted case waiting for materials may still be refused (不予受理, 4/3).
