@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time as clock
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -317,6 +318,38 @@ def beijing_midnight(days_ahead: int) -> datetime:
     """00:00 Beijing time ``days_ahead`` calendar days after today's Beijing date."""
     today = datetime.now(BEIJING).date()
     return datetime.combine(today + timedelta(days=days_ahead), time(0), tzinfo=BEIJING)
+
+
+# How long the short-lived seal of the ended-period check is valid, and how long the check
+# waits past that for the registry to say it ended.
+SHORT_PERIOD_SECONDS = 6
+END_WAIT_SECONDS = 30
+
+
+@pytest.mark.requirement("IC-SEAL-004", catches=("ended-signs", "window-one-sided"))
+def test_a_seal_whose_period_has_ended_no_longer_signs(
+    eseal_client: httpx.Client, credential: Callable[[str], str]
+) -> None:
+    # The other end of the window: a seal valid for a few seconds signs within them and is
+    # refused once they are over, and its public status says so (the seconds are the
+    # registry's own: the check waits on its status, not on the harness's clock).
+    content = os.urandom(32)
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=SHORT_PERIOD_SECONDS)
+    seal = new_seal(eseal_client, credential, valid_end=end)
+    inside = signed(eseal_client, credential, seal["es_id"], content)
+    assert inside.status_code == 200, f"a seal within its period did not sign: {inside.text[:200]}"
+    deadline = clock.monotonic() + SHORT_PERIOD_SECONDS + END_WAIT_SECONDS
+    status = public_status(eseal_client, seal["es_id"])
+    while status["within_validity"] and clock.monotonic() < deadline:
+        clock.sleep(1)
+        status = public_status(eseal_client, seal["es_id"])
+    assert status["within_validity"] is False, (
+        f"the seal's period ended at {end.isoformat()}, yet its status says within validity"
+    )
+    late = signed(eseal_client, credential, seal["es_id"], content)
+    assert late.status_code in (403, 409), (
+        f"a seal whose period has ended signed: {late.status_code} {late.text[:200]}"
+    )
 
 
 @pytest.mark.requirement(

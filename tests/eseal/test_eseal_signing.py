@@ -177,6 +177,24 @@ def test_signature_made_after_the_seal_expired_fails_step_3(
     only_failure(verify(client, forged), 3, "seal_expired")
 
 
+def test_the_status_and_signing_agree_on_the_last_second_of_the_period(
+    app: FastAPI, client: TestClient, tokens: Tokens
+) -> None:
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    seal = client.post(
+        "/seals", json=seal_body(valid_end=end.isoformat()), headers=tokens.admin()
+    ).json()
+    es_id = seal["es_id"]
+    for moment, within in (
+        (end + timedelta(microseconds=999_999), True),  # the last second counts, whole
+        (end + timedelta(seconds=1), False),
+    ):
+        app.state.eseal.clock = lambda moment=moment: moment
+        status = client.get(f"/seals/{es_id}/status").json()
+        assert status["within_validity"] is within, (moment, status)
+        assert (sign(client, tokens, es_id).status_code == 200) is within, moment
+
+
 def test_signer_missing_from_the_seal_fails_step_2(
     app: FastAPI, client: TestClient, tokens: Tokens, seal: dict[str, Any]
 ) -> None:

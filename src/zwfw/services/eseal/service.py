@@ -78,6 +78,9 @@ class SealStatusRecord:
     valid_end: datetime
 
     def as_dict(self, now: datetime) -> dict[str, Any]:
+        # The period is stated to the second, its last second included: judged as signing
+        # judges it, so the status never says "ended" while the seal still signs.
+        moment = now.replace(microsecond=0)
         return {
             "es_id": self.es_id,
             "status": self.status,
@@ -85,7 +88,7 @@ class SealStatusRecord:
             "changed_at": self.changed_at.isoformat() if self.changed_at else None,
             "valid_start": self.valid_start.isoformat(),
             "valid_end": self.valid_end.isoformat(),
-            "within_validity": self.valid_start <= now <= self.valid_end,
+            "within_validity": self.valid_start <= moment <= self.valid_end,
         }
 
 
