@@ -23,6 +23,7 @@ from zwfw.harness.faults import (
     hub_outage_scenario,
     measure_scenario,
     replica_scenario,
+    slow_database_scenario,
 )
 from zwfw.harness.loadrun import LoadRunError
 from zwfw.harness.profile import Faults, SecretUnavailable, TargetProfile
@@ -122,3 +123,13 @@ def database_restart_figures(
     if faults.database_restart is None:
         raise Inconclusive("the target profile's faults: section declares no database_restart")
     return _scenario_figures(pytestconfig, target, fault_workload, database_restart_scenario)
+
+
+@pytest.fixture(scope="session")
+def slow_database_figures(
+    pytestconfig: pytest.Config, target: TargetProfile, fault_workload: Workload
+) -> dict[str, Any]:
+    faults = _faults(target)
+    if faults.slow_database is None:
+        raise Inconclusive("the target profile's faults: section declares no slow_database")
+    return _scenario_figures(pytestconfig, target, fault_workload, slow_database_scenario)

@@ -75,3 +75,12 @@ def test_no_acknowledged_write_is_lost_or_duplicated_across_a_database_restart(
     database_restart_figures: dict[str, Any],
 ) -> None:
     settle(judge_durability(database_restart_figures))
+
+
+@pytest.mark.requirement(
+    "FT-DB-003", catches=("hangs-on-slow-database", "unclear-slow-failure", "workers-stuck")
+)
+def test_a_slow_database_makes_requests_fail_fast_and_no_worker_hang(
+    slow_database_figures: dict[str, Any],
+) -> None:
+    settle(judge_database_restart(slow_database_figures))

@@ -21,21 +21,16 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
+from pgcluster import Cluster, own_cluster
 
 from zwfw.reference import DEFAULT_PROVINCES, ReferencePlatform
 
@@ -44,8 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 ZWFW = str(Path(sys.executable).with_name("zwfw"))
 SCHEMA = json.loads((REPO / "conformance" / "spec" / "report.schema.json").read_text("utf-8"))
 FT = ("FT-REP-001", "FT-REP-002", "FT-HUB-001", "FT-HUB-002", "FT-CLK-001", "FT-DB-001",
-      "FT-DB-002")  # fmt: skip
-POSTGRES_BINARIES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: p.parent.name)
+      "FT-DB-002", "FT-DB-003")  # fmt: skip
 
 
 def certify(
@@ -91,71 +85,10 @@ def platform(
     )
 
 
-@dataclass(frozen=True)
-class Cluster:
-    """A PostgreSQL cluster of this test alone: the machine's shared server is never
-    restarted."""
-
-    bin: Path
-    data: Path
-    port: int
-    as_owner: tuple[str, ...]
-
-    def command(self, *argv: str) -> str:
-        return shlex.join([*self.as_owner, str(self.bin / argv[0]), *argv[1:]])
-
-    def run(self, *argv: str) -> None:
-        done = subprocess.run(self.command(*argv), shell=True, capture_output=True, text=True,
-                              timeout=60, check=False)  # fmt: skip
-        assert done.returncode == 0, f"{argv[0]}: {done.stdout}{done.stderr}"[-2000:]
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
-
-    def database_url_for(self, service: str) -> str:
-        name = f"zwfw_{service.replace('-', '_')}"
-        admin = create_engine(f"{self.url}/postgres", isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-        finally:
-            admin.dispose()
-        return f"{self.url}/{name}"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def own_postgres() -> Iterator[Cluster]:
-    """initdb + pg_ctl of the installed PostgreSQL into a temporary directory, trust auth on
-    a free port of 127.0.0.1, run as `postgres` when the tests run as root (the server
-    refuses root). Fails, never skips, without the binaries."""
-    if not POSTGRES_BINARIES or not (POSTGRES_BINARIES[-1] / "initdb").is_file():
-        pytest.fail("the PostgreSQL server binaries (/usr/lib/postgresql/*/bin) are missing",
-                    pytrace=False)  # fmt: skip
-    root = Path(tempfile.mkdtemp(prefix="zwfw-faults-pg-"))
-    as_owner: tuple[str, ...] = ()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-        as_owner = ("runuser", "-u", "postgres", "--")
-    cluster = Cluster(POSTGRES_BINARIES[-1], root / "data", _free_port(), as_owner)
-    cluster.run("initdb", "-D", str(cluster.data), "-A", "trust", "-U", "postgres",
-                "-E", "UTF8", "--no-sync")  # fmt: skip
-    options = f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300"
-    cluster.run("pg_ctl", "-D", str(cluster.data), "-l", str(root / "server.log"), "-w",
-                "-o", options, "start")  # fmt: skip
-    try:
+    with own_cluster() as cluster:
         yield cluster
-    finally:
-        subprocess.run(cluster.command("pg_ctl", "-D", str(cluster.data), "-m", "immediate",
-                                       "stop"), shell=True, capture_output=True, timeout=60,
-                       check=False)  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -163,25 +96,7 @@ def replicated(tmp_path: Path, own_postgres: Cluster) -> Iterator[ReferencePlatf
     # Its databases live in a cluster of its own, which the database restart may restart
     # (-m immediate: a crash, in-flight transactions lost, committed ones recovered).
     cluster = own_postgres
-    restart = {
-        # -l: the restarted server must not inherit the harness's output pipe.
-        "cause": {
-            "run": cluster.command(
-                "pg_ctl",
-                "-D",
-                str(cluster.data),
-                "-w",
-                "-m",
-                "immediate",
-                "-l",
-                str(cluster.data.parent / "server.log"),
-                "restart",
-            )
-        },  # fmt: skip
-        "recovered": {
-            "run": cluster.command("pg_isready", "-q", "-h", "127.0.0.1", "-p", str(cluster.port))
-        },  # fmt: skip
-    }
+    restart = cluster.restart_fault()
     with ReferencePlatform(
         tmp_path / "reference", DEFAULT_PROVINCES[:1], workers=2,
         database_url_for=cluster.database_url_for, database_restart=restart,
@@ -273,9 +188,15 @@ def test_two_workers_per_service_under_every_declared_fault(
     assert restart["durability"]["acknowledged"] > 0
     assert restart["durability"]["lost"] == 0 == restart["durability"]["duplicated"]
 
+    # The hall's case table locked: case submissions give up with 503 within the bound.
+    slow = faults["slow-database"]["restart"]["away"]
+    assert slow["failures_by_answer"].get("HTTP 503", 0) > 0, slow
+    assert slow["not_503"] == 0 == slow["over_answer_bound"], slow
+
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Fault tolerance under load" in html
-    assert html.count("fault window") >= 6
+    assert html.count("fault window") >= 7
+    assert "Database slow" in html
     assert "Skewed clock" in html
     verified = subprocess.run([ZWFW, "verify-report", str(out)], capture_output=True,
                               text=True, check=False)  # fmt: skip
@@ -326,3 +247,31 @@ def test_a_hall_without_an_outbox_fails_the_reports_requirement(
     outbox = document["measurements"]["faults"]["hub-outage"]["outbox"]
     assert 0 < outbox["missing"] <= outbox["cases"]
     assert outbox["arrived_more_than_once"] == 0
+
+
+@pytest.fixture
+def unbounded_waits(
+    tmp_path: Path, service_databases: Callable[[str], str]
+) -> Iterator[ReferencePlatform]:
+    # A hall that waits on its database without bound (no statement or pool time-out).
+    settings = {"hall": {"database_wait_seconds": None}}
+    with platform(tmp_path, service_databases, workers=1, service_settings=settings) as running:
+        yield running
+
+
+def test_a_hall_that_waits_on_a_slow_database_fails_the_fail_fast_requirement(
+    unbounded_waits: ReferencePlatform, tmp_path: Path
+) -> None:
+    declared = yaml.safe_load(unbounded_waits.profile_path(A).read_text(encoding="utf-8"))
+    # Declared by the platform itself: its databases are PostgreSQL (the machine's server; a
+    # lock on one table of the test's own database disturbs nothing else).
+    faults = {"slow_database": declared["faults"]["slow_database"]}
+    narrowed = narrowed_profile(unbounded_waits, "unbounded", faults)
+
+    result, document = certify(unbounded_waits, narrowed, tmp_path / "report", tmp_path / "home")
+    found = statuses(document)
+    assert found["FT-DB-003"] == "fail", explain(document)
+    assert found["FT-REP-001"] == found["FT-DB-001"] == "inconclusive"
+    assert result.returncode == 1
+    reason = next(r["reason"] for r in document["requirements"] if r["id"] == "FT-DB-003")
+    assert "to be answered while the database was slow" in reason

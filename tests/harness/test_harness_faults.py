@@ -22,6 +22,7 @@ from zwfw.harness.faults import (
     judge_service_during_fault,
     restart_figures,
     step_service,
+    table_lock_fault,
 )
 from zwfw.harness.loadrun import CpuMeter, LocustRun
 from zwfw.harness.profile import FaultCommand, Faults, load_profile
@@ -292,7 +293,7 @@ def restarted(answers: dict[int, tuple[int, float]], *, back: float | None = 108
 
 def judged_restart(fault_run: FaultRun) -> tuple[dict[str, Any], Any]:
     measured = figures(fault_run, RESTART)
-    measured["restart"] = restart_figures(fault_run, RESTART)
+    measured["restart"] = restart_figures(fault_run, RESTART, 2.0)
     return measured, judge_database_restart(measured)
 
 
@@ -322,3 +323,41 @@ def test_a_database_restart_answered_500_hanging_or_failing_afterwards_fails() -
     assert "after the services were ready again 2 of 3 requests failed" in str(stale.reason)
     _, never = judged_restart(restarted({}, back=None))
     assert (never.status, never.reason) == ("fail", "not recovered within 60 s: services")
+
+
+def slowed(answers: dict[int, tuple[int, float]]) -> FaultRun:
+    """As `restarted`, the database slow from 105 until every service was ready at 108."""
+    fault_run = restarted(answers)
+    scenario = Scenario("slow-database", "Slow", ("hall",), 8.0, lambda _: None)
+    return FaultRun(scenario, fault_run.run, fault_run.timeline)
+
+
+def test_a_slow_database_fails_fast_with_503_hangs_or_meets_nothing() -> None:
+    measured, fast = judged_restart(slowed({5: (503, 1900.0), 6: (200, 1500.0)}))
+    assert fast.status == "pass", fast.reason
+    assert measured["restart"]["away"]["failures_by_answer"] == {"HTTP 503": 1}
+    _, hung = judged_restart(slowed({5: (200, 15000.0)}))
+    assert hung.status == "fail"
+    assert "1 requests took longer than 2 s to be answered while the database was slow" in str(
+        hung.reason)  # fmt: skip
+    _, internal = judged_restart(slowed({6: (500, 1200.0)}))
+    assert internal.status == "fail"
+    assert "failed otherwise than 503 while the database was slow (HTTP 500 x1)" in str(
+        internal.reason)  # fmt: skip
+    # A slowness that no request met (nothing failed, nothing took a second) proves nothing.
+    _, unmet = judged_restart(slowed({}))
+    assert unmet.status == "inconclusive"
+    assert "no request met the slow database" in str(unmet.reason)
+
+
+def test_a_table_lock_fault_is_a_profile_slow_database() -> None:
+    declared = table_lock_fault(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/zwfw_hall", "hall_case"
+    )
+    faults = Faults.model_validate({"slow_database": declared})
+    assert faults.slow_database is not None
+    cause = faults.slow_database.cause.run or ""
+    assert "LOCK TABLE hall_case IN ACCESS EXCLUSIVE MODE" in cause
+    assert "postgresql://postgres@127.0.0.1:5432/zwfw_hall" in cause
+    assert "zwfw-fault-slow-hall_case" in (faults.slow_database.undo.run or "")
+    assert faults.slow_database.answer_seconds == 5.0

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from kit_example_service import build
 from kit_tokens import TokenMint
-from sqlalchemy import Engine, select, text
+from sqlalchemy import URL, Engine, create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -333,3 +333,71 @@ def test_sqlite_transactions_of_one_process_queue_on_the_engine_lock(tmp_path: P
             ]
     finally:
         engine.dispose()
+
+
+def _slow_database_app(make_settings: Callable, url: str, **overrides: object) -> FastAPI:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    app = build(make_settings(database_url=url, **overrides))
+    migrate(app)
+    return app
+
+
+def test_a_locked_table_is_a_503_within_the_wait_bound_and_the_service_carries_on(
+    make_settings: Callable, postgres_database: URL
+) -> None:
+    url = postgres_database.render_as_string(hide_password=False)
+    app = _slow_database_app(make_settings, url, database_wait_seconds=0.5)
+    locker = create_engine(url)
+    try:
+        with TestClient(app) as client, locker.connect() as holder:
+            # As a long migration would: the table locked in a transaction of its own.
+            holder.execute(text("LOCK TABLE example_note IN ACCESS EXCLUSIVE MODE"))
+            # Without the bound the statement would wait for the lock as long as it is held.
+            response = client.get("/notes/n1")
+            assert response.status_code == 503
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.headers["retry-after"] == "1"
+            assert "statement" not in response.text
+            assert "SELECT" not in response.text
+            holder.rollback()
+            # The lock gone, the same service answers from the same pool.
+            assert client.get("/notes/n1").status_code == 404
+    finally:
+        locker.dispose()
+        app.state.kit.engine.dispose()
+
+
+def test_no_free_pooled_connection_in_time_is_a_503_not_a_500(
+    make_settings: Callable, postgres_database: URL
+) -> None:
+    url = postgres_database.render_as_string(hide_password=False)
+    app = _slow_database_app(make_settings, url, database_wait_seconds=0.5)
+    engine = app.state.kit.engine
+    assert engine.pool.timeout() == 0.5
+    # Every pooled connection (and the overflow) taken by others.
+    held = [engine.connect() for _ in range(engine.pool.size() + engine.pool._max_overflow)]
+    try:
+        with TestClient(app) as client:
+            response = client.get("/notes/n1")
+            assert response.status_code == 503, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+    finally:
+        for connection in held:
+            connection.close()
+        engine.dispose()
+
+
+def test_without_a_wait_bound_no_statement_timeout_is_set(postgres_database: URL) -> None:
+    url = postgres_database.render_as_string(hide_password=False)
+    for wait, expected in ((None, "0"), (2.5, "2500ms")):
+        engine = make_engine(url, wait_seconds=wait)
+        try:
+            with engine.connect() as connection:
+                found = connection.execute(text("SHOW statement_timeout")).scalar_one()
+        finally:
+            engine.dispose()
+        assert found == expected

@@ -29,6 +29,7 @@ scenario with its exit status and last output line.
 from __future__ import annotations
 
 import math
+import shlex
 import subprocess
 import threading
 import time
@@ -148,6 +149,9 @@ def wait_until(check: Callable[[], bool], bound: float) -> float | None:
             return None
         time.sleep(POLL_SECONDS)
 
+
+# A request slower than this met the slow database (requests otherwise take milliseconds).
+SLOW_MET_MS = 1000.0
 
 # --- scenarios -------------------------------------------------------------------------------
 
@@ -360,6 +364,65 @@ def database_restart_scenario(profile: TargetProfile, faults: Faults) -> Scenari
                     services, restart.hold_seconds + 8.0, act)  # fmt: skip
 
 
+def table_lock_fault(database: str, table: str, hold_seconds: float = 15.0) -> dict[str, Any]:
+    """A profile's `slow_database:` for a PostgreSQL database the harness's host reaches with
+    psql: `cause` takes an ACCESS EXCLUSIVE lock on `table` in a session of its own (as a long
+    migration does) and returns once it is granted; `undo` ends that session. `database` is a
+    libpq or SQLAlchemy URL without a password (give it in ~/.pgpass)."""
+    dsn = "postgresql://" + database.split("://", 1)[1]
+    app = f"zwfw-fault-slow-{table}"
+    # Should the undo never come, the lock ends by itself a minute after the hold.
+    hold = f"BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; " \
+           f"SELECT pg_sleep({int(hold_seconds) + 60}); COMMIT"  # fmt: skip
+    granted = (
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+        f"WHERE a.application_name = '{app}' AND l.granted AND l.mode = 'AccessExclusiveLock'"
+    )
+    psql = f"psql -X -q -d {shlex.quote(dsn)}"
+    cause = (
+        f"(PGAPPNAME={app} nohup {psql} -c {shlex.quote(hold)} >/dev/null 2>&1 &); "
+        f"for i in $(seq 100); do "
+        f'[ "$({psql} -tA -c {shlex.quote(granted)})" -ge 1 ] && exit 0; sleep 0.1; done; exit 1'
+    )
+    ended = (
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app}'"
+    )
+    undo = f"{psql} -tA -c {shlex.quote(ended)} >/dev/null"
+    return {"cause": {"run": cause}, "undo": {"run": undo}, "hold_seconds": hold_seconds}
+
+
+def slow_database_scenario(profile: TargetProfile, faults: Faults) -> Scenario:
+    """The services' database slow for `hold_seconds`: requests fail fast (503) rather than
+    pile up, and every service carries the load again once it is fast."""
+    slow = faults.slow_database
+    assert slow is not None
+    services = tuple(profile.services.configured())
+
+    def act(timeline: Timeline) -> None:
+        started = time.time()
+        timeline.add("caused: database slow", slow.cause,
+                     must(slow.cause, "making the database slow"))  # fmt: skip
+        timeline.first_fault = timeline.observed["caused_at"] = started
+        rest = slow.hold_seconds - (time.time() - started)
+        if rest > 0:
+            time.sleep(rest)
+        timeline.add("undone: database fast again", slow.undo,
+                     must(slow.undo, "making the database fast again"))  # fmt: skip
+        # No worker may be left hanging: every service answers /readyz again in time.
+        took = wait_until(lambda: all(ready(profile, s) for s in services),
+                          faults.recovery_seconds)  # fmt: skip
+        timeline.recovery["services"] = None if took is None else round(took, 2)
+        if took is None:
+            timeline.add(f"not recovered: services within {faults.recovery_seconds:g} s")
+            return
+        timeline.last_recovery = timeline.observed["services_ready_at"] = timeline.add(
+            "recovered: every service ready"
+        )
+
+    return Scenario("slow-database", "The services' database answering slowly under load",
+                    services, slow.hold_seconds + 6.0, act)  # fmt: skip
+
+
 # --- running a scenario under load -----------------------------------------------------------
 
 
@@ -505,15 +568,14 @@ def figures(fault_run: FaultRun, faults: Faults) -> dict[str, Any]:
     }
 
 
-def restart_figures(fault_run: FaultRun, faults: Faults) -> dict[str, Any]:
-    """The database restart seen by the judged requests: while the database was away (from
-    the restart until every service was ready again), how the failures were answered and the
-    slowest answer; then, for `settle_seconds`, whether the services carried the load again."""
-    restart = faults.database_restart
-    assert restart is not None
+def restart_figures(fault_run: FaultRun, faults: Faults, answer_seconds: float) -> dict[str, Any]:
+    """The database restart (or slowness) seen by the judged requests: while the database was
+    away or slow (from the fault until every service was ready again), how the failures were
+    answered and the slowest answer; then, for `settle_seconds`, whether the services carried
+    the load again."""
     timeline = fault_run.timeline
     caused, back = timeline.observed.get("caused_at"), timeline.observed.get("services_ready_at")
-    figures: dict[str, Any] = {"answer_bound_seconds": restart.answer_seconds,
+    figures: dict[str, Any] = {"answer_bound_seconds": answer_seconds,
                                "away": None, "after": None}  # fmt: skip
     if caused is None:
         return figures
@@ -526,7 +588,7 @@ def restart_figures(fault_run: FaultRun, faults: Faults) -> dict[str, Any]:
     away = [row for row in judged if caused <= float(row[1]) < end_away]
     failed = [row for row in away if row[5] is not None]
     answers = Counter(f"HTTP {row[4]}" if row[4] else "no answer" for row in failed)
-    bound_ms = restart.answer_seconds * 1000.0
+    bound_ms = answer_seconds * 1000.0
     figures["away"] = {
         **_counts(away),
         "seconds": round(end_away - caused, 2),
@@ -713,8 +775,13 @@ def measure_scenario(
         measured["outbox"] = outbox_deliveries(profile, cases, faults.delivery_seconds)
     if scenario.name == "clock-skew":
         measured["skew"] = skew_figures(profile, fault_run)
-    if scenario.name == "database-restart":
-        measured["restart"] = restart_figures(fault_run, faults)
+    if scenario.name == "database-restart" and faults.database_restart is not None:
+        measured["restart"] = restart_figures(
+            fault_run, faults, faults.database_restart.answer_seconds
+        )
+    if scenario.name == "slow-database" and faults.slow_database is not None:
+        slow = faults.slow_database.answer_seconds
+        measured["restart"] = restart_figures(fault_run, faults, slow)
     measured["evidence"] = (
         write_evidence(fault_run.run, evidence_dir / f"faults-{scenario.name}", redactor)
         if evidence_dir is not None
@@ -834,8 +901,9 @@ def judge_clock_skew(measured: dict[str, Any]) -> Judgement:
 
 def judge_database_restart(measured: dict[str, Any]) -> Judgement:
     """The services were ready again within the recovery bound and carried the load at the
-    threshold afterwards; while the database was away, every request was answered within the
-    answer bound and every failure was a 503."""
+    threshold afterwards; while the database was away (or slow), every request was answered
+    within the answer bound and every failure was a 503."""
+    state = "slow" if measured["scenario"] == "slow-database" else "away"
     doubt = _scenario_doubt(measured)
     if doubt is not None:
         return doubt
@@ -852,13 +920,13 @@ def judge_database_restart(measured: dict[str, Any]) -> Judgement:
             broken.append(
                 f"{away['over_answer_bound']} requests took longer than "
                 f"{restart['answer_bound_seconds']:g} s to be answered while the database was "
-                f"away (slowest {away['slowest_ms'] / 1000:.1f} s)"
+                f"{state} (slowest {away['slowest_ms'] / 1000:.1f} s)"
             )
         if away["not_503"]:
             answers = ", ".join(f"{k} x{v}" for k, v in away["failures_by_answer"].items())
             broken.append(
                 f"{away['not_503']} requests failed otherwise than 503 while the database was "
-                f"away ({answers})"
+                f"{state} ({answers})"
             )
     threshold = measured["success_threshold"]
     if after is not None and after["requests"] and after["success_rate"] < threshold:
@@ -870,6 +938,15 @@ def judge_database_restart(measured: dict[str, Any]) -> Judgement:
         return Judgement("fail", "; ".join(broken))
     if after is None or not after["requests"] or not after["covered"]:
         return Judgement("inconclusive", "the load did not cover the settle time after recovery")
+    if (
+        state == "slow"
+        and away is not None
+        and not away["failures"]
+        and (away["slowest_ms"] or 0) < SLOW_MET_MS
+    ):
+        # A fault no request met says nothing about how the services meet one.
+        return Judgement("inconclusive", "no request met the slow database (none failed, "
+                                         f"none took {SLOW_MET_MS / 1000:g} s)")  # fmt: skip
     return Judgement("pass", None)
 
 

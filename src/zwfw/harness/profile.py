@@ -294,6 +294,20 @@ class DatabaseRestartFault(BaseModel):
         return self
 
 
+class SlowDatabaseFault(BaseModel):
+    """The services' database made slow by `cause` for `hold_seconds` (e.g. a lock held on a
+    table the workload writes, as a long migration or maintenance does), and fast again by
+    `undo`. Meanwhile every request is answered within `answer_seconds`: a success, or a 503
+    once the service stops waiting, never a hang."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cause: FaultCommand
+    undo: FaultCommand
+    hold_seconds: float = Field(default=15.0, gt=0, le=600)
+    answer_seconds: float = Field(default=5.0, gt=0, le=120)
+
+
 class Faults(BaseModel):
     """The faults the harness may cause in this deployment, and what it must withstand.
 
@@ -316,6 +330,7 @@ class Faults(BaseModel):
     hub_outage: OutageFault | None = None
     clock_skew: ClockSkewFault | None = None
     database_restart: DatabaseRestartFault | None = None
+    slow_database: SlowDatabaseFault | None = None
 
     def canonical(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

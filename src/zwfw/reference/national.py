@@ -284,6 +284,8 @@ class NationalSide:
         # SQLite files by default; worker processes sharing one SQLite file serialise their
         # writes, so replicas under load want a server database (PostgreSQL) instead.
         self.database_url_for = database_url_for or self._sqlite_url
+        # Each service process's database, by process name, once its settings are written.
+        self.database_urls: dict[str, str] = {}
         # Settings by service kind ("hall", "hub", ...) merged over what the platform writes:
         # variants of the platform, e.g. {"hall": {"hub": {"max_attempts": 1}}}.
         self.service_settings = {k: dict(v) for k, v in (service_settings or {}).items()}
@@ -434,11 +436,14 @@ class NationalSide:
                 "jwks_min_refetch_seconds": 1.0}  # fmt: skip
 
     def _write_config(self, process: ServiceProcess, values: dict[str, Any]) -> None:
+        if process.name not in self.database_urls:
+            self.database_urls[process.name] = self.database_url_for(process.name)
+        database_url = self.database_urls[process.name]
         common = {
             "public_base_url": process.url,
             "host": "127.0.0.1",
             "port": process.port,
-            "database_url": self.database_url_for(process.name),
+            "database_url": database_url,
             "log_level": self.log_level,
             "workers": self.workers,
         }

@@ -772,6 +772,12 @@ class ReferencePlatform(NationalSide):
         }
         if self.database_restart is not None:
             section["database_restart"] = self.database_restart
+        hall_database = self.database_urls.get(province.services["hall"].name, "")
+        if hall_database.startswith("postgresql"):
+            from zwfw.harness.faults import table_lock_fault
+
+            # On PostgreSQL: the hall's case table locked for a while, as by a long migration.
+            section["slow_database"] = table_lock_fault(hall_database, "hall_case")
         return section
 
 

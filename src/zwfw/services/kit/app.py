@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -143,13 +144,15 @@ class KitMiddleware:
         metrics.in_progress.inc()
         try:
             await self.app(scope, receive, send_wrapper)
-        except (OperationalError, InterfaceError) as error:
-            # The database went away (restarted, failed over) or refused for now: the
-            # transaction was rolled back and the pool drops the dead connection, so the
-            # client may retry shortly (with its Idempotency-Key) and meet a fresh one.
+        except (OperationalError, InterfaceError, PoolTimeout) as error:
+            # The database went away (restarted, failed over), refused for now, or answered
+            # slower than the settings' database_wait_seconds (statement cancelled, or no
+            # pooled connection free in time): the transaction was rolled back, so the client
+            # may retry shortly (with its Idempotency-Key).
+            cause = getattr(error, "orig", None) or error
             log.error(
                 "database unavailable",
-                extra={"path": scope.get("path", ""), "error": type(error.orig).__name__},
+                extra={"path": scope.get("path", ""), "error": type(cause).__name__},
             )
             if response_started:
                 raise
@@ -277,7 +280,11 @@ def create_app(
     """
     location = resolve_location(migrations) if migrations is not None else None
     owns_engine = engine is None
-    engine = engine if engine is not None else make_engine(settings.database_url)
+    engine = (
+        engine
+        if engine is not None
+        else make_engine(settings.database_url, wait_seconds=settings.database_wait_seconds)
+    )
     state = KitState(
         settings=settings,
         version=version,

@@ -53,7 +53,7 @@ def is_memory_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+def make_engine(url: str | URL, *, wait_seconds: float | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the kit's per-backend setup.
 
     SQLite: WAL journal, foreign keys on, a busy timeout, and transactions that start with
@@ -63,7 +63,9 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     of a SQLite file is created if missing.
     PostgreSQL: psycopg 3 with pre-ping, so a pooled connection the server dropped (a
     restart) is replaced before use, and a bounded connect time, so that while the server is
-    unreachable requests fail (503) instead of hanging.
+    unreachable requests fail (503) instead of hanging. ``wait_seconds`` bounds each statement
+    (the server's statement_timeout, lock waits included) and the wait for a pooled
+    connection, so that a slow database fails requests fast (503) too.
     """
     parsed = normalise_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -71,6 +73,10 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         if parsed.get_backend_name() == "postgresql":
             connect_args = dict(kwargs.pop("connect_args", {}))
             connect_args.setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT_SECONDS)
+            if wait_seconds is not None:
+                milliseconds = max(1, round(wait_seconds * 1000))
+                connect_args.setdefault("options", f"-c statement_timeout={milliseconds}")
+                kwargs.setdefault("pool_timeout", wait_seconds)
             kwargs["connect_args"] = connect_args
         return create_engine(parsed, **kwargs)
 

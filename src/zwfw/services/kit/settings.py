@@ -120,6 +120,12 @@ class ServiceSettings(BaseSettings):
     region_code: str = Field(default="340000", pattern=r"^\d{6}$")
     # Default: SQLite file ./var/<service>.sqlite3; "sqlite://" is an in-memory database.
     database_url: str = ""
+    # Longest a request waits on the database for one statement (PostgreSQL's statement
+    # timeout, lock waits included) or for a free pooled connection before it is answered
+    # 503: a slow database makes requests fail fast instead of piling up on the workers. A
+    # request queued behind a blocked one (a case number's counter row) waits twice at most,
+    # still within the faults suite's 5 s answer bound. None: no bound.
+    database_wait_seconds: float | None = Field(default=2.0, gt=0, le=300)
     public_base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
