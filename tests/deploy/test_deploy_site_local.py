@@ -30,6 +30,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
+from pgcluster import Cluster, own_cluster
+
+from zwfw.harness.faults import table_lock_fault
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 VENV_BIN = Path(sys.executable).parent
@@ -140,6 +144,7 @@ class SiteDeployment:
     port_base: int
     database_prefix: str
     tools: dict[str, str]
+    cluster: Cluster
     deploy_seconds: float = 0.0
     torn_down: bool = False
     receiver: AlertReceiver | None = field(default=None, repr=False)
@@ -153,6 +158,14 @@ class SiteDeployment:
             "zwfw_state_dir": str(self.state),
             "zwfw_port_base": self.port_base,
             "zwfw_database_prefix": self.database_prefix,
+            # The deployment's own PostgreSQL, which the faults suite may restart.
+            "zwfw_database_port": self.cluster.port,
+            "certification_database_restart": self.cluster.restart_fault(),
+            "certification_slow_database": {
+                "province-a": table_lock_fault(
+                    f"{self.cluster.url}/{self.database_prefix}province_a_hall", "hall_case"
+                )
+            },
             "monitoring_scrape_interval": SCRAPE_INTERVAL,
             "monitoring_alert_for": {"ZwfwServiceDown": SERVICE_DOWN_HOLD},
             "monitoring_alert_group_wait": "1s",
@@ -208,22 +221,12 @@ def _get_json(url: str) -> Any:
         return json.loads(answer.read())
 
 
-def _postgres_reachable() -> None:
+def _databases(cluster: Cluster, prefix: str) -> list[str]:
     import psycopg
 
-    try:
-        psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        message = f"PostgreSQL on 127.0.0.1:5432 is not reachable: {str(exc).splitlines()[0]}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def _databases(prefix: str) -> list[str]:
-    import psycopg
-
-    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres") as connection:
+    with psycopg.connect(
+        host="127.0.0.1", port=cluster.port, user="postgres", dbname="postgres"
+    ) as connection:
         pattern = prefix.replace("_", r"\_") + "%"
         names = connection.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE %s "
@@ -254,29 +257,31 @@ def site(
     supervisord: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[SiteDeployment]:
-    _postgres_reachable()
-    deployed = SiteDeployment(
-        ansible_playbook,
-        tmp_path_factory.mktemp("site") / "state",
-        _port_base(),
-        f"zwfw_t{secrets.token_hex(4)}_",
-        {"nginx": nginx, "promtool": promtool, "prometheus": prometheus,
-         "alertmanager": alertmanager, "blackbox": blackbox_exporter},
-    )  # fmt: skip
-    deployed.receiver = AlertReceiver(deployed.port_base + WEBHOOK)
-    try:
-        started = time.monotonic()
-        result = deployed.play("site.yml")
-        deployed.deploy_seconds = time.monotonic() - started
-        print(f"site-local deployed in {deployed.deploy_seconds:.0f} s")
-        assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
-        yield deployed
-    finally:
-        if not deployed.torn_down:
-            down = deployed.play("teardown.yml")
-            if down.returncode != 0:
-                deployed.force_stop()
-        deployed.receiver.close()
+    # Its databases live in a PostgreSQL cluster of its own, which the faults suite restarts.
+    with own_cluster() as cluster:
+        deployed = SiteDeployment(
+            ansible_playbook,
+            tmp_path_factory.mktemp("site") / "state",
+            _port_base(),
+            f"zwfw_t{secrets.token_hex(4)}_",
+            {"nginx": nginx, "promtool": promtool, "prometheus": prometheus,
+             "alertmanager": alertmanager, "blackbox": blackbox_exporter},
+            cluster,
+        )  # fmt: skip
+        deployed.receiver = AlertReceiver(deployed.port_base + WEBHOOK)
+        try:
+            started = time.monotonic()
+            result = deployed.play("site.yml")
+            deployed.deploy_seconds = time.monotonic() - started
+            print(f"site-local deployed in {deployed.deploy_seconds:.0f} s")
+            assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
+            yield deployed
+        finally:
+            if not deployed.torn_down:
+                down = deployed.play("teardown.yml")
+                if down.returncode != 0:
+                    deployed.force_stop()
+            deployed.receiver.close()
 
 
 def _verified_context(bundle: Path) -> ssl.SSLContext:
@@ -328,9 +333,9 @@ def test_the_databases_are_per_instance_in_postgresql(site: SiteDeployment) -> N
     expected = sorted(
         site.database_prefix + name.replace("-", "_") for name in INSTANCES for _ in range(2)
     )  # a database and a login role each
-    assert _databases(site.database_prefix) == expected
+    assert _databases(site.cluster, site.database_prefix) == expected
     settings = (site.state / "etc" / "province-a-hall.yaml").read_text(encoding="utf-8")
-    assert f"@127.0.0.1/{site.database_prefix}province_a_hall" in settings
+    assert f"@127.0.0.1:{site.cluster.port}/{site.database_prefix}province_a_hall" in settings
 
 
 def _targets(site: SiteDeployment) -> list[dict[str, Any]]:
@@ -379,14 +384,14 @@ def test_prometheus_scrapes_every_replica_and_probes_every_endpoint(
     assert {"ZwfwServiceDown", "ZwfwEndpointProbeFailed", "ZwfwErrorBudgetBurnFast"} <= names
 
 
-def test_province_a_certifies_through_the_gateway_with_the_security_suite(
-    site: SiteDeployment, tmp_path: Path
-) -> None:
+def _certify(
+    site: SiteDeployment, out: Path, suites: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`zwfw certify` of province A with fresh credentials, as its operator runs it."""
     certify = site.state / "certify"
     profile, env_file = certify / "province-a.yaml", certify / "province-a.env"
     assert profile.exists(), "the certification role wrote no target profile"
     assert env_file.exists(), "the certification role wrote no credentials"
-    assert f"https://127.0.0.1:{site.gateway_port('province-a-hall')}" in profile.read_text()
     zwfw = str(VENV_BIN / "zwfw")
     # The tokens in the .env file last minutes: mint fresh ones right before the run.
     fresh = subprocess.run(
@@ -400,24 +405,72 @@ def test_province_a_certifies_through_the_gateway_with_the_security_suite(
         capture_output=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     env = dict(entry.split("=", 1) for entry in loaded.decode().split("\0") if "=" in entry)
-    out = tmp_path / "certify"
     result = subprocess.run(
-        # The security suite too: its callers come from `zwfw deploy credentials`, and its TLS
-        # scans meet the gateway's real configuration.
-        [zwfw, "certify", "--target", str(profile), "--out", str(out),
-         "--suites", "conformance,security"],
+        [zwfw, "certify", "--target", str(profile), "--out", str(out), "--suites", suites],
         env=env, capture_output=True, text=True, timeout=1200, check=False,
     )  # fmt: skip
     report = out / "results.json"
-    failing = ""
-    if report.exists():
-        results = json.loads(report.read_text(encoding="utf-8"))
-        failing = " ".join(
-            f"{r['id']}={r['status']}({r.get('reason') or ''})"
-            for r in results.get("requirements", [])
-            if r.get("level") == "MUST" and r.get("in_scope") and r.get("status") != "pass"
-        )[:4000]
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:] + failing
+    assert report.exists(), result.stdout[-4000:] + result.stderr[-2000:]
+    return result, json.loads(report.read_text(encoding="utf-8"))
+
+
+def _not_passed(results: dict[str, Any]) -> dict[str, str]:
+    return {
+        r["id"]: f"{r['status']}: {r.get('reason') or ''}"
+        for r in results["requirements"]
+        if r.get("level") == "MUST" and r.get("in_scope") and r.get("status") != "pass"
+    }
+
+
+def test_province_a_certifies_through_the_gateway_with_the_security_suite(
+    site: SiteDeployment, tmp_path: Path
+) -> None:
+    profile = site.state / "certify" / "province-a.yaml"
+    assert f"https://127.0.0.1:{site.gateway_port('province-a-hall')}" in profile.read_text()
+    # The security suite too: its callers come from `zwfw deploy credentials`, and its TLS
+    # scans meet the gateway's real configuration.
+    result, results = _certify(site, tmp_path / "certify", "conformance,security")
+    assert result.returncode == 0, (result.stdout[-4000:], _not_passed(results))
+
+
+def test_province_a_passes_every_fault_scenario_the_deployment_declares(
+    site: SiteDeployment, tmp_path: Path
+) -> None:
+    # The certification role declared how the suite may disturb this sandbox: a replica of
+    # each service and of the hub killed through supervisord, the hub stopped, the hall's
+    # clock skewed, and the deployment's own database restarted.
+    profile = yaml.safe_load((site.state / "certify" / "province-a.yaml").read_text("utf-8"))
+    faults = profile["faults"]
+    assert set(faults["replica"]) == {"identity", "hall", "elicense", "eseal", "hub"}
+    assert "supervisorctl" in faults["replica"]["hall"]["cause"]["run"]
+    assert "zwfw-province-a-hall-1" in faults["replica"]["hall"]["cause"]["run"]
+    assert {"hub_outage", "clock_skew", "database_restart", "slow_database"} <= set(faults)
+    out = tmp_path / "faults"
+    result, results = _certify(site, out, "faults")
+    statuses = {r["id"]: r["status"] for r in results["requirements"] if r["in_scope"]}
+    ft = sorted(rid for rid in statuses if rid.startswith("FT-"))
+    assert len(ft) == 8
+    assert {rid: statuses[rid] for rid in ft} == dict.fromkeys(ft, "pass"), _not_passed(results)
+    assert result.returncode == 0, result.stdout[-4000:]
+    measured = results["measurements"]["faults"]
+    replica = measured["replica"]
+    assert replica["judged_services"] == ["identity", "hall", "elicense", "eseal", "hub"]
+    assert replica["during"]["requests"] > 0
+    assert replica["durability"]["acknowledged"] > 0
+    assert replica["durability"]["lost"] == 0 == replica["durability"]["duplicated"]
+    assert (
+        measured["hub-outage"]["outbox"]["arrived_once"]
+        == (measured["hub-outage"]["outbox"]["cases"])
+    )
+    assert measured["clock-skew"]["skew"]["probe"]["status"] == 401
+    assert measured["database-restart"]["durability"]["lost"] == 0
+    slow = measured["slow-database"]["restart"]["away"]
+    assert slow["failures_by_answer"].get("HTTP 503", 0) > 0, slow
+    assert slow["not_503"] == 0 == slow["over_answer_bound"], slow
+    # Every killed replica runs again: the scenarios leave the deployment as they found it.
+    status = site.supervisorctl("status")
+    assert status.returncode == 0, status.stdout
+    assert status.stdout.count("RUNNING") == len(INSTANCES) * REPLICAS, status.stdout
 
 
 class Traffic(threading.Thread):
@@ -598,7 +651,7 @@ def test_rerun_reloads_only_what_changed(
 
 
 def test_teardown_stops_everything_and_drops_the_databases(site: SiteDeployment) -> None:
-    assert _databases(site.database_prefix)
+    assert _databases(site.cluster, site.database_prefix)
     down = site.play("teardown.yml")
     site.torn_down = True
     assert down.returncode == 0, down.stdout[-6000:] + down.stderr[-3000:]
@@ -611,6 +664,6 @@ def test_teardown_stops_everything_and_drops_the_databases(site: SiteDeployment)
             if sock.connect_ex(("127.0.0.1", site.port_base + offset)) == 0:
                 listening.append(site.port_base + offset)
     assert not listening
-    assert _databases(site.database_prefix) == []
+    assert _databases(site.cluster, site.database_prefix) == []
     for pid in ("run/supervisord.pid", "monitoring/run/supervisord.pid", "gateway/nginx.pid"):
         assert not (site.state / pid).exists(), pid

@@ -4,6 +4,7 @@ from the stack outputs (the rendered stacks' own outputs are checked in tests/in
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,10 @@ OUTPUTS = {
     "environment": "production",
     "platforms": {
         "national": _platform("national", "100000", ("identity", "hub")),
-        "anhui": _platform("province", "340000", ("identity", "hall", "elicense", "eseal")),
+        "anhui": {
+            **_platform("province", "340000", ("identity", "hall", "elicense", "eseal")),
+            "database_cluster": "zwfw-340000-db",
+        },
     },
 }
 
@@ -97,6 +101,57 @@ def test_bad_input_is_one_line_and_exit_2_and_writes_nothing(
     assert lines[0].startswith("zwfw deploy: ")
     assert message in lines[0]
     assert not (tmp_path / "out" / "anhui.yaml").exists()
+
+
+def test_a_sandbox_profile_declares_the_faults_as_kubectl_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zwfw.harness.faults import execute
+
+    plain = _invoke(tmp_path, OUTPUTS, "--platform", "anhui")
+    assert plain.exit_code == 0, plain.output
+    assert load_profile(tmp_path / "out" / "anhui.yaml").faults is None
+    result = _invoke(tmp_path, OUTPUTS, "--platform", "anhui", "--faults",
+                     "--kube-context", "sandbox")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    faults = load_profile(tmp_path / "out" / "anhui.yaml").faults
+    assert faults is not None
+    assert set(faults.replica) == {"identity", "hall", "elicense", "eseal", "hub"}
+    assert faults.clock_skew is None  # a pod's clock is its node's
+    # Run the declared steps against a kubectl that records what it is asked and names one
+    # pod per selector.
+    calls = tmp_path / "kubectl.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$*" in *"get pod"*) echo pod/first; echo pod/second ;; esac\n'
+    )
+    kubectl.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    for step in (faults.replica["hall"].cause, faults.replica["hub"].recovered,
+                 faults.hub_outage.cause, faults.hub_outage.undo,
+                 faults.database_restart.cause, faults.database_restart.recovered):  # fmt: skip
+        assert step is not None
+        assert execute(step).returncode == 0
+    assert calls.read_text().splitlines() == [
+        "--context sandbox -n zwfw-340000 get pod -l "
+        "app.kubernetes.io/name=hall,app.kubernetes.io/component=service -o name",
+        # One pod only (SIGKILL: no grace), the other replica carries the service.
+        "--context sandbox -n zwfw-340000 delete pod/first --grace-period=0 --force --wait=false",
+        "--context sandbox -n zwfw-100000 rollout status deployment/hub --timeout=5s",
+        "--context sandbox -n zwfw-100000 patch service hub --type=merge -p "
+        '{"spec": {"selector": {"zwfw.gov.cn/fault-outage": "true"}}}',
+        "--context sandbox -n zwfw-100000 patch service hub --type=json -p "
+        '[{"op": "remove", "path": "/spec/selector/zwfw.gov.cn~1fault-outage"}]',
+        "--context sandbox -n zwfw-340000 delete pod -l "
+        "cnpg.io/cluster=zwfw-340000-db,cnpg.io/instanceRole=primary --grace-period=0 "
+        "--force --wait=false",
+        "--context sandbox -n zwfw-340000 wait cluster/zwfw-340000-db --for=condition=Ready "
+        "--timeout=5s",
+    ]
 
 
 def test_a_missing_outputs_file_is_named(tmp_path: Path) -> None:

@@ -152,6 +152,8 @@ class ProvincePlan:
     tls_key: Path
     channel_cert: Path
     channel_key: Path
+    # A certification sandbox's profile `faults:` section (how the faults suite disturbs it).
+    faults: dict[str, Any] | None = None
 
     @property
     def region(self) -> str:
@@ -213,7 +215,25 @@ def _province(raw: dict[str, Any]) -> ProvincePlan:
         tls_key=Path(raw["tls_client"]["key"]),
         channel_cert=Path(raw["channel"]["cert"]),
         channel_key=Path(raw["channel"]["key"]),
+        faults=_faults(raw["site"], raw.get("faults")),
     )
+
+
+def _faults(site: str, raw: Any) -> dict[str, Any] | None:
+    """The declared faults, checked now: a malformed declaration stops the deployment, not
+    a certification run later."""
+    if not raw:
+        return None
+    from pydantic import ValidationError
+
+    from zwfw.harness.profile import Faults
+
+    try:
+        return Faults.model_validate(raw).canonical()
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"{site}: faults.{where}: {first['msg']}") from None
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -755,6 +775,7 @@ class Certification:
             # The deployment on this host, for the security suite's static checks (SEC-DEP-*):
             # its secrets' modes and owners, listening ports and gateway configuration.
             "deployment": {"state_dir": str(self.plan.certify_dir.parent)},
+            **({"faults": province.faults} if province.faults else {}),
             "declared": {
                 "division_codes": [province.region, spec.city],
                 "credit_codes": [spec.issuer_code, spec.dept_code],

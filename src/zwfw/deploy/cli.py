@@ -242,6 +242,17 @@ def profile(
         Path | None, typer.Option("--client-key", help="Its private key (PEM).")
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="The profile's name.")] = None,
+    faults: Annotated[
+        bool,
+        typer.Option(
+            "--faults",
+            help="A certification sandbox: declare how the faults suite may disturb it "
+            "(kubectl: delete pods, cut the hub's Service off, delete the database primary).",
+        ),
+    ] = False,
+    kube_context: Annotated[
+        str | None, typer.Option("--kube-context", help="kubectl context of the faults.")
+    ] = None,
 ) -> None:
     """Write the certification target profile of a province deployed on Kubernetes from its
     stack outputs, for `zwfw certify --target PROFILE` as with a host deployment."""
@@ -252,7 +263,7 @@ def profile(
         outputs = load_outputs(from_stack)
         document = stack_profile(
             outputs, platform, ca_bundle=ca_bundle, client_cert=client_cert,
-            client_key=client_key, name=name,
+            client_key=client_key, name=name, faults=faults, kube_context=kube_context,
         )  # fmt: skip
         changed = write_profile(document, out)
     except DeployError as exc:

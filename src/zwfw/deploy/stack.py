@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,12 @@ from zwfw.harness.errors import describe_validation_error
 from zwfw.harness.profile import SERVICE_NAMES, TargetProfile
 
 PROVINCE_SERVICES = ("identity", "hall", "elicense", "eseal")
+# The selector a hub outage adds to the hub's Service so that it selects no pod.
+OUTAGE_LABEL = "zwfw.gov.cn/fault-outage"
+# The stack's labels (infra/zwfw_infra/labels.py): a service's serving pods, and the pods of
+# a CloudNativePG cluster.
+SERVING_PODS = "app.kubernetes.io/name={service},app.kubernetes.io/component=service"
+CNPG_PRIMARY = "cnpg.io/cluster={cluster},cnpg.io/instanceRole=primary"
 
 
 def load_outputs(path: Path) -> dict[str, Any]:
@@ -63,6 +70,85 @@ def _services(platform: dict[str, Any], name: str) -> dict[str, str]:
     return urls
 
 
+def _kubectl(context: str | None, *argv: str) -> dict[str, Any]:
+    return {"kubectl": list(argv), **({"context": context} if context else {})}
+
+
+def _shell_kubectl(context: str | None, namespace: str, arguments: str) -> str:
+    """A kubectl command line for a shell step (one that needs a pipe)."""
+    options = f"--context {shlex.quote(context)} " if context else ""
+    return f"kubectl {options}-n {shlex.quote(namespace)} {arguments}"
+
+
+def stack_faults(
+    outputs: dict[str, Any], platform: str, context: str | None = None
+) -> dict[str, Any]:
+    """The profile's `faults:` section for a province of the stack (a certification sandbox):
+    one pod of each of its services and of the national hub deleted at once (grace period 0:
+    SIGKILL; its Deployment replaces it), recovered when the Deployment's rollout is complete
+    again; the hub cut off by pointing its Service at no pod and back (ingress answers 503, as
+    for a dead link); the province's database cluster's primary deleted (CloudNativePG fails
+    over to a standby where the cluster has one, else restarts it), recovered when the
+    Cluster is Ready. The clock skew is not declared: a pod's clock is the node's."""
+    platforms: dict[str, Any] = outputs["platforms"]
+    found = platforms[platform]
+    sides = [(platform, found)] + [
+        (n, p) for n, p in platforms.items()
+        if isinstance(p, dict) and p.get("kind") == "national" and "hub" in _services(p, n)
+    ][:1]  # fmt: skip
+    replica: dict[str, Any] = {}
+    hub_namespace: str | None = None
+    for side_name, side in sides:
+        for service, values in side["services"].items():
+            wanted = PROVINCE_SERVICES if side is found else ("hub",)
+            if service not in wanted:
+                continue
+            namespace = str(values.get("namespace") or side.get("namespace") or "")
+            if not namespace:
+                raise DeployError(f"platform {side_name}: the stack outputs give no namespace")
+            pod = _shell_kubectl(
+                context, namespace,
+                f"get pod -l {shlex.quote(SERVING_PODS.format(service=service))} -o name",
+            )  # fmt: skip
+            replica[service] = {
+                "cause": {"run": f"{_shell_kubectl(context, namespace, 'delete')} "
+                                 f"$({pod} | head -n 1) --grace-period=0 --force --wait=false"},
+                "recovered": _kubectl(context, "-n", namespace, "rollout", "status",
+                                      f"deployment/{service}", "--timeout=5s"),
+            }  # fmt: skip
+            if service == "hub":
+                hub_namespace = namespace
+    section: dict[str, Any] = {"replica": replica}
+    if hub_namespace is not None:
+        outage = json.dumps({"spec": {"selector": {OUTAGE_LABEL: "true"}}})
+        restore = json.dumps(
+            [
+                {
+                    "op": "remove",
+                    "path": "/spec/selector/" + OUTAGE_LABEL.replace("~", "~0").replace("/", "~1"),
+                }
+            ]
+        )
+        section["hub_outage"] = {
+            "cause": _kubectl(context, "-n", hub_namespace, "patch", "service", "hub",
+                              "--type=merge", "-p", outage),
+            "undo": _kubectl(context, "-n", hub_namespace, "patch", "service", "hub",
+                             "--type=json", "-p", restore),
+            "hold_seconds": 15,
+        }  # fmt: skip
+    cluster = found.get("database_cluster")
+    namespace = found.get("namespace")
+    if cluster and namespace:
+        primary = CNPG_PRIMARY.format(cluster=cluster)
+        section["database_restart"] = {
+            "cause": _kubectl(context, "-n", namespace, "delete", "pod", "-l", primary,
+                              "--grace-period=0", "--force", "--wait=false"),
+            "recovered": _kubectl(context, "-n", namespace, "wait", f"cluster/{cluster}",
+                                  "--for=condition=Ready", "--timeout=5s"),
+        }  # fmt: skip
+    return section
+
+
 def stack_profile(
     outputs: dict[str, Any],
     platform: str,
@@ -71,6 +157,8 @@ def stack_profile(
     client_cert: Path | None = None,
     client_key: Path | None = None,
     name: str | None = None,
+    faults: bool = False,
+    kube_context: str | None = None,
 ) -> dict[str, Any]:
     """The target profile of ``platform`` (a province of the stack) as a mapping; file paths
     absolute, so the profile can be written anywhere."""
@@ -111,6 +199,7 @@ def stack_profile(
         "services": dict(sorted(urls.items())),
         "tls": tls,
         "credentials": {n: {"env": f"{ENV_PREFIX}_{region}_{n.upper()}"} for n in sorted(names)},
+        **({"faults": stack_faults(outputs, platform, kube_context)} if faults else {}),
         "declared": {"division_codes": [region]},
         "timeout_seconds": 30,
     }
