@@ -317,15 +317,27 @@ def clock_skew_scenario(profile: TargetProfile, faults: Faults) -> Scenario:
                     "window", province, skew.hold_seconds + 2.0, act)  # fmt: skip
 
 
+def _services_ready_again(
+    profile: TargetProfile, services: tuple[ServiceName, ...], faults: Faults, timeline: Timeline
+) -> None:
+    """Wait for every service's /readyz within the recovery bound; the moment is the end of
+    the database fault's window (`services_ready_at`)."""
+    took = wait_until(lambda: all(ready(profile, s) for s in services), faults.recovery_seconds)
+    timeline.recovery["services"] = None if took is None else round(took, 2)
+    if took is None:
+        timeline.add(f"not recovered: services within {faults.recovery_seconds:g} s")
+        return
+    timeline.last_recovery = timeline.observed["services_ready_at"] = timeline.add(
+        "recovered: every service ready"
+    )
+
+
 def database_restart_scenario(profile: TargetProfile, faults: Faults) -> Scenario:
     """The services' database restarted (or stopped for `hold_seconds` and started again);
     every service reconnects by itself."""
     restart = faults.database_restart
     assert restart is not None
     services = tuple(profile.services.configured())
-
-    def all_ready() -> bool:
-        return all(ready(profile, service) for service in services)
 
     def act(timeline: Timeline) -> None:
         # The fault starts when the command does: `pg_ctl restart` returns once it is over.
@@ -351,14 +363,7 @@ def database_restart_scenario(profile: TargetProfile, faults: Faults) -> Scenari
             timeline.add("recovered: database")
             clock = time.monotonic()
         # Then the services, by themselves: each answers /readyz from its database again.
-        took = wait_until(all_ready, faults.recovery_seconds)
-        timeline.recovery["services"] = None if took is None else round(took, 2)
-        if took is None:
-            timeline.add(f"not recovered: services within {faults.recovery_seconds:g} s")
-            return
-        timeline.last_recovery = timeline.observed["services_ready_at"] = timeline.add(
-            "recovered: every service ready"
-        )
+        _services_ready_again(profile, services, faults, timeline)
 
     return Scenario("database-restart", "The services' database restarted under load",
                     services, restart.hold_seconds + 8.0, act)  # fmt: skip
@@ -409,15 +414,7 @@ def slow_database_scenario(profile: TargetProfile, faults: Faults) -> Scenario:
         timeline.add("undone: database fast again", slow.undo,
                      must(slow.undo, "making the database fast again"))  # fmt: skip
         # No worker may be left hanging: every service answers /readyz again in time.
-        took = wait_until(lambda: all(ready(profile, s) for s in services),
-                          faults.recovery_seconds)  # fmt: skip
-        timeline.recovery["services"] = None if took is None else round(took, 2)
-        if took is None:
-            timeline.add(f"not recovered: services within {faults.recovery_seconds:g} s")
-            return
-        timeline.last_recovery = timeline.observed["services_ready_at"] = timeline.add(
-            "recovered: every service ready"
-        )
+        _services_ready_again(profile, services, faults, timeline)
 
     return Scenario("slow-database", "The services' database answering slowly under load",
                     services, slow.hold_seconds + 6.0, act)  # fmt: skip
