@@ -154,10 +154,16 @@ def _run_pytest(args: list[str], driver: _Driver, root: Path) -> int:
         with contextlib.redirect_stderr(driver.stderr):
             return int(pytest.main(args, plugins=[driver]))
     finally:
-        # Suite modules must be imported afresh by the next run in this process.
+        # Suite modules must be imported afresh by the next run in this process; libraries
+        # and the project's own package stay (a virtualenv inside the checkout is under root
+        # too), or modules imported before would hold classes their new copies do not know.
+        kept = (Path(sys.prefix).resolve(), (root / "src").resolve())
         for name in set(sys.modules) - before:
             module_file = getattr(sys.modules[name], "__file__", None)
-            if module_file and Path(module_file).resolve().is_relative_to(root):
+            if not module_file:
+                continue
+            where = Path(module_file).resolve()
+            if where.is_relative_to(root) and not any(where.is_relative_to(k) for k in kept):
                 del sys.modules[name]
 
 
