@@ -1233,7 +1233,11 @@ def _held_licence(elicense_client: httpx.Client, token: str, type_code: str) -> 
     assert listed.status_code == 200, f"GET me/licences: {listed.status_code}"
     for entry in listed.json():
         identifier = str(entry["identifier"])
-        if entry["status"]["code"] == "01" and parse_licence_id(identifier).type_code == type_code:
+        try:
+            parsed = parse_licence_id(identifier)
+        except CodeError:
+            continue  # the licence suite judges identifiers (IC-LIC-001); this one is unusable
+        if entry["status"]["code"] == "01" and parsed.type_code == type_code:
             return identifier
     return None
 
