@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -1228,16 +1229,23 @@ def _licence_item(hall_client: httpx.Client) -> tuple[dict[str, Any], dict[str, 
 
 
 def _held_licence(elicense_client: httpx.Client, token: str, type_code: str) -> str | None:
-    """A valid licence of ``type_code`` the token's holder holds."""
-    listed = elicense_client.get("me/licences", headers={"Authorization": f"Bearer {token}"})
+    """A valid licence of ``type_code`` the token's holder holds, by the identifier its
+    issuer sealed (the licence suite judges how the library shows it: IC-LIC-001)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    listed = elicense_client.get("me/licences", headers=headers)
     assert listed.status_code == 200, f"GET me/licences: {listed.status_code}"
     for entry in listed.json():
-        identifier = str(entry["identifier"])
+        if entry["status"]["code"] != "01":
+            continue
+        detail = elicense_client.get(f"me/licences/{entry['identifier']}", headers=headers)
+        if detail.status_code != 200:
+            continue
         try:
-            parsed = parse_licence_id(identifier)
-        except CodeError:
-            continue  # the licence suite judges identifiers (IC-LIC-001); this one is unusable
-        if entry["status"]["code"] == "01" and parsed.type_code == type_code:
+            sealed = json.loads(base64.b64decode(detail.json()["document"]))
+            identifier = str(parse_licence_id(str(sealed["identifier"])))
+        except (KeyError, TypeError, ValueError, CodeError):
+            continue
+        if parse_licence_id(identifier).type_code == type_code:
             return identifier
     return None
 
