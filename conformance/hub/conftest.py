@@ -27,7 +27,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,6 +38,7 @@ import pytest
 from zwfw.codes import build_case_number
 from zwfw.crypto.sm2 import load_private_key
 from zwfw.formats.channel import ChannelSigner
+from zwfw.harness.profile import TargetProfile
 
 # The hub counts promised dates and rectification deadlines in Beijing time.
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -139,6 +140,71 @@ def case_report(target: Any, version: int = 1, state: str = "submitted") -> dict
         "apply_time": now.isoformat(),
         "steps": [],
         "materials": [],
+    }
+
+
+def accepted_case_report(
+    target: TargetProfile, promise_date: date, **changes: Any
+) -> dict[str, Any]:
+    """A synthetic case accepted an hour ago, due on ``promise_date``, with one step and two
+    materials (one of them a licence reference)."""
+    report = case_report(target, state="accepted_pending")
+    accepted = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    report |= {
+        "handling_item_code": report["implementation_code"] + "01",
+        "accept_time": accepted.isoformat(),
+        "promised_days": 5,
+        "promise_date": promise_date.isoformat(),
+        "steps": [
+            {
+                "seq": 1,
+                "nodetype": 1,
+                "noderesult": 4,
+                "node_name": "受理",
+                "handler_name": "窗口人员",
+                "time": accepted.isoformat(),
+            },
+        ],  # fmt: skip
+        "materials": [
+            {"name": "申请表", "gettype": 1},
+            {"name": "营业执照", "gettype": 3, "licence_id": "1.2.156.3005.2.TEST.LIC"},
+        ],
+    }
+    return report | changes
+
+
+def finished_case_report(report: dict[str, Any], version: int) -> dict[str, Any]:
+    finished = datetime.now(UTC).replace(microsecond=0)
+    return report | {
+        "version": version,
+        "state": "concluded",
+        "finish_time": finished.isoformat(),
+        "result": "1",
+        "steps": [
+            *report["steps"],
+            {"seq": 2, "nodetype": 4, "noderesult": 1, "time": finished.isoformat()},
+        ],
+    }
+
+
+def evaluation_report(
+    target: TargetProfile, number: str, deadline: date, version: int = 1, **changes: Any
+) -> dict[str, Any]:
+    code = target.declared.implementation_codes[0]
+    rated = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
+    return {
+        "report": "evaluation",
+        "version": version,
+        "region_code": target.region_code,
+        "case_number": number,
+        "implementation_code": code,
+        "dept_code": code[:18],
+        "level": 1,
+        "time": rated.isoformat(),
+        "text": "办理太慢",
+        "follow_up": {"text": "仍未办结", "level": 1, "time": rated.isoformat()},
+        "rectification": {"state": "open", "deadline": deadline.isoformat(), "working_days": 5},
+        **changes,
     }
 
 

@@ -24,7 +24,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from zwfw.codes import build_case_number, build_credit_code
 from zwfw.harness.profile import TargetProfile
 
-from .conftest import Province, case_report, fresh_key, hub_today
+from .conftest import (
+    Province,
+    accepted_case_report,
+    case_report,
+    evaluation_report,
+    finished_case_report,
+    fresh_key,
+    hub_today,
+)
 
 CASES = "/reports/cases"
 EVALUATIONS = "/reports/evaluations"
@@ -40,48 +48,6 @@ def _other_region(hub_client: httpx.Client, supervise: dict[str, str], region: s
     assert answer.status_code == 200, f"GET provinces: {answer.status_code}"
     others = [p["region_code"] for p in answer.json() if p["region_code"] != region]
     return others[0] if others else ("110000" if region != "110000" else "120000")
-
-
-def _accepted_case(target: TargetProfile, promise_date: date, **changes: Any) -> dict[str, Any]:
-    """A synthetic case accepted an hour ago, due on ``promise_date``, with one step and two
-    materials (one of them a licence reference)."""
-    report = case_report(target, state="accepted_pending")
-    accepted = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-    report |= {
-        "handling_item_code": report["implementation_code"] + "01",
-        "accept_time": accepted.isoformat(),
-        "promised_days": 5,
-        "promise_date": promise_date.isoformat(),
-        "steps": [
-            {
-                "seq": 1,
-                "nodetype": 1,
-                "noderesult": 4,
-                "node_name": "受理",
-                "handler_name": "窗口人员",
-                "time": accepted.isoformat(),
-            },
-        ],  # fmt: skip
-        "materials": [
-            {"name": "申请表", "gettype": 1},
-            {"name": "营业执照", "gettype": 3, "licence_id": "1.2.156.3005.2.TEST.LIC"},
-        ],
-    }
-    return report | changes
-
-
-def _finished(report: dict[str, Any], version: int) -> dict[str, Any]:
-    finished = datetime.now(UTC).replace(microsecond=0)
-    return report | {
-        "version": version,
-        "state": "concluded",
-        "finish_time": finished.isoformat(),
-        "result": "1",
-        "steps": [
-            *report["steps"],
-            {"seq": 2, "nodetype": 4, "noderesult": 1, "time": finished.isoformat()},
-        ],
-    }
 
 
 def _listed(
@@ -124,7 +90,7 @@ def test_the_hub_holds_the_case_as_reported(
     supervise: dict[str, str],
 ) -> None:
     today = hub_today(hub_client)
-    report = _accepted_case(target, today + timedelta(days=7))
+    report = accepted_case_report(target, today + timedelta(days=7))
     key = fresh_key()
     taken = province.send(CASES, report, credential("hub_report_token"), idempotency_key=key)
     assert taken.status_code == 201, taken.text[:300]
@@ -161,7 +127,10 @@ def test_the_hub_holds_the_case_as_reported(
     ], rows  # fmt: skip
     # Closed again, so that nothing of this run stays open at the hub.
     closed = province.send(
-        CASES, _finished(report, 2), credential("hub_report_token"), idempotency_key=fresh_key()
+        CASES,
+        finished_case_report(report, 2),
+        credential("hub_report_token"),
+        idempotency_key=fresh_key(),
     )
     assert closed.status_code == 201, closed.text[:300]
 
@@ -230,8 +199,8 @@ def test_overdue_cases_are_exactly_the_open_cases_past_their_promised_date(
     token = credential("hub_report_token")
     other = _other_region(hub_client, supervise, target.region_code)
     before = hub_today(hub_client)
-    late = _accepted_case(target, before - timedelta(days=3))
-    due = _accepted_case(target, before)
+    late = accepted_case_report(target, before - timedelta(days=3))
+    due = accepted_case_report(target, before)
     for report in (late, due):
         taken = province.send(CASES, report, token, idempotency_key=fresh_key())
         assert taken.status_code == 201, taken.text[:300]
@@ -261,7 +230,9 @@ def test_overdue_cases_are_exactly_the_open_cases_past_their_promised_date(
         )  # fmt: skip
     finally:
         for report in (late, due):
-            closed = province.send(CASES, _finished(report, 2), token, idempotency_key=fresh_key())
+            closed = province.send(
+                CASES, finished_case_report(report, 2), token, idempotency_key=fresh_key()
+            )
             assert closed.status_code == 201, closed.text[:300]
     # Finished since: no longer overdue, in the list or in the case.
     assert not _listed(
@@ -274,27 +245,6 @@ def test_overdue_cases_are_exactly_the_open_cases_past_their_promised_date(
         hub_client, supervise, "supervision/overdue-cases", "zwfw_hub_overdue_cases",
         target.region_code,
     )  # fmt: skip
-
-
-def _evaluation(
-    target: TargetProfile, number: str, deadline: date, version: int = 1, **changes: Any
-) -> dict[str, Any]:
-    code = target.declared.implementation_codes[0]
-    rated = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
-    return {
-        "report": "evaluation",
-        "version": version,
-        "region_code": target.region_code,
-        "case_number": number,
-        "implementation_code": code,
-        "dept_code": code[:18],
-        "level": 1,
-        "time": rated.isoformat(),
-        "text": "办理太慢",
-        "follow_up": {"text": "仍未办结", "level": 1, "time": rated.isoformat()},
-        "rectification": {"state": "open", "deadline": deadline.isoformat(), "working_days": 5},
-        **changes,
-    }
 
 
 @pytest.mark.requirement("IC-CHAN-006", catches=("late-evaluation-overwrites",))
@@ -315,8 +265,8 @@ def test_overdue_rectifications_are_exactly_the_open_ones_past_their_deadline(
     path = "supervision/overdue-rectifications"
     before = hub_today(hub_client)
     late_case, due_case = case_report(target)["case_number"], case_report(target)["case_number"]
-    late = _evaluation(target, late_case, before - timedelta(days=2))
-    due = _evaluation(target, due_case, before)
+    late = evaluation_report(target, late_case, before - timedelta(days=2))
+    due = evaluation_report(target, due_case, before)
     for report in (late, due):
         taken = province.send(EVALUATIONS, report, token, idempotency_key=fresh_key())
         assert taken.status_code == 201, taken.text[:300]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from zwfw.formats.channel import (
@@ -150,6 +152,38 @@ async def channel_errors_not_problems(request: ProxyRequest, forward: Forward) -
     return response.with_json(own).with_header("content-type", "application/json")
 
 
+async def later_versions_unchecked(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """The hub checks a report's content only when the case or evaluation is new: a later
+    version that contradicts itself is taken (answered with a receipt) where the first
+    version with the same defect is refused."""
+    response = await forward(request)
+    kinds = {"/reports/cases": "case", "/reports/evaluations": "evaluation"}
+    if request.method != "POST" or request.path not in kinds or response.status != 422:
+        return response
+    try:
+        report = request.json()
+    except ValueError:
+        return response
+    if not isinstance(report, dict) or not isinstance(report.get("version"), int):
+        return response
+    if report["version"] < 2 or not _json_body(response):
+        return response
+    errors = response.json().get("errors") or []
+    if not any("Value error" in str(e.get("message", "")) for e in errors):
+        return response
+    receipt = {
+        "report_id": str(uuid.uuid4()),
+        "idempotency_key": request.header(HEADER_IDEMPOTENCY_KEY),
+        "kind": kinds[request.path],
+        "subject": report.get("case_number"),
+        "version": report["version"],
+        "outcome": "stored",
+        "duplicate": False,
+        "received_at": datetime.now(UTC).isoformat(),
+    }
+    return response.with_json(receipt, status=201).with_header("content-type", "application/json")
+
+
 class OverdueListCached:
     """The e-supervision list of overdue cases is answered from a cache filled by its first
     request (per region): a case finished since stays listed as overdue."""
@@ -190,6 +224,9 @@ VARIANTS: tuple[Variant, ...] = (
             "channel refusals answered as the vendor's own JSON, not RFC 9457 problems",
             frozenset({"IC-CHAN-001", "IC-CHAN-002", "IC-CHAN-003", "IC-CHAN-004"}),
             lambda _province: channel_errors_not_problems),
+    Variant("hub-later-versions-unchecked", "hub",
+            "a later version of a case or evaluation is taken without the content checks",
+            frozenset({"IC-CHAN-007"}), lambda _province: later_versions_unchecked),
     Variant("hub-overdue-list-cached", "hub",
             "the overdue-cases list is served from a cache: a case finished since stays listed",
             frozenset({"IC-SUP-001"}), lambda _province: OverdueListCached()),

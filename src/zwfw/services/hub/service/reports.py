@@ -222,6 +222,8 @@ class EvaluationReport(_Report):
 
     @model_validator(mode="after")
     def _bad_needs_rectification(self) -> EvaluationReport:
+        if not self.case_number.startswith(self.implementation_code):
+            raise ValueError("the case number does not start with the implementation code")
         if self.level <= 2 and self.rectification is None:
             raise ValueError("a bad evaluation (level 1-2) must carry its rectification task")
         return self
