@@ -5,6 +5,8 @@ Credentials (each `{env: VAR}` in the profile's `credentials:`):
 - `identity_rp_client_id`, `identity_rp_redirect_uri`: a public relying party (code + PKCE,
   refresh tokens; scopes `openid profile`). It calls the token endpoint with its client id,
   and introspects its own access tokens (RFC 7662) the same way.
+- `identity_rp_post_logout_redirect_uri`: a post_logout_redirect_uri registered for that
+  relying party (RP-initiated logout returns there with the client's state).
 - `identity_user`, `identity_password`: a test person signing in with a password only.
 - `identity_lockout_user`, `identity_lockout_password`: a second test person the lockout check
   locks (do not use it for anything else).

@@ -1156,9 +1156,14 @@ def _asks_for_password(idp: IdP, browser: httpx.Client, url: str) -> bool:
     return any("password" in form.types.values() for form in idp.forms(response.text))
 
 
-@pytest.mark.requirement("IC-ID-011", catches=("session-survives", "unregistered-redirect"))
+@pytest.mark.requirement(
+    "IC-ID-011",
+    catches=("session-survives", "unregistered-redirect", "registered-not-followed",
+             "state-not-returned", "forged-hint-followed"),
+)  # fmt: skip
 def test_logout_ends_the_session(idp: IdP) -> None:
     endpoint = idp.config["end_session_endpoint"]
+    registered = idp.credential("identity_rp_post_logout_redirect_uri")
     with idp.browser() as browser:
         result, verifier = idp.sign_in(
             idp.credential("identity_user"), idp.credential("identity_password"), browser=browser
@@ -1178,10 +1183,37 @@ def test_logout_ends_the_session(idp: IdP) -> None:
         assert not elsewhere.headers.get("location", "").startswith(evil), (
             "logout redirected to a post_logout_redirect_uri the client never registered"
         )
-        out = browser.get(endpoint, params={"id_token_hint": hint}, follow_redirects=False)
-        assert out.status_code < 400, f"logout: HTTP {out.status_code}"
-        if out.is_redirect:
-            browser.get(out.url.join(out.headers["location"]), follow_redirects=True)
+        # The hint names the client whose registered URIs apply: one that does not verify
+        # names no client.
+        head, payload, signature = hint.split(".")
+        tail = "AAAA" if signature[-4:] != "AAAA" else "BBBB"
+        forged = f"{head}.{payload}.{signature[:-4]}{tail}"
+        unverified = browser.get(
+            endpoint,
+            params={"id_token_hint": forged, "post_logout_redirect_uri": registered, "state": "s0"},
+            follow_redirects=False,
+        )
+        assert not unverified.headers.get("location", "").startswith(registered), (
+            "logout followed a post_logout_redirect_uri for an id_token_hint that does not verify"
+        )
+        state = secrets.token_urlsafe(12)
+        out = browser.get(
+            endpoint,
+            params={"id_token_hint": hint, "post_logout_redirect_uri": registered, "state": state},
+            follow_redirects=False,
+        )
+        assert out.is_redirect, (
+            f"logout did not return to the client's registered post_logout_redirect_uri: "
+            f"HTTP {out.status_code}"
+        )
+        back = httpx.URL(out.headers["location"])
+        assert str(back).split("?")[0] == registered.split("?")[0], (
+            f"logout returned to {back}, not to the registered {registered}"
+        )
+        returned = urllib.parse.parse_qs(back.query.decode())
+        assert returned.get("state") == [state], (
+            f"logout returned to the client with state {returned.get('state')}, sent {state!r}"
+        )
         # Only a remembered sign-in can survive a logout; an IdP without one passes.
         if remembered:
             assert _asks_for_password(idp, browser, again), (

@@ -23,6 +23,7 @@ from .support import PASSWORD, SEEDER
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 NATIONAL = "https://national-idp.certification.test"
 REDIRECT = "https://rp.certification.test/cb"
+SIGNED_OUT = "https://rp.certification.test/signed-out"
 REQUIREMENTS = [f"IC-ID-{n:03d}" for n in range(1, 17)] + [f"SEC-AUTH-00{n}" for n in (1, 2, 3)]
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -60,6 +61,7 @@ def test_reference_idp_passes_the_identity_suite(tmp_path: Path) -> None:
                 name="认证测试应用",
                 auth_method="none",
                 redirect_uris=[REDIRECT],
+                post_logout_redirect_uris=[SIGNED_OUT],
                 grant_types=["authorization_code", "refresh_token"],
                 scopes=["openid", "profile", "phone"],
             ),
@@ -82,6 +84,7 @@ def test_reference_idp_passes_the_identity_suite(tmp_path: Path) -> None:
     values = {
         "identity_rp_client_id": "conformance-rp",
         "identity_rp_redirect_uri": REDIRECT,
+        "identity_rp_post_logout_redirect_uri": SIGNED_OUT,
         "identity_user": "cert-user",
         "identity_password": PASSWORD,
         "identity_lockout_user": "cert-lockout",

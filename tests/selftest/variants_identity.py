@@ -208,6 +208,19 @@ async def logout_keeps_session(request: ProxyRequest, forward: Forward) -> Proxy
     return response.without_headers("set-cookie")
 
 
+async def logout_state_dropped(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """RP-initiated logout returns to the client's registered URI without the client's
+    state."""
+    response = await forward(request)
+    location = response.header("location")
+    if request.path != "/logout" or not location or "?" not in location:
+        return response
+    base, query = location.split("?", 1)
+    kept = [(k, v) for k, v in urllib.parse.parse_qsl(query) if k != "state"]
+    bare = base + ("?" + urllib.parse.urlencode(kept) if kept else "")
+    return response.with_header("location", bare)
+
+
 async def session_outlives_prompt_login(request: ProxyRequest, forward: Forward) -> ProxyResponse:
     """The sign-in session is taken whatever the relying party asked: prompt=login and max_age
     never reach the authorization endpoint."""
@@ -267,6 +280,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("logout-keeps-session", "identity",
             "logout leaves the sign-in session alive",
             frozenset({"IC-ID-011"}), _plain(logout_keeps_session)),
+    Variant("logout-state-dropped", "identity",
+            "logout returns to the registered post_logout_redirect_uri without the state",
+            frozenset({"IC-ID-011"}), _plain(logout_state_dropped)),
     Variant("prompt-login-ignored", "identity",
             "prompt=login and max_age are ignored: the live sign-in session is taken",
             frozenset({"IC-ID-017"}), _plain(session_outlives_prompt_login)),

@@ -98,8 +98,8 @@ CREDENTIALS = (
     "elicense_other_holder_token", "elicense_share_token", "eseal_admin_token",
     "eseal_signer_subject", "eseal_signer_token", "elicense_test_issuer_code",
     "elicense_test_issuer_signer_token", "elicense_issuer_token", "elicense_holder_subject",
-    "identity_rp_client_id",
-    "identity_rp_redirect_uri", "identity_user", "identity_password",
+    "identity_rp_client_id", "identity_rp_redirect_uri", "identity_rp_post_logout_redirect_uri",
+    "identity_user", "identity_password",
     "identity_lockout_user", "identity_lockout_password", "identity_client_id",
     "identity_client_key", "federation_issuer", "federation_issuer_key",
 )  # fmt: skip
@@ -671,6 +671,7 @@ class Certification:
             "elicense_test_issuer_signer_token": client(f"signer-{region}", "eseal:sign"),
             "identity_rp_client_id": portal,
             "identity_rp_redirect_uri": redirect,
+            "identity_rp_post_logout_redirect_uri": f"{province.url('hall')}/portal/signed-out",
             "identity_user": persons["applicant"]["username"],
             "identity_password": persons["applicant"]["password"],
             "identity_lockout_user": persons["lockout"]["username"],

@@ -207,6 +207,7 @@ class Provisioner:
             "scopes": client.scopes,
             "audiences": client.audiences,
             "redirect_uris": client.redirect_uris,
+            "post_logout_redirect_uris": client.post_logout_redirect_uris,
         }
         if client.auth_method == "private_key_jwt":
             if client.key_file is not None:

@@ -54,6 +54,7 @@ class ClientPlan(_Plan):
     scopes: list[str] = []
     audiences: list[str] = []
     redirect_uris: list[str] = []
+    post_logout_redirect_uris: list[str] = []
 
 
 class TrustPlan(_Plan):

@@ -647,6 +647,7 @@ class ReferencePlatform(NationalSide):
             ),
             "identity_rp_client_id": f"portal-{region}",
             "identity_rp_redirect_uri": f"{province.url('hall')}/portal/callback",
+            "identity_rp_post_logout_redirect_uri": f"{province.url('hall')}/portal/signed-out",
             "identity_user": province.persons["applicant"].username,
             "identity_password": province.persons["applicant"].password,
             "identity_lockout_user": province.persons["lockout"].username,
@@ -804,6 +805,7 @@ def province_portal(spec: ProvinceSpec, hall: str, elicense: str) -> ClientPlan:
         auth_method="none",
         grant_types=["authorization_code", "refresh_token", TOKEN_EXCHANGE],
         redirect_uris=[f"{hall}/portal/callback"],
+        post_logout_redirect_uris=[f"{hall}/portal/signed-out"],
         scopes=["openid", "profile", "elicense:read", "elicense:consent"],
         audiences=[hall, elicense],
     )  # fmt: skip
