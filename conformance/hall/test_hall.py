@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -924,6 +925,104 @@ def test_follow_up_once(
     assert follow_up.get("at"), "the follow-up has no time"
     assert kept["level"] == 3, f"a follow-up changed the rating to {kept['level']}"
     assert kept == first.json(), "the follow-up's answer and the evaluation read back differ"
+
+
+def _at_hub(
+    hub_client: httpx.Client,
+    supervise: dict[str, str],
+    number: str,
+    wait: float,
+    arrived: Callable[[dict[str, Any]], bool],
+) -> dict[str, Any]:
+    """The case's evaluation at the hub once ``arrived`` holds for it (the hall reports through
+    its outbox), or the last one seen."""
+    deadline = time.monotonic() + wait
+    shown: dict[str, Any] = {}
+    while True:
+        answer = hub_client.get(f"evaluations/{number}", headers=supervise)
+        assert answer.status_code in (200, 404), (
+            f"GET evaluations/{number} at the hub: {answer.status_code} {answer.text[:200]}"
+        )
+        if answer.status_code == 200:
+            shown = answer.json()
+            if arrived(shown):
+                return shown
+        if time.monotonic() > deadline:
+            return shown
+        time.sleep(0.5)
+
+
+def _same_instant(left: Any, right: Any) -> bool:
+    if not left or not right:
+        return left == right
+    return datetime.fromisoformat(str(left)) == datetime.fromisoformat(str(right))
+
+
+@pytest.mark.requirement(
+    "IC-EVAL-004",
+    catches=("rating-not-reported", "follow-up-not-reported", "closing-not-reported",
+             "reported-differently", "change-reported-twice"),
+)  # fmt: skip
+def test_the_evaluation_reaches_the_hub_with_each_change(
+    applicant: Actor,
+    staff: Actor,
+    concluded_case: dict[str, Any],
+    hub_client: httpx.Client,
+    target: TargetProfile,
+    credential: Callable[[str], str],
+) -> None:
+    if "hub_supervise_token" not in target.credentials:
+        pytest.skip("the profile names no hub_supervise_token: the hub cannot be inspected")
+    supervise = {"Authorization": f"Bearer {credential('hub_supervise_token')}"}
+    wait = max(60.0, 2 * target.timeout_seconds)
+    number = concluded_case["case_number"]
+    rated = rate(applicant, number, level=2, text="多次往返")
+    assert rated.status_code == 201, f"rating: {rated.status_code} {rated.text[:300]}"
+    task = rated.json()["rectification"]
+    assert task is not None, "a 差评 opened no rectification task"
+
+    shown = _at_hub(hub_client, supervise, number, wait, lambda e: True)
+    assert shown, f"the rating of case {number} did not reach the hub"
+    problems = [
+        f"{member}: hub {shown.get(member)!r}, hall {value!r}"
+        for member, value in (("level", 2), ("rectification_state", "open"),
+                              ("rectification_deadline", task["deadline"]),
+                              ("followed_up", False), ("region_code", target.region_code),
+                              ("implementation_code", concluded_case["implementation_code"]))
+        if shown.get(member) != value
+    ]  # fmt: skip
+    if not _same_instant(shown.get("rated_at"), rated.json()["at"]):
+        problems.append(f"rated_at: hub {shown.get('rated_at')}, hall {rated.json()['at']}")
+    assert not problems, "the hub holds the rating otherwise: " + "; ".join(problems)
+
+    followed = applicant.post(f"cases/{number}/evaluation/follow-up", {"text": "仍需改进"})
+    assert followed.status_code == 200, f"follow-up: {followed.status_code} {followed.text[:300]}"
+    shown = _at_hub(hub_client, supervise, number, wait, lambda e: e.get("followed_up") is True)
+    assert shown.get("followed_up") is True, f"the follow-up did not reach the hub: {shown}"
+    assert (shown.get("level"), shown.get("rectification_state")) == (2, "open"), shown
+
+    closed = staff.post(f"rectifications/{task['id']}/close", {"response": "已整改并回访"})
+    assert closed.status_code == 200, f"closing: {closed.status_code} {closed.text[:300]}"
+    shown = _at_hub(
+        hub_client, supervise, number, wait, lambda e: e.get("rectification_state") == "closed"
+    )
+    assert shown.get("rectification_state") == "closed", (
+        f"the closed rectification did not reach the hub: {shown}"
+    )
+    assert shown.get("rectification_response") == "已整改并回访", shown
+    assert _same_instant(shown.get("rectification_closed_at"), closed.json()["closed_at"]), (
+        f"closed_at: hub {shown.get('rectification_closed_at')}, hall {closed.json()['closed_at']}"
+    )
+    assert (shown.get("level"), shown.get("followed_up")) == (2, True), shown
+
+    # One report per change: the rating, the follow-up, the closing, each once.
+    rows = hub_client.get(f"cases/{number}/reports", headers=supervise)
+    assert rows.status_code == 200, f"GET cases/{number}/reports: {rows.status_code}"
+    versions = sorted(r["version"] for r in rows.json() if r["kind"] == "evaluation")
+    assert versions == [1, 2, 3], (
+        f"the hub took the evaluation's reports as versions {versions}: one per change expected"
+    )
+    assert shown.get("version") == 3, shown
 
 
 def _state_problems(
