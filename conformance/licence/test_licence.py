@@ -41,7 +41,7 @@ import httpx
 import pytest
 import rfc8785
 
-from zwfw.codes import CodeError, build_licence_id, parse_licence_id
+from zwfw.codes import CodeError, build_licence_id, parse_credit_code, parse_licence_id
 from zwfw.crypto import ses
 from zwfw.crypto.hashing import sm3
 from zwfw.services.elicense.document import verify_document
@@ -156,6 +156,87 @@ def test_identifier_is_valid_and_matches_the_sealed_metadata(
             assert entry["status"] == detail["status"], (entry["status"], detail["status"])
             seen += 1
     assert seen, "the test holders hold no licence"
+
+
+def assert_type_code(code: Any) -> None:
+    """A GB/T 36902 licence type code: the defining authority's credit code and 3 digits."""
+    well_formed = isinstance(code, str) and len(code) == 21 and code[18:].isdigit()
+    assert well_formed, f"licence type code {code!r} is not a credit code and 3 digits"
+    try:
+        parse_credit_code(code[:18])
+    except CodeError as error:
+        pytest.fail(f"licence type {code}: defining authority: {error}", pytrace=False)
+
+
+@pytest.mark.requirement(
+    "IC-LIC-010",
+    catches=("catalogue-needs-auth", "type-code-invalid", "detail-differs", "type-missing",
+             "names-disagree", "unknown-type-found", "anonymous-registration"),
+)  # fmt: skip
+def test_the_licence_type_catalogue_is_public_and_names_types_as_the_licences_do(
+    elicense_client: httpx.Client, credential: Callable[[str], str]
+) -> None:
+    listed = elicense_client.get("types")
+    assert listed.status_code == 200, f"GET types without a token: HTTP {listed.status_code}"
+    types = listed.json()
+    assert isinstance(types, list), f"GET types: {str(types)[:200]}"
+    assert types, "the licence type catalogue lists no type"
+    catalogue: dict[str, dict[str, Any]] = {}
+    for entry in types:
+        assert_type_code(entry.get("type_code"))
+        assert entry["type_code"] not in catalogue, f"type {entry['type_code']} listed twice"
+        assert str(entry.get("name", "")).strip(), f"type {entry['type_code']} has no name"
+        assert entry.get("defining_authority_code") == entry["type_code"][:18], (
+            f"type {entry['type_code']}: defining authority {entry.get('defining_authority_code')}"
+        )
+        assert str(entry.get("defining_authority_name", "")).strip(), entry
+        catalogue[entry["type_code"]] = entry
+        detail = elicense_client.get(f"types/{entry['type_code']}")
+        assert detail.status_code == 200, f"GET types/{entry['type_code']}: {detail.status_code}"
+        assert detail.json() == entry, f"type {entry['type_code']}: detail and list differ"
+    # Every licence of the test holders is of a catalogued type, named as the catalogue does.
+    for holder in HOLDERS:
+        token = credential(holder)
+        mine = elicense_client.get("me/licences", headers=bearer(token))
+        assert mine.status_code == 200, mine.text[:300]
+        for item in mine.json():
+            detail = elicense_client.get(f"me/licences/{item['identifier']}", headers=bearer(token))
+            assert detail.status_code == 200, detail.text[:300]
+            document = sealed_document(detail.json())
+            known = catalogue.get(document["type_code"])
+            assert known is not None, (
+                f"licence {item['identifier']} is of type {document['type_code']}, "
+                "which the catalogue does not list"
+            )
+            shown = (document.get("type_name"), document.get("defining_authority_name"))
+            assert shown == (known["name"], known["defining_authority_name"]), (
+                f"licence {item['identifier']} names its type {shown}, the catalogue "
+                f"{(known['name'], known['defining_authority_name'])}"
+            )
+    # A well-formed code nobody registered, and one that is not a type code at all.
+    some = next(iter(catalogue))
+    unused = next(
+        f"{some[:18]}{n:03d}" for n in range(1000) if f"{some[:18]}{n:03d}" not in catalogue
+    )
+    for code in (unused, "not-a-type"):
+        missing = elicense_client.get(f"types/{code}")
+        assert missing.status_code == 404, f"GET types/{code}: HTTP {missing.status_code}"
+        kind = missing.headers.get("content-type", "")
+        assert kind.startswith("application/problem+json"), f"GET types/{code}: {kind}"
+    # Registering a type is the defining authorities' business: neither anonymous nor a holder.
+    new_type = {"type_code": unused, "name": "认证测试证照类型",
+                "defining_authority_name": "认证测试", "data_schema": {}}  # fmt: skip
+    # (A service that registers types elsewhere answers 404 or 405: then nothing is taken.)
+    for headers, expected in (
+        ({}, (401, 404, 405)),
+        (bearer(credential("elicense_holder_token")), (403, 404, 405)),
+    ):
+        refused = elicense_client.post("types", json=new_type, headers=headers)
+        assert refused.status_code in expected, (
+            f"registering a licence type {'without a token' if not headers else 'as a holder'}: "
+            f"HTTP {refused.status_code}"
+        )
+    assert elicense_client.get(f"types/{unused}").status_code == 404, "a refused type was kept"
 
 
 def other_division(metadata: dict[str, Any]) -> str:
