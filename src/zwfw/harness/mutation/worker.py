@@ -52,6 +52,10 @@ class WorkerError(RuntimeError):
     """The worker's platform cannot give a verdict (start-up failed, a clean run failed)."""
 
 
+# Services whose stored state refers to another's: restoring the first restores the second.
+_RESTORED_WITH: dict[str, tuple[str, ...]] = {"hall": ("hub",)}
+
+
 @dataclass
 class CertifyRun:
     returncode: int | None  # None: timed out
@@ -188,6 +192,18 @@ class Worker:
         return snapshot
 
     def _restore(self, service: str) -> None:
+        self._restore_database(service)
+        # A hall restored to its snapshot numbers its cases from there again: the hub must
+        # forget their earlier reports too, or the hall's next case meets an old one there.
+        for partner in _RESTORED_WITH.get(service, ()):
+            if partner in self._stopped:
+                self._restore_database(partner)
+                continue
+            self.process(partner).stop()
+            self._restore_database(partner)
+            self._start_original(partner)
+
+    def _restore_database(self, service: str) -> None:
         database = self._database(service)
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
@@ -353,8 +369,10 @@ class Worker:
             for process in processes:
                 process.stop()  # coverage data is written as the process exits
                 process.env = saved[id(process)]
+        # Every traced process is stopped: their databases go back together.
         for service in services:
-            self._restore(service)
+            self._restore_database(service)
+        for service in services:
             self._start_original(service)
         if run.returncode != 0 or run.report is None:
             raise WorkerError(
