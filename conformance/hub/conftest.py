@@ -43,6 +43,9 @@ from zwfw.harness.profile import TargetProfile
 # The hub counts promised dates and rectification deadlines in Beijing time.
 BEIJING = ZoneInfo("Asia/Shanghai")
 
+CASES = "/reports/cases"
+EVALUATIONS = "/reports/evaluations"
+
 
 class Province:
     """The province under test as the hub's peer: its channel signer and tokens."""

@@ -24,6 +24,8 @@ from zwfw.codes import build_case_number
 from zwfw.harness.profile import TargetProfile
 
 from .conftest import (
+    CASES,
+    EVALUATIONS,
     Province,
     accepted_case_report,
     case_report,
@@ -32,9 +34,6 @@ from .conftest import (
     fresh_key,
     hub_today,
 )
-
-CASES = "/reports/cases"
-EVALUATIONS = "/reports/evaluations"
 
 Report = dict[str, Any]
 
@@ -89,7 +88,7 @@ def _rectification(report: Report, **changes: Any) -> Report:
     return report | {"rectification": report["rectification"] | changes}
 
 
-def _closed_at(report: Report) -> str:
+def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
@@ -106,7 +105,7 @@ EVALUATION_DEFECTS: dict[str, tuple[str, Callable[[Report], Report]]] = {
     ),
     "closed-without-response": (
         "closed-without-response",
-        lambda r: _rectification(r, state="closed", closed_at=_closed_at(r)),
+        lambda r: _rectification(r, state="closed", closed_at=_now()),
     ),
     "closed-without-time": (
         "closed-without-response",
@@ -166,14 +165,15 @@ def test_an_inconsistent_case_report_is_refused_first_and_later(
     defect: str,
 ) -> None:
     token = credential("hub_report_token")
-    _, make = CASE_DEFECTS[defect]
+    mode, make = CASE_DEFECTS[defect]
     report = accepted_case_report(target, hub_today(hub_client) + timedelta(days=7))
     number = report["case_number"]
     first = make(copy.deepcopy(report))
     key = fresh_key()
-    _refused(province.send(CASES, first, token, idempotency_key=key), f"a new case with {defect}")
+    what = f"a new case with {defect} ({mode})"
+    _refused(province.send(CASES, first, token, idempotency_key=key), what)
     for shown in {number, first["case_number"]}:
-        _nothing_of(hub_client, supervise, shown, "cases", f"a new case with {defect}")
+        _nothing_of(hub_client, supervise, shown, "cases", what)
     # The corrected report, under the key of the refused one.
     taken = province.send(CASES, report, token, idempotency_key=key)
     assert taken.status_code == 201, (
@@ -185,7 +185,7 @@ def test_an_inconsistent_case_report_is_refused_first_and_later(
         later = make(copy.deepcopy(report) | {"version": 2})
         _refused(
             province.send(CASES, later, token, idempotency_key=fresh_key()),
-            f"version 2 of a case with {defect}",
+            f"version 2 of a case with {defect} ({mode})",
         )
         shown = hub_client.get(f"cases/{number}", headers=supervise)
         assert shown.status_code == 200, shown.text[:300]
@@ -230,7 +230,7 @@ def test_an_inconsistent_evaluation_report_is_refused_first_and_later(
     defect: str,
 ) -> None:
     token = credential("hub_report_token")
-    _, make = EVALUATION_DEFECTS[defect]
+    mode, make = EVALUATION_DEFECTS[defect]
     # A bad evaluation with an open rectification due in a week: not overdue meanwhile.
     number = case_report(target)["case_number"]
     report = evaluation_report(target, number, hub_today(hub_client) + timedelta(days=7))
@@ -238,7 +238,7 @@ def test_an_inconsistent_evaluation_report_is_refused_first_and_later(
     key = fresh_key()
     _refused(
         province.send(EVALUATIONS, first, token, idempotency_key=key),
-        f"a new evaluation with {defect}",
+        f"a new evaluation with {defect} ({mode})",
     )
     for shown in {number, first["case_number"]}:
         _nothing_of(hub_client, supervise, shown, "evaluations", f"an evaluation with {defect}")
@@ -251,7 +251,7 @@ def test_an_inconsistent_evaluation_report_is_refused_first_and_later(
         later = make(copy.deepcopy(report) | {"version": 2})
         _refused(
             province.send(EVALUATIONS, later, token, idempotency_key=fresh_key()),
-            f"version 2 of an evaluation with {defect}",
+            f"version 2 of an evaluation with {defect} ({mode})",
         )
         shown = hub_client.get(f"evaluations/{number}", headers=supervise)
         assert shown.status_code == 200, shown.text[:300]
@@ -270,7 +270,7 @@ def test_an_inconsistent_evaluation_report_is_refused_first_and_later(
             "state": "closed",
             "deadline": report["rectification"]["deadline"],
             "response": "已回访整改",
-            "closed_at": _closed_at(report),
+            "closed_at": _now(),
         }
         closed = province.send(
             EVALUATIONS,

@@ -25,6 +25,8 @@ from zwfw.codes import build_case_number, build_credit_code
 from zwfw.harness.profile import TargetProfile
 
 from .conftest import (
+    CASES,
+    EVALUATIONS,
     Province,
     accepted_case_report,
     case_report,
@@ -33,9 +35,6 @@ from .conftest import (
     fresh_key,
     hub_today,
 )
-
-CASES = "/reports/cases"
-EVALUATIONS = "/reports/evaluations"
 
 
 def _instant(value: str | None) -> datetime | None:
