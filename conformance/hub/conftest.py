@@ -149,11 +149,17 @@ def case_report(target: Any, version: int = 1, state: str = "submitted") -> dict
 def accepted_case_report(
     target: TargetProfile, promise_date: date, **changes: Any
 ) -> dict[str, Any]:
-    """A synthetic case accepted an hour ago, due on ``promise_date``, with one step and two
-    materials (one of them a licence reference)."""
+    """A synthetic case applied for and accepted before its ``promise_date`` (an hour ago, or a
+    week before a promise date already past), with one step and two materials (one of them a
+    licence reference)."""
     report = case_report(target, state="accepted_pending")
-    accepted = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    accepted = min(
+        datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1),
+        datetime.combine(promise_date - timedelta(days=7), datetime.min.time(), BEIJING)
+        + timedelta(hours=10),
+    )
     report |= {
+        "apply_time": (accepted - timedelta(minutes=20)).isoformat(),
         "handling_item_code": report["implementation_code"] + "01",
         "accept_time": accepted.isoformat(),
         "promised_days": 5,

@@ -24,6 +24,7 @@ from zwfw.codes import build_case_number
 from zwfw.harness.profile import TargetProfile
 
 from .conftest import (
+    BEIJING,
     CASES,
     EVALUATIONS,
     Province,
@@ -70,6 +71,21 @@ def _material(report: Report, gettype: int) -> Report:
     return report | {"materials": [*report["materials"], {"name": "其他材料", "gettype": gettype}]}
 
 
+def _shifted(moment: str, **delta: float) -> str:
+    return (datetime.fromisoformat(moment) + timedelta(**delta)).isoformat()
+
+
+def _implementation_truncated(report: Report) -> Report:
+    """An implementation code cut short: still the start of the case number (and of the
+    handling-item code), so only a check of the code itself refuses it."""
+    return report | {"implementation_code": report["implementation_code"][:-1]}
+
+
+def _promised_before_acceptance(report: Report) -> Report:
+    accepted = datetime.fromisoformat(report["accept_time"]).astimezone(BEIJING).date()
+    return report | {"promise_date": (accepted - timedelta(days=1)).isoformat()}
+
+
 # name -> (failure mode, how the defect is made from a valid accepted case)
 CASE_DEFECTS: dict[str, tuple[str, Callable[[Report], Report]]] = {
     "case-number-of-another-item": ("case-codes-disagree", _case_number_of_another_item),
@@ -81,6 +97,24 @@ CASE_DEFECTS: dict[str, tuple[str, Callable[[Report], Report]]] = {
     "step-result-not-allowed": ("step-result-illegal", lambda r: _steps(r, (1, 1, 1))),
     "step-type-unknown": ("step-result-illegal", lambda r: _steps(r, (1, 1, 4), (2, 5, 1))),
     "material-kind-unknown": ("material-kind-unknown", lambda r: _material(r, 5)),
+    "implementation-code-truncated": ("codes-malformed", _implementation_truncated),
+    "handling-item-code-unsuffixed": (
+        "codes-malformed",
+        lambda r: r | {"handling_item_code": r["implementation_code"] + "0"},
+    ),
+    "user-type-unknown": ("field-outside-data-set", lambda r: r | {"user_type": "2"}),
+    "step-seq-zero": ("field-outside-data-set", lambda r: _steps(r, (0, 1, 4))),
+    "promised-days-negative": ("field-outside-data-set", lambda r: r | {"promised_days": -1}),
+    "accepted-before-applied": (
+        "times-disordered",
+        lambda r: r | {"accept_time": _shifted(r["apply_time"], hours=-1)},
+    ),
+    # Between the application and the acceptance: only the acceptance is later.
+    "finished-before-accepted": (
+        "times-disordered",
+        lambda r: r | {"finish_time": _shifted(r["accept_time"], minutes=-1)},
+    ),
+    "promised-before-accepted": ("times-disordered", _promised_before_acceptance),
 }
 
 
@@ -112,6 +146,11 @@ EVALUATION_DEFECTS: dict[str, tuple[str, Callable[[Report], Report]]] = {
         lambda r: _rectification(r, state="closed", response="已回访整改"),
     ),
     "evaluation-of-another-item": ("evaluation-of-another-item", _case_number_of_another_item),
+    "implementation-code-truncated": ("codes-malformed", _implementation_truncated),
+    "follow-up-before-rating": (
+        "times-disordered",
+        lambda r: r | {"follow_up": r["follow_up"] | {"time": _shifted(r["time"], days=-1)}},
+    ),
 }
 
 
@@ -152,7 +191,8 @@ def _nothing_of(
 @pytest.mark.requirement(
     "IC-CHAN-007",
     catches=("case-codes-disagree", "accepted-without-promise", "steps-disordered",
-             "step-result-illegal", "material-kind-unknown", "checked-only-first-version",
+             "step-result-illegal", "material-kind-unknown", "codes-malformed",
+             "field-outside-data-set", "times-disordered", "checked-only-first-version",
              "key-spent-by-refusal", "refusal-not-problem"),
 )  # fmt: skip
 @pytest.mark.parametrize("defect", list(CASE_DEFECTS))
@@ -217,8 +257,8 @@ def test_an_inconsistent_case_report_is_refused_first_and_later(
 @pytest.mark.requirement(
     "IC-CHAN-007",
     catches=("evaluation-level-range", "bad-without-rectification", "closed-without-response",
-             "evaluation-of-another-item", "checked-only-first-version", "key-spent-by-refusal",
-             "refusal-not-problem"),
+             "evaluation-of-another-item", "codes-malformed", "times-disordered",
+             "checked-only-first-version", "key-spent-by-refusal", "refusal-not-problem"),
 )  # fmt: skip
 @pytest.mark.parametrize("defect", list(EVALUATION_DEFECTS))
 def test_an_inconsistent_evaluation_report_is_refused_first_and_later(

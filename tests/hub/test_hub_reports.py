@@ -249,6 +249,71 @@ def test_invalid_case_reports_are_refused_with_the_field(hub, change, field) -> 
     assert "110101199003071234" not in response.text
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"implementation_code": IMPL_340[:-1]}, "expected 31 characters"),
+        ({"handling_item_code": IMPL_340 + "0"}, "handling"),
+        ({"accept_time": "2025-03-03T08:59:59+00:00"}, "accept_time is before apply_time"),
+        # Without an offset a time is Beijing time: 16:30 there is 08:30 UTC, before 09:00.
+        ({"accept_time": "2025-03-03T16:30:00"}, "accept_time is before apply_time"),
+        (
+            {"finish_time": "2025-03-03T08:00:00+00:00", "state": "finished"},
+            "finish_time is before",
+        ),
+        # Accepted 01:00 on 4 March in Beijing (17:00 UTC on the 3rd): due on the 3rd is before.
+        (
+            {"accept_time": "2025-03-03T17:00:00+00:00", "promise_date": "2025-03-03"},
+            "promise_date is before the day of acceptance",
+        ),
+    ],
+)
+def test_case_reports_whose_codes_or_times_do_not_hold_together_are_refused(
+    hub, change, message
+) -> None:
+    report = {**case_report(), **change}
+    response = send(
+        hub.client, hub.a, hub.token(hub.a), CASES, report, idempotency_key="key-000-ord-1"
+    )
+    assert response.status_code == 422, response.text
+    assert message in response.text
+    assert hub.client.get(f"/cases/{report['case_number']}", headers=hub.ops()).status_code == 404
+
+
+def test_a_case_due_on_its_beijing_day_of_acceptance_is_taken(hub) -> None:
+    # Accepted 01:00 on 4 March in Beijing; due that same day (a 0-day promise).
+    report = {
+        **case_report(),
+        "accept_time": "2025-03-03T17:00:00+00:00",
+        "promise_date": "2025-03-04",
+    }
+    response = send(
+        hub.client, hub.a, hub.token(hub.a), CASES, report, idempotency_key="key-000-ord-2"
+    )
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"implementation_code": IMPL_340[:-1]}, "expected 31 characters"),
+        (
+            {"follow_up": {"level": 1, "time": "2025-03-06T09:59:59+00:00"}},
+            "the follow-up is before the rating",
+        ),
+    ],
+)
+def test_evaluation_reports_whose_codes_or_times_do_not_hold_together_are_refused(
+    hub, change, message
+) -> None:
+    report = {**evaluation_report(case_report()["case_number"]), **change}
+    response = send(
+        hub.client, hub.a, hub.token(hub.a), EVALUATIONS, report, idempotency_key="key-000-ord-3"
+    )
+    assert response.status_code == 422, response.text
+    assert message in response.text
+
+
 def test_overdue_cases_are_listed_and_counted(hub) -> None:
     token = hub.token(hub.a)
     yesterday = date.today() - timedelta(days=2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -152,36 +153,65 @@ async def channel_errors_not_problems(request: ProxyRequest, forward: Forward) -
     return response.with_json(own).with_header("content-type", "application/json")
 
 
-async def later_versions_unchecked(request: ProxyRequest, forward: Forward) -> ProxyResponse:
-    """The hub checks a report's content only when the case or evaluation is new: a later
-    version that contradicts itself is taken (answered with a receipt) where the first
-    version with the same defect is refused."""
-    response = await forward(request)
-    kinds = {"/reports/cases": "case", "/reports/evaluations": "evaluation"}
-    if request.method != "POST" or request.path not in kinds or response.status != 422:
-        return response
-    try:
-        report = request.json()
-    except ValueError:
-        return response
-    if not isinstance(report, dict) or not isinstance(report.get("version"), int):
-        return response
-    if report["version"] < 2 or not _json_body(response):
-        return response
-    errors = response.json().get("errors") or []
-    if not any("Value error" in str(e.get("message", "")) for e in errors):
-        return response
-    receipt = {
-        "report_id": str(uuid.uuid4()),
-        "idempotency_key": request.header(HEADER_IDEMPOTENCY_KEY),
-        "kind": kinds[request.path],
-        "subject": report.get("case_number"),
-        "version": report["version"],
-        "outcome": "stored",
-        "duplicate": False,
-        "received_at": datetime.now(UTC).isoformat(),
-    }
-    return response.with_json(receipt, status=201).with_header("content-type", "application/json")
+class RefusalAnsweredAsReceipt:
+    """The hub does not make one content check: a report it would refuse (422) for the errors
+    ``overlooked`` picks is answered with a receipt, as if taken."""
+
+    KINDS = {"/reports/cases": "case", "/reports/evaluations": "evaluation"}
+
+    def __init__(self, overlooked: Callable[[dict[str, Any], list[dict[str, Any]]], bool]) -> None:
+        self.overlooked = overlooked
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        response = await forward(request)
+        if request.method != "POST" or request.path not in self.KINDS or response.status != 422:
+            return response
+        try:
+            report = request.json()
+        except ValueError:
+            return response
+        if not isinstance(report, dict) or not _json_body(response):
+            return response
+        errors = [e for e in response.json().get("errors") or [] if isinstance(e, dict)]
+        if not errors or not self.overlooked(report, errors):
+            return response
+        receipt = {
+            "report_id": str(uuid.uuid4()),
+            "idempotency_key": request.header(HEADER_IDEMPOTENCY_KEY),
+            "kind": self.KINDS[request.path],
+            "subject": report.get("case_number"),
+            "version": report.get("version"),
+            "outcome": "stored",
+            "duplicate": False,
+            "received_at": datetime.now(UTC).isoformat(),
+        }
+        return response.with_json(receipt, status=201).with_header(
+            "content-type", "application/json"
+        )
+
+
+def _later_version(report: dict[str, Any], errors: list[dict[str, Any]]) -> bool:
+    """Content checks made only when the case or evaluation is new."""
+    version = report.get("version")
+    return (
+        isinstance(version, int)
+        and version >= 2
+        and any("Value error" in str(e.get("message", "")) for e in errors)
+    )
+
+
+def _times_only(_report: dict[str, Any], errors: list[dict[str, Any]]) -> bool:
+    """No check that a report's times (and its promise date) come in order."""
+    return all(" is before " in str(e.get("message", "")) for e in errors)
+
+
+def _code_shapes_only(report: dict[str, Any], errors: list[dict[str, Any]]) -> bool:
+    """The item codes checked only against each other (the case number starts with the
+    implementation code), never each for its own form."""
+    fields = {"implementation_code", "handling_item_code"}
+    return all(e.get("field") in fields for e in errors) and str(
+        report.get("case_number", "")
+    ).startswith(str(report.get("implementation_code")))
 
 
 class OverdueListCached:
@@ -226,7 +256,17 @@ VARIANTS: tuple[Variant, ...] = (
             lambda _province: channel_errors_not_problems),
     Variant("hub-later-versions-unchecked", "hub",
             "a later version of a case or evaluation is taken without the content checks",
-            frozenset({"IC-CHAN-007"}), lambda _province: later_versions_unchecked),
+            frozenset({"IC-CHAN-007"}),
+            lambda _province: RefusalAnsweredAsReceipt(_later_version)),
+    Variant("hub-report-times-unordered", "hub",
+            "a report whose times contradict each other (accepted before applied, promised "
+            "before accepted, followed up before rated) is taken",
+            frozenset({"IC-CHAN-007"}), lambda _province: RefusalAnsweredAsReceipt(_times_only)),
+    Variant("hub-item-codes-unparsed", "hub",
+            "an implementation or handling-item code is taken whatever its form, as long as "
+            "the case number starts with it",
+            frozenset({"IC-CHAN-007"}),
+            lambda _province: RefusalAnsweredAsReceipt(_code_shapes_only)),
     Variant("hub-overdue-list-cached", "hub",
             "the overdue-cases list is served from a cache: a case finished since stays listed",
             frozenset({"IC-SUP-001"}), lambda _province: OverdueListCached()),

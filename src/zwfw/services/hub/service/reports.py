@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Table, select
@@ -72,6 +73,11 @@ REQUIRED_GUIDE_FIELDS = (
 )
 
 
+# Dates of the data set (promise dates) are Beijing calendar days; a time without an offset is
+# read as Beijing time when it is compared with them.
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
 class _Report(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -84,6 +90,39 @@ def _code(parser: Any, value: str) -> str:
         return str(parser(value))
     except CodeError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=BEIJING)
+
+
+def _not_before(later: datetime | None, earlier: datetime | None, what: str) -> None:
+    if later is not None and earlier is not None and _aware(later) < _aware(earlier):
+        raise ValueError(what)
+
+
+class _CaseRecord(_Report):
+    """A report about one case: its number and the implementation code of its item, each a
+    well-formed code, the number one of that item's."""
+
+    case_number: str
+    implementation_code: str
+
+    @field_validator("case_number")
+    @classmethod
+    def _case_number(cls, value: str) -> str:
+        return _code(parse_case_number, value)
+
+    @field_validator("implementation_code")
+    @classmethod
+    def _implementation(cls, value: str) -> str:
+        return _code(parse_implementation_code, value)
+
+    @model_validator(mode="after")
+    def _same_item(self) -> _CaseRecord:
+        if not self.case_number.startswith(self.implementation_code):
+            raise ValueError("the case number does not start with the implementation code")
+        return self
 
 
 class Step(BaseModel):
@@ -124,12 +163,10 @@ class Material(BaseModel):
         return value
 
 
-class CaseReport(_Report):
+class CaseReport(_CaseRecord):
     """A case report: the whole case so far."""
 
     report: Literal["case"] = "case"
-    case_number: str
-    implementation_code: str
     handling_item_code: str | None = None
     item_name: str = Field(min_length=1, max_length=300)
     dept_code: str = Field(min_length=1, max_length=18)
@@ -146,16 +183,6 @@ class CaseReport(_Report):
     steps: list[Step] = Field(default_factory=list)
     materials: list[Material] = Field(default_factory=list)
 
-    @field_validator("case_number")
-    @classmethod
-    def _case_number(cls, value: str) -> str:
-        return _code(parse_case_number, value)
-
-    @field_validator("implementation_code")
-    @classmethod
-    def _implementation(cls, value: str) -> str:
-        return _code(parse_implementation_code, value)
-
     @field_validator("handling_item_code")
     @classmethod
     def _handling(cls, value: str | None) -> str | None:
@@ -163,14 +190,21 @@ class CaseReport(_Report):
 
     @model_validator(mode="after")
     def _consistent(self) -> CaseReport:
-        if not self.case_number.startswith(self.implementation_code):
-            raise ValueError("the case number does not start with the implementation code")
         if self.handling_item_code and not self.handling_item_code.startswith(
             self.implementation_code
         ):
             raise ValueError("the handling-item code does not extend the implementation code")
         if self.accept_time is not None and self.promise_date is None:
             raise ValueError("an accepted case needs its promise_date")
+        _not_before(self.accept_time, self.apply_time, "accept_time is before apply_time")
+        _not_before(self.finish_time, self.apply_time, "finish_time is before apply_time")
+        _not_before(self.finish_time, self.accept_time, "finish_time is before accept_time")
+        if (
+            self.accept_time is not None
+            and self.promise_date is not None
+            and self.promise_date < _aware(self.accept_time).astimezone(BEIJING).date()
+        ):
+            raise ValueError("promise_date is before the day of acceptance (Beijing time)")
         seqs = [s.seq for s in self.steps]
         if seqs != sorted(set(seqs)):
             raise ValueError("step seq numbers must be unique and ascending")
@@ -201,12 +235,10 @@ class Rectification(BaseModel):
         return self
 
 
-class EvaluationReport(_Report):
+class EvaluationReport(_CaseRecord):
     """An evaluation report (好差评, GB/T 39735 reported items)."""
 
     report: Literal["evaluation"] = "evaluation"
-    case_number: str
-    implementation_code: str
     item_name: str | None = None
     dept_code: str = Field(min_length=1, max_length=18)
     level: int = Field(ge=1, le=5)
@@ -215,17 +247,12 @@ class EvaluationReport(_Report):
     follow_up: FollowUp | None = None
     rectification: Rectification | None = None
 
-    @field_validator("case_number")
-    @classmethod
-    def _case_number(cls, value: str) -> str:
-        return _code(parse_case_number, value)
-
     @model_validator(mode="after")
     def _bad_needs_rectification(self) -> EvaluationReport:
-        if not self.case_number.startswith(self.implementation_code):
-            raise ValueError("the case number does not start with the implementation code")
         if self.level <= 2 and self.rectification is None:
             raise ValueError("a bad evaluation (level 1-2) must carry its rectification task")
+        if self.follow_up is not None:
+            _not_before(self.follow_up.time, self.time, "the follow-up is before the rating")
         return self
 
 
