@@ -1156,10 +1156,21 @@ def _asks_for_password(idp: IdP, browser: httpx.Client, url: str) -> bool:
     return any("password" in form.types.values() for form in idp.forms(response.text))
 
 
+def _near_misses(registered: str) -> list[str]:
+    """URIs a prefix or a lenient match of ``registered`` would take: a longer path segment,
+    a deeper path, another query."""
+    joiner = "&" if "?" in registered else "?"
+    return [
+        registered + "-evil",
+        registered.rstrip("/") + "/../../evil",
+        registered + joiner + "next=https%3A%2F%2Fevil.invalid%2F",
+    ]
+
+
 @pytest.mark.requirement(
     "IC-ID-011",
     catches=("session-survives", "unregistered-redirect", "registered-not-followed",
-             "state-not-returned", "forged-hint-followed"),
+             "state-not-returned", "forged-hint-followed", "prefix-matched"),
 )  # fmt: skip
 def test_logout_ends_the_session(idp: IdP) -> None:
     endpoint = idp.config["end_session_endpoint"]
@@ -1183,6 +1194,18 @@ def test_logout_ends_the_session(idp: IdP) -> None:
         assert not elsewhere.headers.get("location", "").startswith(evil), (
             "logout redirected to a post_logout_redirect_uri the client never registered"
         )
+        # Registered URIs are compared as whole strings (RFC 6749 3.1.2.3, RFC 9700 2.1): one
+        # that merely starts with the registered URI, or adds a query to it, is another URI.
+        for near_miss in _near_misses(registered):
+            answer = browser.get(
+                endpoint,
+                params={"id_token_hint": hint, "post_logout_redirect_uri": near_miss},
+                follow_redirects=False,
+            )
+            assert not answer.headers.get("location", "").startswith(near_miss), (
+                f"logout redirected to {near_miss}, which only starts with the registered "
+                f"post_logout_redirect_uri {registered}"
+            )
         # The hint names the client whose registered URIs apply: one that does not verify
         # names no client.
         head, payload, signature = hint.split(".")

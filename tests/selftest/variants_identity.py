@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import urllib.parse
 from dataclasses import replace
@@ -221,6 +222,24 @@ async def logout_state_dropped(request: ProxyRequest, forward: Forward) -> Proxy
     return response.with_header("location", bare)
 
 
+async def logout_redirect_prefix_matched(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """RP-initiated logout follows any post_logout_redirect_uri that starts with a registered
+    one: the IdP is asked with the registered prefix (a portal's ``/portal/signed-out``) and
+    the browser sent on to the URI the request named."""
+    if request.path != "/logout" or request.method != "GET":
+        return await forward(request)
+    params = request.params
+    asked = params.get("post_logout_redirect_uri", "")
+    match = re.match(r"^(https?://[^?#]*?/portal/signed-out)(.+)$", asked)
+    if match is None:
+        return await forward(request)
+    response = await forward(request.with_params(params | {"post_logout_redirect_uri": match[1]}))
+    location = response.header("location")
+    if not location or not location.startswith(match[1]):
+        return response
+    return response.with_header("location", asked + location[len(match[1]) :])
+
+
 async def session_outlives_prompt_login(request: ProxyRequest, forward: Forward) -> ProxyResponse:
     """The sign-in session is taken whatever the relying party asked: prompt=login and max_age
     never reach the authorization endpoint."""
@@ -283,6 +302,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("logout-state-dropped", "identity",
             "logout returns to the registered post_logout_redirect_uri without the state",
             frozenset({"IC-ID-011"}), _plain(logout_state_dropped)),
+    Variant("logout-redirect-prefix-matched", "identity",
+            "logout follows a post_logout_redirect_uri that only starts with a registered one",
+            frozenset({"IC-ID-011"}), _plain(logout_redirect_prefix_matched)),
     Variant("prompt-login-ignored", "identity",
             "prompt=login and max_age are ignored: the live sign-in session is taken",
             frozenset({"IC-ID-017"}), _plain(session_outlives_prompt_login)),
