@@ -255,6 +255,76 @@ def test_an_outsiders_signature_fails_steps_2_and_4_and_the_window_step_3(
         assert all(s["reason"] for s in result["steps"] if s["status"] == "failed"), when
 
 
+def forged_seal(
+    seal_der: bytes,
+    signer: SM2Certificate,
+    maker: tuple[SM2Certificate, SM2PrivateKey] | None = None,
+) -> bytes:
+    """A genuine seal with ``signer`` added to its list of signers: kept under the maker's
+    original signature, which no longer covers it, or signed anew by ``maker``."""
+    seal = ses.SESeal.load(seal_der)
+    info = ses.SESSealInfo.load(seal["e_seal_info"].dump())
+    listed = info["property"]
+    cert_list: ses.CertInfoList | ses.CertDigestList
+    if listed["cert_list_type"].native == ses.CertListType.CERTS:
+        certs = ses.CertInfoList.load(listed["cert_list"].dump())
+        cert_list = ses.CertInfoList([*(c.native for c in certs), signer.der])
+    else:
+        digests = ses.CertDigestList.load(listed["cert_list"].dump())
+        cert_list = ses.CertDigestList(
+            [*({"type": d["type"].native, "value": d["value"].native} for d in digests),
+             {"type": ses.CERT_DIGEST_TYPE_SM3, "value": signer.fingerprint}]
+        )  # fmt: skip
+    kept = ("type", "name", "cert_list_type", "create_date", "valid_start", "valid_end")
+    info["property"] = ses.SESESPropertyInfo(
+        {name: listed[name].native for name in kept} | {"cert_list": cert_list}
+    )
+    forged = ses.SESeal.load(seal_der)
+    forged["e_seal_info"] = info
+    if maker is not None:
+        maker_cert, maker_key = maker
+        forged["cert"] = maker_cert.der
+        forged["signed_value"] = maker_key.sign(info.dump())
+    der: bytes = forged.dump()
+    return der
+
+
+@pytest.mark.requirement(
+    "IC-SEAL-002", catches=("seal-signature-unchecked", "seal-maker-untrusted")
+)
+def test_a_signature_over_a_forged_seal_fails_step_3(
+    eseal_client: httpx.Client, credential: Callable[[str], str]
+) -> None:
+    # GB/T 38540 step 3 verifies the seal itself: the maker's signature over SES_SealInfo and
+    # the maker's certificate. A forger adds its own signer to a genuine seal's list, so that
+    # step 2 finds it listed; only step 3 can tell the seal is not the one the maker made.
+    start, end = beijing_midnight(2), beijing_midnight(4)
+    content = os.urandom(32)
+    outsider = CertificateAuthority.create_root("zwfw conformance outsider CA")
+    key = SM2PrivateKey.generate()
+    cert = outsider.issue(key.public_key, SIGNER_NAME, CertProfile.SIGNER)
+    maker_key = SM2PrivateKey.generate()
+    maker = outsider.issue(maker_key.public_key, "zwfw conformance forger", CertProfile.SEAL_MAKER)
+    for what, signed_by in (
+        ("kept under the maker's signature", None),
+        ("signed anew by a maker of another root", (maker, maker_key)),
+    ):
+        seal = new_seal(eseal_client, credential, valid_start=start, valid_end=end)
+        forged = forged_seal(base64.b64decode(seal["seal"]), cert, signed_by)
+        tbs = ses.build_tbs(
+            forged, data_hash=sm3(content), time_info=start + timedelta(hours=1),
+            property_info=PROPERTY,
+        )  # fmt: skip
+        result = verify(eseal_client, ses.sign_tbs(tbs, cert, key), content)
+        # Step 1 holds (the forger signed right), step 2 holds (the forged list names the
+        # forger), step 4 fails (no path to the published root).
+        assert step_statuses(result) == ["passed", "passed", "failed", "failed", "passed"], (
+            f"a seal with a signer added, {what}: {result['steps']}"
+        )
+        assert result["valid"] is False, what
+        assert all(s["reason"] for s in result["steps"] if s["status"] == "failed"), what
+
+
 @pytest.mark.requirement(
     "IC-SEAL-003",
     catches=("status-not-public", "still-verifies", "still-signs", "cached-status",

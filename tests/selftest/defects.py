@@ -186,6 +186,25 @@ async def seal_status_ignored(request: ProxyRequest, forward: Forward) -> ProxyR
     return response
 
 
+async def seal_maker_unchecked(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """Step 3 judges the seal's window and status only: a seal whose maker signature does not
+    verify, or whose maker does not chain to the root, passes it."""
+    response = await forward(request)
+    if request.method != "POST" or request.path != "/verify" or not _json_body(response):
+        return response
+    result = response.json()
+    steps = result.get("steps") or []
+    if (
+        len(steps) >= 3
+        and steps[2].get("status") == "failed"
+        and re.search(r"maker", str(steps[2].get("reason") or ""))
+    ):
+        steps[2] = {**steps[2], "status": "passed", "reason": None}
+        result["valid"] = all(step.get("status") == "passed" for step in steps)
+        return response.with_json(result)
+    return response
+
+
 # --- hall ------------------------------------------------------------------------------------
 
 
@@ -494,6 +513,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("seal-status-ignored", "eseal",
             "verification ignores the registry status: a revoked seal passes step 3",
             frozenset({"IC-SEAL-003"}), _plain(seal_status_ignored)),
+    Variant("seal-maker-unchecked", "eseal",
+            "verification step 3 skips the seal's maker signature and maker certificate",
+            frozenset({"IC-SEAL-002"}), _plain(seal_maker_unchecked)),
     Variant("catalog-check-character", "hall",
             "catalog implementation codes carry a wrong credit-code check character",
             frozenset({"IC-CAT-001"}), _fresh_instance(WrongCatalogCheckCharacter)),
