@@ -319,3 +319,64 @@ def test_an_inconsistent_evaluation_report_is_refused_first_and_later(
             idempotency_key=fresh_key(),
         )
         assert closed.status_code == 201, closed.text[:300]
+
+
+# Every step result the data set allows, in cases as a hall makes them: accepted and handled
+# to an approval or a refusal, and decided in one step (start = end) with each of its results.
+ACCEPTED_ROUTES: dict[str, tuple[tuple[int, int], ...]] = {
+    "accepted-supplemented-approved": ((1, 4), (2, 5), (2, 6), (2, 7), (2, 1), (3, 1)),
+    "supplemented-refused": ((1, 5), (2, 0), (3, 0)),
+    "special-procedure-approved": ((1, 6), (2, 1), (3, 1)),
+    "decided-at-once-approved": ((4, 1),),
+    "decided-at-once-accepted": ((4, 4),),
+}
+UNACCEPTED_ROUTES: dict[str, tuple[tuple[int, int], ...]] = {
+    "decided-at-once-not-accepted": ((4, 2),),
+    "decided-at-once-refused-acceptance": ((4, 3),),
+}
+
+
+@pytest.mark.requirement("IC-CHAN-007", catches=("legal-report-refused",))
+@pytest.mark.parametrize("route", [*ACCEPTED_ROUTES, *UNACCEPTED_ROUTES])
+def test_every_step_result_the_data_set_allows_is_taken(
+    province: Province,
+    credential: Callable[[str], str],
+    target: TargetProfile,
+    hub_client: httpx.Client,
+    supervise: dict[str, str],
+    route: str,
+) -> None:
+    # The other side of the refusals: a hub that refuses what the data set allows (an end
+    # step 不同意, a refusal of acceptance) loses the reports of real cases.
+    if route in ACCEPTED_ROUTES:
+        report = accepted_case_report(target, hub_today(hub_client) + timedelta(days=7))
+        pairs, at = ACCEPTED_ROUTES[route], report["accept_time"]
+    else:
+        report = case_report(target)
+        pairs, at = UNACCEPTED_ROUTES[route], report["apply_time"]
+    finished = max(datetime.fromisoformat(_now()), datetime.fromisoformat(at)).isoformat()
+    steps = [
+        {"seq": seq, "nodetype": nodetype, "noderesult": result, "time": at}
+        for seq, (nodetype, result) in enumerate(pairs, start=1)
+    ]
+    steps[-1]["time"] = finished
+    approved = pairs[-1][1] in (1, 4)
+    report |= {
+        "state": "concluded" if approved else "rejected",
+        "finish_time": finished,
+        "result": "1" if approved else "0",
+        "steps": steps,
+    }
+    taken = province.send(
+        CASES, report, credential("hub_report_token"), idempotency_key=fresh_key()
+    )
+    assert taken.status_code == 201, (
+        f"the hub refused a case whose steps the data set allows ({route}: {pairs}): "
+        f"HTTP {taken.status_code} {taken.text[:300]}"
+    )
+    shown = hub_client.get(f"cases/{report['case_number']}", headers=supervise)
+    assert shown.status_code == 200, shown.text[:300]
+    kept = [(s["seq"], s["nodetype"], s["noderesult"]) for s in shown.json().get("steps", [])]
+    assert kept == [(s["seq"], s["nodetype"], s["noderesult"]) for s in steps], (
+        f"the hub keeps the steps of {route} otherwise than reported: {kept}"
+    )

@@ -141,6 +141,15 @@ PROVINCES = ("110000", "120000", "130000", "140000", "150000", "210000", "220000
              "530000", "540000", "610000", "620000", "630000", "640000", "650000")  # fmt: skip
 
 
+def _other_regions(hub_client: httpx.Client, supervise: dict[str, str], region: str) -> list[str]:
+    """Regions other than ``region`` to filter by: a registered one, and one below and one
+    above it, so that a filter comparing codes other than by equality shows."""
+    return sorted(
+        {_other_region(hub_client, supervise, region)}
+        | {_province_beside(region, side) for side in ("below", "above")}
+    )
+
+
 def _province_beside(region: str, side: str) -> str:
     """A province code below or above ``region`` (the farthest one on the other side when
     there is none on this one): a check that compares codes must hold on both sides."""
@@ -196,7 +205,7 @@ def test_overdue_cases_are_exactly_the_open_cases_past_their_promised_date(
     supervise: dict[str, str],
 ) -> None:
     token = credential("hub_report_token")
-    other = _other_region(hub_client, supervise, target.region_code)
+    others = _other_regions(hub_client, supervise, target.region_code)
     before = hub_today(hub_client)
     late = accepted_case_report(target, before - timedelta(days=3))
     due = accepted_case_report(target, before)
@@ -220,9 +229,10 @@ def test_overdue_cases_are_exactly_the_open_cases_past_their_promised_date(
                 hub_client, supervise, "supervision/overdue-cases", target.region_code,
                 due["case_number"],
             ), f"case {due['case_number']}, due today, is listed as overdue"  # fmt: skip
-        assert not _listed(
-            hub_client, supervise, "supervision/overdue-cases", other, late["case_number"]
-        ), f"overdue-cases?region={other} lists a case of {target.region_code}"
+        for other in others:
+            assert not _listed(
+                hub_client, supervise, "supervision/overdue-cases", other, late["case_number"]
+            ), f"overdue-cases?region={other} lists a case of {target.region_code}"
         _gauge_agrees(
             hub_client, supervise, "supervision/overdue-cases", "zwfw_hub_overdue_cases",
             target.region_code,
@@ -260,7 +270,7 @@ def test_overdue_rectifications_are_exactly_the_open_ones_past_their_deadline(
     supervise: dict[str, str],
 ) -> None:
     token = credential("hub_report_token")
-    other = _other_region(hub_client, supervise, target.region_code)
+    others = _other_regions(hub_client, supervise, target.region_code)
     path = "supervision/overdue-rectifications"
     before = hub_today(hub_client)
     late_case, due_case = case_report(target)["case_number"], case_report(target)["case_number"]
@@ -294,9 +304,10 @@ def test_overdue_rectifications_are_exactly_the_open_ones_past_their_deadline(
             assert not _listed(hub_client, supervise, path, target.region_code, due_case), (
                 f"the rectification of {due_case}, due today, is listed as overdue"
             )
-        assert not _listed(hub_client, supervise, path, other, late_case), (
-            f"{path}?region={other} lists a rectification of {target.region_code}"
-        )
+        for other in others:
+            assert not _listed(hub_client, supervise, path, other, late_case), (
+                f"{path}?region={other} lists a rectification of {target.region_code}"
+            )
         _gauge_agrees(
             hub_client, supervise, path, "zwfw_hub_overdue_rectifications", target.region_code
         )
@@ -403,7 +414,10 @@ def test_the_aggregated_catalog_takes_only_checked_items_of_the_province(
             for r in shown
         ] == [(code, declared, item["name"], version, "published")], shown
         assert shown[0]["guide"] == guide, shown[0]
-        assert listed(other) == [], f"catalog/items?region={other} lists {target.region_code}'s"
+        for elsewhere in _other_regions(hub_client, supervise, target.region_code):
+            assert listed(elsewhere) == [], (
+                f"catalog/items?region={elsewhere} lists {target.region_code}'s"
+            )
     finally:
         cancelled = {**item, "version": version + 1, "state": "cancelled"}
         cancelled = {**report, "version": 2, "items": [cancelled]}

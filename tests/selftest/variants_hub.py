@@ -214,6 +214,27 @@ def _code_shapes_only(report: dict[str, Any], errors: list[dict[str, Any]]) -> b
     ).startswith(str(report.get("implementation_code")))
 
 
+async def end_step_refusal_refused(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """The hub knows only approving end steps: a case concluded with an end step 不同意
+    (nodetype 3, noderesult 0) is refused as if its data were wrong."""
+    if request.method == "POST" and request.path == "/reports/cases":
+        try:
+            report = request.json()
+        except ValueError:
+            report = None
+        steps = report.get("steps") if isinstance(report, dict) else None
+        if isinstance(steps, list) and any(
+            isinstance(step, dict) and (step.get("nodetype"), step.get("noderesult")) == (3, 0)
+            for step in steps
+        ):
+            problem = {"type": "about:blank", "title": "Unprocessable Entity", "status": 422,
+                       "detail": "noderesult 0 is not allowed for nodetype 3"}  # fmt: skip
+            return ProxyResponse(422, [("content-type", "application/problem+json")]).with_json(
+                problem
+            )
+    return await forward(request)
+
+
 class OverdueListCached:
     """The e-supervision list of overdue cases is answered from a cache filled by its first
     request (per region): a case finished since stays listed as overdue."""
@@ -258,6 +279,9 @@ VARIANTS: tuple[Variant, ...] = (
             "a later version of a case or evaluation is taken without the content checks",
             frozenset({"IC-CHAN-007"}),
             lambda _province: RefusalAnsweredAsReceipt(_later_version)),
+    Variant("hub-end-step-refusal-refused", "hub",
+            "a case concluded with an end step 不同意 is refused, although the data set allows it",
+            frozenset({"IC-CHAN-007"}), lambda _province: end_step_refusal_refused),
     Variant("hub-report-times-unordered", "hub",
             "a report whose times contradict each other (accepted before applied, promised "
             "before accepted, followed up before rated) is taken",
