@@ -260,7 +260,7 @@ def test_overdue_cases_are_exactly_the_open_cases_past_their_promised_date(
 @pytest.mark.requirement(
     "IC-SUP-002",
     catches=("rectification-missing", "due-today-listed", "region-filter-ignored",
-             "closed-still-listed", "evaluation-not-kept", "gauge-disagrees"),
+             "closed-still-listed", "evaluation-not-kept", "gauge-disagrees", "not-bad-listed"),
 )  # fmt: skip
 def test_overdue_rectifications_are_exactly_the_open_ones_past_their_deadline(
     province: Province,
@@ -281,6 +281,13 @@ def test_overdue_rectifications_are_exactly_the_open_ones_past_their_deadline(
         assert taken.status_code == 201, taken.text[:300]
         receipt = taken.json()
         assert (receipt["kind"], receipt["subject"]) == ("evaluation", report["case_number"])
+    # 基本满意 (3) is no bad evaluation: a rectification its report carries, past its deadline,
+    # is not supervised (a hub may also refuse such a report).
+    fair_case = case_report(target)["case_number"]
+    fair = evaluation_report(target, fair_case, before - timedelta(days=2), level=3)
+    fair_taken = province.send(EVALUATIONS, fair, token, idempotency_key=fresh_key())
+    assert fair_taken.status_code in (201, 422), fair_taken.text[:300]
+    reported = [late, due] + ([fair] if fair_taken.status_code == 201 else [])
     closed_at = datetime.now(UTC).replace(microsecond=0)
     closing = {"state": "closed", "deadline": late["rectification"]["deadline"],
                "response": "已督促办结并回访", "closed_at": closed_at.isoformat()}  # fmt: skip
@@ -304,6 +311,9 @@ def test_overdue_rectifications_are_exactly_the_open_ones_past_their_deadline(
             assert not _listed(hub_client, supervise, path, target.region_code, due_case), (
                 f"the rectification of {due_case}, due today, is listed as overdue"
             )
+        assert not _listed(hub_client, supervise, path, target.region_code, fair_case), (
+            f"the evaluation of {fair_case}, rated 3 (基本满意), is listed as a bad one overdue"
+        )
         for other in others:
             assert not _listed(hub_client, supervise, path, other, late_case), (
                 f"{path}?region={other} lists a rectification of {target.region_code}"
@@ -312,7 +322,7 @@ def test_overdue_rectifications_are_exactly_the_open_ones_past_their_deadline(
             hub_client, supervise, path, "zwfw_hub_overdue_rectifications", target.region_code
         )
     finally:
-        for report in (late, due):
+        for report in reported:
             closed = province.send(
                 EVALUATIONS,
                 report | {"version": 2, "rectification": closing},

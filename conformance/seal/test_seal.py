@@ -289,33 +289,55 @@ def forged_seal(
     return der
 
 
-@pytest.mark.requirement(
-    "IC-SEAL-002", catches=("seal-signature-unchecked", "seal-maker-untrusted")
-)
-def test_a_signature_over_a_forged_seal_fails_step_3(
-    eseal_client: httpx.Client, credential: Callable[[str], str]
-) -> None:
-    # GB/T 38540 step 3 verifies the seal itself: the maker's signature over SES_SealInfo and
-    # the maker's certificate. A forger adds its own signer to a genuine seal's list, so that
-    # step 2 finds it listed; only step 3 can tell the seal is not the one the maker made.
-    start, end = beijing_midnight(2), beijing_midnight(4)
-    content = os.urandom(32)
+Forger = tuple[SM2Certificate, SM2PrivateKey, tuple[SM2Certificate, SM2PrivateKey]]
+
+
+@pytest.fixture(scope="module")
+def forger() -> Forger:
+    """A signer and a seal maker certified by a root of the harness's own making."""
     outsider = CertificateAuthority.create_root("zwfw conformance outsider CA")
     key = SM2PrivateKey.generate()
     cert = outsider.issue(key.public_key, SIGNER_NAME, CertProfile.SIGNER)
     maker_key = SM2PrivateKey.generate()
     maker = outsider.issue(maker_key.public_key, "zwfw conformance forger", CertProfile.SEAL_MAKER)
-    for what, signed_by in (
-        ("kept under the maker's signature", None),
-        ("signed anew by a maker of another root", (maker, maker_key)),
+    return cert, key, (maker, maker_key)
+
+
+def verify_over_forged_seal(
+    eseal_client: httpx.Client,
+    credential: Callable[[str], str],
+    forger: Forger,
+    resigned: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new seal (its period two to four Beijing days ahead) with the forger's signer added
+    to its list, kept under the maker's signature or ``resigned`` by the forger's maker, and
+    the verify answer for the forger's signature dated inside that period."""
+    start, end = beijing_midnight(2), beijing_midnight(4)
+    content = os.urandom(32)
+    cert, key, maker = forger
+    seal = new_seal(eseal_client, credential, valid_start=start, valid_end=end)
+    forged = forged_seal(base64.b64decode(seal["seal"]), cert, maker if resigned else None)
+    tbs = ses.build_tbs(
+        forged, data_hash=sm3(content), time_info=start + timedelta(hours=1),
+        property_info=PROPERTY,
+    )  # fmt: skip
+    return seal, verify(eseal_client, ses.sign_tbs(tbs, cert, key), content)
+
+
+@pytest.mark.requirement(
+    "IC-SEAL-002", catches=("seal-signature-unchecked", "seal-maker-untrusted")
+)
+def test_a_signature_over_a_forged_seal_fails_step_3(
+    eseal_client: httpx.Client, credential: Callable[[str], str], forger: Forger
+) -> None:
+    # GB/T 38540 step 3 verifies the seal itself: the maker's signature over SES_SealInfo and
+    # the maker's certificate. A forger adds its own signer to a genuine seal's list, so that
+    # step 2 finds it listed; only step 3 can tell the seal is not the one the maker made.
+    for what, resigned in (
+        ("kept under the maker's signature", False),
+        ("signed anew by a maker of another root", True),
     ):
-        seal = new_seal(eseal_client, credential, valid_start=start, valid_end=end)
-        forged = forged_seal(base64.b64decode(seal["seal"]), cert, signed_by)
-        tbs = ses.build_tbs(
-            forged, data_hash=sm3(content), time_info=start + timedelta(hours=1),
-            property_info=PROPERTY,
-        )  # fmt: skip
-        result = verify(eseal_client, ses.sign_tbs(tbs, cert, key), content)
+        _, result = verify_over_forged_seal(eseal_client, credential, forger, resigned)
         # Step 1 holds (the forger signed right), step 2 holds (the forged list names the
         # forger), step 4 fails (no path to the published root).
         assert step_statuses(result) == ["passed", "passed", "failed", "failed", "passed"], (
@@ -323,6 +345,20 @@ def test_a_signature_over_a_forged_seal_fails_step_3(
         )
         assert result["valid"] is False, what
         assert all(s["reason"] for s in result["steps"] if s["status"] == "failed"), what
+
+
+@pytest.mark.requirement("IC-SEAL-001", catches=("status-not-reported",))
+def test_a_failed_verification_still_reports_the_seal_status(
+    eseal_client: httpx.Client, credential: Callable[[str], str], forger: Forger
+) -> None:
+    # Step 3 fails here before a verifier looks the seal's status up; the answer still names
+    # the seal the signature carries and its status as the public endpoint states it.
+    seal, result = verify_over_forged_seal(eseal_client, credential, forger, resigned=False)
+    assert result["valid"] is False, result["steps"]
+    assert result["es_id"] == seal["es_id"], result["es_id"]
+    assert result["seal_status"] == public_status(eseal_client, seal["es_id"]), (
+        f"the verify answer's seal status {result['seal_status']} is not the public one"
+    )
 
 
 @pytest.mark.requirement(
