@@ -170,39 +170,34 @@ async def registry_not_compared(request: ProxyRequest, forward: Forward) -> Prox
 # --- e-seal ----------------------------------------------------------------------------------
 
 
-async def seal_status_ignored(request: ProxyRequest, forward: Forward) -> ProxyResponse:
-    """Verification skips the seal's registry status: a revoked seal passes step 3."""
-    response = await forward(request)
-    if request.method != "POST" or request.path != "/verify" or not _json_body(response):
-        return response
-    result = response.json()
-    steps = result.get("steps") or []
-    if len(steps) >= 3 and steps[2].get("status") == "failed":
-        reason = str(steps[2].get("reason") or "")
-        if re.search(r"revoked|suspended|status", reason):
+def _step_3_passed_when(reason: str) -> Defect:
+    """A verifier that skips one check of step 3: a step 3 failed for a ``reason`` matching
+    the pattern is reported passed (and the verdict recomputed)."""
+
+    async def skipped(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        response = await forward(request)
+        if request.method != "POST" or request.path != "/verify" or not _json_body(response):
+            return response
+        result = response.json()
+        steps = result.get("steps") or []
+        if (
+            len(steps) >= 3
+            and steps[2].get("status") == "failed"
+            and re.search(reason, str(steps[2].get("reason") or ""))
+        ):
             steps[2] = {**steps[2], "status": "passed", "reason": None}
             result["valid"] = all(step.get("status") == "passed" for step in steps)
             return response.with_json(result)
-    return response
-
-
-async def seal_maker_unchecked(request: ProxyRequest, forward: Forward) -> ProxyResponse:
-    """Step 3 judges the seal's window and status only: a seal whose maker signature does not
-    verify, or whose maker does not chain to the root, passes it."""
-    response = await forward(request)
-    if request.method != "POST" or request.path != "/verify" or not _json_body(response):
         return response
-    result = response.json()
-    steps = result.get("steps") or []
-    if (
-        len(steps) >= 3
-        and steps[2].get("status") == "failed"
-        and re.search(r"maker", str(steps[2].get("reason") or ""))
-    ):
-        steps[2] = {**steps[2], "status": "passed", "reason": None}
-        result["valid"] = all(step.get("status") == "passed" for step in steps)
-        return response.with_json(result)
-    return response
+
+    return skipped
+
+
+# Verification skips the seal's registry status: a revoked seal passes step 3.
+seal_status_ignored = _step_3_passed_when(r"revoked|suspended|status")
+# Step 3 judges the seal's window and status only: a seal whose maker signature does not
+# verify, or whose maker does not chain to the root, passes it.
+seal_maker_unchecked = _step_3_passed_when(r"maker")
 
 
 # --- hall ------------------------------------------------------------------------------------
