@@ -19,7 +19,8 @@ test issuer for the test holder: `elicense_issuer_token` (elicense:issue, allowe
 licences of the test issuer) and `elicense_holder_subject` (the test holder's `sub`). The
 expiry checks (IC-LIC-009) issue two more, one whose validity ended yesterday and one on its
 last day (revoked afterwards). Each run leaves three test licences with the test holder, none
-valid. The seal-status check (IC-LIC-008) makes a throw-away seal and revokes it, and another
+valid. The face check (IC-LIC-011) issues one more, suspends it and revokes it afterwards.
+The seal-status check (IC-LIC-008) makes a throw-away seal and revokes it, and another
 and suspends it, with the seal suite's `eseal_admin_token`, `eseal_signer_token` and
 `eseal_signer_subject`.
 """
@@ -38,8 +39,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pypdfium2
 import pytest
 import rfc8785
+import zxingcpp
 
 from zwfw.codes import CodeError, build_licence_id, parse_credit_code, parse_licence_id
 from zwfw.crypto import ses
@@ -915,6 +918,147 @@ def test_a_licence_past_its_validity_end_is_expired_everywhere(
         elicense_client, credential, last_day["identifier"], "03", "互联互通测试结束"
     )
     assert revoked.status_code in (200, 409), revoked.text[:300]
+
+
+# --- IC-LIC-011: the licence face ----------------------------------------------------------
+
+# Pages are rendered at 288 dpi, enough for a 2-D code a centimetre wide.
+FACE_SCALE = 4
+
+
+@dataclass(frozen=True)
+class Face:
+    """What a holder's reader takes from a licence face: its text (whitespace removed, as line
+    breaks fall where the layout puts them) and the contents of its 2-D codes."""
+
+    text: str
+    codes: list[str]
+
+
+def read_face(client: httpx.Client, token: str, identifier: str) -> Face:
+    response = client.get(f"me/licences/{identifier}/face.pdf", headers=bearer(token))
+    assert response.status_code == 200, (
+        f"the holder's licence face answers {response.status_code}: {response.text[:200]}"
+    )
+    media_type = response.headers.get("content-type", "").split(";")[0].strip()
+    assert media_type == "application/pdf", f"the licence face is served as {media_type!r}"
+    try:
+        document = pypdfium2.PdfDocument(response.content)
+    except pypdfium2.PdfiumError as exc:
+        pytest.fail(f"the licence face of {identifier} is not a PDF: {exc}", pytrace=False)
+    text, codes = [], []
+    for page in document:
+        text.append(page.get_textpage().get_text_range())
+        image = page.render(scale=FACE_SCALE).to_pil()
+        found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.AllMatrix)
+        codes += [code.text for code in found]
+    face = Face("".join("".join(text).split()), codes)
+    assert face.text, f"the licence face of {identifier} has no text a reader can extract"
+    return face
+
+
+def date_spellings(yyyymmdd: str) -> set[str]:
+    """The ways a face may print a GB/T 36903 date (yyyyMMdd)."""
+    day = datetime.strptime(yyyymmdd, "%Y%m%d").date()
+    return {
+        yyyymmdd, day.isoformat(), day.strftime("%Y/%m/%d"), day.strftime("%Y.%m.%d"),
+        f"{day.year}年{day.month}月{day.day}日", f"{day.year}年{day.month:02}月{day.day:02}日",
+    }  # fmt: skip
+
+
+def assert_face_states(face: Face, licence: dict[str, Any]) -> None:
+    """The face states its own licence's facts as sealed."""
+    document = sealed_document(licence)
+    facts = {
+        "identifier": licence["identifier"],
+        "licence number": document["licence_number"],
+        "holder": document["holder_name"],
+        "issuer": document["issuer_name"],
+    }
+    for what, value in facts.items():
+        stated = "".join(str(value).split())
+        assert stated in face.text, (
+            f"the face of {licence['identifier']} does not state its {what} {value!r}"
+        )
+    for end in ("valid_from", "valid_until"):
+        value = document.get(end)
+        spellings = date_spellings(value) if value else {"长期"}
+        assert any(spelling in face.text for spelling in spellings), (
+            f"the face of {licence['identifier']} does not state its {end} {value!r}"
+        )
+
+
+def assert_code_verifies(
+    client: httpx.Client, public_base: str, face: Face, licence: dict[str, Any], status: str,
+) -> str:  # fmt: skip
+    """One of the face's 2-D codes names a URL at the service's public address that answers,
+    without a token, the verification of this licence with ``status``; returns that URL."""
+    identifier = licence["identifier"]
+    assert face.codes, f"the face of {identifier} carries no 2-D code a reader decodes"
+    public = httpx.URL(public_base)
+    digest = sm3(base64.b64decode(licence["document"])).hex()
+    why: list[str] = []
+    for code in face.codes:
+        try:
+            url = httpx.URL(code)
+        except httpx.InvalidURL:
+            why.append(f"{code[:80]!r} is not a URL")
+            continue
+        if (url.scheme, url.host, url.port) != (public.scheme, public.host, public.port):
+            why.append(f"{code[:120]} is outside the public address {public_base}")
+            continue
+        answer = client.get(url)
+        if answer.status_code != 200:
+            why.append(f"{code[:120]} answers {answer.status_code} without a token")
+            continue
+        body = answer.json()
+        record = body.get("licence") or {}
+        if record.get("document_sm3") != digest:
+            why.append(f"{code[:120]} verifies another document than licence {identifier}'s")
+        elif (body.get("status") or {}).get("code") != status or (
+            (record.get("status") or {}).get("code") != status
+        ):
+            why.append(f"{code[:120]} states status {body.get('status')}, not {status}")
+        else:
+            return str(url)
+    pytest.fail("; ".join(why), pytrace=False)
+
+
+@pytest.mark.requirement(
+    "IC-LIC-011",
+    catches=("not-a-pdf", "face-differs", "id-number-shown", "code-missing", "code-not-public",
+             "code-elsewhere"),
+)  # fmt: skip
+def test_the_licence_face_is_its_licence_and_its_code_verifies_it(
+    target: Any, elicense_client: httpx.Client, credential: Callable[[str], str],
+    licence: dict[str, Any], test_issuer_licence: dict[str, Any],
+) -> None:  # fmt: skip
+    token = credential("elicense_holder_token")
+    public_base = target.base_url("elicense")
+    # One holder's faces, each read after the other's: a face cached per holder or per type
+    # shows the other licence.
+    first = read_face(elicense_client, token, licence["identifier"])
+    assert_face_states(first, licence)
+    assert_code_verifies(elicense_client, public_base, first, licence, "01")
+    _, issued = issue_test_licence(elicense_client, credential, test_issuer_licence)
+    face = read_face(elicense_client, token, issued["identifier"])
+    assert_face_states(face, issued)
+    assert TEST_HOLDER_ID not in face.text, "the licence face prints the holder's full ID number"
+    url = assert_code_verifies(elicense_client, public_base, face, issued, "01")
+    again = read_face(elicense_client, token, licence["identifier"])
+    assert_face_states(again, licence)
+    # The code printed on a face is read long after: it answers the licence's status now.
+    suspended = change_licence_status(
+        elicense_client, credential, issued["identifier"], "02", "互联互通测试暂停"
+    )
+    assert suspended.status_code == 200, suspended.text[:300]
+    try:
+        assert_code_verifies(elicense_client, public_base, Face(face.text, [url]), issued, "02")
+    finally:
+        # Tidied away: the licence is revoked, so later runs never pick it as valid.
+        change_licence_status(
+            elicense_client, credential, issued["identifier"], "03", "互联互通测试结束"
+        )
 
 
 # --- IC-LIC-008: verification follows the seal registry ------------------------------------

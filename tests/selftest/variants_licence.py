@@ -192,6 +192,23 @@ async def expiry_by_date_not_applied(request: ProxyRequest, forward: Forward) ->
     return response.with_json(_valid_not_expired(response.json()))
 
 
+class FaceCachedPerHolder:
+    """The licence face is rendered once per holder and kept: every later face.pdf the holder
+    downloads is the first one, whichever licence it was asked for (the PDF itself is sound,
+    and another holder's face is still refused)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, ProxyResponse] = {}  # Authorization -> the first face served
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        response = await forward(request)
+        face = re.fullmatch(r"/me/licences/[^/]+/face\.pdf", request.path)
+        holder = request.header("authorization")
+        if request.method != "GET" or not face or holder is None or response.status != 200:
+            return response
+        return self.first.setdefault(holder, response)
+
+
 # Status codes a verifier that knows only revocation as final lets pass the status check.
 _NOT_FINAL_TO_IT = frozenset({"04", "07"})
 
@@ -243,4 +260,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("only-revocation-final", "elicense",
             "cancelled (04) and withdrawn (07) licences and their copies pass verification",
             frozenset({"IC-LIC-007"}), _plain(only_revocation_final)),
+    Variant("licence-face-cached-per-holder", "elicense",
+            "every face a holder downloads is the first one rendered for them",
+            frozenset({"IC-LIC-011"}), _fresh(FaceCachedPerHolder)),
 )  # fmt: skip
