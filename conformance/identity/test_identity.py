@@ -1170,7 +1170,7 @@ def _near_misses(registered: str) -> list[str]:
 @pytest.mark.requirement(
     "IC-ID-011",
     catches=("session-survives", "unregistered-redirect", "registered-not-followed",
-             "state-not-returned", "forged-hint-followed", "prefix-matched"),
+             "state-not-returned", "forged-hint-followed", "prefix-matched", "client-id-ignored"),
 )  # fmt: skip
 def test_logout_ends_the_session(idp: IdP) -> None:
     endpoint = idp.config["end_session_endpoint"]
@@ -1219,28 +1219,74 @@ def test_logout_ends_the_session(idp: IdP) -> None:
         assert not unverified.headers.get("location", "").startswith(registered), (
             "logout followed a post_logout_redirect_uri for an id_token_hint that does not verify"
         )
+        # A client_id names the client whose URIs apply only when it is the hint's own
+        # (RP-Initiated Logout 1.0 §2): another client's id is refused, never followed.
+        other_client = browser.get(
+            endpoint,
+            params={"id_token_hint": hint, "client_id": idp.credential("identity_client_id"),
+                    "post_logout_redirect_uri": registered, "state": "s2"},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert not other_client.headers.get("location", "").startswith(registered), (
+            "logout followed a post_logout_redirect_uri for a client_id other than the hint's"
+        )
         state = secrets.token_urlsafe(12)
         out = browser.get(
             endpoint,
             params={"id_token_hint": hint, "post_logout_redirect_uri": registered, "state": state},
             follow_redirects=False,
         )
-        assert out.is_redirect, (
-            f"logout did not return to the client's registered post_logout_redirect_uri: "
-            f"HTTP {out.status_code}"
-        )
-        back = httpx.URL(out.headers["location"])
-        assert str(back).split("?")[0] == registered.split("?")[0], (
-            f"logout returned to {back}, not to the registered {registered}"
-        )
-        returned = urllib.parse.parse_qs(back.query.decode())
-        assert returned.get("state") == [state], (
-            f"logout returned to the client with state {returned.get('state')}, sent {state!r}"
-        )
+        assert_returned(out, registered, state)
         # Only a remembered sign-in can survive a logout; an IdP without one passes.
         if remembered:
             assert _asks_for_password(idp, browser, again), (
                 "after logout the browser is still signed in (no password asked)"
+            )
+
+
+def assert_returned(out: httpx.Response, registered: str, state: str) -> None:
+    """The logout answer returns to the registered post_logout_redirect_uri with ``state``."""
+    assert out.is_redirect, (
+        f"logout did not return to the client's registered post_logout_redirect_uri: "
+        f"HTTP {out.status_code}"
+    )
+    back = httpx.URL(out.headers["location"])
+    assert str(back).split("?")[0] == registered.split("?")[0], (
+        f"logout returned to {back}, not to the registered {registered}"
+    )
+    returned = urllib.parse.parse_qs(back.query.decode())
+    assert returned.get("state") == [state], (
+        f"logout returned to the client with state {returned.get('state')}, sent {state!r}"
+    )
+
+
+@pytest.mark.requirement("IC-ID-011", catches=("post-not-supported",))
+def test_logout_posted_as_a_form_ends_the_session(idp: IdP) -> None:
+    # RP-Initiated Logout 1.0 §2: the end_session_endpoint takes GET and POST alike; a
+    # relying party posting the form (a hint too long for a URL, or its own choice) is served.
+    endpoint = idp.config["end_session_endpoint"]
+    registered = idp.credential("identity_rp_post_logout_redirect_uri")
+    with idp.browser() as browser:
+        result, verifier = idp.sign_in(
+            idp.credential("identity_user"), idp.credential("identity_password"), browser=browser
+        )
+        tokens = idp.code_tokens(result.param("code"), verifier)
+        assert tokens.status_code == 200, tokens.text
+        _, challenge = idp.pkce()
+        again = idp.authorize_url(code_challenge=challenge, code_challenge_method="S256")
+        remembered = not _asks_for_password(idp, browser, again)
+        state = secrets.token_urlsafe(12)
+        form = {
+            "id_token_hint": tokens.json()["id_token"],
+            "client_id": idp.credential("identity_rp_client_id"),
+            "post_logout_redirect_uri": registered,
+            "state": state,
+        }
+        out = browser.post(endpoint, data=form, follow_redirects=False)
+        assert_returned(out, registered, state)
+        if remembered:
+            assert _asks_for_password(idp, browser, again), (
+                "after a logout posted as a form the browser is still signed in"
             )
 
 

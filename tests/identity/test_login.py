@@ -304,6 +304,42 @@ def test_rp_initiated_logout(idp: Idp) -> None:
     assert forged.status_code == 400
 
 
+def test_logout_posted_as_a_form_and_client_id_matched_to_the_hint(idp: Idp) -> None:
+    _rp(idp)
+    add_person(idp)
+    result, verifier = _login(idp)
+    id_token = _tokens(idp, result.query["code"], verifier)["id_token"]
+    # A client_id other than the hint's client is refused, and the session is left as it was.
+    mismatched = idp.client.post(
+        "/logout",
+        data={
+            "id_token_hint": id_token,
+            "client_id": "another-client",
+            "post_logout_redirect_uri": LOGOUT_REDIRECT,
+        },
+        follow_redirects=False,
+    )
+    assert mismatched.status_code == 400
+    assert mismatched.headers["content-type"].startswith("application/problem+json")
+    _, challenge = pkce_pair()
+    still = idp.client.get(_authorize_url(challenge), follow_redirects=False)
+    assert "/login?" not in still.headers.get("location", ""), "a refused logout signed out"
+    posted = idp.client.post(
+        "/logout",
+        data={
+            "id_token_hint": id_token,
+            "client_id": "rp",
+            "post_logout_redirect_uri": LOGOUT_REDIRECT,
+            "state": "bye2",
+        },
+        follow_redirects=False,
+    )
+    assert posted.status_code == 303
+    assert posted.headers["location"] == LOGOUT_REDIRECT + "?state=bye2"
+    after = idp.client.get(_authorize_url(challenge), follow_redirects=False)
+    assert after.headers["location"].startswith(f"{ISSUER}/login?")
+
+
 # --- password policy ---------------------------------------------------------------------------
 
 

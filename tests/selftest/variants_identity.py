@@ -240,6 +240,24 @@ async def logout_redirect_prefix_matched(request: ProxyRequest, forward: Forward
     return response.with_header("location", asked + location[len(match[1]) :])
 
 
+async def logout_client_id_ignored(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """RP-initiated logout never reads client_id: the hint's client's URIs apply whatever
+    client the request names."""
+    if request.path != "/logout" or request.method != "GET" or "client_id" not in request.params:
+        return await forward(request)
+    params = request.params
+    params.pop("client_id")
+    return await forward(request.with_params(params))
+
+
+async def logout_form_refused(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """The end_session_endpoint takes GET only: a logout posted as a form is refused."""
+    if request.path != "/logout" or request.method != "POST":
+        return await forward(request)
+    problem = {"type": "about:blank", "title": "Method Not Allowed", "status": 405}
+    return ProxyResponse(405, [("content-type", "application/problem+json")]).with_json(problem)
+
+
 async def session_outlives_prompt_login(request: ProxyRequest, forward: Forward) -> ProxyResponse:
     """The sign-in session is taken whatever the relying party asked: prompt=login and max_age
     never reach the authorization endpoint."""
@@ -305,6 +323,12 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("logout-redirect-prefix-matched", "identity",
             "logout follows a post_logout_redirect_uri that only starts with a registered one",
             frozenset({"IC-ID-011"}), _plain(logout_redirect_prefix_matched)),
+    Variant("logout-client-id-ignored", "identity",
+            "logout applies the hint's client's URIs whatever client_id the request names",
+            frozenset({"IC-ID-011"}), _plain(logout_client_id_ignored)),
+    Variant("logout-form-refused", "identity",
+            "the end_session_endpoint refuses a logout posted as a form",
+            frozenset({"IC-ID-011"}), _plain(logout_form_refused)),
     Variant("prompt-login-ignored", "identity",
             "prompt=login and max_age are ignored: the live sign-in session is taken",
             frozenset({"IC-ID-017"}), _plain(session_outlives_prompt_login)),

@@ -7,13 +7,14 @@ import json
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from joserfc import jwt
 from joserfc.errors import JoseError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from zwfw.services.identity.events import bound, record
@@ -43,6 +44,7 @@ from zwfw.services.identity.routes.deps import (
     html,
     too_many,
 )
+from zwfw.services.identity.service import IdentityService
 from zwfw.services.identity.sessions import (
     SESSION_COOKIE,
     check_csrf,
@@ -318,8 +320,31 @@ def logout(
     id_token_hint: str | None = None,
     post_logout_redirect_uri: str | None = None,
     state: str | None = None,
+    client_id: str | None = None,
 ) -> Response:
     """RP-initiated logout: ends the session, then returns to a registered URI if asked."""
+    return _end_session(request, svc, db, id_token_hint, post_logout_redirect_uri, state, client_id)
+
+
+@router.post("/logout", response_class=HTMLResponse, responses={303: REDIRECT})
+@public
+def logout_by_form(
+    request: Request,
+    svc: Service,
+    db: DbSession,
+    id_token_hint: Annotated[str | None, Form()] = None,
+    post_logout_redirect_uri: Annotated[str | None, Form()] = None,
+    state: Annotated[str | None, Form()] = None,
+    client_id: Annotated[str | None, Form()] = None,
+) -> Response:
+    """RP-initiated logout posted as a form (RP-Initiated Logout 1.0 §2: GET and POST)."""
+    return _end_session(request, svc, db, id_token_hint, post_logout_redirect_uri, state, client_id)
+
+
+def _end_session(
+    request: Request, svc: IdentityService, db: Session, id_token_hint: str | None,
+    post_logout_redirect_uri: str | None, state: str | None, client_id: str | None,
+) -> Response:  # fmt: skip
     client: Client | None = None
     if id_token_hint:
         try:
@@ -329,14 +354,22 @@ def logout(
         if claims.get("iss") != svc.settings.issuer:
             raise bad_request("id_token_hint is not an ID token from this issuer")
         aud = claims.get("aud")
-        client = db.get(Client, aud[0] if isinstance(aud, list) else aud)
+        audiences = aud if isinstance(aud, list) else [aud]
+        # RP-Initiated Logout 1.0 §2: a client_id given with a hint must be the hint's client.
+        if client_id is not None and client_id not in audiences:
+            raise bad_request("client_id is not the client the id_token_hint was issued to")
+        client = db.get(Client, client_id or audiences[0])
+    elif client_id is not None:
+        client = db.get(Client, client_id)
+    if post_logout_redirect_uri and (
+        client is None or post_logout_redirect_uri not in client.post_logout_redirect_uris
+    ):
+        raise bad_request("post_logout_redirect_uri is not registered for the client")
     session = load_session(db, svc.settings, request)
     if session is not None:
         record(db, "logout", "success", actor=session_actor(db, session))
         db.delete(session)
     if post_logout_redirect_uri:
-        if client is None or post_logout_redirect_uri not in client.post_logout_redirect_uris:
-            raise bad_request("post_logout_redirect_uri is not registered for the client")
         target = post_logout_redirect_uri
         if state:
             target += ("&" if "?" in target else "?") + urllib.parse.urlencode({"state": state})
