@@ -7,6 +7,9 @@ Credentials (each `{env: VAR}` in the profile's `credentials:`):
 - `hall_other_applicant_token`: the same for a second test person.
 - `hall_staff_token`: an access token of a test officer with the scopes `hall:case:handle`
   and `hall:rectification`.
+- `hall_catalog_editor_token`: an access token with the scope `hall:catalog:write`; the
+  catalog life-cycle check (IC-CAT-005) creates, edits and withdraws one certification test
+  item with it per run (left withdrawn).
 - For 免证办 (IC-CASE-009), the licence suite's `elicense_holder_token` (the same person as
   `hall_applicant_token`, holding a valid licence of the type a listed material takes) and
   `elicense_other_holder_token`.
@@ -62,6 +65,11 @@ def other_applicant(hall_client: httpx.Client, credential: Callable[[str], str])
 @pytest.fixture
 def staff(hall_client: httpx.Client, credential: Callable[[str], str]) -> Actor:
     return Actor(hall_client, credential("hall_staff_token"))
+
+
+@pytest.fixture
+def catalog_editor(hall_client: httpx.Client, credential: Callable[[str], str]) -> Actor:
+    return Actor(hall_client, credential("hall_catalog_editor_token"))
 
 
 def published_items(hall_client: httpx.Client, page_size: int = 500) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import secrets
@@ -352,6 +353,133 @@ def test_catalog_pages_filters_and_details_agree(hall_client: httpx.Client) -> N
         is_problem(hall_client.get("items", params=params), (400, 422))
     single = hall_client.get("items", params={"limit": 1})
     assert len(single.json()["items"]) == 1, "limit=1 does not give one item"
+
+
+# --- IC-CAT-005: catalog edits reach every representation --------------------------------
+
+
+def catalog_views(hall_client: httpx.Client, code: str, dept_code: str) -> dict[str, Any]:
+    """How each public representation shows item ``code``: its list entries, its entries in
+    its body's filter, the totals, its detail and its version history (None when not found)."""
+    listed = [i for i in published_items(hall_client) if i["implementation_code"] == code]
+    filtered = hall_client.get("items", params={"dept_code": dept_code, "limit": 500})
+    assert filtered.status_code == 200, filtered.text[:300]
+    total = hall_client.get("items", params={"limit": 1})
+    assert total.status_code == 200, total.text[:300]
+    views: dict[str, Any] = {
+        "listed": listed,
+        "filtered": [i for i in filtered.json()["items"] if i["implementation_code"] == code],
+        "total": total.json()["total"],
+        "dept_total": filtered.json()["total"],
+    }
+    for name, path in (("detail", f"items/{code}"), ("history", f"items/{code}/versions")):
+        response = hall_client.get(path)
+        assert response.status_code in (200, 404), f"GET {path}: {response.status_code}"
+        if response.status_code == 404:
+            is_problem(response, 404)
+        views[name] = response.json() if response.status_code == 200 else None
+    return views
+
+
+def assert_not_shown(views: dict[str, Any], when: str) -> None:
+    assert not views["listed"], f"{when}: the item is in the catalog list"
+    assert not views["filtered"], f"{when}: the item is in its body's dept_code filter"
+    assert views["detail"] is None, f"{when}: the item's detail is found"
+    assert views["history"] is None, f"{when}: the item's version history is found"
+
+
+def assert_shown(
+    views: dict[str, Any], version: int, guide: dict[str, Any], history: list[tuple[int, str]],
+    when: str,
+) -> None:  # fmt: skip
+    """Every representation shows ``version`` with ``guide`` as written, and the history is
+    ``history`` ((version, state) in order) with only ``version`` current."""
+    for name in ("listed", "filtered"):
+        assert len(views[name]) == 1, f"{when}: the item is {len(views[name])} times in the {name}"
+    entries = {
+        "list": views["listed"][0], "filter": views["filtered"][0], "detail": views["detail"],
+    }  # fmt: skip
+    for name, entry in entries.items():
+        assert entry is not None, f"{when}: the item's {name} is not found"
+        assert (entry["version"], entry["state"]) == (version, "published"), (
+            f"{when}: the {name} shows version {entry['version']} {entry['state']}"
+        )
+        assert entry["guide"] == guide, f"{when}: the {name} shows another guide than published"
+        assert entry["name"] == guide["name"], f"{when}: the {name} shows the name {entry['name']}"
+    assert views["detail"] == views["listed"][0], f"{when}: the detail differs from the list"
+    shown = [(v["version"], v["state"]) for v in views["history"] or []]
+    assert shown == history, f"{when}: the history shows {shown}, expected {history}"
+    current = [v["version"] for v in views["history"] if v["current"]]
+    assert current == [version], f"{when}: the history marks {current} current, not {version}"
+
+
+def certification_item(model: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``model``'s guide under a fresh basic code of the same implementing body."""
+    code = f"{model['implementation_code'][:19]}{secrets.randbelow(10**12):012d}"
+    guide = copy.deepcopy(model["guide"])
+    guide["implementation_code"] = code
+    guide["name"] = f"互联互通测试事项（仅供认证测试）{code[-6:]}"
+    for handling in guide.get("handling_items") or []:
+        handling["code"] = code + handling["code"][31:]
+    return guide
+
+
+@pytest.mark.requirement(
+    "IC-CAT-005",
+    catches=("draft-shown", "publication-not-shown", "edit-not-shown", "withdrawal-not-shown"),
+)
+def test_catalog_edits_reach_every_representation_at_once(
+    hall_client: httpx.Client, catalog_editor: Actor
+) -> None:
+    items = published_items(hall_client)
+    assert items, "the catalog has no published item"
+    first = certification_item(items[0])
+    code, dept = first["implementation_code"], first["dept_code"]
+    before = catalog_views(hall_client, code, dept)
+    assert_not_shown(before, "before the item exists")
+    created = catalog_editor.post("items", first)
+    assert created.status_code == 201, f"the editor cannot create an item: {created.text[:300]}"
+    drafted = catalog_views(hall_client, code, dept)
+    assert_not_shown(drafted, "while the new item is a draft")
+    assert (drafted["total"], drafted["dept_total"]) == (before["total"], before["dept_total"]), (
+        "a draft is counted in the catalog's total"
+    )
+    published = catalog_editor.post(f"items/{code}/versions/1/publish", {})
+    assert published.status_code == 200, published.text[:300]
+    views = catalog_views(hall_client, code, dept)
+    assert_shown(views, 1, first, [(1, "published")], "once published")
+    counted = (before["total"] + 1, before["dept_total"] + 1)
+    assert (views["total"], views["dept_total"]) == counted, (
+        "the published item is not counted once in the catalog's totals"
+    )
+    second = dict(first, transact_time=f"{first['transact_time']}（互联互通测试第二版）")
+    edited = catalog_editor.client.put(
+        f"items/{code}/draft", json=second, headers=catalog_editor.headers
+    )
+    assert edited.status_code == 200, f"the editor cannot draft a new version: {edited.text[:300]}"
+    version = edited.json()["version"]
+    assert version == 2, f"the draft of a published item is version {version}"
+    views = catalog_views(hall_client, code, dept)
+    assert_shown(views, 1, first, [(1, "published")], "while version 2 is a draft")
+    republished = catalog_editor.post(f"items/{code}/versions/2/publish", {})
+    assert republished.status_code == 200, republished.text[:300]
+    views = catalog_views(hall_client, code, dept)
+    assert_shown(views, 2, second, [(1, "published"), (2, "published")], "once edited")
+    reason = "互联互通测试结束"
+    withdrawn = catalog_editor.post(f"items/{code}/cancel", {"reason": reason})
+    assert withdrawn.status_code == 200, withdrawn.text[:300]
+    views = catalog_views(hall_client, code, dept)
+    assert not views["listed"], "a withdrawn item is still in the catalog list"
+    assert not views["filtered"], "a withdrawn item is still in its body's dept_code filter"
+    assert (views["total"], views["dept_total"]) == (before["total"], before["dept_total"]), (
+        "a withdrawn item is still counted in the catalog's totals"
+    )
+    assert views["detail"] is None, "a withdrawn item's detail is still found"
+    history = views["history"] or []
+    last = history[-1] if history else {}
+    assert (last.get("version"), last.get("state"), last.get("cancel_reason")) == (
+        2, "cancelled", reason
+    ), f"the withdrawn item's history ends with {last}"  # fmt: skip
 
 
 # How many of the applicant's cases are walked in pages of two: every certification run adds

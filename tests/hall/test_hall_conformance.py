@@ -148,6 +148,7 @@ def certify(hall: ServedHall, tmp_path: Path) -> tuple[int, dict[str, dict[str, 
                     "hall_applicant_token": {"env": "HALL_APPLICANT_TOKEN"},
                     "hall_other_applicant_token": {"env": "HALL_OTHER_APPLICANT_TOKEN"},
                     "hall_staff_token": {"env": "HALL_STAFF_TOKEN"},
+                    "hall_catalog_editor_token": {"env": "HALL_CATALOG_EDITOR_TOKEN"},
                 },
             }
         ),
@@ -159,6 +160,7 @@ def certify(hall: ServedHall, tmp_path: Path) -> tuple[int, dict[str, dict[str, 
         "HALL_APPLICANT_TOKEN": hall.token("conf-citizen-1", ("openid",), **person),
         "HALL_OTHER_APPLICANT_TOKEN": hall.token("conf-citizen-2", ("openid",), **person),
         "HALL_STAFF_TOKEN": hall.token("conf-officer", (*STAFF, *RECTIFIER)),
+        "HALL_CATALOG_EDITOR_TOKEN": hall.token("conf-editor", EDITOR),
     }
     out = tmp_path / "out"
     result = subprocess.run(

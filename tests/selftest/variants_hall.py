@@ -138,6 +138,26 @@ async def catalog_filter_ignored(request: ProxyRequest, forward: Forward) -> Pro
     return await forward(request)
 
 
+class CatalogListCached:
+    """The public catalog list is cached per query and never invalidated: an item published,
+    edited or withdrawn after the list was first read keeps its old place in it (its detail
+    and history are read afresh)."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, ProxyResponse] = {}  # query -> the page as first served
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        if request.method != "GET" or request.path != "/items":
+            return await forward(request)
+        key = str(sorted(request.params.items()))
+        if key not in self.pages:
+            response = await forward(request)
+            if response.status != 200:
+                return response
+            self.pages[key] = response
+        return self.pages[key]
+
+
 class RectificationViewStale:
     """A case's evaluation keeps showing its rectification task as it was when the rating
     opened it (a cached view): closing the task never reaches the evaluation."""
@@ -286,6 +306,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("catalog-filter-ignored", "hall",
             "the catalog list ignores its dept_code filter",
             frozenset({"IC-CAT-004"}), _plain(catalog_filter_ignored)),
+    Variant("catalog-list-cached", "hall",
+            "the catalog list is cached per query: publications, edits and withdrawals miss it",
+            frozenset({"IC-CAT-005"}), _fresh_instance(CatalogListCached)),
     Variant("rectification-view-stale", "hall",
             "a case's evaluation keeps showing its rectification task open after it was closed",
             frozenset({"IC-EVAL-002"}), _fresh_instance(RectificationViewStale)),

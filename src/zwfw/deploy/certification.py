@@ -93,6 +93,7 @@ ENV_PREFIX = "ZWFW_DEPLOY"
 # The credentials a deployed province's profile names (ZWFW_DEPLOY_<region>_<NAME>).
 CREDENTIALS = (
     "hall_applicant_token", "hall_other_applicant_token", "hall_staff_token",
+    "hall_catalog_editor_token",
     "hub_report_token", "hub_exchange_token", "hub_supervise_token",
     "channel_signing_key", "channel_key_id", "elicense_holder_token",
     "elicense_other_holder_token", "elicense_share_token", "eseal_admin_token",
@@ -652,6 +653,7 @@ class Certification:
             "hall_applicant_token": person("applicant"),
             "hall_other_applicant_token": person("other"),
             "hall_staff_token": client(f"staff-{region}", "hall:case:handle hall:rectification"),
+            "hall_catalog_editor_token": client(f"ops-{region}", "hall:catalog:write"),
             "hub_report_token": client_token(hub_client, national_idp, "hub:report"),
             "hub_exchange_token": client_token(hub_client, national_idp, "hub:exchange"),
             "hub_supervise_token": client_token(

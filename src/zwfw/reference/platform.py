@@ -625,6 +625,9 @@ class ReferencePlatform(NationalSide):
         values = {
             "hall_applicant_token": self.person_token(region, "applicant", consent),
             "hall_other_applicant_token": self.person_token(region, "other", consent),
+            "hall_catalog_editor_token": self.province_token(
+                region, f"ops-{region}", "hall:catalog:write"
+            ),
             "hall_staff_token": self.province_token(
                 region, f"staff-{region}", "hall:case:handle hall:rectification"
             ),

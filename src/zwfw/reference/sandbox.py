@@ -92,7 +92,10 @@ SUMMARY_FILE = "sandbox.json"
 _STATE_ENTRIES = ("config", "db", "logs", "profiles", "secrets", SUMMARY_FILE)
 # Credentials of the hub and hall suites the province supplies itself (its own test persons
 # and officers at its own IdP); the profile skeleton names them, the env file cannot fill them.
-PROVINCE_SUPPLIED = ("hall_applicant_token", "hall_other_applicant_token", "hall_staff_token")
+PROVINCE_SUPPLIED = (
+    "hall_applicant_token", "hall_other_applicant_token", "hall_staff_token",
+    "hall_catalog_editor_token",
+)  # fmt: skip
 # What the province sets up and exports for the licence suite's registry checks (IC-LIC-006).
 LICENCE_SUITE = {
     "certification_test_issuer": (
