@@ -1,8 +1,9 @@
 """E-seal interconnection checks (IC-SEAL-*), against the target's e-seal service.
 
 Credentials (profile `credentials`, each from an environment variable):
-`eseal_admin_token` (scope eseal:admin), `eseal_signer_token` (scope eseal:sign) and
-`eseal_signer_subject` (that token's `sub`). Each test makes its own throw-away seals.
+`eseal_admin_token` (scope eseal:admin), `eseal_signer_token` (scope eseal:sign),
+`eseal_signer_subject` (that token's `sub`) and `eseal_reader_token` (scope eseal:read, to read
+the registry's records). Each test makes its own throw-away seals.
 
 Times are judged against the province's own registered values and, for validity periods, on
 Beijing calendar days, so the verdict does not depend on the hour of the run.
@@ -117,6 +118,28 @@ def moment(value: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
 
 
+def assert_registry_states(
+    client: httpx.Client, credential: Callable[[str], str], made: dict[str, Any], when: str,
+) -> None:  # fmt: skip
+    """The registry's record of the seal and its organisation's list state the status and
+    reason the public status endpoint states."""
+    es_id = made["es_id"]
+    public = public_status(client, es_id)
+    reader = bearer(credential("eseal_reader_token"))
+    record = client.get(f"seals/{es_id}", headers=reader)
+    assert record.status_code == 200, f"{when}: the registry's record answers {record.text[:200]}"
+    listed = client.get("seals", params={"credit_code": made["credit_code"]}, headers=reader)
+    assert listed.status_code == 200, f"{when}: the registry's list answers {listed.text[:200]}"
+    entries = [seal for seal in listed.json() if seal.get("es_id") == es_id]
+    assert len(entries) == 1, f"{when}: the seal is {len(entries)} times in its organisation's list"
+    expected = (public["status"], public.get("reason"))
+    for name, seal in (("record", record.json()), ("list", entries[0])):
+        stated = seal.get("status") or {}
+        assert (stated.get("status"), stated.get("reason")) == expected, (
+            f"{when}: the registry's {name} states {stated}, the public status {expected}"
+        )
+
+
 def change(client: httpx.Client, credential: Callable[[str], str], es_id: str, action: str,
            reason: str) -> httpx.Response:  # fmt: skip
     return client.post(
@@ -179,6 +202,7 @@ def test_signature_is_gbt38540_der_and_verifies(
         assert result["seal_status"] is not None, "the verify answer has no seal status"
         assert result["seal_status"]["status"] == "valid"
         assert result["seal_status"] == status, "verify and the public status disagree"
+    assert_registry_states(eseal_client, credential, made_seal, "revoked")
 
 
 @pytest.mark.requirement(
@@ -364,7 +388,8 @@ def test_a_failed_verification_still_reports_the_seal_status(
 @pytest.mark.requirement(
     "IC-SEAL-003",
     catches=("status-not-public", "still-verifies", "still-signs", "cached-status",
-             "suspension-ignored", "status-disagrees", "digest-status-unchecked"),
+             "suspension-ignored", "status-disagrees", "digest-status-unchecked",
+             "registry-disagrees"),
 )  # fmt: skip
 def test_revoked_seal_fails_step_3_and_cannot_sign(
     eseal_client: httpx.Client, credential: Callable[[str], str], made_seal: dict[str, Any]
@@ -375,6 +400,7 @@ def test_revoked_seal_fails_step_3_and_cannot_sign(
     # Verified first, so that a status the service caches is warm before every change.
     before = verify(eseal_client, signature, content)
     assert step_statuses(before) == ["passed"] * 5, before["steps"]
+    assert_registry_states(eseal_client, credential, made_seal, "before any change")
 
     suspended = change(eseal_client, credential, es_id, "suspend", "互联互通测试暂停")
     assert suspended.status_code == 200, suspended.text[:300]
@@ -384,6 +410,7 @@ def test_revoked_seal_fails_step_3_and_cannot_sign(
     assert result["steps"][2]["status"] == "failed", "a suspended seal passes step 3"
     assert result["valid"] is False
     assert result["seal_status"] == public_status(eseal_client, es_id)
+    assert_registry_states(eseal_client, credential, made_seal, "suspended")
     by_digest = verify(eseal_client, signature, digest=sm3(content))
     assert by_digest["steps"][2]["status"] == "failed", "by digest, a suspended seal passes step 3"
     assert signed(eseal_client, credential, es_id, content).status_code in (403, 409)
@@ -396,6 +423,7 @@ def test_revoked_seal_fails_step_3_and_cannot_sign(
     by_digest = verify(eseal_client, signature, digest=sm3(content))
     assert step_statuses(by_digest) == ["passed"] * 5, "by digest, a resumed seal is refused"
     assert result["seal_status"] == public_status(eseal_client, es_id)
+    assert_registry_states(eseal_client, credential, made_seal, "resumed")
     assert signed(eseal_client, credential, es_id, content).status_code == 200
 
     revoked = change(eseal_client, credential, es_id, "revoke", "互联互通测试结束")

@@ -221,10 +221,14 @@ def issue(client: TestClient, tokens: Tokens, licence_type: dict[str, Any]) -> C
 # --- both services served for real (uvicorn on free ports) ---------------------------------
 
 
-def serve(app: FastAPI) -> tuple[str, uvicorn.Server]:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+def serve(app: FastAPI, port: int | None = None) -> tuple[str, uvicorn.Server]:
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     threading.Thread(target=server.run, daemon=True).start()
     base = f"http://127.0.0.1:{port}"
@@ -285,9 +289,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
         SealServiceConfig(base_url=eseal_url),
         token=lambda: mint.token(sub=PLATFORM_CLIENT, scopes=["eseal:sign"]),
     )
+    # The licence faces' 2-D codes name the service's public address: the one it is served at.
+    licence_port = free_port()
     licence_app = build(
         ElicenseSettings(
             database_url=f"sqlite:///{tmp_path / 'elicense.db'}",
+            public_base_url=f"http://127.0.0.1:{licence_port}",
             auth={**auth, "audience": "elicense"},
             issuers={
                 ISSUER_CODE: {"name": "合肥市市场监督管理局", "es_id": seals[ISSUER_CODE]},
@@ -300,7 +307,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
         seal_client=sealing,
     )
     migrate(licence_app)
-    elicense_url, elicense_server = serve(licence_app)
+    elicense_url, elicense_server = serve(licence_app, licence_port)
     issuer = {
         "Authorization": "Bearer "
         + mint.token(sub="regulator", scopes=["elicense:issue", "elicense:admin"],

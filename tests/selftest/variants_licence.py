@@ -44,6 +44,25 @@ class SealStatusCached:
         return response.with_json(result)
 
 
+class SealRecordCached:
+    """The registry's record of a seal (GET /seals/{es_id}) is cached at its first read: a
+    suspension, resumption or revocation reaches the public status and verification, never
+    the record."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, ProxyResponse] = {}  # path -> the record as first served
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        if request.method != "GET" or not re.fullmatch(r"/seals/[^/]+", request.path):
+            return await forward(request)
+        if request.path not in self.records:
+            response = await forward(request)
+            if response.status != 200:
+                return response
+            self.records[request.path] = response
+        return self.records[request.path]
+
+
 def _within_until_end(record: dict[str, Any]) -> None:
     end = record.get("valid_end")
     if isinstance(end, str) and "within_validity" in record:
@@ -242,6 +261,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("seal-status-cached", "eseal",
             "verification keeps the seal status it read first: suspended or revoked seals pass",
             frozenset({"IC-SEAL-003"}), _fresh(SealStatusCached)),
+    Variant("seal-record-cached", "eseal",
+            "the registry's record of a seal keeps the status it had when first read",
+            frozenset({"IC-SEAL-003"}), _fresh(SealRecordCached)),
     Variant("seal-window-one-sided", "eseal",
             "the seal status judges the validity period by its end only",
             frozenset({"IC-SEAL-004"}), _plain(seal_window_one_sided)),

@@ -644,6 +644,7 @@ class ReferencePlatform(NationalSide):
             "eseal_admin_token": self.province_token(region, f"ops-{region}", "eseal:admin"),
             "eseal_signer_subject": f"signer-{region}",
             "eseal_signer_token": self.province_token(region, f"signer-{region}", "eseal:sign"),
+            "eseal_reader_token": self.province_token(region, f"ops-{region}", "eseal:read"),
             "elicense_test_issuer_code": province.spec.test_issuer_code,
             "elicense_test_issuer_signer_token": self.province_token(
                 region, f"signer-{region}", "eseal:sign"
