@@ -18,11 +18,12 @@ The life-cycle checks (IC-LIC-007) issue, suspend, reinstate and revoke a licenc
 test issuer for the test holder: `elicense_issuer_token` (elicense:issue, allowed to issue
 licences of the test issuer) and `elicense_holder_subject` (the test holder's `sub`). The
 expiry checks (IC-LIC-009) issue two more, one whose validity ended yesterday and one on its
-last day (revoked afterwards). Each run leaves three test licences with the test holder, none
-valid. The face check (IC-LIC-011) issues one more, suspends it and revokes it afterwards.
-The seal-status check (IC-LIC-008) makes a throw-away seal and revokes it, and another
-and suspends it, with the seal suite's `eseal_admin_token`, `eseal_signer_token` and
-`eseal_signer_subject`.
+last day (revoked afterwards). The issuance check (IC-LIC-007) sends requests that break the
+metadata rules, which must issue nothing, and issues one licence of version 001; the face
+check (IC-LIC-011) issues one more and suspends it. Each is revoked afterwards: every test
+licence a run leaves with the test holder is no longer valid. The seal-status check
+(IC-LIC-008) makes a throw-away seal and revokes it, and another and suspends it, with the
+seal suite's `eseal_admin_token`, `eseal_signer_token` and `eseal_signer_subject`.
 """
 
 from __future__ import annotations
@@ -638,22 +639,38 @@ def beijing_today() -> date:
 
 def issue_test_licence(
     client: httpx.Client, credential: Callable[[str], str], model: dict[str, Any],
-    *, valid_from: date | None = None, valid_until: date | None = None,
+    *, valid_from: date | None = None, valid_until: date | None = None, version: int = 2,
 ) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """A fresh licence of the certification test issuer for the test holder, modelled on
     ``model`` (its type and data), with every GB/T 36903 field given explicitly (by default
     valid from two days ago for 400 days); returns the request and the issued licence."""
+    body = licence_request(credential, model, valid_from=valid_from, valid_until=valid_until,
+                             version=version)  # fmt: skip
+    response = client.post(
+        "licences", headers=bearer(credential("elicense_issuer_token")), json=body
+    )
+    assert response.status_code == 201, (
+        f"the issuer cannot issue a test licence: {response.text[:300]}"
+    )
+    return body, response.json()
+
+
+def licence_request(
+    credential: Callable[[str], str], model: dict[str, Any], *, valid_from: date | None = None,
+    valid_until: date | None = None, version: int = 2,
+) -> dict[str, Any]:  # fmt: skip
+    """The issuance request of a test licence (see issue_test_licence)."""
     metadata = json.loads(base64.b64decode(model["document"]))
     today = beijing_today()
     valid_from = valid_from or today - timedelta(days=2)
     valid_until = valid_until or today + timedelta(days=400)
     number = f"ZWFW{secrets.token_hex(6).upper()}"
-    body = {
+    return {
         "type_code": metadata["type_code"],
         "issuer_code": credential("elicense_test_issuer_code"),
         "licence_number": number,
         "serial": f"T{secrets.token_hex(8).upper()}",
-        "version": 2,
+        "version": version,
         "issue_date": (valid_from - timedelta(days=1)).isoformat(),
         "valid_from": valid_from.isoformat(),
         "valid_until": valid_until.isoformat(),
@@ -666,27 +683,22 @@ def issue_test_licence(
         },
         "data": metadata["data"],
     }
-    response = client.post(
-        "licences", headers=bearer(credential("elicense_issuer_token")), json=body
-    )
-    assert response.status_code == 201, (
-        f"the issuer cannot issue a test licence: {response.text[:300]}"
-    )
-    return body, response.json()
 
 
 def assert_issued_as_asked(body: dict[str, Any], licence: dict[str, Any]) -> None:
     """The sealed GB/T 36903 metadata states the values the issuer asked for, not only the
     fields."""
     document = sealed_document(licence)
-    identifier = build_licence_id(body["type_code"], body["issuer_code"], body["serial"], 2)
+    identifier = build_licence_id(
+        body["type_code"], body["issuer_code"], body["serial"], body["version"]
+    )
     expected = {
         "identifier": str(identifier),
         "type_code": body["type_code"],
         "issuer_code": body["issuer_code"],
         "defining_authority_code": body["type_code"][:18],
         "licence_number": body["licence_number"],
-        "version": "002",
+        "version": f"{body['version']:03d}",
         "issue_date": as_yyyymmdd(body["issue_date"]),
         "valid_from": as_yyyymmdd(body["valid_from"]),
         "valid_until": as_yyyymmdd(body["valid_until"]),
@@ -844,6 +856,65 @@ def test_a_licence_status_change_reaches_every_representation(
     assert every_status(elicense_client, credential, licence)["detail"]["code"] == "03"
 
 
+def wrong_check_character(resident_id: str) -> str:
+    """The resident ID number with another check character (GB 11643)."""
+    return resident_id[:-1] + ("0" if resident_id[-1] != "0" else "1")
+
+
+@pytest.mark.requirement("IC-LIC-007", catches=("fields-not-as-issued", "malformed-issued"))
+def test_an_issuance_breaking_the_metadata_rules_is_refused_and_nothing_issued(
+    elicense_client: httpx.Client, credential: Callable[[str], str],
+    test_issuer_licence: dict[str, Any],
+) -> None:  # fmt: skip
+    issuer = bearer(credential("elicense_issuer_token"))
+    holder = bearer(credential("elicense_holder_token"))
+    held = elicense_client.get("me/licences", headers=holder)
+    assert held.status_code == 200, held.text[:300]
+    today = beijing_today()
+    defects: dict[str, dict[str, Any]] = {
+        "a 4-digit jurisdiction": {"jurisdiction": "3401"},
+        "a jurisdiction with a letter": {"jurisdiction": "34010A"},
+        "a validity ending before it starts": {
+            "valid_from": today.isoformat(), "valid_until": (today - timedelta(days=1)).isoformat(),
+        },
+        "version 0": {"version": 0},
+        "version 1000": {"version": 1000},
+    }  # fmt: skip
+    holder_defects = {
+        "a resident ID number (code type 111) with a wrong check character":
+            {"code": wrong_check_character(TEST_HOLDER_ID)},
+        "a resident ID number (code type 111) of 17 characters": {"code": TEST_HOLDER_ID[:-1]},
+    }  # fmt: skip
+    requests = {what: {**licence_request(credential, test_issuer_licence), **change}
+                for what, change in defects.items()}  # fmt: skip
+    for what, change in holder_defects.items():
+        body = licence_request(credential, test_issuer_licence)
+        requests[what] = {**body, "holder": {**body["holder"], **change}}
+    for what, body in requests.items():
+        response = elicense_client.post("licences", headers=issuer, json=body)
+        assert 400 <= response.status_code < 500, (
+            f"a licence with {what} was issued: HTTP {response.status_code}"
+        )
+        assert response.headers.get("content-type", "").startswith("application/problem+json"), (
+            f"the refusal of {what} is not problem+json"
+        )
+        if 1 <= body["version"] <= 999:
+            identifier = build_licence_id(
+                body["type_code"], body["issuer_code"], body["serial"], body["version"]
+            )
+            record = elicense_client.get(f"verify/{identifier}")
+            assert record.status_code == 404, f"the refused licence with {what} is in the registry"
+    after = elicense_client.get("me/licences", headers=holder)
+    assert len(after.json()) == len(held.json()), "a refused issuance reached the holder's list"
+    # The first version of a licence, 001, is issued as asked (then revoked: none left valid).
+    body, first = issue_test_licence(elicense_client, credential, test_issuer_licence, version=1)
+    assert_issued_as_asked(body, first)
+    revoked = change_licence_status(
+        elicense_client, credential, first["identifier"], "03", "互联互通测试结束"
+    )
+    assert revoked.status_code == 200, revoked.text[:300]
+
+
 # Cancellation (04) and withdrawal (07) end a licence as revocation (03) does; an implementation
 # that treats only 03 as final lets copies of the others verify, be made, or be reinstated.
 ENDING_STATUSES = [("04", "互联互通测试注销"), ("07", "互联互通测试撤回")]
@@ -947,8 +1018,18 @@ def read_face(client: httpx.Client, token: str, identifier: str) -> Face:
     except pypdfium2.PdfiumError as exc:
         pytest.fail(f"the licence face of {identifier} is not a PDF: {exc}", pytrace=False)
     text, codes = [], []
-    for page in document:
-        text.append(page.get_textpage().get_text_range())
+    for number, page in enumerate(document, start=1):
+        width, height = page.get_size()
+        textpage = page.get_textpage()
+        text.append(textpage.get_text_range())
+        # A reader sees only what lies on the page: text placed beyond it is not on the face.
+        for index in range(textpage.count_chars()):
+            left, bottom, right, top = textpage.get_charbox(index)
+            on_page = 0 <= left <= right <= width and 0 <= bottom <= top <= height
+            assert on_page, (
+                f"the licence face of {identifier} puts text outside page {number}: "
+                f"{textpage.get_text_range(index, 1)!r} at ({left:.0f}, {bottom:.0f})"
+            )
         image = page.render(scale=FACE_SCALE).to_pil()
         found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.AllMatrix)
         codes += [code.text for code in found]
@@ -1026,8 +1107,8 @@ def assert_code_verifies(
 
 @pytest.mark.requirement(
     "IC-LIC-011",
-    catches=("not-a-pdf", "face-differs", "id-number-shown", "code-missing", "code-not-public",
-             "code-elsewhere"),
+    catches=("not-a-pdf", "off-the-page", "face-differs", "id-number-shown", "code-missing",
+             "code-not-public", "code-elsewhere"),
 )  # fmt: skip
 def test_the_licence_face_is_its_licence_and_its_code_verifies_it(
     target: Any, elicense_client: httpx.Client, credential: Callable[[str], str],

@@ -36,7 +36,7 @@ PLATFORM_CLIENT = "elicense-platform"
 # the e-licence service, so the tests can make validly sealed forgeries.
 TEST_ISSUER_CODE = "11340100MB0000009N"
 TEST_SIGNER = "certify-signer"
-HOLDER_A_ID = "340104199001011234"
+HOLDER_A_ID = "340104199001021234"
 
 
 class Tokens:

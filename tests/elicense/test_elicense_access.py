@@ -47,7 +47,7 @@ def test_holders_see_their_own_licences_and_nobody_elses(
     client: TestClient, tokens: Tokens, issue
 ) -> None:
     mine = issue("holder-a")
-    theirs = issue("holder-b", holder={"name": "李四", "code": "34010419900202002X",
+    theirs = issue("holder-b", holder={"name": "李四", "code": "340104199002020022",
                                        "code_type": "111", "sub": "holder-b"})  # fmt: skip
     listed = client.get("/me/licences", headers=tokens.holder("holder-a")).json()
     assert [entry["identifier"] for entry in listed] == [mine["identifier"]]

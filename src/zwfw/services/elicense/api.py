@@ -30,10 +30,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 
 from zwfw.codes import CodeError, parse_credit_code, parse_division, parse_implementation_code
+from zwfw.codes.personal import parse_resident_id
 from zwfw.services.elicense.document import STATUS_NAMES, digest
 from zwfw.services.elicense.face import render_face
 from zwfw.services.elicense.models import Licence, LicenceType, UsageRecord, utc
@@ -89,6 +90,9 @@ def problem(error: LicenceError | SealServiceUnavailable) -> Problem:
     return Problem(error.status, detail=error.detail)
 
 
+RESIDENT_ID_CODE_TYPE = "111"
+
+
 def _code(parser: Any, value: str) -> str:
     try:
         return str(parser(value))
@@ -142,6 +146,14 @@ class HolderIn(_In):
     code: str = Field(min_length=1, max_length=64, description="Holder's ID or credit code.")
     code_type: str = Field(default="111", pattern=r"^\d{3}$", description="GB/T 36903 Annex A")
     sub: str = Field(min_length=1, max_length=200, description="Holder's identity subject.")
+
+    @model_validator(mode="after")
+    def _resident_id(self) -> HolderIn:
+        # Code type 111 (GB/T 36903 Annex A) says the code is a resident ID number: a licence
+        # is never issued to one that is not (GB 11643, check character included).
+        if self.code_type == RESIDENT_ID_CODE_TYPE:
+            _code(parse_resident_id, self.code)
+        return self
 
 
 class IssueIn(_In):
