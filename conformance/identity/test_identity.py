@@ -1023,7 +1023,13 @@ def test_userinfo_needs_a_valid_access_token(idp: IdP) -> None:
     refused(idp.userinfo(access_token), "a revoked access token")
 
 
-@pytest.mark.requirement("IC-ID-012", catches=("values-wrong", "spent-refresh-active"))
+# The longest a refresh token may live: a sign-in kept alive by refresh ends within a month.
+REFRESH_LIFETIME_BOUND = 30 * 86400
+
+
+@pytest.mark.requirement(
+    "IC-ID-012", catches=("values-wrong", "spent-refresh-active", "refresh-unbounded")
+)
 def test_introspection_reports_the_token_as_issued(idp: IdP) -> None:
     tokens = idp.user_tokens()
     issued = idp.claims(tokens["access_token"])
@@ -1064,6 +1070,20 @@ def test_introspection_reports_the_token_as_issued(idp: IdP) -> None:
     assert spent.json().get("active") is not True, (
         f"a refresh token spent by rotation is reported active: {spent.json()}"
     )
+    # The live refresh token ends: the expiry introspection tells is ahead, and a sign-in
+    # session kept by refresh is bounded (GB/T 22239 session end; RFC 9700 §4.14.2).
+    live = idp.introspect(refreshed.json()["refresh_token"])
+    assert live.status_code == 200, live.text
+    facts = live.json()
+    if facts.get("active") is True and "exp" in facts:
+        now = time.time()
+        assert now < facts["exp"] <= now + REFRESH_LIFETIME_BOUND, (
+            f"the live refresh token expires at {facts['exp']}, {facts['exp'] - now:.0f} s "
+            f"from now (bound {REFRESH_LIFETIME_BOUND} s)"
+        )
+        assert facts.get("client_id") in (None, idp.credential("identity_rp_client_id")), (
+            f"the live refresh token is introspected as another client's: {facts}"
+        )
 
 
 @pytest.mark.requirement(
