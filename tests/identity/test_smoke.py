@@ -24,6 +24,7 @@ def test_only_discovery_keys_and_page_entry_points_are_open(idp: Idp) -> None:
         ("/jwks", ("GET",)),
         ("/login", ("GET",)),
         ("/logout", ("GET",)),
+        ("/logout", ("POST",)),
         ("/metrics", ("GET",)),
         ("/readyz", ("GET",)),
     ]
