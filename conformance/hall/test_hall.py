@@ -415,9 +415,13 @@ def assert_shown(
 
 def certification_item(model: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``model``'s guide under a fresh basic code of the same implementing body."""
-    code = f"{model['implementation_code'][:19]}{secrets.randbelow(10**12):012d}"
+    # The body's credit code rebuilt from its first 17 characters: the test item's codes are
+    # the harness's own, valid whatever the catalog shows (IC-CAT-001 judges those).
+    body = str(build_credit_code(model["implementation_code"][:17]))
+    level = model["implementation_code"][18]
+    code = f"{body}{level}{secrets.randbelow(10**12):012d}"
     guide = copy.deepcopy(model["guide"])
-    guide["implementation_code"] = code
+    guide["implementation_code"], guide["dept_code"] = code, body
     guide["name"] = f"互联互通测试事项（仅供认证测试）{code[-6:]}"
     for handling in guide.get("handling_items") or []:
         handling["code"] = code + handling["code"][31:]

@@ -494,8 +494,11 @@ def _fresh_instance(factory: Callable[[], Defect]) -> Callable[[Province], Defec
 VARIANTS: tuple[Variant, ...] = (
     Variant("licence-check-character", "elicense",
             "licence identifiers shown with a wrong GB/T 36904 check character",
-            # IC-LIC-007 too: the issuer is answered with another identifier than it issued.
-            frozenset({"IC-LIC-001", "IC-LIC-007"}), _fresh_instance(WrongLicenceCheckCharacter)),
+            # IC-LIC-007 too: the issuer is answered with another identifier than it issued;
+            # IC-LIC-011 too: the licence's face states the identifier that was sealed; and
+            # IC-CASE-009: the hall, reaching the registry at its address, gets the wrong one.
+            frozenset({"IC-LIC-001", "IC-LIC-007", "IC-LIC-011", "IC-CASE-009"}),
+            _fresh_instance(WrongLicenceCheckCharacter)),
     Variant("holder-isolation", "elicense",
             "a holder can read another holder's licence by its identifier",
             frozenset({"IC-LIC-003"}), holder_check_missing),
@@ -513,7 +516,8 @@ VARIANTS: tuple[Variant, ...] = (
             frozenset({"IC-SEAL-002"}), _plain(seal_maker_unchecked)),
     Variant("catalog-check-character", "hall",
             "catalog implementation codes carry a wrong credit-code check character",
-            frozenset({"IC-CAT-001"}), _fresh_instance(WrongCatalogCheckCharacter)),
+            # IC-CAT-005 too: the item the suite publishes is shown with another code.
+            frozenset({"IC-CAT-001", "IC-CAT-005"}), _fresh_instance(WrongCatalogCheckCharacter)),
     Variant("discovery-field-missing", "hall",
             "the province discovery document has no jwks_uris",
             frozenset({"IC-DISC-001"}), _plain(discovery_without_jwks)),

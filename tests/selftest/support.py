@@ -102,16 +102,19 @@ def profile_through(platform: ReferencePlatform, region: str, service: str, url:
     return dest
 
 
-@contextmanager
-def _identity_taken_over(
-    platform: ReferencePlatform, region: str, defect: Defect, workdir: Path
-) -> Iterator[Path]:
-    """The province's IdP moved to another port and the proxy in its place.
+# Services known by their own address: an IdP by its issuer URL (tokens carry it, client
+# assertions are addressed to its token endpoint, the other services fetch its JWKS there); an
+# e-licence service by its public address (the 2-D codes on its licence faces name it). A
+# proxy on another address would break that by itself, so the proxy takes the service's own.
+TAKEN_OVER = ("identity", "elicense")
 
-    An IdP is known by its issuer URL: tokens carry it, client assertions are addressed to its
-    token endpoint, and the other services fetch its JWKS there. A proxy on another address
-    would break all of that by itself, so the proxy takes the IdP's own address instead."""
-    original = platform.process(region, "identity")
+
+@contextmanager
+def _taken_over(
+    platform: ReferencePlatform, region: str, service: str, defect: Defect, workdir: Path
+) -> Iterator[Path]:
+    """The province's ``service`` moved to another port and the proxy in its place."""
+    original = platform.process(region, service)
     values = yaml.safe_load(original.config.read_text(encoding="utf-8"))
     port = free_port()
     config = workdir / f"{original.name}-behind-proxy.yaml"
@@ -142,12 +145,13 @@ def defect_in_front_of(
     platform: ReferencePlatform, region: str, service: str, defect: Defect, workdir: Path
 ) -> Iterator[Path]:
     """The province with ``defect`` applied to ``service``; yields the profile to certify."""
-    if service == "identity":
+    if service != "identity":
         # A fresh IdP process behind the proxy has a fresh login window anyway.
-        with _identity_taken_over(platform, region, defect, workdir) as profile:
+        fresh_login_window(platform, region)
+    if service in TAKEN_OVER:
+        with _taken_over(platform, region, service, defect, workdir) as profile:
             yield profile
         return
-    fresh_login_window(platform, region)
     upstream = platform.url("national" if service == "hub" else region, service)
     with DefectProxy(upstream, defect) as proxy:
         yield profile_through(platform, region, service, proxy.url, workdir / "profile.yaml")
