@@ -98,9 +98,9 @@ VARIANTS: tuple[Variant, ...] = (
             lambda _province: sign_in_frameable, REVIEWED),
     Variant("security-not-found-off-interface", "hall",
             "the hall answers unknown resources with the framework's 404 body, not a problem",
-            # The hall suite asks for problem details on its refusals too (catalog items,
-            # others' cases, supplements, ratings and follow-ups).
-            frozenset({"SEC-IN-002", "IC-CAT-004", "IC-CASE-004", "IC-CASE-007", "IC-EVAL-001",
-                       "IC-EVAL-003"}),
+            # The hall suite asks for problem details on its refusals too (catalog items, a
+            # withdrawn item, others' cases, supplements, ratings and follow-ups).
+            frozenset({"SEC-IN-002", "IC-CAT-004", "IC-CAT-005", "IC-CASE-004", "IC-CASE-007",
+                       "IC-EVAL-001", "IC-EVAL-003"}),
             lambda _province: framework_not_found, REVIEWED),
 )  # fmt: skip
