@@ -1176,6 +1176,19 @@ def _asks_for_password(idp: IdP, browser: httpx.Client, url: str) -> bool:
     return any("password" in form.types.values() for form in idp.forms(response.text))
 
 
+def _signed_in(idp: IdP, browser: httpx.Client) -> tuple[str, str, bool]:
+    """The test user signed in with ``browser``: the ID token (a logout hint), the URL of a
+    second authorization request, and whether the IdP remembers the sign-in for it."""
+    result, verifier = idp.sign_in(
+        idp.credential("identity_user"), idp.credential("identity_password"), browser=browser
+    )
+    tokens = idp.code_tokens(result.param("code"), verifier)
+    assert tokens.status_code == 200, tokens.text
+    _, challenge = idp.pkce()
+    again = idp.authorize_url(code_challenge=challenge, code_challenge_method="S256")
+    return tokens.json()["id_token"], again, not _asks_for_password(idp, browser, again)
+
+
 def _near_misses(registered: str) -> list[str]:
     """URIs a prefix or a lenient match of ``registered`` would take: a longer path segment,
     a deeper path, another query."""
@@ -1196,15 +1209,7 @@ def test_logout_ends_the_session(idp: IdP) -> None:
     endpoint = idp.config["end_session_endpoint"]
     registered = idp.credential("identity_rp_post_logout_redirect_uri")
     with idp.browser() as browser:
-        result, verifier = idp.sign_in(
-            idp.credential("identity_user"), idp.credential("identity_password"), browser=browser
-        )
-        tokens = idp.code_tokens(result.param("code"), verifier)
-        assert tokens.status_code == 200, tokens.text
-        hint = tokens.json()["id_token"]
-        _, challenge = idp.pkce()
-        again = idp.authorize_url(code_challenge=challenge, code_challenge_method="S256")
-        remembered = not _asks_for_password(idp, browser, again)
+        hint, again, remembered = _signed_in(idp, browser)
         evil = "https://evil.invalid/signed-out"
         elsewhere = browser.get(
             endpoint,
@@ -1287,17 +1292,10 @@ def test_logout_posted_as_a_form_ends_the_session(idp: IdP) -> None:
     endpoint = idp.config["end_session_endpoint"]
     registered = idp.credential("identity_rp_post_logout_redirect_uri")
     with idp.browser() as browser:
-        result, verifier = idp.sign_in(
-            idp.credential("identity_user"), idp.credential("identity_password"), browser=browser
-        )
-        tokens = idp.code_tokens(result.param("code"), verifier)
-        assert tokens.status_code == 200, tokens.text
-        _, challenge = idp.pkce()
-        again = idp.authorize_url(code_challenge=challenge, code_challenge_method="S256")
-        remembered = not _asks_for_password(idp, browser, again)
+        hint, again, remembered = _signed_in(idp, browser)
         state = secrets.token_urlsafe(12)
         form = {
-            "id_token_hint": tokens.json()["id_token"],
+            "id_token_hint": hint,
             "client_id": idp.credential("identity_rp_client_id"),
             "post_logout_redirect_uri": registered,
             "state": state,
