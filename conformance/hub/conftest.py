@@ -151,13 +151,15 @@ def accepted_case_report(
 ) -> dict[str, Any]:
     """A synthetic case applied for and accepted before its ``promise_date`` (an hour ago, or a
     week before a promise date already past), with one step and two materials (one of them a
-    licence reference)."""
+    licence reference), its times in Beijing time."""
     report = case_report(target, state="accepted_pending")
+    # Written in Beijing time whatever the hour of the run (``case_report`` writes UTC), so that
+    # every run checks that the hub keeps the instant and not only the wall-clock reading.
     accepted = min(
         datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1),
         datetime.combine(promise_date - timedelta(days=7), datetime.min.time(), BEIJING)
         + timedelta(hours=10),
-    )
+    ).astimezone(BEIJING)
     report |= {
         "apply_time": (accepted - timedelta(minutes=20)).isoformat(),
         "handling_item_code": report["implementation_code"] + "01",

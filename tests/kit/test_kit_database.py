@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,32 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from kit_example_service import build
 from kit_tokens import TokenMint
-from sqlalchemy import URL, Engine, create_engine, select, text
+from sqlalchemy import (
+    URL,
+    Column,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from zwfw.cli import app as cli
-from zwfw.services.kit import DbSession, audit, make_engine, migrate, migration_status, public
+from zwfw.services.kit import (
+    DbSession,
+    UTCDateTime,
+    audit,
+    make_engine,
+    migrate,
+    migration_status,
+    public,
+)
 from zwfw.services.kit.audit import audit_chain_head, audit_log
 from zwfw.services.kit.db import after_request_sessions, writer_lock
 
@@ -401,3 +421,44 @@ def test_without_a_wait_bound_no_statement_timeout_is_set(postgres_database: URL
         finally:
             engine.dispose()
         assert found == expected
+
+
+def test_a_time_written_in_beijing_time_reads_back_as_the_same_instant(database_url: str) -> None:
+    """A ``+08:00`` time is kept as its instant on both backends (SQLite keeps no zone) and
+    compares correctly with times written in UTC."""
+    metadata = MetaData()
+    moments = Table(
+        "kit_moment",
+        metadata,
+        Column("name", String(10), primary_key=True),
+        Column("at", UTCDateTime()),
+    )
+    engine = make_engine(database_url)
+    try:
+        metadata.create_all(engine)
+        beijing = timezone(timedelta(hours=8))
+        written = datetime(2026, 12, 5, 9, 40, tzinfo=beijing)  # 01:40 UTC
+        with engine.begin() as connection:
+            connection.execute(
+                insert(moments),
+                [
+                    {"name": "beijing", "at": written},
+                    {"name": "utc", "at": datetime(2026, 12, 5, 5, 0, tzinfo=UTC)},
+                    {"name": "naive", "at": datetime(2026, 12, 5, 1, 0)},
+                ],
+            )
+        with engine.connect() as connection:
+            read = dict(connection.execute(select(moments.c.name, moments.c.at)).all())
+            earlier = (
+                connection.execute(
+                    select(moments.c.name).where(moments.c.at < written).order_by(moments.c.name)
+                )
+                .scalars()
+                .all()
+            )
+        assert (read["beijing"], read["beijing"].tzinfo) == (written, UTC), read
+        assert read["naive"] == datetime(2026, 12, 5, 1, 0, tzinfo=UTC), read
+        assert earlier == ["naive"], earlier
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()

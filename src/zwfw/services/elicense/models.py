@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, Date, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from zwfw.services.kit import naming_metadata
+from zwfw.services.kit import UTCDateTime, naming_metadata
 
 
 def utc(moment: datetime) -> datetime:
@@ -27,7 +27,7 @@ class LicenceType(Base):
     defining_authority_name: Mapped[str] = mapped_column(String(200))
     # JSON Schema (draft 2020-12) for the type-specific ``data`` of its licences.
     data_schema: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Licence(Base):
@@ -48,8 +48,8 @@ class Licence(Base):
     es_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(2))
     status_reason: Mapped[str | None] = mapped_column(String(500))
-    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     issued_by: Mapped[str] = mapped_column(String(200))
 
 
@@ -59,8 +59,8 @@ class AnnotatedCopy(Base):
     identifier: Mapped[str] = mapped_column(ForeignKey("elicense_licence.identifier"), index=True)
     made_by: Mapped[str] = mapped_column(String(200))
     cause: Mapped[str] = mapped_column(String(500))
-    made_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    made_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     document: Mapped[bytes] = mapped_column(LargeBinary)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -71,7 +71,7 @@ class UsageRecord(Base):
     __tablename__ = "elicense_usage"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     identifier: Mapped[str] = mapped_column(ForeignKey("elicense_licence.identifier"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str] = mapped_column(String(200))
     actor_kind: Mapped[str] = mapped_column(String(16))  # holder | organisation | issuer
     client_id: Mapped[str | None] = mapped_column(String(200))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from zwfw.services.kit import naming_metadata
+from zwfw.services.kit import UTCDateTime, naming_metadata
 
 
 def utc(moment: datetime) -> datetime:
@@ -28,7 +28,7 @@ class Authority(Base):
     maker_cert: Mapped[bytes] = mapped_column(LargeBinary)
     root_key_id: Mapped[str] = mapped_column(String(128))
     maker_key_id: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class KeyBlob(Base):
@@ -49,13 +49,13 @@ class Seal(Base):
     picture: Mapped[bytes] = mapped_column(LargeBinary)
     picture_width_mm: Mapped[int] = mapped_column(Integer)
     picture_height_mm: Mapped[int] = mapped_column(Integer)
-    valid_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    valid_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_end: Mapped[datetime] = mapped_column(UTCDateTime())
     seal_der: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16))
     status_reason: Mapped[str | None] = mapped_column(String(500))
-    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(200))
     signers: Mapped[list[Signer]] = relationship(
         back_populates="seal", order_by="Signer.id", lazy="selectin"

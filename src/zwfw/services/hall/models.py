@@ -10,7 +10,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
-    DateTime,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -21,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from zwfw.crypto.fields import FieldProtector
-from zwfw.services.kit import naming_metadata
+from zwfw.services.kit import UTCDateTime, naming_metadata
 
 # Field keys for the hall's protected columns, derived from the deployment's KEK.
 FIELD_PURPOSE = "hall.case"
@@ -67,10 +66,10 @@ class Item(Base):
     name: Mapped[str] = mapped_column(String(200))
     dept_code: Mapped[str] = mapped_column(String(18), index=True)
     guide: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_reason: Mapped[str | None] = mapped_column(String(500))
 
 
@@ -106,14 +105,14 @@ class Case(Base):
     state: Mapped[str] = mapped_column(String(20), index=True)
     # Where a 补齐补正 or special procedure returns to when it ends.
     resume_state: Mapped[str | None] = mapped_column(String(20))
-    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     promised_days: Mapped[int | None] = mapped_column(Integer)
     promised_unit: Mapped[str | None] = mapped_column(String(16))
     promise_date: Mapped[date | None] = mapped_column(Date, index=True)
     deadline_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     provisional_years: Mapped[list[int]] = mapped_column(JSON, default=list)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     result: Mapped[str | None] = mapped_column(String(20))
     # +1 per change (application, step, supplement); the version of the hub report.
     revision: Mapped[int] = mapped_column(Integer, default=1)
@@ -161,7 +160,7 @@ class CaseStep(Base):
     handler_sub: Mapped[str] = mapped_column(String(255))
     handler_name: Mapped[str] = mapped_column(String(100))
     opinion: Mapped[str] = mapped_column(String(2000))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class CaseMaterial(Base):
@@ -182,7 +181,7 @@ class CaseMaterial(Base):
     licence_cause: Mapped[str | None] = mapped_column(String(500))
     # What the e-licence library returned for the annotated copy (no file bytes).
     licence_copy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Evaluation(Base):
@@ -195,10 +194,10 @@ class Evaluation(Base):
     dimensions: Mapped[dict[str, int]] = mapped_column(JSON)
     text: Mapped[str] = mapped_column(Text)
     channel: Mapped[str] = mapped_column(String(16))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
     follow_up_text: Mapped[str | None] = mapped_column(Text)
     follow_up_level: Mapped[int | None] = mapped_column(Integer)
-    follow_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     case: Mapped[Case] = relationship(back_populates="evaluation")
     rectification: Mapped[Rectification | None] = relationship(back_populates="evaluation")
@@ -210,12 +209,12 @@ class Rectification(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     evaluation_id: Mapped[int] = mapped_column(ForeignKey("hall_evaluation.id"), unique=True)
     state: Mapped[str] = mapped_column(String(16), index=True)  # open | closed
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     working_days: Mapped[int] = mapped_column(Integer)
     deadline: Mapped[date] = mapped_column(Date, index=True)
     deadline_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     response: Mapped[str | None] = mapped_column(Text)
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_by: Mapped[str | None] = mapped_column(String(255))
 
     evaluation: Mapped[Evaluation] = relationship(back_populates="rectification", lazy="joined")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from zwfw.services.kit import naming_metadata
+from zwfw.services.kit import UTCDateTime, naming_metadata
 
 
 def utcnow() -> datetime:
@@ -40,8 +40,8 @@ class Province(Base):
     tls_subject: Mapped[str] = mapped_column(String(500))
     signing_certificate: Mapped[str] = mapped_column(Text)
     signing_key_id: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Report(Base):
@@ -58,7 +58,7 @@ class Report(Base):
     subject: Mapped[str] = mapped_column(String(64), index=True)  # case number or "catalog"
     version: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(20))  # stored | superseded
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # The registered channel key the message was verified with (evidence for supervision).
     signing_key_id: Mapped[str | None] = mapped_column(String(64))
 
@@ -76,7 +76,7 @@ class CatalogItem(Base):
     version: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16))
     guide: Mapped[dict[str, Any]] = mapped_column(JSON)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Case(Base):
@@ -94,16 +94,16 @@ class Case(Base):
     user_type: Mapped[str] = mapped_column(String(1))
     channel: Mapped[str | None] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20))
-    apply_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    accept_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    apply_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    accept_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     promised_days: Mapped[int | None] = mapped_column(Integer)
     promise_date: Mapped[date | None] = mapped_column(Date, index=True)
-    finish_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    finish_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     result: Mapped[str | None] = mapped_column(String(20))
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     licence_materials: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Evaluation(Base):
@@ -116,15 +116,15 @@ class Evaluation(Base):
     implementation_code: Mapped[str] = mapped_column(String(31))
     dept_code: Mapped[str] = mapped_column(String(18))
     level: Mapped[int] = mapped_column(Integer)
-    rated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     text: Mapped[str | None] = mapped_column(Text)
     followed_up: Mapped[bool] = mapped_column()
     rectification_state: Mapped[str | None] = mapped_column(String(16))
     rectification_deadline: Mapped[date | None] = mapped_column(Date, index=True)
-    rectification_closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rectification_closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     rectification_response: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class LicenceUse(Base):
@@ -133,12 +133,12 @@ class LicenceUse(Base):
     __tablename__ = "hub_licence_use"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     requester_region: Mapped[str] = mapped_column(String(6), index=True)
     issuer_region: Mapped[str] = mapped_column(String(6), index=True)
     identifier: Mapped[str] = mapped_column(String(128))
     cause: Mapped[str] = mapped_column(String(500))
-    copy_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    copy_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     subject: Mapped[str] = mapped_column(String(200))
     case_number: Mapped[str | None] = mapped_column(String(43))
     outcome: Mapped[str] = mapped_column(String(20))  # delivered | refused | unavailable

@@ -108,6 +108,7 @@ if TYPE_CHECKING:
     )
     from zwfw.services.kit.db import (
         DbSession,
+        UTCDateTime,
         get_session,
         make_engine,
         naming_metadata,
@@ -151,6 +152,7 @@ _ORIGINS: dict[str, str] = {
     "public": "zwfw.services.kit.auth",
     "require_scopes": "zwfw.services.kit.auth",
     "DbSession": "zwfw.services.kit.db",
+    "UTCDateTime": "zwfw.services.kit.db",
     "get_session": "zwfw.services.kit.db",
     "make_engine": "zwfw.services.kit.db",
     "naming_metadata": "zwfw.services.kit.db",
@@ -189,6 +191,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "UTCDateTime",
     "SERVICES",
     "AuditSettings",
     "AuthSettings",

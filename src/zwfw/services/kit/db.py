@@ -7,11 +7,12 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Dialect, Engine, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -32,6 +33,27 @@ POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 # Marks, in a pooled connection's ``info``, that its transaction holds the engine's writer lock.
 _HOLDS_WRITER_LOCK = "kit_holds_writer_lock"
 _WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A point in time stored in UTC and read back aware.
+
+    SQLite keeps no zone: an aware ``+08:00`` value written as it is would come back as the
+    same wall-clock time in UTC, eight hours off, and compare wrongly with UTC values. So every
+    value is converted to UTC on the way in (a naive value is taken to be UTC already)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def naming_metadata() -> MetaData:
