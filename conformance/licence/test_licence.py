@@ -630,6 +630,41 @@ def test_an_annotated_copy_must_carry_the_issued_licence_and_be_the_copy_made(
         assert check_status(result, "registry") == "passed", result["checks"]
 
 
+def sealed_as(signature: str) -> str:
+    """The propertyInfo of a GB/T 38540 seal signature: what the sealer says it sealed."""
+    return str(ses.parse_signature(base64.b64decode(signature))["to_sign"]["property_info"].native)
+
+
+@pytest.mark.requirement("IC-LIC-006", catches=("sealed-as-another-document",))
+def test_a_document_sealed_as_another_document_does_not_verify(
+    elicense_client: httpx.Client, eseal_client: httpx.Client,
+    credential: Callable[[str], str], test_issuer_licence: dict[str, Any],
+) -> None:  # fmt: skip
+    # GB/T 38540's propertyInfo binds a seal to what it was applied to. The platform's own
+    # convention for it is read from its own signatures, then swapped: the issued licence
+    # sealed as its copy and the copy sealed as the licence, both with the issuer's own seal.
+    es_id = test_issuer_licence["es_id"]
+    response = make_copy(elicense_client, credential, test_issuer_licence["identifier"], days=1)
+    assert response.status_code == 201, response.text[:300]
+    copy = response.json()
+    as_licence, as_copy = sealed_as(test_issuer_licence["signature"]), sealed_as(copy["signature"])
+    assert as_licence != as_copy, (
+        f"the licence and its annotated copy are sealed as the same thing ({as_licence!r}): "
+        "the seal does not say which document it was applied to"
+    )
+    for what, document, prop in (
+        ("the licence sealed as its copy", test_issuer_licence["document"], as_copy),
+        ("the copy sealed as its licence", copy["document"], as_licence),
+    ):
+        genuine = json.loads(base64.b64decode(document))
+        result = verified(elicense_client, resealed(eseal_client, credential, es_id, genuine, prop))
+        assert result["valid"] is False, f"{what} verifies: {result['checks']}"
+        assert check_status(result, "seal") == "passed", (
+            f"{what}: the test issuer's seal did not verify, so what was refused is unclear "
+            f"({result['checks']})"
+        )
+
+
 # --- IC-LIC-007: a status change reaches every representation ------------------------------
 
 

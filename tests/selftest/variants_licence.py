@@ -252,6 +252,22 @@ async def only_revocation_final(request: ProxyRequest, forward: Forward) -> Prox
     return response.with_json(result)
 
 
+async def sealed_as_unchecked(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """Verification never reads the seal's propertyInfo: a licence sealed as its copy, or a
+    copy as its licence, verifies as long as the seal and the registry agree."""
+    response = await forward(request)
+    if request.method != "POST" or request.path != "/verify" or not _json_body(response):
+        return response
+    result = response.json()
+    checks = result.get("checks") or []
+    kept = [c for c in checks if c.get("name") != "sealed_as"]
+    if len(kept) == len(checks):
+        return response
+    result["checks"] = kept
+    result["valid"] = all(check.get("status") != "failed" for check in kept)
+    return response.with_json(result)
+
+
 def _fresh(factory: Callable[[], Defect]) -> Callable[[Province], Defect]:
     # Defects that remember what they saw start empty for every run.
     return lambda _province: factory()
@@ -282,6 +298,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("only-revocation-final", "elicense",
             "cancelled (04) and withdrawn (07) licences and their copies pass verification",
             frozenset({"IC-LIC-007"}), _plain(only_revocation_final)),
+    Variant("licence-sealed-as-unchecked", "elicense",
+            "verification ignores the seal's propertyInfo: a licence sealed as its copy verifies",
+            frozenset({"IC-LIC-006"}), _plain(sealed_as_unchecked)),
     Variant("licence-face-cached-per-holder", "elicense",
             "every face a holder downloads is the first one rendered for them",
             frozenset({"IC-LIC-011"}), _fresh(FaceCachedPerHolder)),
