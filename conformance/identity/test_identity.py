@@ -628,6 +628,34 @@ def test_client_credentials_introspection_and_revocation(idp: IdP) -> None:
     assert inactive.json() == {"active": False}, f"a revoked token: {inactive.json()}"
 
 
+@pytest.mark.requirement(
+    "IC-ID-006", catches=("revoked-by-another-client", "disclosed-to-another-client")
+)
+def test_another_client_neither_reads_nor_revokes_a_system_token(idp: IdP) -> None:
+    # The relying party, a public client with no credentials of its own, is the other client:
+    # a token scanner needs nothing more (RFC 7662 §4), and RFC 7009 §2.1 ends only the
+    # requesting client's own tokens.
+    granted = idp.system_post("token_endpoint", {"grant_type": "client_credentials"})
+    assert granted.status_code == 200, granted.text
+    token = granted.json()["access_token"]
+    read = idp.introspect(token)
+    if read.status_code == 200:
+        facts = read.json()
+        assert facts.get("active") is not True, (
+            f"the relying party introspected the system client's token: {facts}"
+        )
+        disclosed = sorted(set(facts) & {"client_id", "sub", "scope", "exp", "jti"})
+        assert not disclosed, f"an inactive answer to another client discloses {disclosed}"
+    else:
+        assert read.status_code in (400, 401, 403), (read.status_code, read.text[:300])
+    idp.revoke(token)
+    still = idp.system_post("introspection_endpoint", {"token": token})
+    assert still.status_code == 200, still.text
+    assert still.json().get("active") is True, (
+        f"the relying party's revocation request ended the system client's token: {still.json()}"
+    )
+
+
 @pytest.mark.requirement("IC-ID-006", catches=("unregistered-scope", "public-client-credentials"))
 def test_client_credentials_grant_only_what_is_registered(idp: IdP) -> None:
     # A scope nobody registered: granting it would grant any scope (an admin scope too).

@@ -174,6 +174,22 @@ class RevocationAnyClient:
         return response
 
 
+async def introspection_for_any_client(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """Introspection reads a token's own claims for whoever asks: a public client learns a
+    system client's live token, active, with its client, subject and scope."""
+    response = await forward(request)
+    if request.method != "POST" or request.path != "/introspect" or response.status != 200:
+        return response
+    form = _form(request)
+    claims = _claims(form.get("token", ""))
+    asking = form.get("client_id")
+    if "client_assertion" in form or claims is None or not response.is_json:
+        return response
+    if response.json().get("active") is not False or claims.get("client_id") in (None, asking):
+        return response
+    return response.with_json({**claims, "active": True})
+
+
 class UserinfoSignatureUnchecked:
     """Userinfo reads the access token's claims without verifying its signature and answers
     for its subject's current session: a token altered after signing is answered."""
@@ -311,6 +327,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("revocation-any-client", "identity",
             "another client revokes a relying party's refresh token",
             frozenset({"IC-ID-013"}), _fresh_instance(RevocationAnyClient)),
+    Variant("introspection-for-any-client", "identity",
+            "introspection answers a public client about a system client's token",
+            frozenset({"IC-ID-006"}), _plain(introspection_for_any_client)),
     Variant("userinfo-signature-unchecked", "identity",
             "userinfo answers an access token altered after signing",
             frozenset({"IC-ID-010"}), _fresh_instance(UserinfoSignatureUnchecked)),
