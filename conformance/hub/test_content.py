@@ -361,17 +361,22 @@ def test_every_step_result_the_data_set_allows_is_taken(
     ]
     steps[-1]["time"] = finished
     approved = pairs[-1][1] in (1, 4)
+    # And a material of every kind the data set lists besides paper and licence references
+    # (2 electronic, 4 data sharing, 9 other), which real cases carry too.
+    others = [{"name": f"材料{kind}", "gettype": kind} for kind in (2, 4, 9)]
     report |= {
         "state": "concluded" if approved else "rejected",
         "finish_time": finished,
         "result": "1" if approved else "0",
         "steps": steps,
+        "materials": [*report["materials"], *others],
     }
     taken = province.send(
         CASES, report, credential("hub_report_token"), idempotency_key=fresh_key()
     )
     assert taken.status_code == 201, (
-        f"the hub refused a case whose steps the data set allows ({route}: {pairs}): "
+        f"the hub refused a case whose steps and materials the data set allows ({route}: "
+        f"{pairs}, material kinds {[m['gettype'] for m in report['materials']]}): "
         f"HTTP {taken.status_code} {taken.text[:300]}"
     )
     shown = hub_client.get(f"cases/{report['case_number']}", headers=supervise)
