@@ -8,7 +8,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -669,6 +669,45 @@ def _deadline_problems(case: dict[str, Any], guide: dict[str, Any], where: str) 
     return []
 
 
+def _tells_working_days(days: int) -> bool:
+    """Whether ``days`` working days from an acceptance today or tomorrow in Beijing (a run
+    near midnight accepts on either) end on another day than as many calendar days."""
+    today = datetime.now(BEIJING).date()
+    return all(
+        WorkdayCalendar().add(day, days).date != day + timedelta(days=days)
+        for day in (today, today + timedelta(days=1))
+    )
+
+
+@pytest.fixture
+def deadline_item(
+    hall_client: httpx.Client, catalog_editor: Actor, person_item: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """An item whose promised working days tell working from calendar days for a case
+    accepted during this run: the catalog's own item when they do, otherwise a certification
+    item with more promised days (5 working days from a Sunday end on the Friday that 5
+    calendar days reach too, so the verdict would depend on the day of the run)."""
+    guide = person_item["guide"]
+    if guide["promise_day_unit"] != "working_day" or _tells_working_days(guide["promise_day"]):
+        yield person_item
+        return
+    own = certification_item(person_item)
+    own["promise_day"] = next(
+        n for n in range(guide["promise_day"] + 1, guide["promise_day"] + 15)
+        if _tells_working_days(n)
+    )  # fmt: skip
+    own["anticipate_day"] = max(int(own.get("anticipate_day") or 0), own["promise_day"])
+    code = own["implementation_code"]
+    created = catalog_editor.post("items", own)
+    assert created.status_code == 201, f"the editor cannot create an item: {created.text[:300]}"
+    published = catalog_editor.post(f"items/{code}/versions/1/publish", {})
+    assert published.status_code == 200, published.text[:300]
+    try:
+        yield {"implementation_code": code, "guide": own}
+    finally:
+        catalog_editor.post(f"items/{code}/cancel", {"reason": "互联互通测试结束"})
+
+
 @pytest.mark.requirement(
     "IC-CASE-003",
     catches=(
@@ -681,8 +720,12 @@ def _deadline_problems(case: dict[str, Any], guide: dict[str, Any], where: str) 
     ),
 )
 def test_promised_deadline_counts_working_days(
-    applicant: Actor, staff: Actor, submitted_case: dict[str, Any], hall_client: httpx.Client
-) -> None:
+    applicant: Actor, staff: Actor, deadline_item: dict[str, Any], hall_client: httpx.Client,
+    target: TargetProfile,
+) -> None:  # fmt: skip
+    submitted = applicant.post("cases", application_for(deadline_item, target))
+    assert submitted.status_code == 201, f"POST cases: {submitted.status_code} {submitted.text}"
+    submitted_case = submitted.json()
     number = submitted_case["case_number"]
     assert submitted_case["deadline"] is None, "a case not yet accepted has a deadline"
     response = step(staff, number, 1, 4)
@@ -1199,11 +1242,11 @@ def _state_problems(
     ),
 )
 def test_each_legal_step_has_its_effect(
-    applicant: Actor, staff: Actor, person_item: dict[str, Any], target: TargetProfile
+    applicant: Actor, staff: Actor, deadline_item: dict[str, Any], target: TargetProfile
 ) -> None:
     numbers = []
     for _ in range(3):
-        response = applicant.post("cases", application_for(person_item, target))
+        response = applicant.post("cases", application_for(deadline_item, target))
         assert response.status_code == 201, f"POST cases: {response.status_code}"
         numbers.append(response.json()["case_number"])
     first, quick, refused = numbers
@@ -1227,7 +1270,7 @@ def test_each_legal_step_has_its_effect(
                                 result="approved")  # fmt: skip
     # The deadline a step sets is the guide's promised days, whichever step accepts: not
     # only present (即办 concluded the same day still promised its working days).
-    guide = person_item["guide"]
+    guide = deadline_item["guide"]
     for where, response in (("1/4 after 1/6", accepted), ("4/1", at_once)):
         if response.status_code == 201 and response.json()["deadline"] is not None:
             problems += _deadline_problems(response.json(), guide, f"step {where}")
