@@ -112,15 +112,30 @@ def sign_in(
             return SignIn(None, response, answer, "consent" in done)
         kind, form, data = chosen
         done.add(kind)
-        response = browser.request(
-            form.method.upper(),
-            urllib.parse.urljoin(here, form.action),
-            data=data,
-            follow_redirects=False,
-        )
+        for _ in range(2):
+            response = browser.request(
+                form.method.upper(),
+                urllib.parse.urljoin(here, form.action),
+                data=data,
+                follow_redirects=False,
+            )
+            # A sign-in rate limit (per address, and the harness is one address) is waited out
+            # once when it says for how long: the checks are about the sign-in, not the limit.
+            wait = _retry_after(response)
+            if wait is None:
+                break
+            time.sleep(wait)
         if kind == "password":
             answer = response
     return SignIn(None, response, answer, "consent" in done)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before sending again, for a 429 that names at most a minute."""
+    value = response.headers.get("retry-after", "")
+    if response.status_code != 429 or not value.isdigit() or int(value) > 61:
+        return None
+    return float(value)
 
 
 def pkce() -> tuple[str, str]:

@@ -788,33 +788,111 @@ def _normalised(page: httpx.Response) -> str:
     return re.sub(r'value="[^"]*"', 'value=""', page.text)
 
 
-@pytest.mark.requirement("SEC-AUTH-001", catches=("name-enumeration", "no-lockout"))
-def test_login_failure_lockout_without_username_enumeration(idp: IdP) -> None:
-    wrong = "Wrong-" + secrets.token_urlsafe(12)
+# Headers whose values differ from one answer to the next whatever the login name.
+_PER_ANSWER_HEADERS = frozenset(
+    {"date", "content-length", "etag", "last-modified", "expires", "age", "server-timing"}
+)
+
+
+def _header_shape(page: httpx.Response) -> list[str]:
+    """The answer's headers with per-answer values (dates, nonces, request IDs, cookie values)
+    taken out: what is left is the same for every failed sign-in that reveals nothing."""
+    shape = []
+    for name, value in page.headers.multi_items():
+        name = name.lower()
+        if name in _PER_ANSWER_HEADERS:
+            shape.append(name)
+        elif name == "set-cookie":
+            cookie, _, attributes = value.partition(";")
+            kept = sorted(
+                a.split("=")[0].strip().lower()
+                for a in attributes.split(";")
+                if a.split("=")[0].strip().lower() not in ("expires", "max-age")
+            )
+            shape.append(f"set-cookie: {cookie.split('=')[0].strip()}; {'; '.join(kept)}")
+        else:
+            shape.append(f"{name}: {re.sub(r'[A-Za-z0-9+/_=-]{16,}', '…', value)}")
+    return sorted(shape)
+
+
+def _same_answer(first: httpx.Response, second: httpx.Response) -> str | None:
+    """What tells two failed sign-ins apart (status, page or headers), or None."""
+    if first.status_code != second.status_code:
+        return f"HTTP {first.status_code} vs {second.status_code}"
+    if _normalised(first) != _normalised(second):
+        return "the pages differ"
+    if _header_shape(first) != _header_shape(second):
+        differing = set(_header_shape(first)) ^ set(_header_shape(second))
+        return f"the headers differ: {sorted(differing)}"
+    return None
+
+
+def _wrong_password() -> str:
+    # A new one every time: an IdP may fairly not count a repeated typo twice.
+    return "Wrong-" + secrets.token_urlsafe(12)
+
+
+@pytest.mark.requirement("SEC-AUTH-001", catches=("name-enumeration", "headers-reveal-name"))
+def test_a_wrong_password_and_an_unknown_name_are_answered_alike(idp: IdP) -> None:
     # One failure for the everyday test person (reset by its next sign-in), one for a name
-    # that does not exist: the answers must not tell them apart.
-    known, _ = idp.sign_in(idp.credential("identity_user"), wrong)
-    unknown, _ = idp.sign_in("nobody-" + secrets.token_hex(6), wrong)
+    # that does not exist: the answers must not tell them apart, in the page or its headers.
+    known, _ = idp.sign_in(idp.credential("identity_user"), _wrong_password())
+    unknown, _ = idp.sign_in("nobody-" + secrets.token_hex(6), _wrong_password())
     assert known.location is None, "a wrong password was accepted"
     assert known.password_answer is not None
     assert unknown.password_answer is not None
-    assert known.password_answer.status_code == unknown.password_answer.status_code
-    assert _normalised(known.password_answer) == _normalised(unknown.password_answer), (
-        "the answer for an unknown login name differs from a wrong password"
+    difference = _same_answer(known.password_answer, unknown.password_answer)
+    assert difference is None, (
+        f"the answer for an unknown login name differs from a wrong password: {difference}"
     )
+
+
+@pytest.mark.requirement(
+    "SEC-AUTH-001",
+    catches=("no-lockout", "lock-too-short", "lock-reveals-name", "lock-confirms-password"),
+)
+def test_login_failures_lock_the_name_for_a_while(idp: IdP) -> None:
     user = idp.credential("identity_lockout_user")
     password = idp.credential("identity_lockout_password")
 
-    def locked_after_failures() -> bool:
-        for _ in range(10):
-            idp.sign_in(user, wrong)
-        locked, _ = idp.sign_in(user, password)
-        return locked.location is None
+    def answer_to(name: str, secret: str) -> tuple[bool, httpx.Response]:
+        attempt, _ = idp.sign_in(name, secret)
+        assert attempt.password_answer is not None, "no answer to the submitted password"
+        return attempt.location is not None, attempt.password_answer
 
-    # A lock left by an earlier run can run out while the failures below are made, and the
-    # right password then passes: that sign-in clears the name, so a second round decides.
-    assert locked_after_failures() or locked_after_failures(), (
-        "the right password was accepted after 10 failures, twice"
+    # A name that does not exist, failed as often: its answer is the standard to meet.
+    nobody = "nobody-" + secrets.token_hex(6)
+    for _ in range(10):
+        answer_to(nobody, _wrong_password())
+    _, unknown_answer = answer_to(nobody, _wrong_password())
+
+    def lockout_round() -> tuple[str, httpx.Response, httpx.Response]:
+        for _ in range(10):
+            answer_to(user, _wrong_password())
+        _, locked_wrong = answer_to(user, _wrong_password())
+        accepted, locked_right = answer_to(user, password)
+        if accepted:
+            return "accepted", locked_wrong, locked_right
+        # A lock measured in milliseconds instead of seconds is over by now.
+        time.sleep(2)
+        accepted, _ = answer_to(user, password)
+        return ("released" if accepted else "held"), locked_wrong, locked_right
+
+    # A lock left by an earlier run can run out during a round, and the right password then
+    # passes: that sign-in clears the name, so a second round decides.
+    outcome, locked_wrong, locked_right = lockout_round()
+    if outcome != "held":
+        outcome, locked_wrong, locked_right = lockout_round()
+    assert outcome != "accepted", "the right password was accepted after 10 failures, twice"
+    assert outcome != "released", "the lock after 10 failures was over within 2 seconds, twice"
+    difference = _same_answer(locked_wrong, unknown_answer)
+    assert difference is None, (
+        "after 11 failures, a locked name is answered otherwise than a name that does not "
+        f"exist: {difference}"
+    )
+    difference = _same_answer(locked_right, locked_wrong)
+    assert difference is None, (
+        f"a locked name's answer tells the right password from a wrong one: {difference}"
     )
 
 

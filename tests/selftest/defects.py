@@ -40,6 +40,7 @@ class Province:
     channel_key_id: str
     issuer_token: str  # the e-licence issuer's token (scope elicense:issue)
     id_numbers: dict[str, str]  # the IdP's test persons: sub -> resident ID number
+    passwords: dict[str, str]  # the IdP's test persons: login name -> password
 
 
 @dataclass(frozen=True)

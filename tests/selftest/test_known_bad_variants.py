@@ -47,6 +47,7 @@ def province(platform: ReferencePlatform) -> Province:
         channel_key_id=a.channel.key_id,
         issuer_token=platform.province_token(A, f"ops-{A}", "elicense:issue"),
         id_numbers={person.sub: person.id_number for person in a.persons.values()},
+        passwords={person.username: person.password for person in a.persons.values()},
     )
 
 

@@ -3,14 +3,18 @@ shape of ``defects.py`` (a proxy coroutine and the requirements it must fail, ex
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import re
 import secrets
+import time
 import urllib.parse
 from dataclasses import replace
 from typing import Any
+
+from zwfw.services.identity.routes.login import INVALID_MESSAGE, LOCKED_MESSAGE
 
 from .defects import Variant, _fresh_instance, _plain
 from .proxy import Forward, ProxyRequest, ProxyResponse
@@ -314,6 +318,91 @@ class NoncePerSession:
         return await forward(request)
 
 
+def _password_step(request: ProxyRequest) -> dict[str, str] | None:
+    """The submitted sign-in form, for a POST of the password step."""
+    if request.method != "POST" or not request.path.rstrip("/").endswith("/login"):
+        return None
+    form = _form(request)
+    return form if "username" in form and "password" in form else None
+
+
+def _throwaway(form: dict[str, str]) -> dict[str, str]:
+    # A name no one has and never again: the service answers a plain wrong password, and its
+    # own lock never engages (the defects below keep their own).
+    return {**form, "username": "shadow-" + secrets.token_hex(8), "password": "-"}
+
+
+def _say_locked(answer: ProxyResponse) -> ProxyResponse:
+    body = answer.body.decode().replace(INVALID_MESSAGE, LOCKED_MESSAGE)
+    return replace(answer, body=body.encode())
+
+
+class OnlyExistingNamesLock:
+    """Failures are counted only for names that have an account: a name that does not exist is
+    never locked, so the lock tells which names exist."""
+
+    def __init__(self, passwords: dict[str, str]) -> None:
+        self.names = {name.lower() for name in passwords}
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        form = _password_step(request)
+        if form is not None and form["username"].lower() not in self.names:
+            request = _with_form(request, _throwaway(form))
+        return await forward(request)
+
+
+class LockInMilliseconds:
+    """The lock after five failures is configured in seconds and read as milliseconds: it is
+    over after one second."""
+
+    threshold, lock_seconds = 5, 1.0
+
+    def __init__(self, passwords: dict[str, str]) -> None:
+        self.passwords = {name.lower(): password for name, password in passwords.items()}
+        self.failures: dict[str, int] = {}
+        self.locked_at: dict[str, float] = {}
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        form = _password_step(request)
+        if form is None:
+            return await forward(request)
+        name, now = form["username"].lower(), time.monotonic()
+        locked = now - self.locked_at.get(name, -1e9) < self.lock_seconds
+        if not locked and self.passwords.get(name) == form["password"]:
+            self.failures[name] = 0
+            answer = await forward(request)
+            # The service's own lock, left by an earlier run, is not this IdP's: wait it out.
+            for _ in range(40):
+                if LOCKED_MESSAGE.encode() not in answer.body:
+                    break
+                await asyncio.sleep(1)
+                answer = await forward(request)
+            return answer
+        answer = await forward(_with_form(request, _throwaway(form)))
+        if not locked:
+            self.failures[name] = self.failures.get(name, 0) + 1
+            if self.failures[name] >= self.threshold:
+                self.locked_at[name], self.failures[name], locked = now, 0, True
+        return _say_locked(answer) if locked else answer
+
+
+class RememberedLoginName:
+    """A failed sign-in of an existing account sets a cookie remembering its login name (to
+    fill the form in next time); a name that does not exist gets none."""
+
+    def __init__(self, passwords: dict[str, str]) -> None:
+        self.names = {name.lower() for name in passwords}
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        form = _password_step(request)
+        answer = await forward(request)
+        if form is None or form["username"].lower() not in self.names or answer.status < 400:
+            return answer
+        remembered = urllib.parse.quote(form["username"])
+        cookie = f"last_login_name={remembered}; Path=/; HttpOnly; SameSite=Lax"
+        return replace(answer, headers=[*answer.headers, ("set-cookie", cookie)])
+
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("redirect-uri-prefix", "identity",
             "redirect URIs are matched by prefix; the code goes to the longer URI",
@@ -351,6 +440,16 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("prompt-login-ignored", "identity",
             "prompt=login and max_age are ignored: the live sign-in session is taken",
             frozenset({"IC-ID-017"}), _plain(session_outlives_prompt_login)),
+    Variant("lockout-only-existing-names", "identity",
+            "failed sign-ins are counted only for names with an account: the lock reveals them",
+            frozenset({"SEC-AUTH-001"}),
+            lambda province: OnlyExistingNamesLock(province.passwords)),
+    Variant("lockout-milliseconds", "identity",
+            "the lock after five failed sign-ins is over after one second",
+            frozenset({"SEC-AUTH-001"}), lambda province: LockInMilliseconds(province.passwords)),
+    Variant("login-name-remembered", "identity",
+            "a failed sign-in of an existing account sets a cookie with its login name",
+            frozenset({"SEC-AUTH-001"}), lambda province: RememberedLoginName(province.passwords)),
     Variant("refresh-answer-cacheable", "identity",
             "the refresh grant's answer lacks Cache-Control no-store (the other grants keep it)",
             frozenset({"IC-ID-018"}), _plain(refresh_answer_cacheable)),

@@ -481,6 +481,9 @@ class NationalSide:
                 # from the harness's one address; back-to-back runs (the self-test, a security
                 # review after a conformance run) would meet the default 60 per minute.
                 "login_rate_per_minute": 600,
+                # The lockout check locks its test person on every run; a lock outliving the
+                # run (15 minutes by default) would meet the next run's check still engaged.
+                "lockout_seconds": 30,
                 "provisioning_clients": [
                     {"client_id": PROVISIONING_CLIENT, "jwks": keys.public_jwks(key)}
                 ],

@@ -40,6 +40,10 @@ from zwfw.services.kit.problems import Problem
 
 router = APIRouter()
 
+# A lock is announced for any name, existing or not, so neither message tells names apart.
+LOCKED_MESSAGE = "登录失败次数过多，请稍后再试 Too many failed sign-ins; try again later."
+INVALID_MESSAGE = "登录名或密码错误 Wrong login name or password."
+
 
 def _login_page(
     svc: IdentityService, session: BrowserSession, next_url: str, error: str | None = None
@@ -122,11 +126,7 @@ def login_submit(request: Request, svc: Service, db: DbSession, items: FormItems
         result = svc.accounts.authenticate(db, username, password)
         if result.outcome in ("invalid", "locked"):
             record(db, "login.password", "failure", actor=None, reason=result.outcome)
-            message = (
-                "登录失败次数过多，请稍后再试 Too many failed sign-ins; try again later."
-                if result.outcome == "locked"
-                else "登录名或密码错误 Wrong login name or password."
-            )
+            message = LOCKED_MESSAGE if result.outcome == "locked" else INVALID_MESSAGE
             return _login_page(svc, session, next_url, message)
         account = result.account
         assert account is not None
