@@ -635,27 +635,45 @@ def sealed_as(signature: str) -> str:
     return str(ses.parse_signature(base64.b64decode(signature))["to_sign"]["property_info"].native)
 
 
-@pytest.mark.requirement("IC-LIC-006", catches=("sealed-as-another-document",))
+@pytest.mark.requirement(
+    "IC-LIC-006", catches=("sealed-as-another-document", "sealed-as-another-of-its-kind")
+)
 def test_a_document_sealed_as_another_document_does_not_verify(
     elicense_client: httpx.Client, eseal_client: httpx.Client,
     credential: Callable[[str], str], test_issuer_licence: dict[str, Any],
 ) -> None:  # fmt: skip
     # GB/T 38540's propertyInfo binds a seal to what it was applied to. The platform's own
-    # convention for it is read from its own signatures, then swapped: the issued licence
-    # sealed as its copy and the copy sealed as the licence, both with the issuer's own seal.
+    # convention for it is read from its own signatures, then swapped, each time with the
+    # issuer's own seal: the licence sealed as its copy and the copy as the licence, and (a
+    # check of the kind of document only passes these) the licence sealed as another licence
+    # of the same issuer and the copy as another copy of the same licence.
     es_id = test_issuer_licence["es_id"]
-    response = make_copy(elicense_client, credential, test_issuer_licence["identifier"], days=1)
-    assert response.status_code == 201, response.text[:300]
-    copy = response.json()
+    copies = []
+    for _ in range(2):
+        response = make_copy(elicense_client, credential, test_issuer_licence["identifier"], days=1)
+        assert response.status_code == 201, response.text[:300]
+        copies.append(response.json())
+    copy, other_copy = copies
+    _, other_licence = issue_test_licence(elicense_client, credential, test_issuer_licence)
     as_licence, as_copy = sealed_as(test_issuer_licence["signature"]), sealed_as(copy["signature"])
-    assert as_licence != as_copy, (
-        f"the licence and its annotated copy are sealed as the same thing ({as_licence!r}): "
-        "the seal does not say which document it was applied to"
-    )
+    as_other_licence = sealed_as(other_licence["signature"])
+    as_other_copy = sealed_as(other_copy["signature"])
+    for first, second, which in (
+        (as_licence, as_copy, "the licence and its annotated copy"),
+        (as_licence, as_other_licence, "two licences"),
+        (as_copy, as_other_copy, "two annotated copies of one licence"),
+    ):
+        assert first != second, (
+            f"{which} are sealed as the same thing ({first!r}): the seal does not say which "
+            "document it was applied to"
+        )
     for what, document, prop in (
         ("the licence sealed as its copy", test_issuer_licence["document"], as_copy),
         ("the copy sealed as its licence", copy["document"], as_licence),
-    ):
+        ("the licence sealed as another licence", test_issuer_licence["document"],
+         as_other_licence),
+        ("the copy sealed as another copy", copy["document"], as_other_copy),
+    ):  # fmt: skip
         genuine = json.loads(base64.b64decode(document))
         result = verified(elicense_client, resealed(eseal_client, credential, es_id, genuine, prop))
         assert result["valid"] is False, f"{what} verifies: {result['checks']}"

@@ -268,6 +268,30 @@ async def sealed_as_unchecked(request: ProxyRequest, forward: Forward) -> ProxyR
     return response.with_json(result)
 
 
+_APPLIED_AS = re.compile(r"applied as '([^':]*):[^']*', not '([^':]*):")
+
+
+async def sealed_as_kind_only(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """Verification compares only the kind of document the seal's propertyInfo names: a
+    licence sealed as another licence (or a copy as another copy) verifies."""
+    response = await forward(request)
+    if request.method != "POST" or request.path != "/verify" or not _json_body(response):
+        return response
+    result = response.json()
+    checks = result.get("checks") or []
+    kept = [
+        c for c in checks
+        if c.get("name") != "sealed_as"
+        or not (kinds := _APPLIED_AS.search(str(c.get("reason", ""))))
+        or kinds.group(1) != kinds.group(2)
+    ]  # fmt: skip
+    if len(kept) == len(checks):
+        return response
+    result["checks"] = kept
+    result["valid"] = all(check.get("status") != "failed" for check in kept)
+    return response.with_json(result)
+
+
 def _fresh(factory: Callable[[], Defect]) -> Callable[[Province], Defect]:
     # Defects that remember what they saw start empty for every run.
     return lambda _province: factory()
@@ -301,6 +325,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("licence-sealed-as-unchecked", "elicense",
             "verification ignores the seal's propertyInfo: a licence sealed as its copy verifies",
             frozenset({"IC-LIC-006"}), _plain(sealed_as_unchecked)),
+    Variant("licence-sealed-as-kind-only", "elicense",
+            "verification compares only the kind in propertyInfo: a licence sealed as another"
+            " verifies",
+            frozenset({"IC-LIC-006"}), _plain(sealed_as_kind_only)),
     Variant("licence-face-cached-per-holder", "elicense",
             "every face a holder downloads is the first one rendered for them",
             frozenset({"IC-LIC-011"}), _fresh(FaceCachedPerHolder)),
