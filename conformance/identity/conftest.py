@@ -76,10 +76,17 @@ def sign_in(
     username: str,
     password: str,
     decline: bool = False,
+    posted: bool = False,
 ) -> SignIn:
     """Through the sign-in pages to the relying party; on a consent page the "allow" button, or
-    with ``decline`` its other button (the person says no)."""
-    response = browser.get(url, follow_redirects=False)
+    with ``decline`` its other button (the person says no). With ``posted`` the authorization
+    request is sent by POST as a form (OpenID Connect Core 3.1.2.1), not in the URL."""
+    if posted:
+        endpoint, _, query = url.partition("?")
+        form = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        response = browser.post(endpoint, data=dict(form), follow_redirects=False)
+    else:
+        response = browser.get(url, follow_redirects=False)
     done: set[str] = set()
     answer: httpx.Response | None = None
     for _ in range(12):
@@ -230,18 +237,22 @@ class IdP:
         password: str,
         browser: httpx.Client | None = None,
         decline: bool = False,
+        posted: bool = False,
         **params: str,
     ) -> tuple[SignIn, str]:
         """A sign-in through the authorization endpoint, in a fresh browser unless one is
         given (to keep its session); returns where it ended and the PKCE verifier. With
-        ``decline`` the person refuses on the consent page."""
+        ``decline`` the person refuses on the consent page; with ``posted`` the authorization
+        request is a POSTed form."""
         verifier, challenge = pkce()
         url = self.authorize_url(code_challenge=challenge, code_challenge_method="S256", **params)
         redirect_uri = params.get("redirect_uri") or self.credential("identity_rp_redirect_uri")
         if browser is not None:
-            return sign_in(browser, url, redirect_uri, username, password, decline), verifier
+            return sign_in(
+                browser, url, redirect_uri, username, password, decline, posted
+            ), verifier
         with self.browser() as fresh:
-            result = sign_in(fresh, url, redirect_uri, username, password, decline)
+            result = sign_in(fresh, url, redirect_uri, username, password, decline, posted)
         return result, verifier
 
     def code_tokens(self, code: str, verifier: str) -> httpx.Response:

@@ -285,6 +285,39 @@ def test_prompt_none_without_a_session_returns_login_required(idp: IdP) -> None:
     assert params.get("state") == state, "the login_required redirect lost the state"
 
 
+@pytest.mark.requirement("IC-ID-016", catches=("page-with-session", "session-ignored"))
+def test_prompt_none_with_a_session_shows_no_page(idp: IdP) -> None:
+    # OpenID Connect Core 3.1.2.1: "MUST NOT display any authentication or consent user
+    # interface pages", also to a person who is signed in; the session must not be ignored.
+    redirect = idp.credential("identity_rp_redirect_uri")
+    with idp.browser() as browser:
+        first, _ = idp.sign_in(
+            idp.credential("identity_user"), idp.credential("identity_password"), browser=browser
+        )
+        assert first.location is not None, "the sign-in that opens the session did not complete"
+        verifier, challenge = idp.pkce()
+        state = "st-" + secrets.token_urlsafe(8)
+        url = idp.authorize_url(
+            code_challenge=challenge, code_challenge_method="S256", prompt="none", state=state
+        )
+        response = browser.get(url, follow_redirects=False)
+    location = response.headers.get("location", "")
+    returned = response.is_redirect and location.startswith(redirect)
+    assert returned, (
+        "prompt=none with a sign-in session did not return to the relying party at once: "
+        f"HTTP {response.status_code} {location[:80]}"
+    )
+    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+    assert params.get("state") == state, "the return from prompt=none lost the state"
+    if "code" in params:
+        tokens = idp.code_tokens(params["code"], verifier)
+        assert tokens.status_code == 200, f"the code of prompt=none: {tokens.text[:200]}"
+    else:
+        assert params.get("error") in ("consent_required", "interaction_required"), (
+            f"prompt=none with a live sign-in session answered {params}"
+        )
+
+
 @pytest.mark.requirement(
     "IC-ID-017",
     catches=("prompt-login-ignored", "max-age-ignored", "auth-time-not-renewed",
@@ -345,6 +378,37 @@ def test_prompt_login_and_max_age_make_the_person_sign_in_again(idp: IdP) -> Non
     assert renewed > signed_in, (
         f"after signing in again the ID token's auth_time {renewed} is not later than the first "
         f"sign-in's {signed_in}"
+    )
+
+
+@pytest.mark.requirement("IC-ID-003", catches=("post-request-refused",))
+def test_an_authorization_request_by_post_completes(idp: IdP) -> None:
+    # OpenID Connect Core 3.1.2.1: the authorization endpoint takes GET and POST alike. The
+    # posted parameters must all take effect: the state comes back, the nonce is in the ID
+    # token and the code is bound to the posted PKCE challenge.
+    nonce = secrets.token_urlsafe(12)
+    state = "st-" + secrets.token_urlsafe(12)
+    result, verifier = idp.sign_in(
+        idp.credential("identity_user"), idp.credential("identity_password"),
+        posted=True, nonce=nonce, state=state,
+    )  # fmt: skip
+    assert result.location is not None, (
+        "an authorization request sent by POST did not return to the relying party: HTTP "
+        f"{result.response.status_code} {result.response.text[:200]}"
+    )
+    assert result.param("state") == state, "the redirect does not carry the posted state"
+    response = idp.code_tokens(result.param("code"), verifier)
+    assert response.status_code == 200, f"the code of a posted request: {response.text[:300]}"
+    claims = idp.claims(response.json()["id_token"])
+    assert claims.get("nonce") == nonce, "the ID token does not carry the posted nonce"
+    # A second posted request, its code presented with another verifier: the challenge
+    # was taken from the form, not dropped.
+    other, _ = idp.sign_in(
+        idp.credential("identity_user"), idp.credential("identity_password"), posted=True
+    )
+    wrong = idp.code_tokens(other.param("code"), idp.pkce()[0])
+    assert wrong.status_code == 400, (
+        f"the code of a posted request was exchanged with another verifier: {wrong.text[:200]}"
     )
 
 
@@ -1066,6 +1130,46 @@ def test_redirect_uri_is_matched_exactly(idp: IdP, change: str) -> None:
     )  # fmt: skip
     assert result.location is None, (
         f"the IdP redirected to an unregistered redirect URI ({change}) after the sign-in"
+    )
+
+
+@pytest.mark.requirement("IC-ID-009", catches=("unknown-client-redirected",))
+@pytest.mark.parametrize("client", ["unknown-client", "no-client"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_request_without_a_known_client_is_not_redirected(
+    idp: IdP, client: str, method: str
+) -> None:
+    # RFC 6749 §4.1.2.1: with the client missing or invalid there is no registered URI to
+    # compare with, and redirecting to the one given would send anyone anywhere (RFC 9700
+    # §4.11.2, the authorization server as open redirector).
+    elsewhere = "https://redirect-target.invalid/cb"
+    _, challenge = idp.pkce()
+    url = idp.authorize_url(
+        redirect_uri=elsewhere, code_challenge=challenge, code_challenge_method="S256",
+        client_id="no-such-client-" + secrets.token_hex(4),
+    )  # fmt: skip
+    endpoint, _, query = url.partition("?")
+    params = urllib.parse.parse_qsl(query)
+    if client == "no-client":
+        params = [(name, value) for name, value in params if name != "client_id"]
+    reached: list[str] = []
+    with idp.browser() as browser:
+        if method == "GET":
+            answer = browser.get(f"{endpoint}?{urllib.parse.urlencode(params)}")
+        else:
+            answer = browser.post(endpoint, data=dict(params))
+        # Redirects are followed while they stay on the IdP (a POST may be answered as the
+        # same request by GET): none may lead to the URI the request gave.
+        for _ in range(5):
+            if not answer.is_redirect:
+                break
+            location = urllib.parse.urljoin(str(answer.url), answer.headers["location"])
+            reached.append(location)
+            if urllib.parse.urlsplit(location).netloc != urllib.parse.urlsplit(endpoint).netloc:
+                break
+            answer = browser.get(location)
+    assert not any(location.startswith(elsewhere) for location in reached), (
+        f"a {method} request with {client} was redirected to the redirect_uri it gave: {reached}"
     )
 
 

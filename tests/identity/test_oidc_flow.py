@@ -288,6 +288,52 @@ def test_pkce_is_required_and_plain_is_refused(idp: Idp) -> None:
         assert f"error={error}" in response.headers["location"]
 
 
+def test_prompt_none_with_a_sign_in_session_shows_no_consent_page(idp: Idp) -> None:
+    # OpenID Connect Core 3.1.2.1: no page at all, consent included; consent is asked every
+    # time, so the relying party learns consent_required, with its state.
+    _public_rp(idp)
+    add_person(idp)
+    _, challenge = pkce_pair()
+    _login_and_authorize(idp, challenge)
+    params = {
+        "response_type": "code", "client_id": "rp", "redirect_uri": REDIRECT,
+        "scope": "openid", "state": "s3", "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }  # fmt: skip
+    none = idp.client.get("/authorize", params=params | {"prompt": "none"},
+                          follow_redirects=False)  # fmt: skip
+    assert none.status_code == 302, none.text
+    back = urllib.parse.urlsplit(none.headers["location"])
+    assert f"{back.scheme}://{back.netloc}{back.path}" == REDIRECT
+    assert dict(urllib.parse.parse_qsl(back.query)) == {"error": "consent_required", "state": "s3"}
+    # Without prompt=none the same session is asked for its consent on a page.
+    page = idp.client.get("/authorize", params=params, follow_redirects=False)
+    assert page.status_code == 200
+    assert 'value="allow"' in page.text
+
+
+def test_an_authorization_request_by_post_is_taken_as_by_get(idp: Idp) -> None:
+    _public_rp(idp)
+    params = {
+        "response_type": "code",
+        "client_id": "rp",
+        "redirect_uri": REDIRECT,
+        "scope": "openid",
+        "state": "posted state",
+        "nonce": "n2",
+        "code_challenge": "a" * 43,
+        "code_challenge_method": "S256",
+    }
+    posted = idp.client.post("/authorize", data=params, follow_redirects=False)
+    assert posted.status_code == 303, posted.text
+    location = urllib.parse.urlsplit(posted.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{ISSUER}/authorize"
+    assert dict(urllib.parse.parse_qsl(location.query)) == params
+    # Without a client it is no authorization request: the consent form's rules apply.
+    empty = idp.client.post("/authorize", data={"state": "x"}, follow_redirects=False)
+    assert empty.status_code == 403, empty.text
+
+
 def test_a_client_key_set_replaced_in_the_registry_takes_effect_at_once(idp: Idp) -> None:
     old, new = ECKey.generate_key("P-256"), ECKey.generate_key("P-256")
     add_client(

@@ -403,6 +403,57 @@ class RememberedLoginName:
         return replace(answer, headers=[*answer.headers, ("set-cookie", cookie)])
 
 
+async def authorization_by_post_refused(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """The authorization endpoint takes requests by GET only: a POSTed request (not the
+    consent page's own form) is refused with 405."""
+    if (
+        request.method == "POST"
+        and request.path.rstrip("/").endswith("/authorize")
+        and not {"csrf", "decision"} & set(_form(request))
+    ):
+        problem = {"type": "about:blank", "title": "Method Not Allowed", "status": 405}
+        body = json.dumps(problem).encode()
+        return ProxyResponse(405, [("content-type", "application/problem+json"),
+                                   ("allow", "GET")], body)  # fmt: skip
+    return await forward(request)
+
+
+async def unknown_client_redirected(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """An authorization request of an unknown client (or none) is answered with an error
+    redirect to the redirect_uri it gives, as if that URI had been registered."""
+    response = await forward(request)
+    params = request.params
+    if (
+        request.method != "GET"
+        or not request.path.rstrip("/").endswith("/authorize")
+        or response.status != 400
+        or "redirect_uri" not in params
+        or not response.is_json
+    ):
+        return response
+    error = str(response.json().get("error", ""))
+    if error != "invalid_client" and "client_id" in params:
+        return response
+    query = urllib.parse.urlencode({"error": error or "invalid_request",
+                                    "state": params.get("state", "")})  # fmt: skip
+    return ProxyResponse(302, [("location", f"{params['redirect_uri']}?{query}")])
+
+
+async def prompt_none_shows_consent(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """prompt=none is honoured only without a sign-in session: with one, the consent page is
+    shown as for any request."""
+    params = request.params
+    if (
+        request.method == "GET"
+        and request.path.rstrip("/").endswith("/authorize")
+        and params.get("prompt") == "none"
+        and request.header("cookie")
+    ):
+        del params["prompt"]
+        request = request.with_params(params)
+    return await forward(request)
+
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("redirect-uri-prefix", "identity",
             "redirect URIs are matched by prefix; the code goes to the longer URI",
@@ -440,6 +491,15 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("prompt-login-ignored", "identity",
             "prompt=login and max_age are ignored: the live sign-in session is taken",
             frozenset({"IC-ID-017"}), _plain(session_outlives_prompt_login)),
+    Variant("authorization-by-post-refused", "identity",
+            "the authorization endpoint refuses a request sent by POST (GET only)",
+            frozenset({"IC-ID-003"}), _plain(authorization_by_post_refused)),
+    Variant("unknown-client-redirected", "identity",
+            "an authorization request of an unknown client is redirected to its redirect_uri",
+            frozenset({"IC-ID-009"}), _plain(unknown_client_redirected)),
+    Variant("prompt-none-consent-page", "identity",
+            "prompt=none with a sign-in session shows the consent page",
+            frozenset({"IC-ID-016"}), _plain(prompt_none_shows_consent)),
     Variant("lockout-only-existing-names", "identity",
             "failed sign-ins are counted only for names with an account: the lock reveals them",
             frozenset({"SEC-AUTH-001"}),

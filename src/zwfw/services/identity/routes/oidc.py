@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, cast
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
+from authlib.oidc.core.errors import ConsentRequiredError
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from joserfc import jwt
@@ -258,6 +259,12 @@ def authorize(request: Request, svc: Service, db: DbSession) -> Response:
             f"{svc.settings.issuer}/login?" + urllib.parse.urlencode({"next": next_url}),
             status_code=303,
         )
+    if "none" in str(request.query_params.get("prompt", "")).split():
+        # OpenID Connect Core 3.1.2.1: prompt=none shows no page at all, and consent is asked
+        # every time here (none is kept): the relying party learns consent_required.
+        return _authorize_error(
+            ConsentRequiredError(state=grant.request.payload.state, redirect_uri=grant.redirect_uri)
+        )
     client = grant.client
     params = [(k, v) for k, v in oauth_request.args.items()]
     return html(
@@ -281,6 +288,12 @@ def authorize(request: Request, svc: Service, db: DbSession) -> Response:
 @authenticates_itself(SIGN_IN_SESSION)
 def authorize_decision(request: Request, svc: Service, db: DbSession, items: FormItems) -> Response:
     form = dict(items)
+    if "client_id" in form and "csrf" not in form and "decision" not in form:
+        # OpenID Connect Core 3.1.2.1: the endpoint takes an authorization request by POST as
+        # by GET. It is answered as the same request by GET; only the consent page's own form
+        # (its anti-forgery token and a decision) decides anything here.
+        query = urllib.parse.urlencode(items)
+        return RedirectResponse(f"{svc.settings.issuer}/authorize?{query}", status_code=303)
     session = check_csrf(load_session(db, svc.settings, request), form)
     if session.stage != "complete" or not session.account_id:
         return RedirectResponse(f"{svc.settings.issuer}/login", status_code=303)
