@@ -351,25 +351,34 @@ class OnlyExistingNamesLock:
         return await forward(request)
 
 
-class LockInMilliseconds:
-    """The lock after five failures is configured in seconds and read as milliseconds: it is
-    over after one second."""
+class OwnLock:
+    """A lock kept in front of the service (whose own lock never engages: failures reach it
+    as throwaway names), for the defects of a lock below."""
 
-    threshold, lock_seconds = 5, 1.0
+    threshold, lock_seconds = 5, 30.0
 
     def __init__(self, passwords: dict[str, str]) -> None:
-        self.passwords = {name.lower(): password for name, password in passwords.items()}
+        self.accounts = {name.lower(): (name, password) for name, password in passwords.items()}
         self.failures: dict[str, int] = {}
         self.locked_at: dict[str, float] = {}
+
+    def lock_key(self, typed: str) -> str:
+        return typed.lower()
+
+    def account(self, typed: str) -> tuple[str, str] | None:
+        """The account ``typed`` names, as (login name, password)."""
+        return self.accounts.get(typed.lower())
 
     async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
         form = _password_step(request)
         if form is None:
             return await forward(request)
-        name, now = form["username"].lower(), time.monotonic()
-        locked = now - self.locked_at.get(name, -1e9) < self.lock_seconds
-        if not locked and self.passwords.get(name) == form["password"]:
-            self.failures[name] = 0
+        key, now = self.lock_key(form["username"]), time.monotonic()
+        locked = now - self.locked_at.get(key, -1e9) < self.lock_seconds
+        account = self.account(form["username"])
+        if not locked and account is not None and account[1] == form["password"]:
+            self.failures[key] = 0
+            request = _with_form(request, {**form, "username": account[0]})
             answer = await forward(request)
             # The service's own lock, left by an earlier run, is not this IdP's: wait it out.
             for _ in range(40):
@@ -380,10 +389,28 @@ class LockInMilliseconds:
             return answer
         answer = await forward(_with_form(request, _throwaway(form)))
         if not locked:
-            self.failures[name] = self.failures.get(name, 0) + 1
-            if self.failures[name] >= self.threshold:
-                self.locked_at[name], self.failures[name], locked = now, 0, True
+            self.failures[key] = self.failures.get(key, 0) + 1
+            if self.failures[key] >= self.threshold:
+                self.locked_at[key], self.failures[key], locked = now, 0, True
         return _say_locked(answer) if locked else answer
+
+
+class LockInMilliseconds(OwnLock):
+    """The lock after five failures is configured in seconds and read as milliseconds: it is
+    over after one second."""
+
+    lock_seconds = 1.0
+
+
+class LockPerSpelling(OwnLock):
+    """Login names are found whatever their case and surrounding spaces, but failures are
+    counted per name as typed: the locked person signs in by typing the name otherwise."""
+
+    def lock_key(self, typed: str) -> str:
+        return typed
+
+    def account(self, typed: str) -> tuple[str, str] | None:
+        return self.accounts.get(typed.strip().lower())
 
 
 class RememberedLoginName:
@@ -507,6 +534,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("lockout-milliseconds", "identity",
             "the lock after five failed sign-ins is over after one second",
             frozenset({"SEC-AUTH-001"}), lambda province: LockInMilliseconds(province.passwords)),
+    Variant("lockout-per-spelling", "identity",
+            "failures are counted per name as typed; accounts are found whatever case or spaces",
+            frozenset({"SEC-AUTH-001"}), lambda province: LockPerSpelling(province.passwords)),
     Variant("login-name-remembered", "identity",
             "a failed sign-in of an existing account sets a cookie with its login name",
             frozenset({"SEC-AUTH-001"}), lambda province: RememberedLoginName(province.passwords)),
