@@ -16,6 +16,11 @@ Credentials (each `{env: VAR}` in the profile's `credentials:`):
 - `federation_issuer`, `federation_issuer_key`: the certification issuer standing in for the
   national IdP, and its private JWK. The target's trust list holds its public key.
 
+The profile's `operations.rotate_signing_key` says how to make the IdP sign with a new key
+(a command run locally, over ssh or with kubectl). The rotation check runs it once, after
+every other test of the run, and then tries the relying party's tokens old and new at the
+hall and the e-licence service. Without it IC-ID-002 is inconclusive.
+
 Sign-in pages are driven as a person would: the form with a password field, then the form
 with an "allow" button (a consent page also needs a second button, to decline). Nothing here
 depends on how the target is built.

@@ -20,10 +20,16 @@ from joserfc.jwk import ECKey
 
 from zwfw.codes import CodeError
 from zwfw.codes.personal import parse_resident_id
+from zwfw.harness.faults import execute
 from zwfw.harness.forms import Form
+from zwfw.harness.results import Inconclusive
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from conftest import IdP, SignIn
+
+    from zwfw.harness.profile import ServiceName
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -1580,3 +1586,95 @@ def test_token_responses_are_bearer_and_not_stored(idp: IdP) -> None:
                 f"the {grant} answer's expires_in is {body['expires_in']}, its access token "
                 f"lives {lifetime} seconds"
             )
+
+
+# How long a service may take to accept tokens of a rotated-in key: it refetches the JWKS when a
+# token names a key it does not know, at most every few seconds (kit: 10 s).
+_ROTATION_PICKUP_SECONDS = 30.0
+# Where a person's access token is tried at each service that takes the relying party's tokens:
+# any answer but 401 says the token itself was accepted (a 403 is about the scope).
+_PERSON_ROUTES: dict[ServiceName, str] = {"hall": "cases", "elicense": "me/licences"}
+
+
+def _accepted_within(client: httpx.Client, path: str, token: str, seconds: float) -> bool:
+    """True when ``token`` is answered without 401 five times in a row within ``seconds``, so
+    that every replica behind the service has taken it."""
+    deadline, in_a_row = time.monotonic() + seconds, 0
+    while in_a_row < 5:
+        answer = client.get(path, params={"limit": 1}, headers={"Authorization": f"Bearer {token}"})
+        in_a_row = in_a_row + 1 if answer.status_code != 401 else 0
+        if in_a_row == 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(1.0)
+    return True
+
+
+@pytest.mark.operation
+@pytest.mark.requirement(
+    "IC-ID-002",
+    catches=(
+        "rotation-not-applied",
+        "retired-key-dropped",
+        "old-tokens-refused",
+        "new-key-refused-by-service",
+        "retired-key-refused-by-service",
+    ),
+)
+def test_a_signing_key_rotation_keeps_every_token_valid(
+    idp: IdP, service_client: Callable[[ServiceName], httpx.Client]
+) -> None:
+    operations = idp.target.operations
+    rotate = operations.rotate_signing_key if operations is not None else None
+    if rotate is None:
+        raise Inconclusive(
+            "the profile declares no way to rotate the IdP's signing key "
+            "(operations.rotate_signing_key)"
+        )
+    before = idp.user_tokens()
+    old_kid = idp.header_of(before["access_token"]).get("kid")
+    outcome = execute(rotate)
+    assert outcome.returncode == 0, (
+        f"the declared rotation failed (exit {outcome.returncode}): {rotate.describe()}: "
+        f"{outcome.output}"
+    )
+    published = {key.get("kid") for key in idp.fetch(idp.config["jwks_uri"]).json()["keys"]}
+    after = idp.user_tokens()
+    for name in ("id_token", "access_token"):
+        kid = idp.header_of(after[name]).get("kid")
+        assert kid != old_kid, f"after the rotation the {name} is still signed by key {old_kid}"
+        assert kid in published, f"the {name}'s new key {kid} is not in the JWKS"
+    new_kid = idp.header_of(after["access_token"]).get("kid")
+    assert old_kid in published, (
+        f"the key retired by the rotation ({old_kid}) left the JWKS while its tokens are valid"
+    )
+    idp.claims(before["id_token"])  # still verifies with the published keys
+
+    info = idp.userinfo(before["access_token"])
+    assert info.status_code == 200, f"userinfo refuses a token signed before the rotation: {info}"
+    introspected = idp.introspect(before["access_token"]).json()
+    assert introspected.get("active") is True, (
+        "a token signed before the rotation is inactive on introspection"
+    )
+    refreshed = idp.refresh(before["refresh_token"])
+    assert refreshed.status_code == 200, (
+        f"a refresh token issued before the rotation is refused: {refreshed.text}"
+    )
+    kid = idp.header_of(refreshed.json()["access_token"]).get("kid")
+    assert kid == new_kid, f"a token refreshed after the rotation is signed by key {kid}"
+
+    configured = idp.target.services.configured()
+    service: ServiceName
+    for service, path in _PERSON_ROUTES.items():
+        if service not in configured:
+            continue
+        client = service_client(service)
+        if not _accepted_within(client, path, before["access_token"], 0):
+            continue  # the relying party's tokens are not addressed to this service
+        assert _accepted_within(client, path, after["access_token"], _ROTATION_PICKUP_SECONDS), (
+            f"the {service} refuses tokens of the new key {new_kid} "
+            f"{_ROTATION_PICKUP_SECONDS:g} s after the rotation (its JWKS is not refetched)"
+        )
+        assert _accepted_within(client, path, before["access_token"], 0), (
+            f"the {service} refuses tokens of the retired key {old_kid} after the rotation"
+        )

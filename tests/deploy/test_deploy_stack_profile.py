@@ -77,6 +77,14 @@ def test_the_profile_names_the_provinces_public_services_and_the_national_hub(
     assert profile.credentials["hall_staff_token"].env == "ZWFW_DEPLOY_340000_HALL_STAFF_TOKEN"
     assert not any(name.startswith("xprov_") for name in profile.credentials)
     assert profile.tls.ca_bundle is None
+    # The signing key is rotated by the IdP's container (its settings, its database).
+    assert profile.operations is not None
+    rotate = profile.operations.rotate_signing_key
+    assert rotate is not None
+    assert rotate.argv() == [
+        "kubectl", "-n", "zwfw-340000", "exec", "deployment/identity", "-c", "identity", "--",
+        "zwfw", "identity", "keys", "rotate", "--config", "/etc/zwfw/settings.yaml",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -114,8 +122,12 @@ def test_a_sandbox_profile_declares_the_faults_as_kubectl_steps(
     result = _invoke(tmp_path, OUTPUTS, "--platform", "anhui", "--faults",
                      "--kube-context", "sandbox")  # fmt: skip
     assert result.exit_code == 0, result.output
-    faults = load_profile(tmp_path / "out" / "anhui.yaml").faults
+    profile = load_profile(tmp_path / "out" / "anhui.yaml")
+    faults = profile.faults
     assert faults is not None
+    assert profile.operations is not None
+    assert profile.operations.rotate_signing_key is not None
+    assert profile.operations.rotate_signing_key.context == "sandbox"
     assert set(faults.replica) == {"identity", "hall", "elicense", "eseal", "hub"}
     assert faults.clock_skew is None  # a pod's clock is its node's
     # Run the declared steps against a kubectl that records what it is asked and names one

@@ -87,6 +87,38 @@ def test_conformance_test_without_requirement_is_refused(checkout: Checkout, zwf
     assert "test_says_nothing: names no requirement" in plain.stderr
 
 
+def test_an_operation_runs_after_every_other_test(checkout: Checkout, zwfw: Invoke) -> None:
+    # A key rotation changes the deployment for the tests after it: none may come after.
+    checkout.catalog(requirement("IC-TEST-001"))
+    for suite, marked in (("a", True), ("b", False)):
+        checkout.suite_file(
+            f"{suite}/test_{suite}.py",
+            f"""
+            import pathlib
+            import pytest
+
+            LOG = pathlib.Path(__file__).parents[1] / "order.log"
+
+            def note(what):
+                with LOG.open("a") as log:
+                    log.write(what + "\\n")
+
+            {"@pytest.mark.operation" if marked else ""}
+            @pytest.mark.requirement("IC-TEST-001")
+            def test_{suite}_first():
+                note("{suite} first{" (operation)" if marked else ""}")
+
+            @pytest.mark.requirement("IC-TEST-001")
+            def test_{suite}_second():
+                note("{suite} second")
+            """,
+        )
+    result = zwfw("certify", "--target", checkout.profile(), "--out", checkout.root / "out")
+    assert result.exit_code == 0, result.stderr
+    order = (checkout.conformance / "order.log").read_text().splitlines()
+    assert order == ["a second", "b first", "b second", "a first (operation)"]
+
+
 def test_broken_suite_file_is_a_configuration_error(checkout: Checkout, zwfw: Invoke) -> None:
     checkout.catalog(requirement("IC-TEST-001"))
     checkout.suite_file("test_broken.py", "def test_x(:\n    pass\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -105,6 +106,14 @@ def test_reference_idp_passes_the_identity_suite(tmp_path: Path) -> None:
                     "region_code": "340000",
                     "services": {"identity": idp.url},
                     "credentials": {name: {"env": f"CERT_{name.upper()}"} for name in values},
+                    # In the instance's database, as from inside its container.
+                    "operations": {
+                        "rotate_signing_key": {
+                            "run": shlex.join(
+                                [ZWFW, "identity", "keys", "rotate", "--config", str(config)]
+                            )
+                        }
+                    },
                 }
             ),
             encoding="utf-8",

@@ -291,6 +291,23 @@ def test_trust_list_and_key_rotation(zwfw: typer.Typer, admin: Admin) -> None:
     assert kid1 in second.output.split("published ")[1]
 
 
+def test_key_rotation_in_the_database_takes_effect_at_once(zwfw: typer.Typer, admin: Admin) -> None:
+    # Where only the IdP's own container can reach its database (kubectl exec).
+    before = {key["kid"] for key in admin.idp.jwks()["keys"]}
+    args = ["identity", "keys", "rotate", "--config", str(admin.idp.config)]
+    r = runner.invoke(zwfw, args)
+    assert r.exit_code == 0, r.output
+    kid = r.output.split("active key ")[1].split(";")[0]
+    published = {key["kid"] for key in admin.idp.jwks()["keys"]}
+    assert kid not in before
+    assert published == before | {kid}, "the running IdP does not publish the new key with the old"
+    assert admin.audit_actions()[-1][1] == "admin.keys.rotate"
+    assert admin.audit_actions()[-1][0].startswith("cli")
+    bad = runner.invoke(zwfw, ["identity", "keys", "rotate", "--config", "/nonexistent.yaml"])
+    assert bad.exit_code == 2
+    assert "cannot read config file" in bad.output
+
+
 # --- reaching the IdP ----------------------------------------------------------------------
 
 

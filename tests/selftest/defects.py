@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -41,6 +42,7 @@ class Province:
     issuer_token: str  # the e-licence issuer's token (scope elicense:issue)
     id_numbers: dict[str, str]  # the IdP's test persons: sub -> resident ID number
     passwords: dict[str, str]  # the IdP's test persons: login name -> password
+    idp_url: str  # the province IdP's issuer URL
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,22 @@ def _walk(value: Any, strings: Callable[[str], str] | None = None,
 
 def _other_digit(character: str) -> str:
     return "1" if character == "0" else "0"
+
+
+def jwt_part(token: str, index: int) -> dict[str, Any] | None:
+    """A JWT's header (0) or payload (1), read without verifying anything (as defects do)."""
+    try:
+        part = token.split(".")[index]
+        value = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def bearer(request: ProxyRequest) -> str | None:
+    """The request's bearer token, if it has one."""
+    scheme, _, token = (request.header("authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def _json_body(response: ProxyResponse) -> bool:

@@ -48,6 +48,7 @@ def province(platform: ReferencePlatform) -> Province:
         issuer_token=platform.province_token(A, f"ops-{A}", "elicense:issue"),
         id_numbers={person.sub: person.id_number for person in a.persons.values()},
         passwords={person.username: person.password for person in a.persons.values()},
+        idp_url=platform.url(A, "identity"),
     )
 
 

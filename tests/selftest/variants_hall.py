@@ -3,12 +3,15 @@ shape of ``defects.py`` (a proxy coroutine and the requirements it must fail, ex
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from .defects import Variant, _fresh_instance, _json_body, _plain, _walk
+import httpx
+
+from .defects import Variant, _fresh_instance, _json_body, _plain, _walk, bearer, jwt_part
 from .proxy import Forward, ProxyRequest, ProxyResponse
 
 CASE_TIMES = ("applied_at", "accepted_at", "finished_at")
@@ -287,6 +290,29 @@ class LicenceReferenceUnchecked:
         return response.with_json(_walk(response.json(), objects=self._show))
 
 
+class KeysReadOnce:
+    """The hall reads its IdP's JWKS once, when it starts, and never again: a token of a key
+    the IdP rotated in later is refused as signed by an unknown key."""
+
+    def __init__(self, idp_url: str) -> None:
+        self.issuer = idp_url.rstrip("/")
+        keys = httpx.get(self.issuer + "/jwks", timeout=20.0).json()["keys"]
+        self.kids = {key.get("kid") for key in keys}
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        token = bearer(request) or ""
+        header, claims = jwt_part(token, 0), jwt_part(token, 1)
+        issuer = str((claims or {}).get("iss", "")).rstrip("/")
+        if header is not None and issuer == self.issuer and header.get("kid") not in self.kids:
+            detail = f"the token is signed with an unknown key (kid {header.get('kid')!r})"
+            problem = {"type": "about:blank", "title": "Unauthorized", "status": 401,
+                       "detail": detail}  # fmt: skip
+            headers = [("content-type", "application/problem+json"),
+                       ("www-authenticate", 'Bearer error="invalid_token"')]  # fmt: skip
+            return ProxyResponse(401, headers, json.dumps(problem).encode())
+        return await forward(request)
+
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("case-list-leak-filtered", "hall",
             "an applicant's state-filtered case list shows other applicants' cases",
@@ -318,6 +344,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("rated-again-after-rectification", "hall",
             "a 差评 whose rectification was closed is replaced by a second rating",
             frozenset({"IC-EVAL-002"}), _fresh_instance(RatedAgainAfterRectification)),
+    Variant("keys-read-once", "hall",
+            "the hall reads its IdP's JWKS once, at start: keys rotated in later are unknown",
+            frozenset({"IC-ID-002"}), lambda province: KeysReadOnce(province.idp_url)),
     Variant("licence-reference-unchecked", "hall",
             "a licence reference (免证办) is taken without an annotated copy from the registry",
             frozenset({"IC-CASE-009"}), _fresh_instance(LicenceReferenceUnchecked)),

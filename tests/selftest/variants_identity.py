@@ -16,7 +16,7 @@ from typing import Any
 
 from zwfw.services.identity.routes.login import INVALID_MESSAGE, LOCKED_MESSAGE
 
-from .defects import Variant, _fresh_instance, _plain
+from .defects import Variant, _fresh_instance, _plain, bearer, jwt_part
 from .proxy import Forward, ProxyRequest, ProxyResponse
 
 
@@ -39,13 +39,59 @@ def _s256(verifier: str) -> str:
 
 
 def _claims(token: str) -> dict[str, Any] | None:
-    """A JWT's payload, read without verifying anything (as the defects below do)."""
-    try:
-        part = token.split(".")[1]
-        value = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    except (IndexError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+    return jwt_part(token, 1)
+
+
+def _kid(token: str) -> str | None:
+    header = jwt_part(token, 0)
+    return None if header is None else header.get("kid")
+
+
+class _SeesRotations:
+    """Remembers the key a rotation through the admin API made the signer."""
+
+    active: str | None = None
+
+    def saw_rotation(self, request: ProxyRequest, response: ProxyResponse) -> bool:
+        rotated = request.method == "POST" and request.path.rstrip("/").endswith("/keys/rotate")
+        if rotated and response.status == 200 and response.is_json:
+            self.active = str(response.json()["active_kid"])
+        return rotated
+
+
+class KeyReplacedAtRotation(_SeesRotations):
+    """A rotation replaces the signing key: from then on the JWKS publishes the new key alone,
+    and the tokens the old one signed verify nowhere."""
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        response = await forward(request)
+        if self.saw_rotation(request, response) or self.active is None:
+            return response
+        if request.method == "GET" and request.path == "/jwks" and response.status == 200:
+            keys = [key for key in response.json()["keys"] if key.get("kid") == self.active]
+            return response.with_json({"keys": keys})
+        return response
+
+
+class OnlyTheSignerVerifies(_SeesRotations):
+    """Userinfo and introspection verify tokens with the current signing key only: after a
+    rotation, tokens signed before it are refused there though the JWKS still has their key."""
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        path = request.path.rstrip("/")
+        if self.active is not None and path.endswith("/userinfo"):
+            token = bearer(request) or _form(request).get("access_token", "")
+            if _kid(token) not in (None, self.active):
+                challenge = 'Bearer error="invalid_token"'
+                return ProxyResponse(401, [("www-authenticate", challenge)])
+        introspected = _form(request).get("token", "") if path.endswith("/introspect") else ""
+        if self.active is not None and _kid(introspected) not in (None, self.active):
+            body = json.dumps({"active": False}).encode()
+            headers = [("content-type", "application/json"), ("cache-control", "no-store")]
+            return ProxyResponse(200, headers, body)
+        response = await forward(request)
+        self.saw_rotation(request, response)
+        return response
 
 
 class RedirectUriPrefix:
@@ -527,6 +573,12 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("prompt-none-consent-page", "identity",
             "prompt=none with a sign-in session shows the consent page",
             frozenset({"IC-ID-016"}), _plain(prompt_none_shows_consent)),
+    Variant("key-replaced-at-rotation", "identity",
+            "a signing key rotation drops the old key from the JWKS at once",
+            frozenset({"IC-ID-002"}), _fresh_instance(KeyReplacedAtRotation)),
+    Variant("only-the-signer-verifies", "identity",
+            "userinfo and introspection take only tokens of the current signing key",
+            frozenset({"IC-ID-002"}), _fresh_instance(OnlyTheSignerVerifies)),
     Variant("lockout-only-existing-names", "identity",
             "failed sign-ins are counted only for names with an account: the lock reveals them",
             frozenset({"SEC-AUTH-001"}),

@@ -63,6 +63,7 @@ from zwfw.provisioning.plan import (
     ProvinceRegistrationPlan,
     RealmPlan,
     TrustPlan,
+    signing_key_rotation,
 )
 from zwfw.reference import keys
 from zwfw.reference.national import (
@@ -781,6 +782,7 @@ class Certification:
             # its secrets' modes and owners, listening ports and gateway configuration.
             "deployment": {"state_dir": str(self.plan.certify_dir.parent)},
             **({"faults": province.faults} if province.faults else {}),
+            "operations": {"rotate_signing_key": self.rotation(province)},
             "declared": {
                 "division_codes": [province.region, spec.city],
                 "credit_codes": [spec.issuer_code, spec.dept_code],
@@ -791,6 +793,16 @@ class Certification:
             },
             "timeout_seconds": 30,
         }
+
+    def rotation(self, province: ProvincePlan) -> dict[str, str]:
+        """How the harness rotates the province IdP's signing key: through its admin API,
+        as the provisioning client this deployment made for it."""
+        idp = province.services["identity"]
+        if idp.admin_key is None:
+            raise DeployError(f"{province.site}: the plan gives no admin_key for {idp.url}")
+        admin = Operator(token_url=idp.url + "/token", client_id=PROVISIONING_CLIENT,
+                         key_file=idp.admin_key)  # fmt: skip
+        return signing_key_rotation(idp.url, admin, self.plan.ca_bundle)
 
     def write_profiles(self) -> list[Path]:
         written = []

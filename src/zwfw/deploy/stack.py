@@ -33,6 +33,8 @@ PROVINCE_SERVICES = ("identity", "hall", "elicense", "eseal")
 OUTAGE_LABEL = "zwfw.gov.cn/fault-outage"
 # The stack's labels (infra/zwfw_infra/labels.py): a service's serving pods, and the pods of
 # a CloudNativePG cluster.
+# Where a service's container reads its settings (infra/zwfw_infra/service.py).
+POD_SETTINGS = "/etc/zwfw/settings.yaml"
 SERVING_PODS = "app.kubernetes.io/name={service},app.kubernetes.io/component=service"
 CNPG_PRIMARY = "cnpg.io/cluster={cluster},cnpg.io/instanceRole=primary"
 
@@ -149,6 +151,23 @@ def stack_faults(
     return section
 
 
+def stack_operations(
+    outputs: dict[str, Any], platform: str, context: str | None = None
+) -> dict[str, Any]:
+    """The profile's `operations:` section for a province of the stack: the signing key of its
+    IdP rotated by the IdP's own container, in its database (`kubectl exec`: the settings
+    and database credentials are the container's)."""
+    found = outputs["platforms"][platform]
+    values = found["services"]["identity"]
+    namespace = str(values.get("namespace") or found.get("namespace") or "")
+    if not namespace:
+        raise DeployError(f"platform {platform}: the stack outputs give no namespace")
+    rotate = _kubectl(context, "-n", namespace, "exec", "deployment/identity", "-c",
+                      "identity", "--", "zwfw", "identity", "keys", "rotate", "--config",
+                      POD_SETTINGS)  # fmt: skip
+    return {"rotate_signing_key": rotate}
+
+
 def stack_profile(
     outputs: dict[str, Any],
     platform: str,
@@ -200,6 +219,7 @@ def stack_profile(
         "tls": tls,
         "credentials": {n: {"env": f"{ENV_PREFIX}_{region}_{n.upper()}"} for n in sorted(names)},
         **({"faults": stack_faults(outputs, platform, kube_context)} if faults else {}),
+        "operations": stack_operations(outputs, platform, kube_context),
         "declared": {"division_codes": [region]},
         "timeout_seconds": 30,
     }

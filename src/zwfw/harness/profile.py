@@ -336,6 +336,19 @@ class Faults(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+class Operations(BaseModel):
+    """Routine operations the harness performs on the deployment to check what must survive
+    them: ``rotate_signing_key`` makes the IdP sign with a new key from then on (IC-ID-002,
+    OpenID Connect Core 10.1.1). Declared like fault commands, and part of the fingerprint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rotate_signing_key: FaultCommand | None = None
+
+    def canonical(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
 def _province_level(code: str) -> str:
     from zwfw.codes import KINDS, CodeError
 
@@ -400,6 +413,7 @@ class TargetProfile(BaseModel):
     internal_only: list[ServiceName] = Field(default_factory=list)
     timeout_seconds: float = Field(default=10.0, gt=0)
     faults: Faults | None = None
+    operations: Operations | None = None
     deployment: Deployment | None = None
     # Where the profile was read from; not part of what is certified.
     _source: Path | None = PrivateAttr(default=None)
@@ -482,6 +496,7 @@ class TargetProfile(BaseModel):
             "timeout_seconds": self.timeout_seconds,
             # Only when declared: profiles without faults keep their fingerprint.
             **({"faults": self.faults.canonical()} if self.faults is not None else {}),
+            **({"operations": self.operations.canonical()} if self.operations is not None else {}),
             # Where the deployment lies is a location; what is checked is what counts.
             **({"deployment": self.deployment.canonical()} if self.deployment is not None else {}),
         }

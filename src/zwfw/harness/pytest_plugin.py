@@ -189,6 +189,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "declared(kind): run once per value of this kind the target profile declares, "
         "passed as the `value` argument.",
     )
+    config.addinivalue_line(
+        "markers",
+        "operation: performs an operation on the deployment (the profile's operations:, e.g. "
+        "a signing key rotation); runs after every other test of the run.",
+    )
     run = HarnessRun()
     target = config.getoption("target")
     results = config.getoption("zwfw_results")
@@ -323,6 +328,11 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     run = config.stash[RUN_KEY]
+    # An operation changes the deployment for every test after it: the others go first, so
+    # that a defect it reveals fails its own requirement only.
+    operations = [item for item in items if item.get_closest_marker("operation") is not None]
+    if operations:
+        items[:] = [item for item in items if item not in operations] + operations
     dirs: list[Path] | None = None
 
     def suite_dirs() -> list[Path]:

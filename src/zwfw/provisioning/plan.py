@@ -8,6 +8,8 @@ the files are made at deploy time, never kept in the repository."""
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +40,20 @@ class Operator(_Plan):
     client_id: str
     key_file: Path
     assertion_audience: str | None = None
+
+
+def signing_key_rotation(
+    idp_url: str, admin: Operator, ca_file: Path | None = None
+) -> dict[str, str]:
+    """The target profile's ``operations.rotate_signing_key`` for an IdP whose admin client is
+    ``admin``: this installation's ``zwfw identity keys rotate`` through the admin API."""
+    # The console script beside this interpreter: the harness runs from the same installation.
+    program = Path(sys.executable).with_name("zwfw")
+    argv = [str(program), "identity", "keys", "rotate", "--url", idp_url.rstrip("/"),
+            "--client-id", admin.client_id, "--key-file", str(admin.key_file)]  # fmt: skip
+    if ca_file is not None:
+        argv += ["--ca-file", str(ca_file)]
+    return {"run": shlex.join(argv)}
 
 
 class ClientPlan(_Plan):

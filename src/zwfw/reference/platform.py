@@ -57,6 +57,7 @@ from zwfw.provisioning.plan import (
     SealPlan,
     SignerPlan,
     TrustPlan,
+    signing_key_rotation,
 )
 from zwfw.reference import keys
 from zwfw.reference.national import (
@@ -730,6 +731,12 @@ class ReferencePlatform(NationalSide):
             "internal_only": ["identity", "hall", "elicense", "eseal", "hub"],
             "timeout_seconds": 30,
             "faults": self._faults(province),
+            "operations": {
+                "rotate_signing_key": signing_key_rotation(
+                    province.url("identity"),
+                    self.provisioning_client(province.services["identity"]),
+                ),
+            },
         }
         self.profile_path(region).write_text(
             yaml.safe_dump(profile, allow_unicode=True, sort_keys=False), encoding="utf-8"

@@ -576,10 +576,49 @@ def keys_rotate(
     admin_client: ClientIdOption = None,
     key_file: KeyFileOption = None,
     ca_file: CaFileOption = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Rotate in the instance's database, by its YAML settings, instead of through "
+            "the admin API (where the IdP runs, e.g. in its container).",
+        ),
+    ] = None,
 ) -> None:
     """Sign with a new key from now on; earlier keys stay published until their tokens expire."""
-    out = AdminApi(url, admin_client, key_file, ca_file).call("POST", "/admin/keys/rotate").json()
-    typer.echo(f"active key {out['active_kid']}; published {', '.join(out['published'])}")
+    if config is None:
+        api = AdminApi(url, admin_client, key_file, ca_file)
+        out = api.call("POST", "/admin/keys/rotate").json()
+        active, published = out["active_kid"], out["published"]
+    else:
+        active, published = _rotate_locally(config)
+    typer.echo(f"active key {active}; published {', '.join(published)}")
+
+
+def _rotate_locally(config: Path) -> tuple[str, list[str]]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from zwfw.services.identity import IdentitySettings, build
+    from zwfw.services.identity.events import record
+    from zwfw.services.kit import SettingsError, load_settings
+
+    try:
+        settings = load_settings(IdentitySettings, config)
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+    app = build(settings)
+    try:
+        with app.state.kit.sessions.begin() as db:
+            keys = app.state.identity.provider.keys
+            kid = keys.rotate(db)
+            record(db, "admin.keys.rotate", "success", actor=_operator(), kid=kid)
+            published = [str(key["kid"]) for key in keys.published(db)]
+    except SQLAlchemyError as exc:
+        raise _fail(f"database error: {str(exc).splitlines()[0]}", 1) from None
+    finally:
+        app.state.kit.engine.dispose()
+    return kid, published
 
 
 @identity_app.command("openapi")
