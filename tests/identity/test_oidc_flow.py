@@ -118,6 +118,20 @@ def test_code_pkce_flow_issues_tokens_without_id_number(idp: Idp) -> None:
     assert again.json()["error"] == "invalid_grant"
 
 
+def _signed_in_request(idp: Idp, state: str) -> tuple[str, dict[str, str]]:
+    """A person signed in and consented once through the public relying party: the PKCE
+    verifier and the parameters of a next authorization request from the same browser."""
+    _public_rp(idp)
+    add_person(idp)
+    verifier, challenge = pkce_pair()
+    _login_and_authorize(idp, challenge)
+    return verifier, {
+        "response_type": "code", "client_id": "rp", "redirect_uri": REDIRECT,
+        "scope": "openid", "state": state, "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }  # fmt: skip
+
+
 def test_prompt_login_and_max_age_ask_a_signed_in_person_to_sign_in_again(
     idp: Idp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,15 +139,7 @@ def test_prompt_login_and_max_age_ask_a_signed_in_person_to_sign_in_again(
     # taken from the session; the sign-in that follows renews auth_time.
     import time as clock
 
-    _public_rp(idp)
-    add_person(idp)
-    verifier, challenge = pkce_pair()
-    _login_and_authorize(idp, challenge)
-    base = {
-        "response_type": "code", "client_id": "rp", "redirect_uri": REDIRECT,
-        "scope": "openid", "state": "s2", "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }  # fmt: skip
+    verifier, base = _signed_in_request(idp, "s2")
 
     def asks_to_sign_in(**extra: str) -> bool:
         answer = idp.client.get("/authorize", params=base | extra, follow_redirects=False)
@@ -291,15 +297,7 @@ def test_pkce_is_required_and_plain_is_refused(idp: Idp) -> None:
 def test_prompt_none_with_a_sign_in_session_shows_no_consent_page(idp: Idp) -> None:
     # OpenID Connect Core 3.1.2.1: no page at all, consent included; consent is asked every
     # time, so the relying party learns consent_required, with its state.
-    _public_rp(idp)
-    add_person(idp)
-    _, challenge = pkce_pair()
-    _login_and_authorize(idp, challenge)
-    params = {
-        "response_type": "code", "client_id": "rp", "redirect_uri": REDIRECT,
-        "scope": "openid", "state": "s3", "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }  # fmt: skip
+    _, params = _signed_in_request(idp, "s3")
     none = idp.client.get("/authorize", params=params | {"prompt": "none"},
                           follow_redirects=False)  # fmt: skip
     assert none.status_code == 302, none.text

@@ -14,8 +14,8 @@ import rfc8785
 
 from zwfw.crypto.hashing import sm3
 
-from .defects import Province, Variant, _json_body, _plain
-from .proxy import Defect, Forward, ProxyRequest, ProxyResponse
+from .defects import Variant, _fresh_instance, _json_body, _plain
+from .proxy import Forward, ProxyRequest, ProxyResponse
 
 # --- e-seal ----------------------------------------------------------------------------------
 
@@ -252,58 +252,50 @@ async def only_revocation_final(request: ProxyRequest, forward: Forward) -> Prox
     return response.with_json(result)
 
 
-async def sealed_as_unchecked(request: ProxyRequest, forward: Forward) -> ProxyResponse:
-    """Verification never reads the seal's propertyInfo: a licence sealed as its copy, or a
-    copy as its licence, verifies as long as the seal and the registry agree."""
+async def _verified_without(
+    request: ProxyRequest, forward: Forward, dropped: Callable[[dict[str, Any]], bool]
+) -> ProxyResponse:
+    """The verification answer without the checks ``dropped`` picks, valid by the others."""
     response = await forward(request)
     if request.method != "POST" or request.path != "/verify" or not _json_body(response):
         return response
     result = response.json()
     checks = result.get("checks") or []
-    kept = [c for c in checks if c.get("name") != "sealed_as"]
+    kept = [check for check in checks if not dropped(check)]
     if len(kept) == len(checks):
         return response
     result["checks"] = kept
     result["valid"] = all(check.get("status") != "failed" for check in kept)
     return response.with_json(result)
+
+
+async def sealed_as_unchecked(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """Verification never reads the seal's propertyInfo: a licence sealed as its copy, or a
+    copy as its licence, verifies as long as the seal and the registry agree."""
+    return await _verified_without(request, forward, lambda c: c.get("name") == "sealed_as")
 
 
 _APPLIED_AS = re.compile(r"applied as '([^':]*):[^']*', not '([^':]*):")
 
 
+def _same_kind(check: dict[str, Any]) -> bool:
+    kinds = _APPLIED_AS.search(str(check.get("reason", "")))
+    return check.get("name") == "sealed_as" and kinds is not None and kinds[1] == kinds[2]
+
+
 async def sealed_as_kind_only(request: ProxyRequest, forward: Forward) -> ProxyResponse:
     """Verification compares only the kind of document the seal's propertyInfo names: a
     licence sealed as another licence (or a copy as another copy) verifies."""
-    response = await forward(request)
-    if request.method != "POST" or request.path != "/verify" or not _json_body(response):
-        return response
-    result = response.json()
-    checks = result.get("checks") or []
-    kept = [
-        c for c in checks
-        if c.get("name") != "sealed_as"
-        or not (kinds := _APPLIED_AS.search(str(c.get("reason", ""))))
-        or kinds.group(1) != kinds.group(2)
-    ]  # fmt: skip
-    if len(kept) == len(checks):
-        return response
-    result["checks"] = kept
-    result["valid"] = all(check.get("status") != "failed" for check in kept)
-    return response.with_json(result)
-
-
-def _fresh(factory: Callable[[], Defect]) -> Callable[[Province], Defect]:
-    # Defects that remember what they saw start empty for every run.
-    return lambda _province: factory()
+    return await _verified_without(request, forward, _same_kind)
 
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("seal-status-cached", "eseal",
             "verification keeps the seal status it read first: suspended or revoked seals pass",
-            frozenset({"IC-SEAL-003"}), _fresh(SealStatusCached)),
+            frozenset({"IC-SEAL-003"}), _fresh_instance(SealStatusCached)),
     Variant("seal-record-cached", "eseal",
             "the registry's record of a seal keeps the status it had when first read",
-            frozenset({"IC-SEAL-003"}), _fresh(SealRecordCached)),
+            frozenset({"IC-SEAL-003"}), _fresh_instance(SealRecordCached)),
     Variant("seal-window-one-sided", "eseal",
             "the seal status judges the validity period by its end only",
             frozenset({"IC-SEAL-004"}), _plain(seal_window_one_sided)),
@@ -312,10 +304,10 @@ VARIANTS: tuple[Variant, ...] = (
             frozenset({"IC-LIC-004"}), _plain(copy_expiry_in_the_past_taken)),
     Variant("licence-served-other-bytes", "elicense",
             "licences are served in another serialisation than the sealed bytes",
-            frozenset({"IC-LIC-002"}), _fresh(LicenceServedOtherBytes)),
+            frozenset({"IC-LIC-002"}), _fresh_instance(LicenceServedOtherBytes)),
     Variant("copy-annotation-not-covered", "elicense",
             "a copy's seal is checked over its licence only: an edited cause or expiry verifies",
-            frozenset({"IC-LIC-004"}), _fresh(CopyAnnotationNotCovered)),
+            frozenset({"IC-LIC-004"}), _fresh_instance(CopyAnnotationNotCovered)),
     Variant("licence-expiry-not-applied", "elicense",
             "a licence past the last day of its validity is shown valid and verifies",
             frozenset({"IC-LIC-009"}), _plain(expiry_by_date_not_applied)),
@@ -331,5 +323,5 @@ VARIANTS: tuple[Variant, ...] = (
             frozenset({"IC-LIC-006"}), _plain(sealed_as_kind_only)),
     Variant("licence-face-cached-per-holder", "elicense",
             "every face a holder downloads is the first one rendered for them",
-            frozenset({"IC-LIC-011"}), _fresh(FaceCachedPerHolder)),
+            frozenset({"IC-LIC-011"}), _fresh_instance(FaceCachedPerHolder)),
 )  # fmt: skip
