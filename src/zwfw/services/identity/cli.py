@@ -20,11 +20,17 @@ import os
 import ssl
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from sqlalchemy.orm import Session
 
 ConfigOption = Annotated[
     Path,
@@ -215,44 +221,30 @@ def bootstrap_admin(
     """Create the first administrator (password + TOTP) in the instance's database; refused
     once one exists. Run it where the IdP's database is, before or after the IdP starts."""
     from sqlalchemy import select
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from zwfw.services.identity import IdentitySettings, build
     from zwfw.services.identity.accounts import AccountError
     from zwfw.services.identity.events import record
     from zwfw.services.identity.models import Account
     from zwfw.services.identity.security import PasswordPolicyError, totp_uri
-    from zwfw.services.kit import SettingsError, load_settings, migrate
 
     password = _password(password_stdin)
-    try:
-        settings = load_settings(IdentitySettings, config)
-    except SettingsError as exc:
-        raise _fail(str(exc)) from None
-    app = build(settings)
-    try:
-        migrate(app)
-        with app.state.kit.sessions.begin() as db:
-            svc = app.state.identity
-            if db.scalars(select(Account.id).where(Account.is_admin.is_(True))).first():
-                raise _fail("an administrator exists already; add others through the admin API")
-            try:
-                account = svc.accounts.create_person(
-                    db, username=username, password=password, name=name, is_admin=True
-                )
-            except (AccountError, PasswordPolicyError) as exc:
-                raise _fail(str(exc)) from None
-            # 等保 level 3: administrators sign in with two factors.
-            secret = svc.accounts.enrol_totp(account)
-            record(db, "admin.bootstrap", "success", actor=_operator(), subject=account.sub)
-    except SQLAlchemyError as exc:
-        raise _fail(f"database error: {str(exc).splitlines()[0]}", 1) from None
-    finally:
-        app.state.kit.engine.dispose()
+    with _local_instance(config, migrated=True) as (app, db):
+        svc = app.state.identity
+        if db.scalars(select(Account.id).where(Account.is_admin.is_(True))).first():
+            raise _fail("an administrator exists already; add others through the admin API")
+        try:
+            account = svc.accounts.create_person(
+                db, username=username, password=password, name=name, is_admin=True
+            )
+        except (AccountError, PasswordPolicyError) as exc:
+            raise _fail(str(exc)) from None
+        # 等保 level 3: administrators sign in with two factors.
+        secret = svc.accounts.enrol_totp(account)
+        record(db, "admin.bootstrap", "success", actor=_operator(), subject=account.sub)
+        issuer = app.state.identity.settings.issuer
     typer.echo(f"administrator {username} created (sub {account.sub})")
     typer.echo(
-        f"TOTP enrolment (add to an authenticator app): "
-        f"{totp_uri(secret, username, settings.issuer)}"
+        f"TOTP enrolment (add to an authenticator app): {totp_uri(secret, username, issuer)}"
     )
 
 
@@ -597,11 +589,24 @@ def keys_rotate(
 
 
 def _rotate_locally(config: Path) -> tuple[str, list[str]]:
+    from zwfw.services.identity.events import record
+
+    with _local_instance(config) as (app, db):
+        keys = app.state.identity.provider.keys
+        kid = keys.rotate(db)
+        record(db, "admin.keys.rotate", "success", actor=_operator(), kid=kid)
+        published = [str(key["kid"]) for key in keys.published(db)]
+    return kid, published
+
+
+@contextmanager
+def _local_instance(config: Path, *, migrated: bool = False) -> Iterator[tuple[FastAPI, Session]]:
+    """The instance of ``config`` (its app and one transaction in its database), for commands
+    run where the IdP's database is; settings and database errors end the command in one line."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from zwfw.services.identity import IdentitySettings, build
-    from zwfw.services.identity.events import record
-    from zwfw.services.kit import SettingsError, load_settings
+    from zwfw.services.kit import SettingsError, load_settings, migrate
 
     try:
         settings = load_settings(IdentitySettings, config)
@@ -609,16 +614,14 @@ def _rotate_locally(config: Path) -> tuple[str, list[str]]:
         raise _fail(str(exc)) from None
     app = build(settings)
     try:
+        if migrated:
+            migrate(app)
         with app.state.kit.sessions.begin() as db:
-            keys = app.state.identity.provider.keys
-            kid = keys.rotate(db)
-            record(db, "admin.keys.rotate", "success", actor=_operator(), kid=kid)
-            published = [str(key["kid"]) for key in keys.published(db)]
+            yield app, db
     except SQLAlchemyError as exc:
         raise _fail(f"database error: {str(exc).splitlines()[0]}", 1) from None
     finally:
         app.state.kit.engine.dispose()
-    return kid, published
 
 
 @identity_app.command("openapi")
