@@ -12,14 +12,16 @@ Credentials (each `{env: VAR}` in the profile's `credentials:`):
   locks (do not use it for anything else).
 - `identity_client_id`, `identity_client_key`: a system client authenticating with
   `private_key_jwt`; the key is its private JWK (JSON). Grants: client_credentials and
-  token exchange.
+  token exchange. Where it may also ask for scope `eseal:read` (addressed to the e-seal
+  service), the rotation check tries its tokens at the e-seal service too.
 - `federation_issuer`, `federation_issuer_key`: the certification issuer standing in for the
   national IdP, and its private JWK. The target's trust list holds its public key.
 
 The profile's `operations.rotate_signing_key` says how to make the IdP sign with a new key
 (a command run locally, over ssh or with kubectl). The rotation check runs it once, after
-every other test of the run, and then tries the relying party's tokens old and new at the
-hall and the e-licence service. Without it IC-ID-002 is inconclusive.
+every other test of the run, and then tries tokens old and new at the province's services:
+the relying party's at the hall and the e-licence service, the system client's at the e-seal
+service. Without it IC-ID-002 is inconclusive.
 
 Sign-in pages are driven as a person would: the form with a password field, then the form
 with an "allow" button (a consent page also needs a second button, to decline). Nothing here

@@ -10,7 +10,7 @@ import re
 import secrets
 import time
 import urllib.parse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import pytest
@@ -1591,9 +1591,18 @@ def test_token_responses_are_bearer_and_not_stored(idp: IdP) -> None:
 # How long a service may take to accept tokens of a rotated-in key: it refetches the JWKS when a
 # token names a key it does not know, at most every few seconds (kit: 10 s).
 _ROTATION_PICKUP_SECONDS = 30.0
-# Where a person's access token is tried at each service that takes the relying party's tokens:
-# any answer but 401 says the token itself was accepted (a 403 is about the scope).
-_PERSON_ROUTES: dict[ServiceName, str] = {"hall": "cases", "elicense": "me/licences"}
+# Where each service is tried with the tokens it takes, a person's (the relying party's) or a
+# system client's (identity_client_id, scope eseal:read): any answer but 401 says the token
+# itself was accepted (a 403 is about the scope).
+_TOKEN_ROUTES: dict[ServiceName, tuple[str, Literal["person", "system"]]] = {
+    "hall": ("cases", "person"),
+    "elicense": ("me/licences", "person"),
+    "eseal": ("seals", "system"),
+}
+_SYSTEM_SCOPE = "eseal:read"
+# The retired key is looked for again this long after the rotation at the least: a retention
+# shorter than the tokens' lives, or a JWKS rebuilt later from the active key alone, shows then.
+_RETENTION_CHECK_SECONDS = 10.0
 
 
 def _accepted_within(client: httpx.Client, path: str, token: str, seconds: float) -> bool:
@@ -1608,6 +1617,15 @@ def _accepted_within(client: httpx.Client, path: str, token: str, seconds: float
                 return False
             time.sleep(1.0)
     return True
+
+
+def _system_token(idp: IdP) -> str | None:
+    """An access token of the profile's system client for the e-seal service, or None where
+    the client may not ask for one."""
+    answer = idp.system_post(
+        "token_endpoint", {"grant_type": "client_credentials", "scope": _SYSTEM_SCOPE}
+    )
+    return str(answer.json()["access_token"]) if answer.status_code == 200 else None
 
 
 @pytest.mark.operation
@@ -1633,22 +1651,28 @@ def test_a_signing_key_rotation_keeps_every_token_valid(
         )
     before = idp.user_tokens()
     old_kid = idp.header_of(before["access_token"]).get("kid")
+    system_before = _system_token(idp)
     outcome = execute(rotate)
+    rotated_at = time.monotonic()
     assert outcome.returncode == 0, (
         f"the declared rotation failed (exit {outcome.returncode}): {rotate.describe()}: "
         f"{outcome.output}"
     )
     published = {key.get("kid") for key in idp.fetch(idp.config["jwks_uri"]).json()["keys"]}
     after = idp.user_tokens()
-    for name in ("id_token", "access_token"):
-        kid = idp.header_of(after[name]).get("kid")
+    system_after = _system_token(idp) if system_before is not None else None
+    signed_after = {name: after[name] for name in ("id_token", "access_token")}
+    if system_after is not None:
+        signed_after["client_credentials access token"] = system_after
+    for name, token in signed_after.items():
+        kid = idp.header_of(token).get("kid")
         assert kid != old_kid, f"after the rotation the {name} is still signed by key {old_kid}"
         assert kid in published, f"the {name}'s new key {kid} is not in the JWKS"
     new_kid = idp.header_of(after["access_token"]).get("kid")
     assert old_kid in published, (
         f"the key retired by the rotation ({old_kid}) left the JWKS while its tokens are valid"
     )
-    idp.claims(before["id_token"])  # still verifies with the published keys
+    old_life = idp.claims(before["id_token"])["exp"]  # still verifies with the published keys
 
     info = idp.userinfo(before["access_token"])
     assert info.status_code == 200, f"userinfo refuses a token signed before the rotation: {info}"
@@ -1664,17 +1688,35 @@ def test_a_signing_key_rotation_keeps_every_token_valid(
     assert kid == new_kid, f"a token refreshed after the rotation is signed by key {kid}"
 
     configured = idp.target.services.configured()
+    tokens = {"person": (before["access_token"], after["access_token"])}
+    if system_before is not None and system_after is not None:
+        tokens["system"] = (system_before, system_after)
     service: ServiceName
-    for service, path in _PERSON_ROUTES.items():
-        if service not in configured:
+    for service, (path, holder) in _TOKEN_ROUTES.items():
+        if service not in configured or holder not in tokens:
             continue
+        old_token, new_token = tokens[holder]
         client = service_client(service)
-        if not _accepted_within(client, path, before["access_token"], 0):
-            continue  # the relying party's tokens are not addressed to this service
-        assert _accepted_within(client, path, after["access_token"], _ROTATION_PICKUP_SECONDS), (
+        if not _accepted_within(client, path, old_token, 0):
+            continue  # these tokens are not addressed to this service
+        assert _accepted_within(client, path, new_token, _ROTATION_PICKUP_SECONDS), (
             f"the {service} refuses tokens of the new key {new_kid} "
             f"{_ROTATION_PICKUP_SECONDS:g} s after the rotation (its JWKS is not refetched)"
         )
-        assert _accepted_within(client, path, before["access_token"], 0), (
+        assert _accepted_within(client, path, old_token, 0), (
             f"the {service} refuses tokens of the retired key {old_kid} after the rotation"
         )
+
+    time.sleep(max(0.0, rotated_at + _RETENTION_CHECK_SECONDS - time.monotonic()))
+    if old_life <= time.time() + _LIFETIME_SLACK:
+        return  # the old tokens have expired: nothing is owed to them any more
+    later = {key.get("kid") for key in idp.fetch(idp.config["jwks_uri"]).json()["keys"]}
+    elapsed = time.monotonic() - rotated_at
+    assert old_kid in later, (
+        f"the key retired by the rotation ({old_kid}) left the JWKS {elapsed:.0f} s after it, "
+        f"while tokens it signed are valid for {old_life - time.time():.0f} s more"
+    )
+    info = idp.userinfo(before["access_token"])
+    assert info.status_code == 200, (
+        f"userinfo refuses a token signed before the rotation {elapsed:.0f} s after it: {info}"
+    )

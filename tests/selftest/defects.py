@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from zwfw.codes import CodeError, parse_implementation_code, parse_licence_id
 from zwfw.crypto.sm2 import SM2PrivateKey
 from zwfw.formats.channel import ChannelSigner, content_digest, signature_base
@@ -91,6 +93,29 @@ def bearer(request: ProxyRequest) -> str | None:
     """The request's bearer token, if it has one."""
     scheme, _, token = (request.header("authorization") or "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class KeysReadOnce:
+    """A service reads its IdP's JWKS once, when it starts, and never again: a token of a key
+    the IdP rotated in later is refused as signed by an unknown key."""
+
+    def __init__(self, idp_url: str) -> None:
+        self.issuer = idp_url.rstrip("/")
+        keys = httpx.get(self.issuer + "/jwks", timeout=20.0).json()["keys"]
+        self.kids = {key.get("kid") for key in keys}
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        token = bearer(request) or ""
+        header, claims = jwt_part(token, 0), jwt_part(token, 1)
+        issuer = str((claims or {}).get("iss", "")).rstrip("/")
+        if header is not None and issuer == self.issuer and header.get("kid") not in self.kids:
+            detail = f"the token is signed with an unknown key (kid {header.get('kid')!r})"
+            problem = {"type": "about:blank", "title": "Unauthorized", "status": 401,
+                       "detail": detail}  # fmt: skip
+            headers = [("content-type", "application/problem+json"),
+                       ("www-authenticate", 'Bearer error="invalid_token"')]  # fmt: skip
+            return ProxyResponse(401, headers, json.dumps(problem).encode())
+        return await forward(request)
 
 
 def _json_body(response: ProxyResponse) -> bool:
@@ -530,6 +555,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("seal-status-ignored", "eseal",
             "verification ignores the registry status: a revoked seal passes step 3",
             frozenset({"IC-SEAL-003"}), _plain(seal_status_ignored)),
+    Variant("seal-keys-read-once", "eseal",
+            "the e-seal service reads its IdP's JWKS once, at start: keys rotated in later are "
+            "unknown",
+            frozenset({"IC-ID-002"}), lambda province: KeysReadOnce(province.idp_url)),
     Variant("seal-maker-unchecked", "eseal",
             "verification step 3 skips the seal's maker signature and maker certificate",
             frozenset({"IC-SEAL-002"}), _plain(seal_maker_unchecked)),

@@ -3,15 +3,19 @@ shape of ``defects.py`` (a proxy coroutine and the requirements it must fail, ex
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import httpx
-
-from .defects import Variant, _fresh_instance, _json_body, _plain, _walk, bearer, jwt_part
+from .defects import (
+    KeysReadOnce,
+    Variant,
+    _fresh_instance,
+    _json_body,
+    _plain,
+    _walk,
+)
 from .proxy import Forward, ProxyRequest, ProxyResponse
 
 CASE_TIMES = ("applied_at", "accepted_at", "finished_at")
@@ -288,29 +292,6 @@ class LicenceReferenceUnchecked:
         if named and response.status == 201:
             self.references[str(response.json()["case_number"])] = named
         return response.with_json(_walk(response.json(), objects=self._show))
-
-
-class KeysReadOnce:
-    """The hall reads its IdP's JWKS once, when it starts, and never again: a token of a key
-    the IdP rotated in later is refused as signed by an unknown key."""
-
-    def __init__(self, idp_url: str) -> None:
-        self.issuer = idp_url.rstrip("/")
-        keys = httpx.get(self.issuer + "/jwks", timeout=20.0).json()["keys"]
-        self.kids = {key.get("kid") for key in keys}
-
-    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
-        token = bearer(request) or ""
-        header, claims = jwt_part(token, 0), jwt_part(token, 1)
-        issuer = str((claims or {}).get("iss", "")).rstrip("/")
-        if header is not None and issuer == self.issuer and header.get("kid") not in self.kids:
-            detail = f"the token is signed with an unknown key (kid {header.get('kid')!r})"
-            problem = {"type": "about:blank", "title": "Unauthorized", "status": 401,
-                       "detail": detail}  # fmt: skip
-            headers = [("content-type", "application/problem+json"),
-                       ("www-authenticate", 'Bearer error="invalid_token"')]  # fmt: skip
-            return ProxyResponse(401, headers, json.dumps(problem).encode())
-        return await forward(request)
 
 
 VARIANTS: tuple[Variant, ...] = (

@@ -60,12 +60,18 @@ class _SeesRotations:
 
 
 class KeyReplacedAtRotation(_SeesRotations):
-    """A rotation replaces the signing key: from then on the JWKS publishes the new key alone,
-    and the tokens the old one signed verify nowhere."""
+    """A rotation replaces the signing key: from ``retention`` seconds after it the JWKS
+    publishes the new key alone, and the tokens the old one signed verify nowhere."""
+
+    def __init__(self, retention: float = 0.0) -> None:
+        self.retention = retention
+        self.rotated_at = 0.0
 
     async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
         response = await forward(request)
-        if self.saw_rotation(request, response) or self.active is None:
+        if self.saw_rotation(request, response):
+            self.rotated_at = time.monotonic()
+        if self.active is None or time.monotonic() < self.rotated_at + self.retention:
             return response
         if request.method == "GET" and request.path == "/jwks" and response.status == 200:
             keys = [key for key in response.json()["keys"] if key.get("kid") == self.active]
@@ -576,6 +582,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("key-replaced-at-rotation", "identity",
             "a signing key rotation drops the old key from the JWKS at once",
             frozenset({"IC-ID-002"}), _fresh_instance(KeyReplacedAtRotation)),
+    Variant("retired-key-kept-seconds", "identity",
+            "a key retired by rotation stays in the JWKS for 5 s, not for its tokens' lives",
+            frozenset({"IC-ID-002"}), lambda _province: KeyReplacedAtRotation(retention=5.0)),
     Variant("only-the-signer-verifies", "identity",
             "userinfo and introspection take only tokens of the current signing key",
             frozenset({"IC-ID-002"}), _fresh_instance(OnlyTheSignerVerifies)),

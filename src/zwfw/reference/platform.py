@@ -804,7 +804,10 @@ def suite_clients(
         ),
         f"org-{region}": (["client_credentials"], ["elicense:share"], [elicense]),
         f"signer-{region}": (["client_credentials"], ["eseal:sign"], [eseal]),
-        f"certify-{region}": (["client_credentials", TOKEN_EXCHANGE], ["openid", "profile"], []),
+        # eseal:read: the signing-key rotation check tries its tokens at the e-seal service.
+        f"certify-{region}": (
+            ["client_credentials", TOKEN_EXCHANGE], ["openid", "profile", "eseal:read"], [eseal],
+        ),
     }  # fmt: skip
 
 
