@@ -971,8 +971,9 @@ def test_login_failures_lock_the_name_for_a_while(idp: IdP) -> None:
         f"a locked name's answer tells the right password from a wrong one: {difference}"
     )
 
-    # Whether names are told apart by case or spaces is the IdP's choice; a lock keyed on the
-    # name as typed, in front of an account lookup that ignores them, lets the locked person in.
+    # Whether names are told apart by case, width or spaces is the IdP's choice; a lock keyed on
+    # the name as typed, in front of an account lookup that ignores them, lets the locked person
+    # in. Chinese input methods type full-width letters and the ideographic space (U+3000).
     def bypasses_lock(spelling: str) -> bool:
         if not answer_to(spelling, password)[0]:
             return False
@@ -983,7 +984,10 @@ def test_login_failures_lock_the_name_for_a_while(idp: IdP) -> None:
             answer_to(user, _wrong_password())
         return answer_to(spelling, password)[0]
 
-    spellings = dict.fromkeys([user.upper(), user.lower(), f" {user}", f"{user} "])
+    full_width = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in user)
+    spellings = dict.fromkeys(
+        [user.upper(), user.lower(), f" {user}", f"{user} ", full_width, f"\u3000{user}"]
+    )
     bypassing = [repr(s) for s in spellings if s != user and bypasses_lock(s)]
     assert not bypassing, (
         f"the locked name {user!r} signs in with its password as {', '.join(bypassing)}"

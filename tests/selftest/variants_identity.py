@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 import time
+import unicodedata
 import urllib.parse
 from dataclasses import replace
 from typing import Any
@@ -465,6 +466,17 @@ class LockPerSpelling(OwnLock):
         return self.accounts.get(typed.strip().lower())
 
 
+class LockPerWidth(OwnLock):
+    """Login names are found whatever their width (NFKC, as full-width input gives them), but
+    the lock ignores case and spaces only: the locked person signs in in full-width letters."""
+
+    def lock_key(self, typed: str) -> str:
+        return typed.strip().lower()
+
+    def account(self, typed: str) -> tuple[str, str] | None:
+        return self.accounts.get(unicodedata.normalize("NFKC", typed).strip().lower())
+
+
 class RememberedLoginName:
     """A failed sign-in of an existing account sets a cookie remembering its login name (to
     fill the form in next time); a name that does not exist gets none."""
@@ -598,6 +610,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("lockout-per-spelling", "identity",
             "failures are counted per name as typed; accounts are found whatever case or spaces",
             frozenset({"SEC-AUTH-001"}), lambda province: LockPerSpelling(province.passwords)),
+    Variant("lockout-per-width", "identity",
+            "names are found whatever their width, the lock counts full-width names apart",
+            frozenset({"SEC-AUTH-001"}), lambda province: LockPerWidth(province.passwords)),
     Variant("login-name-remembered", "identity",
             "a failed sign-in of an existing account sets a cookie with its login name",
             frozenset({"SEC-AUTH-001"}), lambda province: RememberedLoginName(province.passwords)),
