@@ -227,8 +227,9 @@ class IdP:
 
     # --- relying party ------------------------------------------------------------------------
 
-    def authorize_url(self, **params: str) -> str:
-        base = {
+    def authorize_url(self, **params: str | None) -> str:
+        """The relying party's authorization request; a parameter given as None is left out."""
+        base: dict[str, str | None] = {
             "response_type": "code",
             "client_id": self.credential("identity_rp_client_id"),
             "redirect_uri": self.credential("identity_rp_redirect_uri"),
@@ -236,7 +237,8 @@ class IdP:
             "state": secrets.token_urlsafe(8),
         }
         base.update(params)
-        return self.config["authorization_endpoint"] + "?" + urllib.parse.urlencode(base)
+        sent = {name: value for name, value in base.items() if value is not None}
+        return self.config["authorization_endpoint"] + "?" + urllib.parse.urlencode(sent)
 
     def sign_in(
         self,
@@ -245,7 +247,7 @@ class IdP:
         browser: httpx.Client | None = None,
         decline: bool = False,
         posted: bool = False,
-        **params: str,
+        **params: str | None,
     ) -> tuple[SignIn, str]:
         """A sign-in through the authorization endpoint, in a fresh browser unless one is
         given (to keep its session); returns where it ended and the PKCE verifier. With

@@ -439,6 +439,25 @@ def test_declined_consent_sends_no_code(idp: IdP) -> None:
     assert params.get("state") == state, "the declined consent's redirect lost the state"
 
 
+@pytest.mark.requirement("IC-ID-003", catches=("response-type-defaulted",))
+def test_an_authorization_request_without_response_type_gets_no_code(idp: IdP) -> None:
+    # OpenID Connect Core 3.1.2.1: response_type is required; RFC 6749 4.1.2.1: a request that
+    # lacks it is answered invalid_request (the OpenID Foundation's oidcc-response-type-missing).
+    # An IdP that supplies a default chooses the flow for the client.
+    state = "st-" + secrets.token_urlsafe(8)
+    result, _ = idp.sign_in(
+        idp.credential("identity_user"), idp.credential("identity_password"),
+        response_type=None, state=state,
+    )  # fmt: skip
+    if result.location is None:
+        return  # an error page, as for a request the IdP cannot answer the client
+    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(result.location).query))
+    assert "code" not in params, "a request without response_type was answered with a code"
+    assert params.get("error") in ("invalid_request", "unsupported_response_type"), (
+        f"a request without response_type was redirected without an error: {params}"
+    )
+
+
 @pytest.mark.requirement("IC-ID-003", catches=("replay-keeps-tokens",))
 @pytest.mark.parametrize("check", ["introspection", "userinfo", "refresh"])
 def test_a_replayed_code_revokes_the_tokens_of_its_first_use(idp: IdP, check: str) -> None:
@@ -1205,6 +1224,113 @@ def test_a_request_without_a_known_client_is_not_redirected(
     assert not any(location.startswith(elsewhere) for location in reached), (
         f"a {method} request with {client} was redirected to the redirect_uri it gave: {reached}"
     )
+
+
+# Where a forged continuation would send the person: a host that cannot exist.
+_ELSEWHERE = "continuation.invalid"
+
+
+def _pointed_elsewhere(value: str, issuer: str) -> list[str]:
+    """Forgeries of a continuation ``value`` (a URL of the IdP, absolute or a path): its path and
+    query at another origin, as an absolute and as a scheme-relative URL."""
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.netloc not in ("", urllib.parse.urlsplit(issuer).netloc):
+        return []
+    if not parsed.path.startswith("/") or parsed.path.startswith("//"):
+        return []
+    rest = urllib.parse.urlunsplit(("", "", parsed.path, parsed.query, ""))
+    return [f"https://{_ELSEWHERE}{rest}", f"//{_ELSEWHERE}{rest}"]
+
+
+def _password_form(idp: IdP, page: httpx.Response) -> Form | None:
+    return next((f for f in idp.forms(page.text) if "password" in f.types.values()), None)
+
+
+def _continuations_after_sign_in(
+    idp: IdP, browser: httpx.Client, page: httpx.Response, form: Form, fields: dict[str, str]
+) -> list[str]:
+    """Where the browser is sent once the person signs in with ``form`` (``fields`` as sent):
+    redirects are followed, and a consent page allowed, while they stay on the IdP."""
+    kinds = form.types
+    data = dict(fields)
+    data[next(n for n, t in kinds.items() if t in ("text", "email", "tel"))] = idp.credential(
+        "identity_user"
+    )
+    data[next(n for n, t in kinds.items() if t == "password")] = idp.credential("identity_password")
+    here = str(page.url)
+    answer = browser.request(
+        form.method.upper(), urllib.parse.urljoin(here, form.action), data=data
+    )
+    idp_host = urllib.parse.urlsplit(idp.issuer).netloc
+    reached: list[str] = []
+    allowed = False
+    for _ in range(8):
+        if answer.is_redirect:
+            location = urllib.parse.urljoin(str(answer.url), answer.headers["location"])
+            reached.append(location)
+            if urllib.parse.urlsplit(location).netloc != idp_host:
+                break
+            answer = browser.get(location)
+            continue
+        forms = idp.forms(answer.text)
+        consent = next((f for f in forms if any(v == "allow" for _, v in f.buttons)), None)
+        if consent is None or allowed:
+            break
+        allowed = True
+        button = next((n, v) for n, v in consent.buttons if v == "allow")
+        target = urllib.parse.urljoin(str(answer.url), consent.action)
+        answer = browser.request(
+            consent.method.upper(), target, data={**consent.fields, button[0]: button[1]}
+        )
+    return reached
+
+
+@pytest.mark.requirement("IC-ID-009", catches=("sign-in-continues-elsewhere",))
+@pytest.mark.parametrize("carrier", ["address", "form"])
+def test_the_sign_in_pages_continue_only_at_the_idp(idp: IdP, carrier: str) -> None:
+    # RFC 9700 §4.11 (open redirection): sign-in pages often carry where to go on (the pending
+    # authorization request) in their address or in a hidden form field. A value naming another
+    # origin must not be followed once the person has signed in, or every sign-in link of the
+    # province can send its residents, signed in, to a page that imitates the IdP.
+    _, challenge = idp.pkce()
+    url = idp.authorize_url(code_challenge=challenge, code_challenge_method="S256")
+    for variant in (0, 1):
+        with idp.browser() as browser:
+            page = browser.get(url)
+            for _ in range(5):
+                if not page.is_redirect:
+                    break
+                page = browser.get(urllib.parse.urljoin(str(page.url), page.headers["location"]))
+            form = _password_form(idp, page)
+            assert form is not None, f"the authorization request led to no sign-in form ({page})"
+            fields = dict(form.fields)
+            if carrier == "address":
+                query = urllib.parse.parse_qsl(page.url.query.decode(), keep_blank_values=True)
+                forged = [(k, (_pointed_elsewhere(v, idp.issuer) or [v, v])[variant])
+                          for k, v in query]  # fmt: skip
+                if forged == query:
+                    return  # the sign-in page's address carries no continuation
+                page = browser.get(
+                    page.url.copy_with(query=urllib.parse.urlencode(forged).encode())
+                )
+                form = _password_form(idp, page)
+                if form is None:
+                    continue  # the forged address is refused: nothing to follow
+                fields = dict(form.fields)
+            else:
+                hidden = [n for n, t in form.types.items() if t == "hidden"]
+                candidates = {n: _pointed_elsewhere(fields[n], idp.issuer) for n in hidden}
+                forgeries = {n: f[variant] for n, f in candidates.items() if f}
+                if not forgeries:
+                    return  # the sign-in form carries no continuation
+                fields.update(forgeries)
+            reached = _continuations_after_sign_in(idp, browser, page, form, fields)
+            sent = [location for location in reached
+                    if urllib.parse.urlsplit(location).netloc == _ELSEWHERE]  # fmt: skip
+            assert not sent, (
+                f"a continuation forged in the sign-in page's {carrier} sends the signed-in "
+                f"person to another origin: {sent[0]}"
+            )
 
 
 @pytest.mark.requirement("IC-ID-009", catches=("token-redirect-mismatch",))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import html
 import json
 import re
 import secrets
@@ -98,6 +99,30 @@ class OnlyTheSignerVerifies(_SeesRotations):
             return ProxyResponse(200, headers, body)
         response = await forward(request)
         self.saw_rotation(request, response)
+        return response
+
+
+class ContinuationFollowed:
+    """The sign-in page keeps the ``next`` address it is given as it is, and the password step
+    sends the browser there once the person has signed in (an open redirect)."""
+
+    _NEXT_FIELD = re.compile(rb'(<input type="hidden" name="next" value=")[^"]*(")')
+
+    async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        path = request.path.rstrip("/")
+        if request.method == "GET" and path.endswith("/login"):
+            given = dict(urllib.parse.parse_qsl(request.query)).get("next", "")
+            response = await forward(request)
+            if not given or response.status != 200:
+                return response
+            kept = html.escape(given).encode()
+            return replace(response, body=self._NEXT_FIELD.sub(rb"\g<1>" + kept + rb"\g<2>",
+                                                               response.body))  # fmt: skip
+        form = _password_step(request)
+        response = await forward(request)
+        given = (form or {}).get("next", "")
+        if given and response.status == 303:
+            return response.with_header("location", given)
         return response
 
 
@@ -494,6 +519,16 @@ class RememberedLoginName:
         return replace(answer, headers=[*answer.headers, ("set-cookie", cookie)])
 
 
+async def response_type_defaulted(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """An authorization request by GET without response_type is taken as the code flow."""
+    if request.method == "GET" and request.path.rstrip("/").endswith("/authorize"):
+        params = urllib.parse.parse_qsl(request.query, keep_blank_values=True)
+        if all(name != "response_type" for name, _ in params):
+            query = urllib.parse.urlencode([*params, ("response_type", "code")])
+            request = replace(request, query=query)
+    return await forward(request)
+
+
 async def authorization_by_post_refused(request: ProxyRequest, forward: Forward) -> ProxyResponse:
     """The authorization endpoint takes requests by GET only: a POSTed request (not the
     consent page's own form) is refused with 405."""
@@ -582,9 +617,15 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("prompt-login-ignored", "identity",
             "prompt=login and max_age are ignored: the live sign-in session is taken",
             frozenset({"IC-ID-017"}), _plain(session_outlives_prompt_login)),
+    Variant("response-type-defaulted", "identity",
+            "an authorization request without response_type is answered as the code flow",
+            frozenset({"IC-ID-003"}), _plain(response_type_defaulted)),
     Variant("authorization-by-post-refused", "identity",
             "the authorization endpoint refuses a request sent by POST (GET only)",
             frozenset({"IC-ID-003"}), _plain(authorization_by_post_refused)),
+    Variant("sign-in-continuation-followed", "identity",
+            "the sign-in page follows the next address it is given, wherever it points",
+            frozenset({"IC-ID-009"}), _plain(ContinuationFollowed())),
     Variant("unknown-client-redirected", "identity",
             "an authorization request of an unknown client is redirected to its redirect_uri",
             frozenset({"IC-ID-009"}), _plain(unknown_client_redirected)),
