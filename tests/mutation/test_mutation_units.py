@@ -3,6 +3,7 @@ equivalent-mutant file, the configuration, attribution and the scores and table.
 
 from __future__ import annotations
 
+import sqlite3
 import textwrap
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from zwfw.harness.mutation.report import (
 )
 from zwfw.harness.mutation.sampling import stratified_sample
 from zwfw.harness.mutation.session import all_mutants
+from zwfw.harness.mutation.worker import restore_sqlite
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "conformance" / "mutation" / "cosmic-ray.toml"
@@ -360,3 +362,39 @@ def test_name_mutants_reports_a_missing_module(tmp_path: Path) -> None:
 
     with pytest.raises(MutantError, match="cannot read"):
         name_mutants([RawMutation("j", MODULE, "core/AddNot", 0, (1, 0), (1, 2))], tmp_path)
+
+
+def test_a_restore_rolls_back_everything_but_the_kept_tables(tmp_path: Path) -> None:
+    # A trial rotated the IdP's key and made a case: the case goes, the keys stay (tokens the
+    # other services hold are signed by the new one).
+    database, snapshot = tmp_path / "identity.sqlite3", tmp_path / "snapshot.sqlite3"
+    with sqlite3.connect(snapshot) as db:
+        db.execute("CREATE TABLE idn_signing_key (kid TEXT PRIMARY KEY, active INTEGER)")
+        db.execute("CREATE TABLE events (name TEXT)")
+        db.execute("INSERT INTO idn_signing_key VALUES ('k1', 1)")
+    db.close()
+    database.write_bytes(snapshot.read_bytes())
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("UPDATE idn_signing_key SET active = 0")
+        db.execute("INSERT INTO idn_signing_key VALUES ('k2', 1)")
+        db.execute("INSERT INTO events VALUES ('made during the trial')")
+    db.close()
+
+    restore_sqlite(snapshot, database, ("idn_signing_key",))
+
+    db = sqlite3.connect(database)
+    try:
+        keys = db.execute("SELECT kid, active FROM idn_signing_key ORDER BY kid").fetchall()
+        assert keys == [("k1", 0), ("k2", 1)]
+        assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    finally:
+        db.close()
+    assert not (tmp_path / "identity.sqlite3.kept").exists()
+
+    restore_sqlite(snapshot, database)  # nothing kept: the snapshot as it was
+    db = sqlite3.connect(database)
+    try:
+        assert db.execute("SELECT kid, active FROM idn_signing_key").fetchall() == [("k1", 1)]
+    finally:
+        db.close()

@@ -54,6 +54,39 @@ class WorkerError(RuntimeError):
 
 # Services whose stored state refers to another's: restoring the first restores the second.
 _RESTORED_WITH: dict[str, tuple[str, ...]] = {"hall": ("hub",)}
+# Tables a restore never rolls back. The IdP's signing keys: a trial's certification rotates
+# the key (IC-ID-002), and the other services and the harness keep tokens signed by it (cached
+# for hours), which a key store restored to before the rotation could no longer verify.
+_KEPT_TABLES: dict[str, tuple[str, ...]] = {"identity": ("idn_signing_key",)}
+
+
+def restore_sqlite(snapshot: Path, database: Path, kept: tuple[str, ...] = ()) -> None:
+    """``database`` (its service stopped) back to ``snapshot``, but for the ``kept`` tables,
+    whose rows stay as they are now."""
+    saved = database.with_name(database.name + ".kept")
+    if kept and database.exists():
+        source, target = sqlite3.connect(database), sqlite3.connect(saved)
+        try:
+            source.backup(target)  # the write-ahead log's content included
+        finally:
+            source.close()
+            target.close()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(snapshot, database)
+    if not saved.exists():
+        return
+    connection = sqlite3.connect(database)
+    try:
+        connection.execute("ATTACH DATABASE ? AS kept", (str(saved),))
+        with connection:
+            for table in kept:
+                connection.execute(f'DELETE FROM main."{table}"')
+                connection.execute(f'INSERT INTO main."{table}" SELECT * FROM kept."{table}"')
+        connection.execute("DETACH DATABASE kept")
+    finally:
+        connection.close()
+        saved.unlink()
 
 
 @dataclass
@@ -204,10 +237,9 @@ class Worker:
             self._start_original(partner)
 
     def _restore_database(self, service: str) -> None:
-        database = self._database(service)
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{database}{suffix}").unlink(missing_ok=True)
-        shutil.copyfile(self._snapshots[service], database)
+        restore_sqlite(
+            self._snapshots[service], self._database(service), _KEPT_TABLES.get(service, ())
+        )
 
     def _start_original(self, service: str) -> None:
         process = self.process(service)
