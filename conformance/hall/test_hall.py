@@ -58,6 +58,9 @@ PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
         "jwks-unusable",
         "not-public",
         "endpoint-unusable",
+        "service-wrong",
+        "jwks-wrong",
+        "hub-wrong",
     ),
 )
 def test_discovery_document(
@@ -77,6 +80,20 @@ def test_discovery_document(
         assert str(services.get(name, "")).startswith(("https://", "http://")), (
             f"services.{name} missing"
         )
+    # Values, not presence. The IdP is known by its issuer, however the harness reaches it; the
+    # other services may be reached by another address than the one they publish.
+    reached_at = target.base_url("identity") or str(services["identity"])
+    idp = target_http.get(f"{reached_at.rstrip('/')}/.well-known/openid-configuration")
+    assert idp.status_code == 200, f"the province's IdP discovery answers {idp.status_code}"
+    idp_config = idp.json()
+    assert str(services["identity"]).rstrip("/") == str(idp_config.get("issuer")).rstrip("/"), (
+        f"services.identity is {services['identity']}, the province's IdP is "
+        f"{idp_config.get('issuer')}"
+    )
+    if target.base_url("hub") is not None:
+        assert str(document.get("hub") or "").startswith(("https://", "http://")), (
+            f"the document names no national hub the province reports to: {document.get('hub')!r}"
+        )
     endpoints = document.get("endpoints") or {}
     for name in ("catalog", "cases"):
         assert str(endpoints.get(name, "")).startswith(("https://", "http://")), (
@@ -92,6 +109,11 @@ def test_discovery_document(
     )
     jwks = document.get("jwks_uris") or {}
     assert jwks, "jwks_uris lists no token issuer"
+    # The province's own IdP issues the tokens its services take first of all.
+    idp_jwks = str(idp_config.get("jwks_uri", ""))
+    assert idp_jwks in {str(uri) for uri in jwks.values()}, (
+        f"jwks_uris ({sorted(jwks.values())}) does not list the IdP's key set {idp_jwks}"
+    )
     for name, uri in jwks.items():
         assert str(uri).startswith(("https://", "http://")), f"jwks_uris.{name} is not a URL"
         # The URI must serve what token validation needs: a JWK set of public keys.

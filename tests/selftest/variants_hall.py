@@ -4,6 +4,7 @@ shape of ``defects.py`` (a proxy coroutine and the requirements it must fail, ex
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from .defects import (
     _plain,
     _walk,
 )
-from .proxy import Forward, ProxyRequest, ProxyResponse
+from .proxy import Defect, Forward, ProxyRequest, ProxyResponse
 
 CASE_TIMES = ("applied_at", "accepted_at", "finished_at")
 
@@ -99,6 +100,29 @@ class IdNumberPartlyMasked:
             if applied:
                 self.numbers[str(response.json()["case_number"])] = str(applied)
         return response.with_json(_walk(response.json(), objects=self._mask))
+
+
+def _discovery_changed(change: Callable[[dict[str, Any]], None]) -> Defect:
+    async def defect(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+        response = await forward(request)
+        if request.method != "GET" or request.path != "/.well-known/zwfw" or not response.is_json:
+            return response
+        document = response.json()
+        change(document)
+        return response.with_json(document)
+
+    return defect
+
+
+def _idp_by_internal_name(document: dict[str, Any]) -> None:
+    # The IdP named by a host name of its machine, not by its issuer: the same server and key
+    # set, but not the name its tokens carry.
+    for members in (document["services"], document["jwks_uris"]):
+        members["identity"] = members["identity"].replace("//127.0.0.1:", "//localhost:")
+
+
+def _without_hub(document: dict[str, Any]) -> None:
+    document["hub"] = None
 
 
 async def case_pages_overlap(request: ProxyRequest, forward: Forward) -> ProxyResponse:
@@ -325,6 +349,12 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("rated-again-after-rectification", "hall",
             "a 差评 whose rectification was closed is replaced by a second rating",
             frozenset({"IC-EVAL-002"}), _fresh_instance(RatedAgainAfterRectification)),
+    Variant("discovery-idp-by-internal-name", "hall",
+            "the discovery document names the IdP and its key set by another host name",
+            frozenset({"IC-DISC-001"}), _plain(_discovery_changed(_idp_by_internal_name))),
+    Variant("discovery-without-hub", "hall",
+            "the discovery document names no national hub (hub: null)",
+            frozenset({"IC-DISC-001"}), _plain(_discovery_changed(_without_hub))),
     Variant("keys-read-once", "hall",
             "the hall reads its IdP's JWKS once, at start: keys rotated in later are unknown",
             frozenset({"IC-ID-002"}), lambda province: KeysReadOnce(province.idp_url)),
