@@ -62,11 +62,16 @@ class ServedHall:
 
 @contextmanager
 def jwks_served(document: dict[str, Any]) -> Iterator[str]:
-    """The issuer's JWKS at a URL, as the discovery document names it (IC-DISC-001 fetches it)."""
-    body = json.dumps(document).encode()
+    """The issuer's JWKS at a URL, as the discovery document names it, and the IdP's discovery
+    naming it (IC-DISC-001 fetches both); yields the JWKS URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            base = f"http://127.0.0.1:{self.server.server_address[1]}/identity"
+            if self.path.endswith("/.well-known/openid-configuration"):
+                body = json.dumps({"issuer": base, "jwks_uri": f"{base}/jwks"}).encode()
+            else:
+                body = json.dumps(document).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -106,7 +111,7 @@ def _served_hall(tmp_path: Path, mint: Any, jwks_uri: str) -> Iterator[ServedHal
                 "port": port,
                 "auth": {"issuer": ISSUER, "audience": AUDIENCE, "jwks": mint.jwks()},
                 "discovery": {
-                    "services": {"identity": "http://127.0.0.1:1/identity"},
+                    "services": {"identity": jwks_uri.removesuffix("/jwks")},
                     "jwks_uris": {"identity": jwks_uri},
                 },
             },
