@@ -1146,7 +1146,7 @@ def _at_hub(
                 return shown
         if time.monotonic() > deadline:
             return shown
-        time.sleep(0.5)
+        time.sleep(0.25)
 
 
 def _same_instant(left: Any, right: Any) -> bool:

@@ -95,7 +95,7 @@ def arrived(
         case = hub_client.get(f"cases/{number}", headers=supervisor)
         if case.status_code == 200 or time.monotonic() > deadline:
             break
-        time.sleep(0.5)
+        time.sleep(0.25)
     assert case.status_code == 200, f"case {number} did not arrive at the hub: {case.status_code}"
     reports = hub_client.get(f"cases/{number}/reports", headers=supervisor)
     assert reports.status_code == 200, f"GET cases/{number}/reports: {reports.status_code}"

@@ -48,6 +48,7 @@ import zxingcpp
 from zwfw.codes import CodeError, build_licence_id, parse_credit_code, parse_licence_id
 from zwfw.crypto import ses
 from zwfw.crypto.hashing import sm3
+from zwfw.harness.headstart import HeadStart
 from zwfw.services.elicense.document import verify_document
 
 CAUSE = "互联互通测试：免提交证照"
@@ -418,7 +419,10 @@ def test_annotated_copy_carries_cause_and_expiry(
             data, signature, trust_anchors=anchors, now=expires + timedelta(seconds=1)
         )
         assert later.check("copy_expiry").status == "failed"
-    expired_copy_is_refused(elicense_client, credential, licence["identifier"])
+    expiring = EXPIRING_COPY.take(
+        lambda: copy_to_expire(elicense_client, credential, licence["identifier"])
+    )
+    expired_copy_is_refused(elicense_client, expiring)
 
 
 def province_clock(response: httpx.Response) -> datetime:
@@ -427,18 +431,38 @@ def province_clock(response: httpx.Response) -> datetime:
     return parsedate_to_datetime(date).astimezone(UTC)
 
 
-def expired_copy_is_refused(
+def copy_to_expire(
     client: httpx.Client, credential: Callable[[str], str], identifier: str
-) -> None:
-    """The province's verification refuses a copy once its own clock has passed the copy's
-    expiry: a copy made to live a few seconds, verified until the province's Date says the
-    expiry is over (bounded; each round is a verification, not a blind wait)."""
-    made = copy_until(
+) -> httpx.Response:
+    """A copy made to live a few seconds."""
+    return copy_until(
         client,
         credential,
         identifier,
         datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2),
     )
+
+
+EXPIRING_COPY = HeadStart[httpx.Response]()
+
+
+# The copy's seconds run out while the other checks run (see zwfw.harness.headstart);
+# test_annotated_copy_carries_cause_and_expiry judges it.
+@pytest.mark.head_start
+@pytest.mark.requirement("IC-LIC-004")
+def test_a_copy_can_be_made_to_expire_in_seconds(
+    elicense_client: httpx.Client, credential: Callable[[str], str], licence: dict[str, Any]
+) -> None:
+    made = EXPIRING_COPY.begin(
+        lambda: copy_to_expire(elicense_client, credential, licence["identifier"])
+    )
+    assert made.status_code == 201, made.text[:300]
+
+
+def expired_copy_is_refused(client: httpx.Client, made: httpx.Response) -> None:
+    """The province's verification refuses a copy once its own clock has passed the copy's
+    expiry: a copy made to live a few seconds, verified until the province's Date says the
+    expiry is over (bounded; each round is a verification, not a blind wait)."""
     assert made.status_code == 201, made.text[:300]
     copy = made.json()
     expires = moment(copy["expires_at"])
@@ -1284,11 +1308,8 @@ def revoke_a_verified_seal(
     return RevokedSeal({status: sealed for status, (_, sealed) in made.items()}, monotonic())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def revoked_seal(target: Any, service_client: Callable[[str], httpx.Client]) -> RevokedSeal:
-    """Revoked before the module's first test and judged by its last (IC-LIC-008), so that
-    the bound a status cache may take elapses while the other checks run, not in a wait.
-    Never fails here: what goes wrong is IC-LIC-008's failure, not every test's."""
+def revoked_or_why_not(target: Any, service_client: Callable[[str], httpx.Client]) -> RevokedSeal:
+    """Never raises: what goes wrong is IC-LIC-008's failure, said by its checks."""
     from zwfw.harness.profile import SecretUnavailable
 
     try:
@@ -1297,13 +1318,28 @@ def revoked_seal(target: Any, service_client: Callable[[str], httpx.Client]) -> 
         return RevokedSeal(None, monotonic(), f"no revoked seal to judge by: {error}")
 
 
-# Last in the module: see ``revoked_seal``.
+REVOKED_SEAL = HeadStart[RevokedSeal]()
+
+
+# Revoked before the run's other checks and judged later (see zwfw.harness.headstart), so that
+# the bound a status cache may take elapses while they run, not in a wait.
+@pytest.mark.head_start
+@pytest.mark.requirement("IC-LIC-008")
+def test_seals_verify_until_the_seal_registry_revokes_them(
+    target: Any, service_client: Callable[[str], httpx.Client]
+) -> None:
+    revoked = REVOKED_SEAL.begin(lambda: revoked_or_why_not(target, service_client))
+    if revoked.sealed is None:
+        pytest.fail(str(revoked.problem), pytrace=False)
+
+
 @pytest.mark.requirement(
     "IC-LIC-008", catches=("seal-status-cached", "seal-status-ignored", "seal-suspension-ignored")
 )
 def test_a_seal_revoked_at_the_seal_registry_stops_verifying_within_the_bound(
-    elicense_client: httpx.Client, revoked_seal: RevokedSeal
+    elicense_client: httpx.Client, target: Any, service_client: Callable[[str], httpx.Client]
 ) -> None:
+    revoked_seal = REVOKED_SEAL.take(lambda: revoked_or_why_not(target, service_client))
     if revoked_seal.sealed is None:
         pytest.fail(str(revoked_seal.problem), pytrace=False)
     give_up = revoked_seal.revoked_at + SEAL_STATUS_BOUND_SECONDS

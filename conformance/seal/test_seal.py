@@ -15,6 +15,7 @@ import base64
 import os
 import time as clock
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +27,7 @@ from zwfw.crypto import ses
 from zwfw.crypto.hashing import sm3
 from zwfw.crypto.sm2 import SM2PrivateKey
 from zwfw.crypto.x509 import CertificateAuthority, CertProfile, SM2Certificate
+from zwfw.harness.headstart import HeadStart
 
 # A 1x1 PNG: the registry only needs a well-formed image.
 PNG = base64.b64decode(
@@ -460,6 +462,45 @@ SHORT_PERIOD_SECONDS = 6
 END_WAIT_SECONDS = 30
 
 
+@dataclass(frozen=True)
+class EndingSeal:
+    """A seal made valid for a few seconds, and how its signature within them was answered."""
+
+    es_id: str
+    end: datetime
+    made_at: float  # monotonic clock
+    inside: httpx.Response
+    content: bytes
+
+
+def ending_seal(eseal_client: httpx.Client, credential: Callable[[str], str]) -> EndingSeal:
+    content = os.urandom(32)
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=SHORT_PERIOD_SECONDS)
+    made_at = clock.monotonic()
+    seal = new_seal(eseal_client, credential, valid_end=end)
+    inside = signed(eseal_client, credential, seal["es_id"], content)
+    return EndingSeal(seal["es_id"], end, made_at, inside, content)
+
+
+ENDING_SEAL = HeadStart[EndingSeal]()
+
+
+def signed_within_its_period(ending: EndingSeal) -> None:
+    assert ending.inside.status_code == 200, (
+        f"a seal within its period did not sign: {ending.inside.text[:200]}"
+    )
+
+
+# The near end of the window, and the start of the wait for the far one (see
+# zwfw.harness.headstart): the seal's seconds run out while the other checks run.
+@pytest.mark.head_start
+@pytest.mark.requirement("IC-SEAL-004", catches=("window-one-sided",))
+def test_a_seal_signs_within_a_period_about_to_end(
+    eseal_client: httpx.Client, credential: Callable[[str], str]
+) -> None:
+    signed_within_its_period(ENDING_SEAL.begin(lambda: ending_seal(eseal_client, credential)))
+
+
 @pytest.mark.requirement("IC-SEAL-004", catches=("ended-signs", "window-one-sided"))
 def test_a_seal_whose_period_has_ended_no_longer_signs(
     eseal_client: httpx.Client, credential: Callable[[str], str]
@@ -467,20 +508,17 @@ def test_a_seal_whose_period_has_ended_no_longer_signs(
     # The other end of the window: a seal valid for a few seconds signs within them and is
     # refused once they are over, and its public status says so (the seconds are the
     # registry's own: the check waits on its status, not on the harness's clock).
-    content = os.urandom(32)
-    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=SHORT_PERIOD_SECONDS)
-    seal = new_seal(eseal_client, credential, valid_end=end)
-    inside = signed(eseal_client, credential, seal["es_id"], content)
-    assert inside.status_code == 200, f"a seal within its period did not sign: {inside.text[:200]}"
-    deadline = clock.monotonic() + SHORT_PERIOD_SECONDS + END_WAIT_SECONDS
-    status = public_status(eseal_client, seal["es_id"])
+    ending = ENDING_SEAL.take(lambda: ending_seal(eseal_client, credential))
+    signed_within_its_period(ending)
+    deadline = ending.made_at + SHORT_PERIOD_SECONDS + END_WAIT_SECONDS
+    status = public_status(eseal_client, ending.es_id)
     while status["within_validity"] and clock.monotonic() < deadline:
         clock.sleep(1)
-        status = public_status(eseal_client, seal["es_id"])
+        status = public_status(eseal_client, ending.es_id)
     assert status["within_validity"] is False, (
-        f"the seal's period ended at {end.isoformat()}, yet its status says within validity"
+        f"the seal's period ended at {ending.end.isoformat()}, yet its status says within validity"
     )
-    late = signed(eseal_client, credential, seal["es_id"], content)
+    late = signed(eseal_client, credential, ending.es_id, ending.content)
     assert late.status_code in (403, 409), (
         f"a seal whose period has ended signed: {late.status_code} {late.text[:200]}"
     )

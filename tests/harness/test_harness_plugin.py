@@ -87,36 +87,55 @@ def test_conformance_test_without_requirement_is_refused(checkout: Checkout, zwf
     assert "test_says_nothing: names no requirement" in plain.stderr
 
 
-def test_an_operation_runs_after_every_other_test(checkout: Checkout, zwfw: Invoke) -> None:
-    # A key rotation changes the deployment for the tests after it: none may come after.
+def test_operations_run_last_and_head_starts_first(checkout: Checkout, zwfw: Invoke) -> None:
+    # A key rotation changes the deployment for the tests after it: none may come after. A
+    # head start begins a wait that a later test of its suite ends, with what it began.
     checkout.catalog(requirement("IC-TEST-001"))
-    for suite, marked in (("a", True), ("b", False)):
+    for suite, marker in (("a", "operation"), ("b", None), ("c", "head_start")):
         checkout.suite_file(
             f"{suite}/test_{suite}.py",
             f"""
             import pathlib
             import pytest
+            from zwfw.harness.headstart import HeadStart
 
             LOG = pathlib.Path(__file__).parents[1] / "order.log"
+            BEGUN = HeadStart()
 
             def note(what):
                 with LOG.open("a") as log:
                     log.write(what + "\\n")
 
-            {"@pytest.mark.operation" if marked else ""}
+            {f"@pytest.mark.{marker}" if marker else ""}
             @pytest.mark.requirement("IC-TEST-001")
             def test_{suite}_first():
-                note("{suite} first{" (operation)" if marked else ""}")
+                BEGUN.begin(lambda: "by the head start")
+                note("{suite} first{f" ({marker})" if marker else ""}")
 
             @pytest.mark.requirement("IC-TEST-001")
             def test_{suite}_second():
-                note("{suite} second")
+                note("{suite} second, " + BEGUN.take(lambda: "by itself"))
             """,
         )
     result = zwfw("certify", "--target", checkout.profile(), "--out", checkout.root / "out")
     assert result.exit_code == 0, result.stderr
-    order = (checkout.conformance / "order.log").read_text().splitlines()
-    assert order == ["a second", "b first", "b second", "a first (operation)"]
+    log = checkout.conformance / "order.log"
+    assert log.read_text().splitlines() == [
+        "c first (head_start)",
+        "a second, by itself",
+        "b first",
+        "b second, by the head start",  # b's own first test began it just before
+        "c second, by the head start",
+        "a first (operation)",
+    ]
+    # The later half alone (a developer's run of one test) begins the check itself.
+    log.unlink()
+    alone = pytest_run(
+        checkout.conformance / "c" / "test_c.py::test_c_second", "--target", checkout.profile(),
+        cwd=checkout.root,
+    )  # fmt: skip
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert log.read_text().splitlines() == ["c second, by itself"]
 
 
 def test_broken_suite_file_is_a_configuration_error(checkout: Checkout, zwfw: Invoke) -> None:
