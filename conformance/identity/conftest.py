@@ -55,6 +55,11 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
 
+def redirect_params(location: str) -> dict[str, str]:
+    """The query parameters of a redirect back to the relying party."""
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+
+
 @dataclass
 class SignIn:
     location: str | None
@@ -71,9 +76,14 @@ class SignIn:
                 f"HTTP {self.response.status_code}",
                 pytrace=False,
             )
-        values = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.location).query))
+        values = self.params
         assert name in values, f"the redirect carries no {name}: {self.location}"
         return values[name]
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The parameters of the return to the relying party (none without one)."""
+        return redirect_params(self.location) if self.location is not None else {}
 
 
 def sign_in(

@@ -433,28 +433,36 @@ def test_declined_consent_sends_no_code(idp: IdP) -> None:
         f"declining consent did not return to the relying party (HTTP "
         f"{result.response.status_code}; is there a button besides allow?)"
     )
-    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(result.location).query))
+    params = result.params
     assert "code" not in params, "declining consent still sent the relying party a code"
     assert params.get("error") == "access_denied", f"declined consent answered {params}"
     assert params.get("state") == state, "the declined consent's redirect lost the state"
 
 
 @pytest.mark.requirement("IC-ID-003", catches=("response-type-defaulted",))
-def test_an_authorization_request_without_response_type_gets_no_code(idp: IdP) -> None:
-    # OpenID Connect Core 3.1.2.1: response_type is required; RFC 6749 4.1.2.1: a request that
-    # lacks it is answered invalid_request (the OpenID Foundation's oidcc-response-type-missing).
-    # An IdP that supplies a default chooses the flow for the client.
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_an_authorization_request_without_response_type_gets_no_code(idp: IdP, method: str) -> None:
+    # OpenID Connect Core 3.1.2.1: response_type is required, in a request by GET or by POST;
+    # RFC 6749 4.1.2.1: a request that lacks it is answered invalid_request (the OpenID
+    # Foundation's oidcc-response-type-missing), with the request's state. An IdP that supplies
+    # a default chooses the flow for the client.
     state = "st-" + secrets.token_urlsafe(8)
     result, _ = idp.sign_in(
         idp.credential("identity_user"), idp.credential("identity_password"),
-        response_type=None, state=state,
+        response_type=None, state=state, posted=method == "POST",
     )  # fmt: skip
     if result.location is None:
         return  # an error page, as for a request the IdP cannot answer the client
-    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(result.location).query))
-    assert "code" not in params, "a request without response_type was answered with a code"
+    params = result.params
+    assert "code" not in params, (
+        f"a request by {method} without response_type was answered with a code"
+    )
     assert params.get("error") in ("invalid_request", "unsupported_response_type"), (
-        f"a request without response_type was redirected without an error: {params}"
+        f"a request by {method} without response_type was redirected without an error: {params}"
+    )
+    assert params.get("state") == state, (
+        f"the error redirect of a request by {method} without response_type lost the state: "
+        f"{params}"
     )
 
 
@@ -1005,7 +1013,15 @@ def test_login_failures_lock_the_name_for_a_while(idp: IdP) -> None:
 
     full_width = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in user)
     spellings = dict.fromkeys(
-        [user.upper(), user.lower(), f" {user}", f"{user} ", full_width, f"\u3000{user}"]
+        [
+            user.upper(),
+            user.lower(),
+            f" {user}",
+            f"{user} ",
+            full_width,
+            f"\u3000{user}",
+            f"{user}\u3000",
+        ]
     )
     bypassing = [repr(s) for s in spellings if s != user and bypasses_lock(s)]
     assert not bypassing, (

@@ -529,6 +529,30 @@ async def response_type_defaulted(request: ProxyRequest, forward: Forward) -> Pr
     return await forward(request)
 
 
+async def response_type_defaulted_by_post(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """An authorization request by POST without response_type is taken as the code flow (a
+    request by GET without it is refused)."""
+    if request.method == "POST" and request.path.rstrip("/").endswith("/authorize"):
+        form = _form(request)
+        if "client_id" in form and "response_type" not in form:
+            request = _with_form(request, {**form, "response_type": "code"})
+    return await forward(request)
+
+
+async def missing_response_type_error_without_state(
+    request: ProxyRequest, forward: Forward
+) -> ProxyResponse:
+    """The error redirect answering a request without response_type drops its state."""
+    response = await forward(request)
+    params = _location_params(response)
+    if params.get("error") in ("invalid_request", "unsupported_response_type"):
+        location = response.header("location") or ""
+        kept = [(k, v) for k, v in params.items() if k != "state"]
+        bare = urllib.parse.urlsplit(location)._replace(query=urllib.parse.urlencode(kept))
+        return response.with_header("location", urllib.parse.urlunsplit(bare))
+    return response
+
+
 async def authorization_by_post_refused(request: ProxyRequest, forward: Forward) -> ProxyResponse:
     """The authorization endpoint takes requests by GET only: a POSTed request (not the
     consent page's own form) is refused with 405."""
@@ -620,6 +644,13 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("response-type-defaulted", "identity",
             "an authorization request without response_type is answered as the code flow",
             frozenset({"IC-ID-003"}), _plain(response_type_defaulted)),
+    Variant("response-type-defaulted-by-post", "identity",
+            "an authorization request by POST without response_type is answered as the code"
+            " flow",
+            frozenset({"IC-ID-003"}), _plain(response_type_defaulted_by_post)),
+    Variant("response-type-error-without-state", "identity",
+            "the error redirect answering a request without response_type drops its state",
+            frozenset({"IC-ID-003"}), _plain(missing_response_type_error_without_state)),
     Variant("authorization-by-post-refused", "identity",
             "the authorization endpoint refuses a request sent by POST (GET only)",
             frozenset({"IC-ID-003"}), _plain(authorization_by_post_refused)),
