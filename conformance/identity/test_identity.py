@@ -466,6 +466,68 @@ def test_an_authorization_request_without_response_type_gets_no_code(idp: IdP, m
     )
 
 
+def _unsigned_jwt(claims: dict[str, Any]) -> str:
+    """A request object with ``alg`` none (OpenID Connect Core 6.1 allows it)."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+@pytest.mark.requirement(
+    "IC-ID-019", catches=("request-object-ignored", "request-uri-ignored", "support-not-stated")
+)
+@pytest.mark.parametrize("parameter", ["request", "request_uri"])
+def test_request_objects_are_taken_as_stated_or_refused(idp: IdP, parameter: str) -> None:
+    # OpenID Connect Core 6.1 and 6.2: an OP that does not support the request (request_uri)
+    # parameter MUST answer a request using it with request_not_supported
+    # (request_uri_not_supported); one that does takes the request object's values over the
+    # query's. OpenID Connect Discovery 1.0 section 3: request_parameter_supported defaults to
+    # false, request_uri_parameter_supported to true. (The OpenID Foundation's
+    # oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported and
+    # oidcc-request-uri-unsigned-supported-correctly-or-rejected-as-unsupported.)
+    stated = f"{parameter}_parameter_supported"
+    supported = idp.config.get(stated, parameter == "request_uri")
+    assert isinstance(supported, bool), f"the discovery's {stated} is {supported!r}, no boolean"
+    query_state, object_state = "st-" + secrets.token_urlsafe(8), "ro-" + secrets.token_urlsafe(8)
+    if parameter == "request":
+        client_id = idp.credential("identity_rp_client_id")
+        value = _unsigned_jwt({
+            "iss": client_id, "aud": idp.issuer, "client_id": client_id,
+            "response_type": "code", "redirect_uri": idp.credential("identity_rp_redirect_uri"),
+            "scope": "openid profile", "state": object_state,
+        })  # fmt: skip
+    else:
+        # A request URI no one published (RFC 9126's form): nothing the IdP can take.
+        value = "urn:ietf:params:oauth:request_uri:" + secrets.token_urlsafe(16)
+    result, _ = idp.sign_in(
+        idp.credential("identity_user"), idp.credential("identity_password"),
+        state=query_state, **{parameter: value},
+    )  # fmt: skip
+    params = result.params
+    unsupported = f"{parameter}_not_supported"
+    if not supported:
+        answered = params or f"HTTP {result.response.status_code}, no return to the client"
+        assert params.get("error") == unsupported, (
+            f"the discovery says {stated} false, yet a request with a {parameter} parameter was "
+            f"answered {answered}, not {unsupported}"
+        )
+        assert params.get("state") == query_state, f"the {unsupported} redirect lost the state"
+        return
+    assert params.get("error") != unsupported, (
+        f"the discovery says {stated} "
+        f"{'true' if stated in idp.config else 'nothing (true by default)'}, yet a request with "
+        f"a {parameter} parameter was refused as {unsupported}"
+    )
+    if "code" in params:
+        assert parameter == "request", "a request_uri no one published was answered a code"
+        assert params.get("state") == object_state, (
+            "a request object's state did not supersede the query's: the request object was "
+            f"ignored ({params.get('state')!r})"
+        )
+
+
 @pytest.mark.requirement("IC-ID-003", catches=("replay-keeps-tokens",))
 @pytest.mark.parametrize("check", ["introspection", "userinfo", "refresh"])
 def test_a_replayed_code_revokes_the_tokens_of_its_first_use(idp: IdP, check: str) -> None:

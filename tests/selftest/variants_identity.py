@@ -553,6 +553,29 @@ async def missing_response_type_error_without_state(
     return response
 
 
+async def request_object_ignored(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """The authorization endpoint drops a request object it does not support and answers the
+    rest of the request (by GET or by POST)."""
+    if request.path.rstrip("/").endswith("/authorize"):
+        if request.method == "GET" and "request" in request.params:
+            kept = [(k, v) for k, v in urllib.parse.parse_qsl(request.query) if k != "request"]
+            request = replace(request, query=urllib.parse.urlencode(kept))
+        elif request.method == "POST" and "request" in (form := _form(request)):
+            request = _with_form(request, {k: v for k, v in form.items() if k != "request"})
+    return await forward(request)
+
+
+async def request_uri_support_unstated(request: ProxyRequest, forward: Forward) -> ProxyResponse:
+    """The discovery leaves request_uri_parameter_supported out (true by default), while the
+    IdP refuses every request_uri."""
+    response = await forward(request)
+    if request.path == "/.well-known/openid-configuration" and response.status == 200:
+        config = response.json()
+        config.pop("request_uri_parameter_supported", None)
+        return response.with_json(config)
+    return response
+
+
 async def authorization_by_post_refused(request: ProxyRequest, forward: Forward) -> ProxyResponse:
     """The authorization endpoint takes requests by GET only: a POSTed request (not the
     consent page's own form) is refused with 405."""
@@ -651,6 +674,14 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("response-type-error-without-state", "identity",
             "the error redirect answering a request without response_type drops its state",
             frozenset({"IC-ID-003"}), _plain(missing_response_type_error_without_state)),
+    Variant("request-object-ignored", "identity",
+            "a request object the IdP does not support is dropped and the rest of the request"
+            " answered with a code",
+            frozenset({"IC-ID-019"}), _plain(request_object_ignored)),
+    Variant("request-uri-support-unstated", "identity",
+            "the discovery leaves request_uri_parameter_supported out (true by default) while"
+            " every request_uri is refused",
+            frozenset({"IC-ID-019"}), _plain(request_uri_support_unstated)),
     Variant("authorization-by-post-refused", "identity",
             "the authorization endpoint refuses a request sent by POST (GET only)",
             frozenset({"IC-ID-003"}), _plain(authorization_by_post_refused)),

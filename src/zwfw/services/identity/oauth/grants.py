@@ -19,6 +19,7 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
+from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -67,6 +68,21 @@ class S256Challenge(CodeChallenge):
 
 class CodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def validate_authorization_request(self) -> str:
+        redirect_uri: str = super().validate_authorization_request()
+        # OpenID Connect Core 6.1, 6.2: request objects are not supported (the discovery says
+        # so), and a request that carries one is refused rather than answered without it: its
+        # values, which supersede the query's, would be silently ignored.
+        payload = self.request.payload
+        refused = (
+            RequestNotSupportedError if "request" in payload.data
+            else RequestURINotSupportedError if "request_uri" in payload.data
+            else None
+        )  # fmt: skip
+        if refused is not None:
+            raise refused(redirect_uri=redirect_uri, state=payload.state)
+        return redirect_uri
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         db = current_db()

@@ -90,6 +90,9 @@ def discovery(svc: Service) -> dict[str, Any]:
             TOKEN_EXCHANGE,
         ],
         "code_challenge_methods_supported": ["S256"],
+        # Request objects are refused (request_not_supported); request_uri defaults to true.
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [ALGORITHM],
         "token_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
