@@ -1226,11 +1226,41 @@ def test_consent_page_is_protected(idp: IdP) -> None:
         )
 
 
+def _changed_redirect_uri(registered: str, change: str) -> str | None:
+    """The registered redirect URI with one change a loose comparison would overlook (None:
+    the URI has nothing this change can alter)."""
+    parts = urllib.parse.urlsplit(registered)
+    if change == "path-appended":
+        return registered.rstrip("/") + "/evil"
+    if change == "query-appended":
+        return registered + ("&" if parts.query else "?") + "next=https://evil.invalid/"
+    if change == "other-host":
+        return urllib.parse.urlunsplit((parts.scheme, "evil.invalid", parts.path, parts.query, ""))
+    if change == "path-case-changed":
+        # Paths are case-sensitive (RFC 3986 6.2.2.1); scheme and host are not.
+        path = parts.path.swapcase()
+        return None if path == parts.path else parts._replace(path=path).geturl()
+    if change == "slash-appended":
+        path = parts.path[:-1] if parts.path.endswith("/") else parts.path + "/"
+        return parts._replace(path=path).geturl()
+    # port-changed: another port of the same host (not the scheme's default, which is the same
+    # origin written out).
+    port = (parts.port or {"https": 443, "http": 80}.get(parts.scheme, 443)) + 1
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return parts._replace(netloc=f"{host}:{port}").geturl()
+
+
 @pytest.mark.requirement(
     "IC-ID-009",
-    catches=("path-appended", "query-appended", "other-host", "error-redirected"),
-)
-@pytest.mark.parametrize("change", ["path-appended", "query-appended", "other-host"])
+    catches=("path-appended", "query-appended", "other-host", "error-redirected",
+             "compared-loosely"),
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "change",
+    ["path-appended", "query-appended", "other-host", "path-case-changed", "slash-appended",
+     "port-changed"],
+)  # fmt: skip
 def test_redirect_uri_is_matched_exactly(idp: IdP, change: str) -> None:
     registered = idp.credential("identity_rp_redirect_uri")
     _, challenge = idp.pkce()
@@ -1239,15 +1269,9 @@ def test_redirect_uri_is_matched_exactly(idp: IdP, change: str) -> None:
     assert _authorize_error(idp, idp.authorize_url(**pkce_params)) == "accepted", (
         "an authorization request with the registered redirect URI was refused"
     )
-    parts = urllib.parse.urlsplit(registered)
-    if change == "path-appended":
-        unregistered = registered.rstrip("/") + "/evil"
-    elif change == "query-appended":
-        unregistered = registered + ("&" if parts.query else "?") + "next=https://evil.invalid/"
-    else:
-        unregistered = urllib.parse.urlunsplit(
-            (parts.scheme, "evil.invalid", parts.path, parts.query, "")
-        )
+    unregistered = _changed_redirect_uri(registered, change)
+    if unregistered is None:
+        return  # e.g. a path without letters: no other case to write it in
     first = idp.http.get(
         idp.authorize_url(redirect_uri=unregistered, **pkce_params), follow_redirects=False
     )

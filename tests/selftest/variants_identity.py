@@ -13,6 +13,7 @@ import secrets
 import time
 import unicodedata
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -126,16 +127,33 @@ class ContinuationFollowed:
         return response
 
 
-class RedirectUriPrefix:
-    """Redirect URIs are matched by prefix: a registered URI with anything appended is taken,
-    and the code goes to the longer URI."""
+def _by_prefix(uri: str, registered: str) -> bool:
+    return uri.startswith(registered)
 
-    def __init__(self) -> None:
+
+def _case_folded(uri: str, registered: str) -> bool:
+    return uri.casefold() == registered.casefold()
+
+
+def _without_port_and_slash(uri: str, registered: str) -> bool:
+    def normal(value: str) -> tuple[str, str, str, str]:
+        parts = urllib.parse.urlsplit(value)
+        return parts.scheme, parts.hostname or "", parts.path.rstrip("/"), parts.query
+
+    return normal(uri) == normal(registered)
+
+
+class RedirectUriPrefix:
+    """Redirect URIs are matched loosely (by default by prefix: a registered URI with anything
+    appended is taken), and the code goes to the URI the request gave."""
+
+    def __init__(self, matches: Callable[[str, str], bool] = _by_prefix) -> None:
+        self.matches = matches
         self.registered: set[str] = set()
         self.flows: dict[str, str] = {}  # state -> the unregistered URI the code goes to
 
     def _taken(self, uri: str) -> str | None:
-        return next((r for r in self.registered if uri != r and uri.startswith(r)), None)
+        return next((r for r in self.registered if uri != r and self.matches(uri, r)), None)
 
     async def __call__(self, request: ProxyRequest, forward: Forward) -> ProxyResponse:
         if request.path != "/authorize":
@@ -157,7 +175,7 @@ class RedirectUriPrefix:
         taken = self.flows.get(_location_params(response).get("state", ""))
         if taken is not None:
             for registered in self.registered:
-                if location.startswith(registered) and taken.startswith(registered):
+                if location.startswith(registered) and self.matches(taken, registered):
                     tail = location[len(registered) :]
                     joiner = "&" if "?" in taken and tail.startswith("?") else ""
                     tail = tail[1:] if joiner else tail
@@ -631,6 +649,13 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("redirect-uri-prefix", "identity",
             "redirect URIs are matched by prefix; the code goes to the longer URI",
             frozenset({"IC-ID-009"}), _fresh_instance(RedirectUriPrefix)),
+    Variant("redirect-uri-case-folded", "identity",
+            "redirect URIs are compared without regard to case; the code goes to the URI given",
+            frozenset({"IC-ID-009"}), lambda _province: RedirectUriPrefix(_case_folded)),
+    Variant("redirect-uri-port-and-slash-ignored", "identity",
+            "redirect URIs are compared without their port and a trailing slash",
+            frozenset({"IC-ID-009"}),
+            lambda _province: RedirectUriPrefix(_without_port_and_slash)),
     Variant("pkce-verifier-optional", "identity",
             "a code issued with a PKCE challenge is exchanged without any code_verifier",
             frozenset({"IC-ID-004"}), _fresh_instance(VerifierOptional)),
