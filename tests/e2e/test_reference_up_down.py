@@ -120,6 +120,18 @@ def test_down_stops_every_process(started: tuple[Path, str]) -> None:
     assert "no reference platform runs" in again.stdout
 
 
+def test_up_again_on_the_state_dir_of_a_stopped_platform_starts_afresh(tmp_path: Path) -> None:
+    # The second start makes new secrets; the first start's databases, sealed under the old
+    # ones, must not be taken over (its IdP could not sign a token with its stored key).
+    for attempt in ("first", "second"):
+        result = _zwfw("reference", "up", "--state-dir", str(tmp_path), "--provinces", "340000")
+        assert result.returncode == 0, f"{attempt} start: {result.stderr}"
+        state = json.loads((tmp_path / "reference.json").read_text(encoding="utf-8"))
+        assert state["status"] == "ready"
+        down = _zwfw("reference", "down", "--state-dir", str(tmp_path))
+        assert down.returncode == 0, down.stderr
+
+
 # --- failure paths -----------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import typer
 PID_FILE = "reference.pid"
 STATE_FILE = "reference.json"
 LOG_FILE = "reference.log"
+DATABASES = "db"  # where the platform keeps its SQLite databases
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
@@ -145,6 +147,9 @@ def up(
             f"stop it first: zwfw reference down --state-dir {state_dir}"
         )
     (state_dir / STATE_FILE).unlink(missing_ok=True)
+    # Every start makes the platform's secrets anew: the databases of an earlier start were
+    # sealed under its secrets (a stored signing key would fail authentication) and go too.
+    shutil.rmtree(state_dir / DATABASES, ignore_errors=True)
     zwfw = str(Path(sys.executable).with_name("zwfw"))
     with (state_dir / LOG_FILE).open("ab") as sink:
         supervisor = subprocess.Popen(
